@@ -1,0 +1,61 @@
+//! Cron-scheduled async jobs that run exactly once per tick across a fleet of processes,
+//! coordinated through Redis, with schedules checked at compile time.
+//!
+//! ```no_run
+//! #[fourit::job(schedule = "*/5 * * * *", name = "report")]
+//! async fn report() {
+//!     println!("five minutes passed, and only this process says so");
+//! }
+//!
+//! #[tokio::main]
+//! async fn main() -> Result<(), fourit::Error> {
+//!     fourit::run("redis://127.0.0.1:6379").await
+//! }
+//! ```
+//!
+//! Start the same binary on as many machines as you like: each tick of each job runs on one
+//! of them. A bad cron string is a compile error that points at it:
+//!
+//! ```compile_fail
+//! #[fourit::job(schedule = "*/5 * * *")] // four fields
+//! async fn report() {}
+//! ```
+//!
+//! # The attribute
+//!
+//! `#[fourit::job(schedule = "...", name = "...", tz = "...", overlap = "skip" | "allow",
+//! timeout = "90s", grace = "2m")]` goes on a free `async fn` that takes nothing or one
+//! [`JobContext`] and returns `()` or `Result<(), E>` with `E: Display`. Only `schedule` is
+//! required. See the README for the full reference and the cron syntax.
+//!
+//! # Link rule
+//!
+//! Jobs are collected with the `inventory` crate when the binary starts. A job in a library
+//! crate is collected only if that crate is linked into the binary; a crate nothing refers to
+//! is not linked. Refer to it once, e.g. `use my_jobs as _;`.
+#![deny(missing_docs)]
+
+mod error;
+mod job;
+mod registry;
+mod schedule;
+mod spec;
+
+pub use error::Error;
+pub use job::{
+    BoxFuture, FenceToken, IntoJobResult, Job, JobContext, JobResult, Overlap, SourceLocation,
+};
+pub use registry::{check_unique_names, jobs};
+pub use schedule::{Schedule, Ticks};
+
+/// Marks an `async fn` as a job that runs on a cron schedule. See the [crate docs](crate).
+pub use fourit_macros::job;
+
+/// Re-exports for the code `#[fourit::job]` generates. Not a public API.
+#[doc(hidden)]
+pub mod __private {
+    pub use crate::job::{BoxFuture, IntoJobResult, JobDefinition, JobResult};
+    pub use crate::job::Overlap;
+    pub use inventory;
+    pub use std::boxed::Box;
+}

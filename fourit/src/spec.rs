@@ -1,0 +1,474 @@
+//! What a job's options may say, and the messages for what they may not.
+//!
+//! This one file is compiled into both `fourit` (run time) and `fourit-macros` (compile time,
+//! through `#[path]`), so a schedule accepted by the attribute is accepted by
+//! [`Schedule::parse`](crate::Schedule::parse) and every message reads the same in both places.
+//! It depends only on `croner`, `chrono` and `chrono-tz`.
+
+use std::time::Duration;
+
+use chrono::{TimeZone, Utc};
+use croner::Cron;
+use croner::parser::{CronParser, Seconds, Year};
+
+/// Longest job name accepted, in bytes.
+pub const MAX_NAME_LEN: usize = 200;
+
+/// The cron nicknames fourit accepts, and what each stands for.
+pub const NICKNAMES: [(&str, &str); 6] = [
+    ("@yearly", "0 0 1 1 *"),
+    ("@annually", "0 0 1 1 *"),
+    ("@monthly", "0 0 1 * *"),
+    ("@weekly", "0 0 * * 0"),
+    ("@daily", "0 0 * * *"),
+    ("@hourly", "0 * * * *"),
+];
+
+const MONTH_NAMES: [&str; 12] = [
+    "JAN", "FEB", "MAR", "APR", "MAY", "JUN", "JUL", "AUG", "SEP", "OCT", "NOV", "DEC",
+];
+const WEEKDAY_NAMES: [&str; 7] = ["SUN", "MON", "TUE", "WED", "THU", "FRI", "SAT"];
+
+/// One field of a cron expression.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Field {
+    /// Seconds, 0-59 (only in 6-field expressions).
+    Second,
+    /// Minutes, 0-59.
+    Minute,
+    /// Hours, 0-23.
+    Hour,
+    /// Day of month, 1-31.
+    DayOfMonth,
+    /// Month, 1-12 or JAN-DEC.
+    Month,
+    /// Day of week, 0-7 or SUN-SAT (0 and 7 are Sunday).
+    DayOfWeek,
+}
+
+impl Field {
+    /// The field's name as the messages spell it.
+    pub fn name(self) -> &'static str {
+        match self {
+            Field::Second => "second",
+            Field::Minute => "minute",
+            Field::Hour => "hour",
+            Field::DayOfMonth => "day-of-month",
+            Field::Month => "month",
+            Field::DayOfWeek => "day-of-week",
+        }
+    }
+
+    fn range(self) -> (u32, u32) {
+        match self {
+            Field::Second | Field::Minute => (0, 59),
+            Field::Hour => (0, 23),
+            Field::DayOfMonth => (1, 31),
+            Field::Month => (1, 12),
+            Field::DayOfWeek => (0, 7),
+        }
+    }
+
+    fn allowed(self) -> &'static str {
+        match self {
+            Field::Second => "0-59",
+            Field::Minute => "0-59",
+            Field::Hour => "0-23",
+            Field::DayOfMonth => "1-31, `L` (last day) or `15W` (nearest weekday)",
+            Field::Month => "1-12 or JAN-DEC",
+            Field::DayOfWeek => {
+                "0-7 or SUN-SAT (0 and 7 are Sunday), `5L` (last Friday) or `1#2` (second Monday)"
+            }
+        }
+    }
+
+    fn names(self) -> &'static [&'static str] {
+        match self {
+            Field::Month => &MONTH_NAMES,
+            Field::DayOfWeek => &WEEKDAY_NAMES,
+            _ => &[],
+        }
+    }
+}
+
+const FIVE: [Field; 5] = [
+    Field::Minute,
+    Field::Hour,
+    Field::DayOfMonth,
+    Field::Month,
+    Field::DayOfWeek,
+];
+const SIX: [Field; 6] = [
+    Field::Second,
+    Field::Minute,
+    Field::Hour,
+    Field::DayOfMonth,
+    Field::Month,
+    Field::DayOfWeek,
+];
+
+/// Parses a cron expression exactly as fourit runs it, or says precisely what is wrong.
+///
+/// The message names the offending field and what it accepts; it is the text of both the
+/// compile error and the run-time [`Error::InvalidSchedule`](crate::Error::InvalidSchedule).
+pub fn parse_cron(expr: &str) -> Result<Cron, String> {
+    let fail = |why: String| format!("invalid cron schedule `{expr}`: {why}");
+    let trimmed = expr.trim();
+    if trimmed.is_empty() {
+        return Err(fail(
+            "the schedule is empty; write 5 fields (minute hour day-of-month month day-of-week), \
+             e.g. \"*/5 * * * *\""
+                .to_string(),
+        ));
+    }
+    let expanded = if trimmed.starts_with('@') {
+        match NICKNAMES
+            .iter()
+            .find(|(nick, _)| nick.eq_ignore_ascii_case(trimmed))
+        {
+            Some((_, fields)) => *fields,
+            None => {
+                let known: Vec<&str> = NICKNAMES.iter().map(|(nick, _)| *nick).collect();
+                return Err(fail(format!(
+                    "unknown nickname `{trimmed}`; fourit knows {}",
+                    known.join(", ")
+                )));
+            }
+        }
+    } else {
+        trimmed
+    };
+    let parts: Vec<&str> = expanded.split_whitespace().collect();
+    let fields: &[Field] = match parts.len() {
+        5 => &FIVE,
+        6 => &SIX,
+        n => {
+            return Err(fail(format!(
+                "found {n} field{}, expected 5 (minute hour day-of-month month day-of-week) \
+                 or 6 with a leading second field (second minute hour day-of-month month day-of-week)",
+                if n == 1 { "" } else { "s" }
+            )));
+        }
+    };
+    for (field, text) in fields.iter().zip(&parts) {
+        check_field(*field, text).map_err(|why| fail(format!("{} field `{text}`: {why}", field.name())))?;
+    }
+    // What passed the field checks is handed to croner as written, so the run time parses the
+    // very same text. croner is the authority; its rare refusals are reported as they come.
+    let cron = CronParser::builder()
+        .seconds(Seconds::Optional)
+        .year(Year::Disallowed)
+        .build()
+        .parse(expanded)
+        .map_err(|err| fail(err.to_string()))?;
+    if never_fires(&cron) {
+        return Err(fail(
+            "it can never fire: no month has that day (day-of-month and month never meet)"
+                .to_string(),
+        ));
+    }
+    Ok(cron)
+}
+
+/// True when the schedule has no occurrence in the 400-year Gregorian cycle from 2001: such a
+/// schedule has none at all.
+fn never_fires(cron: &Cron) -> bool {
+    let (Some(start), Some(end)) = (
+        Utc.with_ymd_and_hms(2001, 1, 1, 0, 0, 0).single(),
+        Utc.with_ymd_and_hms(2401, 1, 1, 0, 0, 0).single(),
+    ) else {
+        return false;
+    };
+    match cron.find_next_occurrence(&start, true) {
+        Ok(found) => found >= end,
+        Err(_) => true,
+    }
+}
+
+fn check_field(field: Field, text: &str) -> Result<(), String> {
+    if text.starts_with('+') && field == Field::DayOfWeek {
+        return Err(
+            "the `+` (AND) prefix is not supported: fourit follows Vixie cron, where a day \
+             matches when day-of-month OR day-of-week matches"
+                .to_string(),
+        );
+    }
+    for item in text.split(',') {
+        if item.is_empty() {
+            return Err("empty list item; separate values with single commas, e.g. `1,15`".into());
+        }
+        check_item(field, &item.to_ascii_uppercase())?;
+    }
+    Ok(())
+}
+
+fn check_item(field: Field, item: &str) -> Result<(), String> {
+    let (min, max) = field.range();
+    if item == "*" {
+        return Ok(());
+    }
+    if item == "?" {
+        return match field {
+            Field::DayOfMonth | Field::DayOfWeek => Ok(()),
+            _ => Err(format!("`?` is only allowed in day-of-month and day-of-week; use `*`")),
+        };
+    }
+    if let Some((range, step)) = item.split_once('/') {
+        let step: u32 = step
+            .parse()
+            .map_err(|_| format!("step `/{step}` is not a whole number"))?;
+        if step == 0 {
+            return Err("a step of 0 never advances; use a step of 1 or more".into());
+        }
+        if step > max {
+            return Err(format!(
+                "step /{step} is larger than the field's range {min}-{max}"
+            ));
+        }
+        if range == "*" {
+            return Ok(());
+        }
+        if range.is_empty() {
+            return Err(format!("a step needs a range: write `*/{step}`"));
+        }
+        if !range.contains('-') {
+            let start = value(field, range)?;
+            return Err(format!(
+                "a step needs a range, not a single value: write `*/{step}` (every {step} from \
+                 {min}) or `{start}-{max}/{step}` (every {step} from {start})"
+            ));
+        }
+        return check_range(field, range).map(|_| ());
+    }
+    if field == Field::DayOfMonth {
+        if item == "L" || item == "LW" {
+            return Ok(());
+        }
+        if let Some(day) = item.strip_suffix('W') {
+            let day = value(field, day).map_err(|_| {
+                format!("`W` takes a day of month, as in `15W` (the weekday nearest the 15th)")
+            })?;
+            return check_bounds(field, day);
+        }
+        if item.contains('L') || item.contains('W') {
+            return Err("`L` (last day of the month), `LW` (last weekday) and `15W` (weekday \
+                        nearest the 15th) stand alone in a list item"
+                .into());
+        }
+    }
+    if field == Field::DayOfWeek {
+        if let Some((day, nth)) = item.split_once('#') {
+            let day = value(field, day).map_err(|_| {
+                "`#` takes a day of week and a week number, as in `1#2` (the second Monday)"
+                    .to_string()
+            })?;
+            check_bounds(field, day)?;
+            return match nth.parse::<u32>() {
+                Ok(1..=5) => Ok(()),
+                _ => Err(format!(
+                    "`#{nth}`: the week number after `#` must be 1-5, as in `1#2` (the second Monday)"
+                )),
+            };
+        }
+        if item == "L" {
+            return Err("`L` in day-of-week needs a day: `5L` is the last Friday of the month; \
+                        for the last day of the month put `L` in day-of-month"
+                .into());
+        }
+        if let Some(day) = item.strip_suffix('L') {
+            let day = value(field, day).map_err(|_| {
+                "`L` in day-of-week follows a day, as in `5L` (the last Friday)".to_string()
+            })?;
+            return check_bounds(field, day);
+        }
+    }
+    if item.contains('L') && !field.names().iter().any(|n| item.contains(n)) {
+        return Err(format!("`L` is only allowed in day-of-month and day-of-week"));
+    }
+    if item.contains('W') && !field.names().iter().any(|n| item.contains(n)) {
+        return Err(format!("`W` is only allowed in day-of-month, as in `15W`"));
+    }
+    if item.contains('#') {
+        return Err(format!("`#` is only allowed in day-of-week, as in `1#2`"));
+    }
+    if item.contains('-') {
+        return check_range(field, item).map(|_| ());
+    }
+    let single = value(field, item)?;
+    check_bounds(field, single)
+}
+
+fn check_range(field: Field, range: &str) -> Result<(u32, u32), String> {
+    let (min, max) = field.range();
+    let Some((start, end)) = range.split_once('-') else {
+        return Err(format!("`{range}` is not a range"));
+    };
+    if start.is_empty() || end.is_empty() {
+        return Err(format!(
+            "range `{range}` needs a start and an end, as in `{min}-{max}`"
+        ));
+    }
+    let start = value(field, start)?;
+    // In day-of-week, `SUN` at the end of a range is 7, so `MON-SUN` runs to Sunday.
+    let end = if field == Field::DayOfWeek && end == "SUN" {
+        7
+    } else {
+        value(field, end)?
+    };
+    check_bounds(field, start)?;
+    check_bounds(field, end)?;
+    if start > end {
+        return Err(format!(
+            "range {start}-{end} runs backwards; ranges do not wrap around, write it as a list: \
+             `{start}-{max},{min}-{end}`"
+        ));
+    }
+    Ok((start, end))
+}
+
+fn check_bounds(field: Field, value: u32) -> Result<(), String> {
+    let (min, max) = field.range();
+    if value < min || value > max {
+        return Err(format!(
+            "{value} is out of range; the {} field takes {}",
+            field.name(),
+            field.allowed()
+        ));
+    }
+    Ok(())
+}
+
+fn value(field: Field, text: &str) -> Result<u32, String> {
+    if let Ok(number) = text.parse::<u32>() {
+        return Ok(number);
+    }
+    if let Some(index) = field.names().iter().position(|name| *name == text) {
+        let first = if field == Field::Month { 1 } else { 0 };
+        return Ok(index as u32 + first);
+    }
+    let hint = if WEEKDAY_NAMES.contains(&text) {
+        " (day names belong in the day-of-week field, the last one)"
+    } else if MONTH_NAMES.contains(&text) {
+        " (month names belong in the month field, the fourth of five)"
+    } else {
+        ""
+    };
+    Err(format!(
+        "`{text}` is not a valid value{hint}; the {} field takes {}",
+        field.name(),
+        field.allowed()
+    ))
+}
+
+/// Checks a job name: non-empty, at most [`MAX_NAME_LEN`] bytes, no whitespace, control
+/// characters or braces (braces delimit Redis Cluster hash tags in fourit's keys).
+pub fn check_name(name: &str) -> Result<(), String> {
+    if name.is_empty() {
+        return Err("invalid job name: it is empty".to_string());
+    }
+    if name.len() > MAX_NAME_LEN {
+        return Err(format!(
+            "invalid job name: it is {} bytes long, the limit is {MAX_NAME_LEN}",
+            name.len()
+        ));
+    }
+    if let Some(bad) = name
+        .chars()
+        .find(|c| c.is_whitespace() || c.is_control() || *c == '{' || *c == '}')
+    {
+        return Err(format!(
+            "invalid job name `{}`: it contains {}; names may not contain whitespace, control \
+             characters, `{{` or `}}`",
+            name.escape_debug(),
+            match bad {
+                '{' | '}' => format!("`{bad}` (braces delimit Redis Cluster hash tags)"),
+                c if c.is_whitespace() => format!("whitespace ({:?})", c),
+                c => format!("a control character ({:?})", c),
+            }
+        ));
+    }
+    Ok(())
+}
+
+/// Parses a duration written as `90s`, `10m`, `1h30m`, `2d` or `500ms`.
+pub fn parse_duration(text: &str) -> Result<Duration, String> {
+    let fail = |why: &str| {
+        format!(
+            "invalid duration `{text}`: {why}; write a number and a unit (ms, s, m, h, d), \
+             e.g. \"90s\", \"10m\" or \"1h30m\""
+        )
+    };
+    let mut rest = text.trim();
+    if rest.is_empty() {
+        return Err(fail("it is empty"));
+    }
+    let mut total_ms: u64 = 0;
+    while !rest.is_empty() {
+        let digits = rest.bytes().take_while(u8::is_ascii_digit).count();
+        if digits == 0 {
+            return Err(fail("expected a number"));
+        }
+        let number: u64 = rest[..digits]
+            .parse()
+            .map_err(|_| fail("the number is too large"))?;
+        rest = &rest[digits..];
+        let unit_len = rest.bytes().take_while(u8::is_ascii_alphabetic).count();
+        let unit_ms = match &rest[..unit_len] {
+            "ms" => 1,
+            "s" => 1_000,
+            "m" => 60_000,
+            "h" => 3_600_000,
+            "d" => 86_400_000,
+            "" => return Err(fail("a number lacks its unit")),
+            _ => return Err(fail("unknown unit")),
+        };
+        rest = &rest[unit_len..];
+        total_ms = number
+            .checked_mul(unit_ms)
+            .and_then(|ms| total_ms.checked_add(ms))
+            .ok_or_else(|| fail("it is too long"))?;
+    }
+    if total_ms == 0 {
+        return Err(fail("it is zero"));
+    }
+    Ok(Duration::from_millis(total_ms))
+}
+
+/// Looks a time zone up in the IANA database, suggesting the closest name on a miss.
+pub fn parse_tz(name: &str) -> Result<chrono_tz::Tz, String> {
+    if let Ok(tz) = name.parse::<chrono_tz::Tz>() {
+        return Ok(tz);
+    }
+    let wanted = name.to_ascii_lowercase();
+    let closest = chrono_tz::TZ_VARIANTS
+        .iter()
+        .map(|tz| (edit_distance(&wanted, &tz.name().to_ascii_lowercase()), tz.name()))
+        .min();
+    let hint = match closest {
+        Some((distance, candidate)) if distance <= (name.len() / 3).max(2) => {
+            format!("; did you mean \"{candidate}\"?")
+        }
+        _ => "; use an IANA name such as \"Europe/Berlin\" or \"America/New_York\"".to_string(),
+    };
+    Err(format!("unknown time zone `{name}`{hint}"))
+}
+
+/// Levenshtein distance, for time-zone suggestions.
+fn edit_distance(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut row: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut diagonal = row[0];
+        row[0] = i + 1;
+        for (j, cb) in b.iter().enumerate() {
+            let above = row[j + 1];
+            row[j + 1] = if ca == *cb {
+                diagonal
+            } else {
+                1 + diagonal.min(above).min(row[j])
+            };
+            diagonal = above;
+        }
+    }
+    row[b.len()]
+}

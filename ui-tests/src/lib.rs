@@ -1,0 +1,1 @@
+//! UI tests live in ui.rs, fail/ and pass/.
