@@ -8,8 +8,9 @@ use syn::{Expr, Ident, Lit, LitStr, Token};
 use crate::validate::Ctxt;
 
 /// The options a job accepts, in the order the docs list them.
-pub const OPTIONS: [&str; 7] = ["schedule", "name", "tz", "overlap", "timeout", "grace", "crate"];
-
+pub const OPTIONS: [&str; 7] = [
+    "schedule", "name", "tz", "overlap", "timeout", "grace", "crate",
+];
 
 /// The attribute's arguments, each kept with its key for error spans.
 pub struct Args {

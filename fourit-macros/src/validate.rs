@@ -64,11 +64,15 @@ pub fn job(args: Args, func: &ItemFn, cx: &Ctxt) -> Option<Job> {
         }
     };
     let name = match &args.name {
-        Some(arg) => check(cx, arg, |name| spec::check_name(name).map(|()| name.to_string())),
+        Some(arg) => check(cx, arg, |name| {
+            spec::check_name(name).map(|()| name.to_string())
+        }),
         None => Some(func.sig.ident.unraw().to_string()),
     };
     let tz = match &args.tz {
-        Some(arg) => check(cx, arg, |tz| spec::parse_tz(tz).map(|tz| tz.name().to_string())),
+        Some(arg) => check(cx, arg, |tz| {
+            spec::parse_tz(tz).map(|tz| tz.name().to_string())
+        }),
         None => Some("UTC".to_string()),
     };
     let allow_overlap = match &args.overlap {
@@ -85,9 +89,10 @@ pub fn job(args: Args, func: &ItemFn, cx: &Ctxt) -> Option<Job> {
     let timeout_ms = duration(cx, args.timeout.as_ref());
     let grace_ms = duration(cx, args.grace.as_ref());
     let krate = match &args.krate {
-        Some(arg) => arg.parse::<syn::Path>().map_err(|_| {
-            cx.error(arg, "`crate` takes a path, e.g. crate = \"my_app::fourit\"")
-        }).ok(),
+        Some(arg) => arg
+            .parse::<syn::Path>()
+            .map_err(|_| cx.error(arg, "`crate` takes a path, e.g. crate = \"my_app::fourit\""))
+            .ok(),
         None => Some(syn::parse_quote!(::fourit)),
     };
     let takes_context = check_signature(func, cx);
@@ -110,7 +115,9 @@ pub fn job(args: Args, func: &ItemFn, cx: &Ctxt) -> Option<Job> {
 
 /// Runs `f` on the option's text, reporting its error at the string literal.
 fn check<T>(cx: &Ctxt, arg: &LitStr, f: impl FnOnce(&str) -> Result<T, String>) -> Option<T> {
-    f(&arg.value()).map_err(|message| cx.error(arg, message)).ok()
+    f(&arg.value())
+        .map_err(|message| cx.error(arg, message))
+        .ok()
 }
 
 fn duration(cx: &Ctxt, arg: Option<&LitStr>) -> Option<Option<u64>> {
@@ -128,7 +135,10 @@ fn check_signature(func: &ItemFn, cx: &Ctxt) -> Option<bool> {
     if sig.asyncness.is_none() {
         cx.error(
             sig.fn_token,
-            format!("a fourit job must be an `async fn`; write `async fn {}`", sig.ident),
+            format!(
+                "a fourit job must be an `async fn`; write `async fn {}`",
+                sig.ident
+            ),
         );
     }
     if let Some(constness) = &sig.constness {

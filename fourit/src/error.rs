@@ -63,7 +63,9 @@ pub enum Error {
     },
 
     /// Redis refused the credentials of the URL.
-    #[error("Redis at {url} rejected the credentials: {detail}; check the user name and password in the URL")]
+    #[error(
+        "Redis at {url} rejected the credentials: {detail}; check the user name and password in the URL"
+    )]
     Authentication {
         /// The URL, password redacted.
         url: String,

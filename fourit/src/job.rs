@@ -270,7 +270,6 @@ impl Job {
         &self.name
     }
 
-
     /// The job's schedule.
     pub fn schedule(&self) -> &Schedule {
         &self.schedule

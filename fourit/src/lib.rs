@@ -54,8 +54,8 @@ pub use fourit_macros::job;
 /// Re-exports for the code `#[fourit::job]` generates. Not a public API.
 #[doc(hidden)]
 pub mod __private {
-    pub use crate::job::{BoxFuture, IntoJobResult, JobDefinition, JobResult};
     pub use crate::job::Overlap;
+    pub use crate::job::{BoxFuture, IntoJobResult, JobDefinition, JobResult};
     pub use inventory;
     pub use std::boxed::Box;
 }

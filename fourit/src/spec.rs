@@ -151,7 +151,8 @@ pub fn parse_cron(expr: &str) -> Result<Cron, String> {
         }
     };
     for (field, text) in fields.iter().zip(&parts) {
-        check_field(*field, text).map_err(|why| fail(format!("{} field `{text}`: {why}", field.name())))?;
+        check_field(*field, text)
+            .map_err(|why| fail(format!("{} field `{text}`: {why}", field.name())))?;
     }
     // What passed the field checks is handed to croner as written, so the run time parses the
     // very same text. croner is the authority; its rare refusals are reported as they come.
@@ -210,7 +211,9 @@ fn check_item(field: Field, item: &str) -> Result<(), String> {
     if item == "?" {
         return match field {
             Field::DayOfMonth | Field::DayOfWeek => Ok(()),
-            _ => Err(format!("`?` is only allowed in day-of-month and day-of-week; use `*`")),
+            _ => Err(format!(
+                "`?` is only allowed in day-of-month and day-of-week; use `*`"
+            )),
         };
     }
     if let Some((range, step)) = item.split_once('/') {
@@ -251,9 +254,11 @@ fn check_item(field: Field, item: &str) -> Result<(), String> {
             return check_bounds(field, day);
         }
         if item.contains('L') || item.contains('W') {
-            return Err("`L` (last day of the month), `LW` (last weekday) and `15W` (weekday \
+            return Err(
+                "`L` (last day of the month), `LW` (last weekday) and `15W` (weekday \
                         nearest the 15th) stand alone in a list item"
-                .into());
+                    .into(),
+            );
         }
     }
     if field == Field::DayOfWeek {
@@ -271,9 +276,11 @@ fn check_item(field: Field, item: &str) -> Result<(), String> {
             };
         }
         if item == "L" {
-            return Err("`L` in day-of-week needs a day: `5L` is the last Friday of the month; \
+            return Err(
+                "`L` in day-of-week needs a day: `5L` is the last Friday of the month; \
                         for the last day of the month put `L` in day-of-month"
-                .into());
+                    .into(),
+            );
         }
         if let Some(day) = item.strip_suffix('L') {
             let day = value(field, day).map_err(|_| {
@@ -283,7 +290,9 @@ fn check_item(field: Field, item: &str) -> Result<(), String> {
         }
     }
     if item.contains('L') && !field.names().iter().any(|n| item.contains(n)) {
-        return Err(format!("`L` is only allowed in day-of-month and day-of-week"));
+        return Err(format!(
+            "`L` is only allowed in day-of-month and day-of-week"
+        ));
     }
     if item.contains('W') && !field.names().iter().any(|n| item.contains(n)) {
         return Err(format!("`W` is only allowed in day-of-month, as in `15W`"));
@@ -442,7 +451,12 @@ pub fn parse_tz(name: &str) -> Result<chrono_tz::Tz, String> {
     let wanted = name.to_ascii_lowercase();
     let closest = chrono_tz::TZ_VARIANTS
         .iter()
-        .map(|tz| (edit_distance(&wanted, &tz.name().to_ascii_lowercase()), tz.name()))
+        .map(|tz| {
+            (
+                edit_distance(&wanted, &tz.name().to_ascii_lowercase()),
+                tz.name(),
+            )
+        })
         .min();
     let hint = match closest {
         Some((distance, candidate)) if distance <= (name.len() / 3).max(2) => {
