@@ -270,6 +270,10 @@ impl Job {
         &self.name
     }
 
+    pub(crate) fn name_arc(&self) -> &Arc<str> {
+        &self.name
+    }
+
     /// The job's schedule.
     pub fn schedule(&self) -> &Schedule {
         &self.schedule

@@ -35,18 +35,28 @@
 //! is not linked. Refer to it once, e.g. `use my_jobs as _;`.
 #![deny(missing_docs)]
 
+mod clock;
+pub mod coordinator;
 mod error;
 mod job;
 mod registry;
+mod runner;
 mod schedule;
+mod scheduler;
 mod spec;
 
+pub use clock::{Clock, OffsetClock, SystemClock};
+pub use coordinator::redact_url;
 pub use error::Error;
 pub use job::{
     BoxFuture, FenceToken, IntoJobResult, Job, JobContext, JobResult, Overlap, SourceLocation,
 };
 pub use registry::{check_unique_names, jobs};
 pub use schedule::{Schedule, Ticks};
+pub use scheduler::{
+    DEFAULT_GRACE, DEFAULT_HEARTBEAT_INTERVAL, DEFAULT_NAMESPACE, DEFAULT_SHUTDOWN_TIMEOUT,
+    LEASE_TTL_BOUNDS, Scheduler, SchedulerBuilder, SchedulerHandle, run,
+};
 
 /// Marks an `async fn` as a job that runs on a cron schedule. See the [crate docs](crate).
 pub use fourit_macros::job;

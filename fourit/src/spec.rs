@@ -194,32 +194,35 @@ fn check_field(field: Field, text: &str) -> Result<(), String> {
                 .to_string(),
         );
     }
+    if text.contains('+') {
+        return Err("`+` is not allowed; write numbers without a sign, e.g. `5` or `1-5`".into());
+    }
     for item in text.split(',') {
         if item.is_empty() {
             return Err("empty list item; separate values with single commas, e.g. `1,15`".into());
         }
-        check_item(field, &item.to_ascii_uppercase())?;
+        check_item(field, item)?;
     }
     Ok(())
 }
 
+/// Checks one list item as written (names and `L`/`W` in any case; messages quote the text).
 fn check_item(field: Field, item: &str) -> Result<(), String> {
     let (min, max) = field.range();
+    // ASCII upper-casing keeps every byte where it was, so `upper` and `item` share indices.
+    let upper = item.to_ascii_uppercase();
     if item == "*" {
         return Ok(());
     }
     if item == "?" {
         return match field {
             Field::DayOfMonth | Field::DayOfWeek => Ok(()),
-            _ => Err(format!(
-                "`?` is only allowed in day-of-month and day-of-week; use `*`"
-            )),
+            _ => Err("`?` is only allowed in day-of-month and day-of-week; use `*`".to_string()),
         };
     }
     if let Some((range, step)) = item.split_once('/') {
-        let step: u32 = step
-            .parse()
-            .map_err(|_| format!("step `/{step}` is not a whole number"))?;
+        let step = number(step)
+            .ok_or_else(|| format!("step `/{step}` is not a whole number, as in `*/15`"))?;
         if step == 0 {
             return Err("a step of 0 never advances; use a step of 1 or more".into());
         }
@@ -235,30 +238,30 @@ fn check_item(field: Field, item: &str) -> Result<(), String> {
             return Err(format!("a step needs a range: write `*/{step}`"));
         }
         if !range.contains('-') {
-            let start = value(field, range)?;
+            let hint = match value(field, range) {
+                Ok(start) if start == min => format!("`*/{step}` (every {step} from {min})"),
+                Ok(start) if start <= max => format!(
+                    "`{start}-{max}/{step}` (every {step} from {start}) or `*/{step}` (every \
+                     {step} from {min})"
+                ),
+                _ => format!("`*/{step}` or a range such as `{min}-{max}/{step}`"),
+            };
             return Err(format!(
-                "a step needs a range, not a single value: write `*/{step}` (every {step} from \
-                 {min}) or `{start}-{max}/{step}` (every {step} from {start})"
+                "a step needs a range, not a single value: write {hint}"
             ));
         }
         return check_range(field, range).map(|_| ());
     }
     if field == Field::DayOfMonth {
-        if item == "L" || item == "LW" {
+        if upper == "L" || upper == "LW" {
             return Ok(());
         }
-        if let Some(day) = item.strip_suffix('W') {
-            let day = value(field, day).map_err(|_| {
-                format!("`W` takes a day of month, as in `15W` (the weekday nearest the 15th)")
+        if upper.ends_with('W') {
+            let day = number(&item[..item.len() - 1]).ok_or_else(|| {
+                "`W` follows a single day of month, as in `15W` (the weekday nearest the 15th)"
+                    .to_string()
             })?;
             return check_bounds(field, day);
-        }
-        if item.contains('L') || item.contains('W') {
-            return Err(
-                "`L` (last day of the month), `LW` (last weekday) and `15W` (weekday \
-                        nearest the 15th) stand alone in a list item"
-                    .into(),
-            );
         }
     }
     if field == Field::DayOfWeek {
@@ -268,43 +271,69 @@ fn check_item(field: Field, item: &str) -> Result<(), String> {
                     .to_string()
             })?;
             check_bounds(field, day)?;
-            return match nth.parse::<u32>() {
-                Ok(1..=5) => Ok(()),
+            return match number(nth) {
+                Some(1..=5) => Ok(()),
                 _ => Err(format!(
                     "`#{nth}`: the week number after `#` must be 1-5, as in `1#2` (the second Monday)"
                 )),
             };
         }
-        if item == "L" {
+        if upper == "L" {
             return Err(
                 "`L` in day-of-week needs a day: `5L` is the last Friday of the month; \
                         for the last day of the month put `L` in day-of-month"
                     .into(),
             );
         }
-        if let Some(day) = item.strip_suffix('L') {
-            let day = value(field, day).map_err(|_| {
-                "`L` in day-of-week follows a day, as in `5L` (the last Friday)".to_string()
-            })?;
+        // `5L`, `FRIL`: the last Friday. (`JUL` ends in `L` too; the name check below has it.)
+        if let Some(Ok(day)) = upper
+            .ends_with('L')
+            .then(|| value(field, &item[..item.len() - 1]))
+        {
             return check_bounds(field, day);
         }
     }
-    if item.contains('L') && !field.names().iter().any(|n| item.contains(n)) {
-        return Err(format!(
-            "`L` is only allowed in day-of-month and day-of-week"
-        ));
+    // A name on its own (`JAN`, `MON`, or a typo): `value` says which field a name belongs in.
+    if upper.len() > 2 && upper.bytes().all(|b| b.is_ascii_alphabetic()) {
+        return check_bounds(field, value(field, item)?);
     }
-    if item.contains('W') && !field.names().iter().any(|n| item.contains(n)) {
-        return Err(format!("`W` is only allowed in day-of-month, as in `15W`"));
+    // What is left are numbers, names and ranges of them: an `L`, `W` or `#` outside a name is
+    // misplaced.
+    let bare = MONTH_NAMES
+        .iter()
+        .chain(&WEEKDAY_NAMES)
+        .fold(upper.clone(), |rest, name| rest.replace(name, ""));
+    if field == Field::DayOfMonth && (bare.contains('L') || bare.contains('W')) {
+        return Err(
+            "`L` (last day of the month), `LW` (last weekday) and `15W` (weekday \
+                    nearest the 15th) stand alone in a list item"
+                .into(),
+        );
+    }
+    if bare.contains('L') {
+        return Err(match field {
+            Field::DayOfWeek => {
+                "`L` in day-of-week follows a single day, as in `5L` (the last Friday)".to_string()
+            }
+            _ => "`L` (last) is only allowed in day-of-month, as in `L`, and in day-of-week, as \
+                  in `5L`"
+                .to_string(),
+        });
+    }
+    if bare.contains('W') {
+        return Err("`W` (nearest weekday) is only allowed in day-of-month, as in `15W`".into());
     }
     if item.contains('#') {
-        return Err(format!("`#` is only allowed in day-of-week, as in `1#2`"));
+        return Err(
+            "`#` (nth weekday of the month) is only allowed in day-of-week, as in `1#2` (the \
+             second Monday)"
+                .into(),
+        );
     }
     if item.contains('-') {
         return check_range(field, item).map(|_| ());
     }
-    let single = value(field, item)?;
-    check_bounds(field, single)
+    check_bounds(field, value(field, item)?)
 }
 
 fn check_range(field: Field, range: &str) -> Result<(u32, u32), String> {
@@ -319,7 +348,7 @@ fn check_range(field: Field, range: &str) -> Result<(u32, u32), String> {
     }
     let start = value(field, start)?;
     // In day-of-week, `SUN` at the end of a range is 7, so `MON-SUN` runs to Sunday.
-    let end = if field == Field::DayOfWeek && end == "SUN" {
+    let end = if field == Field::DayOfWeek && end.eq_ignore_ascii_case("SUN") {
         7
     } else {
         value(field, end)?
@@ -327,9 +356,34 @@ fn check_range(field: Field, range: &str) -> Result<(u32, u32), String> {
     check_bounds(field, start)?;
     check_bounds(field, end)?;
     if start > end {
+        let span = |a: u32, b: u32| {
+            if a == b {
+                a.to_string()
+            } else {
+                format!("{a}-{b}")
+            }
+        };
+        let fix = match field {
+            // Sunday is both 7 and 0: `7-1` is Sunday to Monday.
+            Field::DayOfWeek if start == 7 => format!("write `{}`", span(0, end)),
+            // The week wraps after Saturday (6) to Sunday (0).
+            Field::DayOfWeek => {
+                format!("write it as a list: `{},{}`", span(start, 6), span(0, end))
+            }
+            _ => format!(
+                "write it as a list: `{},{}`",
+                span(start, max),
+                span(min, end)
+            ),
+        };
+        let numeric = format!("{start}-{end}");
+        let shown = if numeric == range {
+            format!("`{range}`")
+        } else {
+            format!("`{range}` ({numeric})")
+        };
         return Err(format!(
-            "range {start}-{end} runs backwards; ranges do not wrap around, write it as a list: \
-             `{start}-{max},{min}-{end}`"
+            "range {shown} runs backwards; ranges do not wrap around, {fix}"
         ));
     }
     Ok((start, end))
@@ -347,17 +401,38 @@ fn check_bounds(field: Field, value: u32) -> Result<(), String> {
     Ok(())
 }
 
+/// A whole number written with digits only (no sign), as cron accepts it.
+fn number(text: &str) -> Option<u32> {
+    if text.is_empty() || !text.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    text.parse().ok()
+}
+
+/// A number or (in the month and day-of-week fields) a name, in any case.
 fn value(field: Field, text: &str) -> Result<u32, String> {
-    if let Ok(number) = text.parse::<u32>() {
+    if let Some(number) = number(text) {
         return Ok(number);
     }
-    if let Some(index) = field.names().iter().position(|name| *name == text) {
+    if !text.is_empty() && text.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(format!(
+            "{text} is out of range; the {} field takes {}",
+            field.name(),
+            field.allowed()
+        ));
+    }
+    if let Some(index) = field
+        .names()
+        .iter()
+        .position(|name| name.eq_ignore_ascii_case(text))
+    {
         let first = if field == Field::Month { 1 } else { 0 };
         return Ok(index as u32 + first);
     }
-    let hint = if WEEKDAY_NAMES.contains(&text) {
+    let is = |names: &[&str]| names.iter().any(|name| name.eq_ignore_ascii_case(text));
+    let hint = if is(&WEEKDAY_NAMES) {
         " (day names belong in the day-of-week field, the last one)"
-    } else if MONTH_NAMES.contains(&text) {
+    } else if is(&MONTH_NAMES) {
         " (month names belong in the month field, the fourth of five)"
     } else {
         ""
@@ -399,6 +474,8 @@ pub fn check_name(name: &str) -> Result<(), String> {
     Ok(())
 }
 
+// The run time takes `Duration`s; the attribute's `timeout`/`grace` strings go through this.
+#[cfg_attr(not(test), allow(dead_code))]
 /// Parses a duration written as `90s`, `10m`, `1h30m`, `2d` or `500ms`.
 pub fn parse_duration(text: &str) -> Result<Duration, String> {
     let fail = |why: &str| {
@@ -415,9 +492,10 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
     while !rest.is_empty() {
         let digits = rest.bytes().take_while(u8::is_ascii_digit).count();
         if digits == 0 {
-            return Err(fail("expected a number"));
+            return Err(fail(&format!("expected a number at `{rest}`")));
         }
-        let number: u64 = rest[..digits]
+        let digits_text = &rest[..digits];
+        let number: u64 = digits_text
             .parse()
             .map_err(|_| fail("the number is too large"))?;
         rest = &rest[digits..];
@@ -428,8 +506,8 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
             "m" => 60_000,
             "h" => 3_600_000,
             "d" => 86_400_000,
-            "" => return Err(fail("a number lacks its unit")),
-            _ => return Err(fail("unknown unit")),
+            "" => return Err(fail(&format!("`{digits_text}` has no unit"))),
+            unit => return Err(fail(&format!("unknown unit `{unit}`"))),
         };
         rest = &rest[unit_len..];
         total_ms = number
@@ -448,6 +526,13 @@ pub fn parse_tz(name: &str) -> Result<chrono_tz::Tz, String> {
     if let Ok(tz) = name.parse::<chrono_tz::Tz>() {
         return Ok(tz);
     }
+    if name.trim().is_empty() {
+        return Err(
+            "the time zone is empty; use an IANA name such as \"Europe/Berlin\", or leave `tz` \
+             out for UTC"
+                .to_string(),
+        );
+    }
     let wanted = name.to_ascii_lowercase();
     let closest = chrono_tz::TZ_VARIANTS
         .iter()
@@ -458,11 +543,23 @@ pub fn parse_tz(name: &str) -> Result<chrono_tz::Tz, String> {
             )
         })
         .min();
-    let hint = match closest {
-        Some((distance, candidate)) if distance <= (name.len() / 3).max(2) => {
+    // A city alone (`Berlin`) names the zone it ends (`Europe/Berlin`).
+    let city = chrono_tz::TZ_VARIANTS
+        .iter()
+        .map(|tz| tz.name())
+        .find(|candidate| {
+            candidate
+                .rsplit_once('/')
+                .is_some_and(|(_, last)| last.eq_ignore_ascii_case(name))
+        });
+    let hint = match (city, closest) {
+        (Some(candidate), _) => format!("; did you mean \"{candidate}\"?"),
+        (None, Some((distance, candidate))) if distance <= (name.len() / 3).max(2) => {
             format!("; did you mean \"{candidate}\"?")
         }
-        _ => "; use an IANA name such as \"Europe/Berlin\" or \"America/New_York\"".to_string(),
+        (None, _) => {
+            "; use an IANA name such as \"Europe/Berlin\" or \"America/New_York\"".to_string()
+        }
     };
     Err(format!("unknown time zone `{name}`{hint}"))
 }

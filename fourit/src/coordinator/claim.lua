@@ -1,0 +1,37 @@
+-- Claims one tick of one job. Atomic: the whole script runs as one Redis command.
+-- KEYS[1] ns:{job}        hash: tick (high-water mark), fence, node, started, finished, outcome, error
+-- KEYS[2] ns:{job}:lease  run id of the run in progress, with a TTL
+-- KEYS[3] ns:{job}:runs   capped stream of finished and skipped ticks
+-- ARGV: tick (ms), node id, lease TTL (ms), "1" if overlap is allowed, history cap
+-- Returns {1, fence} to run, {0} if the tick (or a later one) is already claimed,
+-- {2, holder} if the previous run still holds the lease (the tick is skipped as an overlap).
+local tick = tonumber(ARGV[1])
+local high = redis.call('HGET', KEYS[1], 'tick')
+if high and tonumber(high) >= tick then
+  return {0}
+end
+redis.call('HSET', KEYS[1], 'tick', ARGV[1])
+
+local allow = ARGV[4] == '1'
+if not allow then
+  local holder = redis.call('GET', KEYS[2])
+  if holder then
+    redis.call('XADD', KEYS[3], 'MAXLEN', '~', ARGV[5], '*',
+      'tick', ARGV[1], 'node', ARGV[2], 'outcome', 'overlap', 'detail', holder)
+    return {2, holder}
+  end
+end
+
+local fence = redis.call('HINCRBY', KEYS[1], 'fence', 1)
+local run_id = ARGV[2] .. ':' .. fence
+-- A job that allows overlap gives each run a lease of its own, under the same hash tag.
+local lease = KEYS[2]
+if allow then
+  lease = KEYS[2] .. ':' .. fence
+end
+redis.call('SET', lease, run_id, 'PX', ARGV[3])
+local now = redis.call('TIME')
+redis.call('HSET', KEYS[1], 'node', ARGV[2], 'started', string.format('%.0f', now[1] * 1000 + math.floor(now[2] / 1000)),
+  'outcome', 'running')
+redis.call('HDEL', KEYS[1], 'finished', 'error')
+return {1, fence}

@@ -1,0 +1,259 @@
+//! The embedded coordinator: the protocol of the Redis backend, in one process's memory.
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::{Mutex, MutexGuard};
+use std::time::Duration;
+
+use chrono::Utc;
+use tokio::time::Instant;
+
+use super::{ClaimOutcome, ClaimRequest, Coordinator, HISTORY_LEN, HistoryEntry, Lease, RunRecord};
+use crate::error::Error;
+use crate::job::{BoxFuture, FenceToken, Overlap};
+
+/// A coordinator for a single process: same semantics as Redis, no network.
+///
+/// Use it through `memory://`. It coordinates the jobs of one process only, so it is the
+/// right choice for a single instance, for development, and for tests of job logic. Lease
+/// expiry follows tokio's clock, so tests with paused time see leases expire on time.
+#[derive(Debug, Default)]
+pub struct MemoryCoordinator {
+    state: Mutex<State>,
+}
+
+#[derive(Debug, Default)]
+struct State {
+    jobs: HashMap<String, JobState>,
+    members: HashMap<String, i64>,
+}
+
+#[derive(Debug, Default)]
+struct JobState {
+    high_water: Option<i64>,
+    fence: u64,
+    /// Run id and expiry of the job's lease (overlap forbidden).
+    lease: Option<(String, Instant)>,
+    /// Per-run leases of jobs that allow overlap, by fence.
+    run_leases: HashMap<u64, (String, Instant)>,
+    history: VecDeque<HistoryEntry>,
+}
+
+impl JobState {
+    fn lease_slot(&mut self, lease: &Lease) -> Option<&mut Option<(String, Instant)>> {
+        match lease.overlap {
+            Overlap::Skip => Some(&mut self.lease),
+            Overlap::Allow => None,
+        }
+    }
+
+    /// The live holder of `lease`'s slot, dropping it if expired.
+    fn holds(&mut self, lease: &Lease, now: Instant) -> bool {
+        let run_id = lease.run_id();
+        match self.lease_slot(lease) {
+            Some(slot) => {
+                expire(slot, now);
+                slot.as_ref().is_some_and(|(held, _)| *held == run_id)
+            }
+            None => {
+                let fence = lease.fence.get();
+                if self
+                    .run_leases
+                    .get(&fence)
+                    .is_some_and(|(_, expires)| *expires <= now)
+                {
+                    self.run_leases.remove(&fence);
+                }
+                self.run_leases
+                    .get(&fence)
+                    .is_some_and(|(held, _)| *held == run_id)
+            }
+        }
+    }
+
+    fn record(&mut self, entry: HistoryEntry) {
+        self.history.push_front(entry);
+        self.history.truncate(HISTORY_LEN);
+    }
+}
+
+fn expire(slot: &mut Option<(String, Instant)>, now: Instant) {
+    if slot.as_ref().is_some_and(|(_, expires)| *expires <= now) {
+        *slot = None;
+    }
+}
+
+impl MemoryCoordinator {
+    /// An empty coordinator.
+    pub fn new() -> MemoryCoordinator {
+        MemoryCoordinator::default()
+    }
+
+    fn state(&self) -> MutexGuard<'_, State> {
+        // A panic while holding the lock cannot leave the maps half-updated in a way that
+        // breaks the protocol (every update is a single assignment), so keep going.
+        self.state
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    fn claim_one(state: &mut State, request: &ClaimRequest, now: Instant) -> ClaimOutcome {
+        let job = state.jobs.entry(request.job.to_string()).or_default();
+        if job.high_water.is_some_and(|high| high >= request.tick_ms) {
+            return ClaimOutcome::Taken;
+        }
+        job.high_water = Some(request.tick_ms);
+        if request.overlap == Overlap::Skip {
+            expire(&mut job.lease, now);
+            if let Some((holder, _)) = &job.lease {
+                let holder = holder.clone();
+                job.record(HistoryEntry {
+                    tick_ms: request.tick_ms,
+                    node: request.node.to_string(),
+                    outcome: "overlap".to_string(),
+                    detail: Some(holder.clone()),
+                    fence: None,
+                    duration_ms: None,
+                });
+                return ClaimOutcome::Overlap { holder };
+            }
+        }
+        job.fence += 1;
+        let lease = Lease {
+            job: request.job.clone(),
+            tick_ms: request.tick_ms,
+            fence: FenceToken(job.fence),
+            node: request.node.clone(),
+            overlap: request.overlap,
+        };
+        let held = (lease.run_id(), now + request.lease_ttl);
+        match request.overlap {
+            Overlap::Skip => job.lease = Some(held),
+            Overlap::Allow => {
+                job.run_leases.retain(|_, (_, expires)| *expires > now);
+                job.run_leases.insert(job.fence, held);
+            }
+        }
+        ClaimOutcome::Run(lease)
+    }
+}
+
+impl Coordinator for MemoryCoordinator {
+    fn claim<'a>(
+        &'a self,
+        requests: &'a [ClaimRequest],
+    ) -> BoxFuture<'a, Result<Vec<ClaimOutcome>, Error>> {
+        Box::pin(async move {
+            let now = Instant::now();
+            let mut state = self.state();
+            Ok(requests
+                .iter()
+                .map(|request| MemoryCoordinator::claim_one(&mut state, request, now))
+                .collect())
+        })
+    }
+
+    fn keep_alive<'a>(
+        &'a self,
+        lease: &'a Lease,
+        ttl: Duration,
+    ) -> BoxFuture<'a, Result<bool, Error>> {
+        Box::pin(async move {
+            let now = Instant::now();
+            let mut state = self.state();
+            let Some(job) = state.jobs.get_mut(&*lease.job) else {
+                return Ok(false);
+            };
+            if !job.holds(lease, now) {
+                return Ok(false);
+            }
+            let expires = now + ttl;
+            match lease.overlap {
+                Overlap::Skip => {
+                    if let Some((_, at)) = job.lease.as_mut() {
+                        *at = expires;
+                    }
+                }
+                Overlap::Allow => {
+                    if let Some((_, at)) = job.run_leases.get_mut(&lease.fence.get()) {
+                        *at = expires;
+                    }
+                }
+            }
+            Ok(true)
+        })
+    }
+
+    fn release<'a>(
+        &'a self,
+        lease: &'a Lease,
+        record: &'a RunRecord,
+    ) -> BoxFuture<'a, Result<bool, Error>> {
+        Box::pin(async move {
+            let now = Instant::now();
+            let mut state = self.state();
+            let job = state.jobs.entry(lease.job.to_string()).or_default();
+            let held = job.holds(lease, now);
+            if held {
+                match lease.overlap {
+                    Overlap::Skip => job.lease = None,
+                    Overlap::Allow => {
+                        job.run_leases.remove(&lease.fence.get());
+                    }
+                }
+            }
+            job.record(HistoryEntry {
+                tick_ms: lease.tick_ms,
+                node: lease.node.to_string(),
+                outcome: record.outcome.as_str().to_string(),
+                detail: record.outcome.error().map(str::to_string),
+                fence: Some(lease.fence.get()),
+                duration_ms: Some(u64::try_from(record.duration.as_millis()).unwrap_or(u64::MAX)),
+            });
+            Ok(held)
+        })
+    }
+
+    fn heartbeat<'a>(&'a self, node: &'a str) -> BoxFuture<'a, Result<(), Error>> {
+        Box::pin(async move {
+            self.state()
+                .members
+                .insert(node.to_string(), Utc::now().timestamp_millis());
+            Ok(())
+        })
+    }
+
+    fn leave<'a>(&'a self, node: &'a str) -> BoxFuture<'a, Result<(), Error>> {
+        Box::pin(async move {
+            self.state().members.remove(node);
+            Ok(())
+        })
+    }
+
+    fn members(&self) -> BoxFuture<'_, Result<Vec<(String, i64)>, Error>> {
+        Box::pin(async move {
+            let mut members: Vec<(String, i64)> = self
+                .state()
+                .members
+                .iter()
+                .map(|(node, at)| (node.clone(), *at))
+                .collect();
+            members.sort_by(|a, b| (a.1, &a.0).cmp(&(b.1, &b.0)));
+            Ok(members)
+        })
+    }
+
+    fn history<'a>(
+        &'a self,
+        job: &'a str,
+        limit: usize,
+    ) -> BoxFuture<'a, Result<Vec<HistoryEntry>, Error>> {
+        Box::pin(async move {
+            Ok(self
+                .state()
+                .jobs
+                .get(job)
+                .map(|job| job.history.iter().take(limit).cloned().collect())
+                .unwrap_or_default())
+        })
+    }
+}

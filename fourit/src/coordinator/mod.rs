@@ -1,0 +1,277 @@
+//! Coordinators: where the fleet agrees on who runs each tick.
+//!
+//! A [`Coordinator`] claims ticks, keeps leases alive, releases them and keeps history.
+//! [`RedisCoordinator`] is the production backend; [`MemoryCoordinator`] serves a single
+//! process (and tests of the scheduler's logic). Both pass one conformance suite, and both
+//! follow the protocol of the README's "Redis protocol" section:
+//!
+//! - a job's *high-water mark* is the highest tick ever claimed: a claim of a tick at or
+//!   below it is refused, so each tick is claimed once, and a late process can never claim an
+//!   old tick again;
+//! - a *lease* holds the run id (`node:fence`) of the run in progress, with a TTL; only that
+//!   run may extend or release it;
+//! - the *fence* counter gives every run a token that increases, fleet-wide.
+
+use std::fmt;
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+
+use crate::error::Error;
+use crate::job::{BoxFuture, FenceToken, Overlap};
+
+mod memory;
+mod redis;
+
+pub use self::memory::MemoryCoordinator;
+pub use self::redis::RedisCoordinator;
+
+/// How many history entries a job keeps (approximately: trimming is lazy).
+pub const HISTORY_LEN: usize = 100;
+
+/// A request to run one tick of one job.
+#[derive(Clone, Debug)]
+pub struct ClaimRequest {
+    /// The job's name.
+    pub job: Arc<str>,
+    /// The tick, in UTC milliseconds.
+    pub tick_ms: i64,
+    /// The claiming process's node id.
+    pub node: Arc<str>,
+    /// How long the lease lives unless kept alive.
+    pub lease_ttl: Duration,
+    /// Whether the tick may run while a previous run still holds its lease.
+    pub overlap: Overlap,
+}
+
+/// The answer to a [`ClaimRequest`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ClaimOutcome {
+    /// This process runs the tick, under this lease.
+    Run(Lease),
+    /// Another process claimed this tick (or a later one) first.
+    Taken,
+    /// The tick was claimed, but the previous run still holds the lease (overlap is
+    /// forbidden): the tick is skipped and recorded as an overlap.
+    Overlap {
+        /// The run id holding the lease.
+        holder: String,
+    },
+}
+
+/// The right to run one tick, held until released or expired.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Lease {
+    /// The job's name.
+    pub job: Arc<str>,
+    /// The tick, in UTC milliseconds.
+    pub tick_ms: i64,
+    /// The run's fencing token.
+    pub fence: FenceToken,
+    /// The node running it.
+    pub node: Arc<str>,
+    /// With [`Overlap::Allow`] each run has a lease of its own; with `Skip` a job has one.
+    pub overlap: Overlap,
+}
+
+impl Lease {
+    /// The run id stored in the lease: `node:fence`.
+    pub fn run_id(&self) -> String {
+        format!("{}:{}", self.node, self.fence)
+    }
+}
+
+/// How a run ended.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Outcome {
+    /// The body returned `()` or `Ok(())`.
+    Succeeded,
+    /// The body returned `Err`; its text.
+    Failed(String),
+    /// The body panicked; the panic message.
+    Panicked(String),
+    /// The body outlasted its `timeout` and was cancelled.
+    TimedOut,
+    /// Shutdown cancelled the body after the shutdown timeout.
+    Cancelled,
+    /// The lease was lost (expired or taken) while the body ran; it was told to stop.
+    LeaseLost,
+}
+
+impl Outcome {
+    /// The outcome's short name as history records it: `succeeded`, `failed`, `panicked`,
+    /// `timed out`, `cancelled`, `lease lost`.
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Outcome::Succeeded => "succeeded",
+            Outcome::Failed(_) => "failed",
+            Outcome::Panicked(_) => "panicked",
+            Outcome::TimedOut => "timed out",
+            Outcome::Cancelled => "cancelled",
+            Outcome::LeaseLost => "lease lost",
+        }
+    }
+
+    /// The error text of a failure or panic.
+    pub fn error(&self) -> Option<&str> {
+        match self {
+            Outcome::Failed(text) | Outcome::Panicked(text) => Some(text),
+            _ => None,
+        }
+    }
+}
+
+impl fmt::Display for Outcome {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.error() {
+            Some(error) => write!(f, "{}: {error}", self.as_str()),
+            None => f.write_str(self.as_str()),
+        }
+    }
+}
+
+/// What the runner reports when a run ends.
+#[derive(Clone, Debug)]
+pub struct RunRecord {
+    /// How it ended.
+    pub outcome: Outcome,
+    /// When the body started.
+    pub started: DateTime<Utc>,
+    /// How long it ran.
+    pub duration: Duration,
+}
+
+/// One entry of a job's history: a finished run, or a tick skipped as an overlap.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct HistoryEntry {
+    /// The tick, in UTC milliseconds.
+    pub tick_ms: i64,
+    /// The node that ran it (or that found the overlap).
+    pub node: String,
+    /// `succeeded`, `failed`, `panicked`, `timed out`, `cancelled`, `lease lost` or
+    /// `overlap`.
+    pub outcome: String,
+    /// The error text of a failure or panic, or the holder's run id for an overlap.
+    pub detail: Option<String>,
+    /// The run's fence token (none for an overlap).
+    pub fence: Option<u64>,
+    /// How long the run took, in milliseconds (none for an overlap).
+    pub duration_ms: Option<u64>,
+}
+
+/// The fleet's shared state: claims, leases, membership and history.
+///
+/// Every method is one round trip for the Redis backend, and has a deadline: an `Err` means
+/// the effect did not happen or is unknown, and the scheduler never runs a job on an `Err`.
+pub trait Coordinator: Send + Sync + fmt::Debug + 'static {
+    /// Claims the given ticks, all in one round trip, answering each in order.
+    fn claim<'a>(
+        &'a self,
+        requests: &'a [ClaimRequest],
+    ) -> BoxFuture<'a, Result<Vec<ClaimOutcome>, Error>>;
+
+    /// Extends the lease by `ttl` if it is still this run's; `Ok(false)` if it is not.
+    fn keep_alive<'a>(
+        &'a self,
+        lease: &'a Lease,
+        ttl: Duration,
+    ) -> BoxFuture<'a, Result<bool, Error>>;
+
+    /// Records the run's outcome and deletes the lease if it is still this run's;
+    /// `Ok(false)` if the lease had expired or been taken (the outcome is still recorded).
+    fn release<'a>(
+        &'a self,
+        lease: &'a Lease,
+        record: &'a RunRecord,
+    ) -> BoxFuture<'a, Result<bool, Error>>;
+
+    /// Marks `node` alive now.
+    fn heartbeat<'a>(&'a self, node: &'a str) -> BoxFuture<'a, Result<(), Error>>;
+
+    /// Removes `node` from the members, as a graceful shutdown does.
+    fn leave<'a>(&'a self, node: &'a str) -> BoxFuture<'a, Result<(), Error>>;
+
+    /// The members and their last heartbeat (UTC milliseconds), oldest first.
+    fn members(&self) -> BoxFuture<'_, Result<Vec<(String, i64)>, Error>>;
+
+    /// The job's most recent history entries, newest first.
+    fn history<'a>(
+        &'a self,
+        job: &'a str,
+        limit: usize,
+    ) -> BoxFuture<'a, Result<Vec<HistoryEntry>, Error>>;
+}
+
+/// Opens the coordinator a URL names: `redis://`, `rediss://` or `memory://`.
+pub async fn connect(url: &str, namespace: &str) -> Result<Arc<dyn Coordinator>, Error> {
+    match scheme(url) {
+        Some("redis") | Some("rediss") | Some("redis+unix") | Some("unix") => {
+            Ok(Arc::new(RedisCoordinator::connect(url, namespace).await?))
+        }
+        Some("memory") => Ok(Arc::new(MemoryCoordinator::new())),
+        Some(other) => Err(Error::InvalidUrl {
+            url: redact_url(url),
+            reason: format!(
+                "unknown scheme `{other}`; use redis://, rediss:// (TLS) or memory:// (one process)"
+            ),
+        }),
+        None => Err(Error::InvalidUrl {
+            url: redact_url(url),
+            reason: "it has no scheme; write e.g. redis://127.0.0.1:6379 or memory://".to_string(),
+        }),
+    }
+}
+
+fn scheme(url: &str) -> Option<&str> {
+    let (scheme, _) = url.split_once("://")?;
+    (!scheme.is_empty()).then_some(scheme)
+}
+
+/// The URL with any password replaced by `***`, fit for logs and errors.
+///
+/// ```
+/// assert_eq!(
+///     fourit::redact_url("redis://app:s3cret@cache:6379/2"),
+///     "redis://app:***@cache:6379/2"
+/// );
+/// assert_eq!(fourit::redact_url("redis://:s3cret@cache"), "redis://:***@cache");
+/// assert_eq!(fourit::redact_url("redis://cache:6379"), "redis://cache:6379");
+/// ```
+pub fn redact_url(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        // Not a URL we can read: show nothing that might be a secret.
+        return "<unparsable URL>".to_string();
+    };
+    let authority_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+    let (authority, tail) = rest.split_at(authority_end);
+    let mut out = format!("{scheme}://");
+    match authority.rfind('@') {
+        Some(at) => {
+            let userinfo = &authority[..at];
+            match userinfo.split_once(':') {
+                Some((user, _password)) => out.push_str(&format!("{user}:***")),
+                None => out.push_str(userinfo),
+            }
+            out.push_str(&authority[at..]);
+        }
+        None => out.push_str(authority),
+    }
+    // Passwords may also travel in the query (`?password=`): hide every query value.
+    match tail.split_once('?') {
+        Some((path, query)) => {
+            out.push_str(path);
+            out.push('?');
+            let hidden: Vec<String> = query
+                .split('&')
+                .map(|pair| match pair.split_once('=') {
+                    Some((key, _)) => format!("{key}=***"),
+                    None => pair.to_string(),
+                })
+                .collect();
+            out.push_str(&hidden.join("&"));
+        }
+        None => out.push_str(tail),
+    }
+    out
+}

@@ -1,0 +1,455 @@
+//! The Redis coordinator: the protocol as Lua scripts, one round trip per call.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::future::Future;
+use std::time::Duration;
+
+use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use redis::{ErrorKind, RedisError, Script, ServerErrorKind, Value};
+
+use super::{
+    ClaimOutcome, ClaimRequest, Coordinator, HISTORY_LEN, HistoryEntry, Lease, RunRecord,
+    redact_url,
+};
+use crate::error::Error;
+use crate::job::{BoxFuture, FenceToken, Overlap};
+use crate::spec;
+
+const CLAIM: &str = include_str!("claim.lua");
+const KEEP_ALIVE: &str = include_str!("keep_alive.lua");
+const RELEASE: &str = include_str!("release.lua");
+const HEARTBEAT: &str = include_str!("heartbeat.lua");
+
+/// Every call's deadline: past it the call counts as failed (and no job runs on it).
+const DEADLINE: Duration = Duration::from_secs(3);
+/// Members silent this long are dropped from `ns:nodes` by the next heartbeat.
+const FORGET_MEMBER_AFTER: Duration = Duration::from_secs(60);
+
+/// The production coordinator: a Redis server (or a Redis Cluster slot per job) holds the
+/// fleet's claims, leases, fences, members and history under a namespace.
+///
+/// Keys of job `j` in namespace `ns` all carry the hash tag `{j}`: `ns:{j}` (hash),
+/// `ns:{j}:lease` (string with TTL), `ns:{j}:runs` (capped stream); members are in
+/// `ns:nodes` (sorted set).
+pub struct RedisCoordinator {
+    conn: ConnectionManager,
+    namespace: String,
+    /// The URL with its password redacted, for messages.
+    url: String,
+    /// The password, to scrub from any text the client library produces.
+    secret: Option<String>,
+    claim: Script,
+    keep_alive: Script,
+    release: Script,
+    heartbeat: Script,
+}
+
+impl fmt::Debug for RedisCoordinator {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RedisCoordinator")
+            .field("url", &self.url)
+            .field("namespace", &self.namespace)
+            .finish()
+    }
+}
+
+impl RedisCoordinator {
+    /// Connects, authenticates and loads the scripts.
+    ///
+    /// Fails with [`Error::InvalidUrl`] for a URL it cannot use, [`Error::Authentication`] if
+    /// Redis rejects the credentials, [`Error::Permission`] if the user may not run a command
+    /// fourit needs, and with an error for which [`Error::is_unavailable`] is true if Redis
+    /// cannot be reached (worth retrying).
+    pub async fn connect(url: &str, namespace: &str) -> Result<RedisCoordinator, Error> {
+        let redacted = redact_url(url);
+        spec::check_name(namespace).map_err(|message| Error::InvalidOption {
+            option: "namespace",
+            reason: message.replacen("invalid job name", "invalid namespace", 1),
+        })?;
+        #[cfg(feature = "tls")]
+        install_crypto_provider();
+        let client = redis::Client::open(url).map_err(|err| Error::InvalidUrl {
+            url: redacted.clone(),
+            reason: invalid_url_reason(url, &err),
+        })?;
+        let secret = client
+            .get_connection_info()
+            .redis_settings()
+            .password()
+            .map(str::to_string);
+        let config = ConnectionManagerConfig::new()
+            .set_number_of_retries(1)
+            .set_min_delay(Duration::from_millis(50))
+            .set_max_delay(Duration::from_millis(500))
+            .set_connection_timeout(Some(Duration::from_secs(2)))
+            .set_response_timeout(Some(Duration::from_secs(2)));
+        let mut coordinator = RedisCoordinator {
+            conn: ConnectionManager::new_with_config(client, config)
+                .await
+                .map_err(|err| classify("connect", &redacted, secret.as_deref(), err))?,
+            namespace: namespace.to_string(),
+            url: redacted,
+            secret,
+            claim: Script::new(CLAIM),
+            keep_alive: Script::new(KEEP_ALIVE),
+            release: Script::new(RELEASE),
+            heartbeat: Script::new(HEARTBEAT),
+        };
+        coordinator.load_scripts().await?;
+        Ok(coordinator)
+    }
+
+    /// The namespace every key starts with.
+    pub fn namespace(&self) -> &str {
+        &self.namespace
+    }
+
+    /// `ns:{job}`, `ns:{job}:lease`, `ns:{job}:runs`.
+    fn job_keys(&self, job: &str) -> [String; 3] {
+        let state = format!("{}:{{{job}}}", self.namespace);
+        [
+            state.clone(),
+            format!("{state}:lease"),
+            format!("{state}:runs"),
+        ]
+    }
+
+    fn lease_key(&self, lease: &Lease) -> String {
+        let [_, key, _] = self.job_keys(&lease.job);
+        match lease.overlap {
+            Overlap::Skip => key,
+            Overlap::Allow => format!("{key}:{}", lease.fence),
+        }
+    }
+
+    fn nodes_key(&self) -> String {
+        format!("{}:nodes", self.namespace)
+    }
+
+    /// Loads every script (the server forgets them on restart or `SCRIPT FLUSH`), which
+    /// also proves at start that the user may run them.
+    async fn load_scripts(&mut self) -> Result<(), Error> {
+        let mut pipe = redis::pipe();
+        for code in [CLAIM, KEEP_ALIVE, RELEASE, HEARTBEAT] {
+            pipe.cmd("SCRIPT").arg("LOAD").arg(code);
+        }
+        let mut conn = self.conn.clone();
+        let _: Vec<String> = self
+            .call("script load", pipe.query_async(&mut conn))
+            .await?;
+        Ok(())
+    }
+
+    /// Awaits a Redis call under the deadline, mapping its error.
+    async fn call<T>(
+        &self,
+        operation: &'static str,
+        fut: impl Future<Output = Result<T, RedisError>>,
+    ) -> Result<T, Error> {
+        match tokio::time::timeout(DEADLINE, fut).await {
+            Ok(Ok(value)) => Ok(value),
+            Ok(Err(err)) => Err(classify(operation, &self.url, self.secret.as_deref(), err)),
+            Err(_) => Err(Error::Timeout {
+                operation,
+                after: DEADLINE,
+            }),
+        }
+    }
+
+    fn claim_command(&self, request: &ClaimRequest) -> redis::Cmd {
+        let keys = self.job_keys(&request.job);
+        let mut cmd = redis::cmd("EVALSHA");
+        cmd.arg(self.claim.get_hash())
+            .arg(keys.len())
+            .arg(&keys)
+            .arg(request.tick_ms)
+            .arg(&*request.node)
+            .arg(millis(request.lease_ttl).max(1))
+            .arg(if request.overlap == Overlap::Allow {
+                "1"
+            } else {
+                "0"
+            })
+            .arg(HISTORY_LEN);
+        cmd
+    }
+
+    async fn claim_all(&self, requests: &[ClaimRequest]) -> Result<Vec<ClaimOutcome>, Error> {
+        if requests.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut pipe = redis::pipe();
+        pipe.ignore_errors();
+        for request in requests {
+            pipe.add_command(self.claim_command(request));
+        }
+        let mut conn = self.conn.clone();
+        let mut replies: Vec<Result<Value, RedisError>> =
+            self.call("claim", pipe.query_async(&mut conn)).await?;
+        // After a restart the server has forgotten the scripts. A NOSCRIPT reply means that
+        // claim did not run, so loading the script and sending those claims again is safe.
+        let missing: Vec<usize> = replies
+            .iter()
+            .enumerate()
+            .filter(|(_, reply)| matches!(reply, Err(err) if is_noscript(err)))
+            .map(|(index, _)| index)
+            .collect();
+        if !missing.is_empty() {
+            let mut retry = redis::pipe();
+            retry.ignore_errors();
+            retry.cmd("SCRIPT").arg("LOAD").arg(CLAIM).ignore();
+            for index in &missing {
+                retry.add_command(self.claim_command(&requests[*index]));
+            }
+            let again: Vec<Result<Value, RedisError>> =
+                self.call("claim", retry.query_async(&mut conn)).await?;
+            for (index, reply) in missing.into_iter().zip(again) {
+                replies[index] = reply;
+            }
+        }
+        requests
+            .iter()
+            .zip(replies)
+            .map(|(request, reply)| {
+                let reply = reply
+                    .map_err(|err| classify("claim", &self.url, self.secret.as_deref(), err))?;
+                decode_claim(request, reply)
+            })
+            .collect()
+    }
+
+    /// Runs one script by hash, loading it first if the server has forgotten it.
+    async fn invoke<T: redis::FromRedisValue>(
+        &self,
+        operation: &'static str,
+        script: &Script,
+        keys: &[String],
+        args: &[String],
+    ) -> Result<T, Error> {
+        let mut invocation = script.prepare_invoke();
+        for key in keys {
+            invocation.key(key);
+        }
+        for arg in args {
+            invocation.arg(arg);
+        }
+        let mut conn = self.conn.clone();
+        self.call(operation, invocation.invoke_async(&mut conn))
+            .await
+    }
+}
+
+fn decode_claim(request: &ClaimRequest, reply: Value) -> Result<ClaimOutcome, Error> {
+    let malformed = || Error::Redis {
+        operation: "claim",
+        detail: "the claim script answered in an unexpected shape".to_string(),
+    };
+    let items: Vec<Value> = redis::from_redis_value(reply).map_err(|_| malformed())?;
+    let mut items = items.into_iter();
+    let code: i64 = items
+        .next()
+        .and_then(|v| redis::from_redis_value(v).ok())
+        .ok_or_else(malformed)?;
+    match code {
+        0 => Ok(ClaimOutcome::Taken),
+        1 => {
+            let fence: u64 = items
+                .next()
+                .and_then(|v| redis::from_redis_value(v).ok())
+                .ok_or_else(malformed)?;
+            Ok(ClaimOutcome::Run(Lease {
+                job: request.job.clone(),
+                tick_ms: request.tick_ms,
+                fence: FenceToken(fence),
+                node: request.node.clone(),
+                overlap: request.overlap,
+            }))
+        }
+        2 => {
+            let holder: String = items
+                .next()
+                .and_then(|v| redis::from_redis_value(v).ok())
+                .ok_or_else(malformed)?;
+            Ok(ClaimOutcome::Overlap { holder })
+        }
+        _ => Err(malformed()),
+    }
+}
+
+fn number<T: std::str::FromStr>(text: Option<String>) -> Option<T> {
+    text.and_then(|t| t.parse().ok())
+}
+
+fn is_noscript(err: &RedisError) -> bool {
+    err.kind() == ErrorKind::Server(ServerErrorKind::NoScript)
+}
+
+fn millis(duration: Duration) -> u64 {
+    u64::try_from(duration.as_millis()).unwrap_or(u64::MAX)
+}
+
+/// Maps a client error to fourit's, with any password scrubbed from its text.
+fn classify(operation: &'static str, url: &str, secret: Option<&str>, err: RedisError) -> Error {
+    let mut detail = err.to_string();
+    if let Some(secret) = secret.filter(|s| !s.is_empty()) {
+        detail = detail.replace(secret, "***");
+    }
+    match err.kind() {
+        ErrorKind::AuthenticationFailed => Error::Authentication {
+            url: url.to_string(),
+            detail,
+        },
+        ErrorKind::Server(ServerErrorKind::NoPerm) => Error::Permission {
+            url: url.to_string(),
+            detail,
+        },
+        ErrorKind::InvalidClientConfig => Error::InvalidUrl {
+            url: url.to_string(),
+            reason: detail,
+        },
+        _ if detail.contains("WRONGPASS") || detail.contains("NOAUTH") => Error::Authentication {
+            url: url.to_string(),
+            detail,
+        },
+        _ => Error::Redis { operation, detail },
+    }
+}
+
+fn invalid_url_reason(url: &str, err: &RedisError) -> String {
+    if url.starts_with("rediss://") && !cfg!(feature = "tls") {
+        return "rediss:// (TLS) needs fourit's `tls` cargo feature: \
+                fourit = { version = \"...\", features = [\"tls\"] }"
+            .to_string();
+    }
+    // The client library's text may quote the URL: say what is wrong without it.
+    match err.detail() {
+        Some(detail) if !detail.contains(url) => format!("{} ({detail})", err.category()),
+        _ => err.category().to_string(),
+    }
+}
+
+#[cfg(feature = "tls")]
+fn install_crypto_provider() {
+    // Installing twice is refused, harmlessly: the first provider stays.
+    let _ = rustls::crypto::ring::default_provider().install_default();
+}
+
+impl Coordinator for RedisCoordinator {
+    fn claim<'a>(
+        &'a self,
+        requests: &'a [ClaimRequest],
+    ) -> BoxFuture<'a, Result<Vec<ClaimOutcome>, Error>> {
+        Box::pin(self.claim_all(requests))
+    }
+
+    fn keep_alive<'a>(
+        &'a self,
+        lease: &'a Lease,
+        ttl: Duration,
+    ) -> BoxFuture<'a, Result<bool, Error>> {
+        Box::pin(async move {
+            let extended: i64 = self
+                .invoke(
+                    "keep-alive",
+                    &self.keep_alive,
+                    &[self.lease_key(lease)],
+                    &[lease.run_id(), millis(ttl).max(1).to_string()],
+                )
+                .await?;
+            Ok(extended == 1)
+        })
+    }
+
+    fn release<'a>(
+        &'a self,
+        lease: &'a Lease,
+        record: &'a RunRecord,
+    ) -> BoxFuture<'a, Result<bool, Error>> {
+        Box::pin(async move {
+            let [state, _, runs] = self.job_keys(&lease.job);
+            let released: i64 = self
+                .invoke(
+                    "release",
+                    &self.release,
+                    &[state, self.lease_key(lease), runs],
+                    &[
+                        lease.run_id(),
+                        lease.tick_ms.to_string(),
+                        lease.node.to_string(),
+                        lease.fence.to_string(),
+                        record.outcome.as_str().to_string(),
+                        record.outcome.error().unwrap_or_default().to_string(),
+                        millis(record.duration).to_string(),
+                        HISTORY_LEN.to_string(),
+                    ],
+                )
+                .await?;
+            Ok(released == 1)
+        })
+    }
+
+    fn heartbeat<'a>(&'a self, node: &'a str) -> BoxFuture<'a, Result<(), Error>> {
+        Box::pin(async move {
+            let _redis_ms: String = self
+                .invoke(
+                    "heartbeat",
+                    &self.heartbeat,
+                    &[self.nodes_key()],
+                    &[node.to_string(), millis(FORGET_MEMBER_AFTER).to_string()],
+                )
+                .await?;
+            Ok(())
+        })
+    }
+
+    fn leave<'a>(&'a self, node: &'a str) -> BoxFuture<'a, Result<(), Error>> {
+        Box::pin(async move {
+            let mut conn = self.conn.clone();
+            let mut cmd = redis::cmd("ZREM");
+            cmd.arg(self.nodes_key()).arg(node);
+            let _: i64 = self.call("leave", cmd.query_async(&mut conn)).await?;
+            Ok(())
+        })
+    }
+
+    fn members(&self) -> BoxFuture<'_, Result<Vec<(String, i64)>, Error>> {
+        Box::pin(async move {
+            let mut conn = self.conn.clone();
+            let mut cmd = redis::cmd("ZRANGE");
+            cmd.arg(self.nodes_key()).arg(0).arg(-1).arg("WITHSCORES");
+            let members: Vec<(String, f64)> =
+                self.call("members", cmd.query_async(&mut conn)).await?;
+            Ok(members
+                .into_iter()
+                .map(|(node, at)| (node, at as i64))
+                .collect())
+        })
+    }
+
+    fn history<'a>(
+        &'a self,
+        job: &'a str,
+        limit: usize,
+    ) -> BoxFuture<'a, Result<Vec<HistoryEntry>, Error>> {
+        Box::pin(async move {
+            let [_, _, runs] = self.job_keys(job);
+            let mut conn = self.conn.clone();
+            let mut cmd = redis::cmd("XREVRANGE");
+            cmd.arg(runs).arg("+").arg("-").arg("COUNT").arg(limit);
+            let entries: Vec<(String, HashMap<String, String>)> =
+                self.call("history", cmd.query_async(&mut conn)).await?;
+            Ok(entries
+                .into_iter()
+                .map(|(_, mut fields)| HistoryEntry {
+                    tick_ms: number(fields.remove("tick")).unwrap_or_default(),
+                    node: fields.remove("node").unwrap_or_default(),
+                    outcome: fields.remove("outcome").unwrap_or_default(),
+                    detail: fields.remove("detail").filter(|d| !d.is_empty()),
+                    fence: number(fields.remove("fence")),
+                    duration_ms: number(fields.remove("duration_ms")),
+                })
+                .collect())
+        })
+    }
+}

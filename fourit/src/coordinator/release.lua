@@ -1,0 +1,20 @@
+-- Ends a run: deletes its lease if it is still ours, and records the outcome.
+-- KEYS[1] ns:{job}, KEYS[2] the lease, KEYS[3] ns:{job}:runs
+-- ARGV: run id, tick (ms), node, fence, outcome, error text ("" for none), duration (ms),
+--       history cap
+-- Returns 1 if the lease was ours and is deleted, 0 if it had expired or been taken.
+local held = 0
+if redis.call('GET', KEYS[2]) == ARGV[1] then
+  redis.call('DEL', KEYS[2])
+  held = 1
+end
+-- The hash describes the latest run only: a stale run's outcome goes to history alone.
+if redis.call('HGET', KEYS[1], 'fence') == ARGV[4] then
+  local now = redis.call('TIME')
+  redis.call('HSET', KEYS[1], 'finished', string.format('%.0f', now[1] * 1000 + math.floor(now[2] / 1000)),
+    'outcome', ARGV[5], 'error', ARGV[6])
+end
+redis.call('XADD', KEYS[3], 'MAXLEN', '~', ARGV[8], '*',
+  'tick', ARGV[2], 'node', ARGV[3], 'outcome', ARGV[5], 'detail', ARGV[6],
+  'fence', ARGV[4], 'duration_ms', ARGV[7])
+return held

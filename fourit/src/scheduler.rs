@@ -1,0 +1,728 @@
+//! The scheduler: one driver task with a min-heap of next ticks, handing due ticks to the
+//! coordinator in one batch and their runs to the runner.
+
+use std::cmp::Reverse;
+use std::collections::BinaryHeap;
+use std::future::Future;
+use std::hash::{BuildHasher, Hasher};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::Duration;
+
+use chrono::{DateTime, TimeDelta, Utc};
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+use tracing::{debug, info, warn};
+
+use crate::clock::{Clock, SystemClock};
+use crate::coordinator::{self, ClaimOutcome, ClaimRequest, Coordinator, redact_url};
+use crate::error::Error;
+use crate::job::{Job, JobContext};
+use crate::registry;
+use crate::runner;
+
+/// Default for [`SchedulerBuilder::namespace`].
+pub const DEFAULT_NAMESPACE: &str = "fourit";
+/// Default for [`SchedulerBuilder::grace`].
+pub const DEFAULT_GRACE: Duration = Duration::from_secs(60);
+/// Default for [`SchedulerBuilder::shutdown_timeout`].
+pub const DEFAULT_SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(30);
+/// Default for [`SchedulerBuilder::heartbeat_interval`].
+pub const DEFAULT_HEARTBEAT_INTERVAL: Duration = Duration::from_secs(5);
+/// Bounds of the default lease TTL (the interval to a job's next tick, clamped).
+pub const LEASE_TTL_BOUNDS: (Duration, Duration) =
+    (Duration::from_secs(1), Duration::from_secs(30));
+/// How many late ticks are counted one by one before the count is given as "at least".
+const MISSED_COUNT_LIMIT: u32 = 10_000;
+
+/// Runs the jobs registered with `#[fourit::job]` against the coordinator at `url`, until
+/// SIGINT or SIGTERM, then shuts down gracefully.
+///
+/// `url` is `redis://[user:password@]host[:port][/db]`, `rediss://...` (TLS, with the `tls`
+/// feature) or `memory://` (this process only). Returns `Err` at once for a URL it cannot use,
+/// credentials Redis rejects, or two jobs with one name; an unreachable Redis is retried.
+/// For other options use [`Scheduler::builder`].
+pub async fn run(url: &str) -> Result<(), Error> {
+    Scheduler::builder().url(url).build()?.run().await
+}
+
+/// Options of a [`Scheduler`], with defaults a user should rarely change.
+///
+/// ```no_run
+/// use std::time::Duration;
+///
+/// # async fn demo() -> Result<(), fourit::Error> {
+/// let scheduler = fourit::Scheduler::builder()
+///     .url("redis://127.0.0.1:6379")
+///     .namespace("billing")
+///     .shutdown_timeout(Duration::from_secs(10))
+///     .add_job("cleanup", "*/30 * * * * *", |ctx| async move {
+///         println!("cleanup for tick {}", ctx.tick());
+///     })?
+///     .build()?;
+/// let handle = scheduler.handle();
+/// tokio::spawn(async move {
+///     tokio::time::sleep(Duration::from_secs(60)).await;
+///     handle.stop();
+/// });
+/// scheduler.run().await
+/// # }
+/// ```
+#[derive(Debug)]
+pub struct SchedulerBuilder {
+    url: Option<String>,
+    coordinator: Option<Arc<dyn Coordinator>>,
+    namespace: String,
+    node_id: Option<String>,
+    grace: Duration,
+    lease_ttl: Option<Duration>,
+    shutdown_timeout: Duration,
+    heartbeat_interval: Duration,
+    clock: Arc<dyn Clock>,
+    registered: bool,
+    jobs: Vec<Job>,
+}
+
+impl Default for SchedulerBuilder {
+    fn default() -> Self {
+        SchedulerBuilder {
+            url: None,
+            coordinator: None,
+            namespace: DEFAULT_NAMESPACE.to_string(),
+            node_id: None,
+            grace: DEFAULT_GRACE,
+            lease_ttl: None,
+            shutdown_timeout: DEFAULT_SHUTDOWN_TIMEOUT,
+            heartbeat_interval: DEFAULT_HEARTBEAT_INTERVAL,
+            clock: Arc::new(SystemClock),
+            registered: true,
+            jobs: Vec::new(),
+        }
+    }
+}
+
+impl SchedulerBuilder {
+    /// The coordinator URL: `redis://`, `rediss://` or `memory://`.
+    pub fn url(mut self, url: &str) -> Self {
+        self.url = Some(url.to_string());
+        self
+    }
+
+    /// A coordinator object instead of a URL (a custom backend, or one shared in tests).
+    pub fn coordinator(mut self, coordinator: Arc<dyn Coordinator>) -> Self {
+        self.coordinator = Some(coordinator);
+        self
+    }
+
+    /// The prefix of every Redis key (default `fourit`). Fleets with different namespaces
+    /// share one Redis without seeing each other.
+    pub fn namespace(mut self, namespace: &str) -> Self {
+        self.namespace = namespace.to_string();
+        self
+    }
+
+    /// This process's id in the fleet (default `hostname:pid:random`). Must be unique.
+    pub fn node_id(mut self, node_id: &str) -> Self {
+        self.node_id = Some(node_id.to_string());
+        self
+    }
+
+    /// How late a tick may still be claimed (default 60 s); a job's `grace` overrides it.
+    pub fn grace(mut self, grace: Duration) -> Self {
+        self.grace = grace;
+        self
+    }
+
+    /// A fixed lease TTL for every job. By default each job's lease lives for the interval
+    /// to its next tick, clamped to 1-30 s, and is renewed every third of it.
+    pub fn lease_ttl(mut self, ttl: Duration) -> Self {
+        self.lease_ttl = Some(ttl);
+        self
+    }
+
+    /// How long shutdown waits for running jobs before cancelling them (default 30 s).
+    pub fn shutdown_timeout(mut self, timeout: Duration) -> Self {
+        self.shutdown_timeout = timeout;
+        self
+    }
+
+    /// How often this process announces itself in the members set (default 5 s).
+    pub fn heartbeat_interval(mut self, interval: Duration) -> Self {
+        self.heartbeat_interval = interval;
+        self
+    }
+
+    /// The clock to schedule by (default: the host's).
+    pub fn clock(mut self, clock: Arc<dyn Clock>) -> Self {
+        self.clock = clock;
+        self
+    }
+
+    /// Whether to run the jobs registered with `#[fourit::job]` (default `true`).
+    pub fn registered_jobs(mut self, include: bool) -> Self {
+        self.registered = include;
+        self
+    }
+
+    /// Adds a job made at run time with [`Job::new`].
+    pub fn job(mut self, job: Job) -> Self {
+        self.jobs.push(job);
+        self
+    }
+
+    /// Adds a job from a name, a cron schedule and an async closure; an invalid name or
+    /// schedule is an `Err` with the message `#[fourit::job]` would give.
+    #[track_caller]
+    pub fn add_job<F, Fut, R>(self, name: &str, schedule: &str, body: F) -> Result<Self, Error>
+    where
+        F: Fn(JobContext) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = R> + Send + 'static,
+        R: crate::IntoJobResult,
+    {
+        Ok(self.job(Job::new(name, schedule, body)?))
+    }
+
+    /// Checks the options and collects the jobs (registered ones first), rejecting duplicate
+    /// names. Connecting happens in [`Scheduler::run`].
+    pub fn build(self) -> Result<Scheduler, Error> {
+        let url = match (&self.url, &self.coordinator) {
+            (_, Some(_)) => None,
+            (Some(url), None) => Some(url.clone()),
+            (None, None) => {
+                return Err(Error::InvalidOption {
+                    option: "url",
+                    reason:
+                        "no coordinator: give a URL such as redis://127.0.0.1:6379 or memory://"
+                            .to_string(),
+                });
+            }
+        };
+        for (option, value) in [
+            ("grace", self.grace),
+            ("shutdown_timeout", self.shutdown_timeout),
+        ] {
+            if value > Duration::from_secs(365 * 86_400) {
+                return Err(Error::InvalidOption {
+                    option,
+                    reason: format!("{value:?} is longer than a year"),
+                });
+            }
+        }
+        if self.heartbeat_interval.is_zero() {
+            return Err(Error::InvalidOption {
+                option: "heartbeat_interval",
+                reason: "it must be longer than zero".to_string(),
+            });
+        }
+        if let Some(ttl) = self.lease_ttl
+            && ttl < Duration::from_millis(10)
+        {
+            return Err(Error::InvalidOption {
+                option: "lease_ttl",
+                reason: format!("{ttl:?} is too short to renew; use at least 10 ms"),
+            });
+        }
+        let node_id = match self.node_id {
+            Some(id) => {
+                crate::spec::check_name(&id).map_err(|message| Error::InvalidOption {
+                    option: "node_id",
+                    reason: message.replacen("invalid job name", "invalid node id", 1),
+                })?;
+                id
+            }
+            None => default_node_id(),
+        };
+        let mut jobs = if self.registered {
+            registry::jobs()?
+        } else {
+            Vec::new()
+        };
+        jobs.extend(self.jobs);
+        registry::check_unique_names(&jobs)?;
+        Ok(Scheduler {
+            config: Config {
+                url,
+                coordinator: self.coordinator,
+                namespace: self.namespace,
+                node_id: Arc::from(node_id),
+                grace: self.grace,
+                lease_ttl: self.lease_ttl,
+                shutdown_timeout: self.shutdown_timeout,
+                heartbeat_interval: self.heartbeat_interval,
+                clock: self.clock,
+            },
+            jobs,
+            stop: CancellationToken::new(),
+        })
+    }
+}
+
+#[derive(Debug)]
+struct Config {
+    url: Option<String>,
+    coordinator: Option<Arc<dyn Coordinator>>,
+    namespace: String,
+    node_id: Arc<str>,
+    grace: Duration,
+    lease_ttl: Option<Duration>,
+    shutdown_timeout: Duration,
+    heartbeat_interval: Duration,
+    clock: Arc<dyn Clock>,
+}
+
+/// A configured scheduler, ready to run. Made by [`Scheduler::builder`].
+#[derive(Debug)]
+pub struct Scheduler {
+    config: Config,
+    jobs: Vec<Job>,
+    stop: CancellationToken,
+}
+
+/// Stops a running [`Scheduler`] from elsewhere. Cheap to clone.
+#[derive(Clone, Debug)]
+pub struct SchedulerHandle {
+    stop: CancellationToken,
+}
+
+impl SchedulerHandle {
+    /// Starts a graceful shutdown: no new claims, running jobs get the shutdown timeout to
+    /// finish, then the scheduler's `run` returns.
+    pub fn stop(&self) {
+        self.stop.cancel();
+    }
+
+    /// Whether [`stop`](Self::stop) has been called.
+    pub fn is_stopped(&self) -> bool {
+        self.stop.is_cancelled()
+    }
+}
+
+impl Scheduler {
+    /// Starts configuring a scheduler.
+    pub fn builder() -> SchedulerBuilder {
+        SchedulerBuilder::default()
+    }
+
+    /// A handle whose [`stop`](SchedulerHandle::stop) shuts this scheduler down.
+    pub fn handle(&self) -> SchedulerHandle {
+        SchedulerHandle {
+            stop: self.stop.clone(),
+        }
+    }
+
+    /// The jobs this scheduler runs.
+    pub fn jobs(&self) -> &[Job] {
+        &self.jobs
+    }
+
+    /// This process's node id.
+    pub fn node_id(&self) -> &str {
+        &self.config.node_id
+    }
+
+    /// Runs until SIGINT or SIGTERM (or [`SchedulerHandle::stop`]), then shuts down gracefully.
+    pub async fn run(self) -> Result<(), Error> {
+        let signals = shutdown_signal()?;
+        self.run_until(signals).await
+    }
+
+    /// Runs until `shutdown` completes (or [`SchedulerHandle::stop`]), then shuts down
+    /// gracefully. Installs no signal handlers.
+    pub async fn run_until(self, shutdown: impl Future<Output = ()> + Send) -> Result<(), Error> {
+        let Scheduler { config, jobs, stop } = self;
+        let stop_on_signal = stop.clone();
+        let watcher = async move {
+            tokio::select! {
+                () = shutdown => stop_on_signal.cancel(),
+                () = stop_on_signal.cancelled() => {}
+            }
+        };
+        let driver = async move {
+            let Some(coordinator) = open_coordinator(&config, &stop).await? else {
+                return Ok(());
+            };
+            let shared = Arc::new(Shared {
+                coordinator,
+                node: config.node_id.clone(),
+                clock: config.clock.clone(),
+                shutdown: stop.clone(),
+                abort: CancellationToken::new(),
+                runs: TaskTracker::new(),
+                outage: Outage::default(),
+            });
+            info!(
+                node = %shared.node,
+                jobs = jobs.len(),
+                namespace = %config.namespace,
+                "scheduler started"
+            );
+            let heartbeat = tokio::spawn(heartbeat(shared.clone(), config.heartbeat_interval));
+            drive(&shared, &config, jobs).await;
+            shut_down(&shared, config.shutdown_timeout).await;
+            heartbeat.abort();
+            if let Err(err) = shared.coordinator.leave(&shared.node).await {
+                warn!(node = %shared.node, error = %err, "could not leave the members set");
+            }
+            info!(node = %shared.node, "scheduler stopped");
+            Ok(())
+        };
+        let (result, ()) = tokio::join!(driver, watcher);
+        result
+    }
+}
+
+/// What the driver, the claim tasks and the runners share.
+pub(crate) struct Shared {
+    pub(crate) coordinator: Arc<dyn Coordinator>,
+    pub(crate) node: Arc<str>,
+    pub(crate) clock: Arc<dyn Clock>,
+    /// Cancelled when shutdown starts: no new claims; runs are told through their context.
+    pub(crate) shutdown: CancellationToken,
+    /// Cancelled when the shutdown timeout has passed: runs still going are dropped.
+    pub(crate) abort: CancellationToken,
+    pub(crate) runs: TaskTracker,
+    pub(crate) outage: Outage,
+}
+
+/// Logs a coordinator outage once when it starts and once when it ends, not once per tick.
+#[derive(Debug, Default)]
+pub(crate) struct Outage {
+    down: AtomicBool,
+    skipped: AtomicU64,
+}
+
+impl Outage {
+    pub(crate) fn failed(&self, what: &str, err: &Error, skipped_ticks: u64) {
+        self.skipped.fetch_add(skipped_ticks, Ordering::Relaxed);
+        if !self.down.swap(true, Ordering::AcqRel) {
+            warn!(
+                error = %err,
+                "coordinator unavailable during {what}: ticks are skipped (fail closed) until it \
+                 answers again"
+            );
+        } else {
+            debug!(error = %err, "coordinator still unavailable during {what}");
+        }
+    }
+
+    pub(crate) fn succeeded(&self) {
+        if self.down.swap(false, Ordering::AcqRel) {
+            let skipped = self.skipped.swap(0, Ordering::Relaxed);
+            info!(skipped_ticks = skipped, "coordinator reachable again");
+        }
+    }
+}
+
+/// Connects, retrying with backoff while the coordinator is unreachable. `None` if shutdown
+/// was requested first.
+async fn open_coordinator(
+    config: &Config,
+    stop: &CancellationToken,
+) -> Result<Option<Arc<dyn Coordinator>>, Error> {
+    if let Some(coordinator) = &config.coordinator {
+        return Ok(Some(coordinator.clone()));
+    }
+    let Some(url) = &config.url else {
+        return Err(Error::InvalidOption {
+            option: "url",
+            reason: "no coordinator configured".to_string(),
+        });
+    };
+    if url.starts_with("memory://") {
+        info!(
+            "coordinating through memory://: jobs run once per tick within this process only; \
+             use redis:// to coordinate a fleet"
+        );
+    }
+    let mut backoff = Duration::from_millis(200);
+    let mut warned = false;
+    loop {
+        match coordinator::connect(url, &config.namespace).await {
+            Ok(coordinator) => {
+                if warned {
+                    info!(url = %redact_url(url), "coordinator reachable; scheduling starts");
+                }
+                return Ok(Some(coordinator));
+            }
+            Err(err) if err.is_unavailable() => {
+                if !warned {
+                    warn!(
+                        url = %redact_url(url),
+                        error = %err,
+                        "coordinator unreachable; retrying with backoff, no job runs until it answers"
+                    );
+                    warned = true;
+                }
+                tokio::select! {
+                    () = tokio::time::sleep(backoff) => {}
+                    () = stop.cancelled() => return Ok(None),
+                }
+                backoff = (backoff * 2).min(Duration::from_secs(5));
+            }
+            Err(err) => return Err(err),
+        }
+    }
+}
+
+async fn heartbeat(shared: Arc<Shared>, interval: Duration) {
+    let mut ticker = tokio::time::interval(interval);
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        ticker.tick().await;
+        match shared.coordinator.heartbeat(&shared.node).await {
+            Ok(()) => shared.outage.succeeded(),
+            Err(err) => shared.outage.failed("heartbeat", &err, 0),
+        }
+    }
+}
+
+/// A job's next tick, in UTC milliseconds, for the min-heap.
+type Due = Reverse<(i64, usize)>;
+
+/// The driver loop: sleep until the earliest tick, re-read the clock, batch every due job.
+async fn drive(shared: &Arc<Shared>, config: &Config, jobs: Vec<Job>) {
+    let jobs: Arc<[Job]> = Arc::from(jobs);
+    let mut heap: BinaryHeap<Due> = BinaryHeap::with_capacity(jobs.len());
+    let start = shared.clock.now();
+    for (index, job) in jobs.iter().enumerate() {
+        // On start, the latest tick still within grace is due now: a fleet restarted across
+        // a tick still runs it once (the high-water mark refuses it if it already ran).
+        let grace = job_grace(job, config);
+        let first = match job.schedule().latest_at_or_before(start) {
+            Some(latest) if start - latest <= grace => Some(latest),
+            _ => job.schedule().next_after(start),
+        };
+        match first {
+            Some(tick) => heap.push(Reverse((tick.timestamp_millis(), index))),
+            None => warn!(
+                job = job.name(),
+                "schedule has no future tick; the job never runs"
+            ),
+        }
+    }
+    loop {
+        let now = shared.clock.now();
+        let batch = take_due(&mut heap, &jobs, config, now, &shared.node);
+        if !batch.is_empty() {
+            let shared_for_claims = shared.clone();
+            let jobs_for_claims = jobs.clone();
+            shared.runs.spawn(async move {
+                claim_and_run(shared_for_claims, jobs_for_claims, batch).await;
+            });
+        }
+        let Some(Reverse((next_ms, _))) = heap.peek() else {
+            shared.shutdown.cancelled().await;
+            return;
+        };
+        let wait = (next_ms - shared.clock.now().timestamp_millis()).max(0);
+        let wait = Duration::from_millis(u64::try_from(wait).unwrap_or(0));
+        tokio::select! {
+            () = tokio::time::sleep(wait) => {}
+            () = shared.shutdown.cancelled() => return,
+        }
+    }
+}
+
+fn job_grace(job: &Job, config: &Config) -> TimeDelta {
+    let grace = job.grace_duration().unwrap_or(config.grace);
+    TimeDelta::from_std(grace).unwrap_or(TimeDelta::MAX)
+}
+
+/// Pops every job due at `now`, keeps only its latest due tick (older ones are missed), and
+/// pushes its next tick back. Returns the claims to make, with each job's index.
+fn take_due(
+    heap: &mut BinaryHeap<Due>,
+    jobs: &[Job],
+    config: &Config,
+    now: DateTime<Utc>,
+    node: &Arc<str>,
+) -> Vec<(usize, ClaimRequest)> {
+    let now_ms = now.timestamp_millis();
+    let mut batch = Vec::new();
+    while let Some(Reverse((due_ms, index))) = heap.peek().copied() {
+        if due_ms > now_ms {
+            break;
+        }
+        heap.pop();
+        let job = &jobs[index];
+        let schedule = job.schedule();
+        let Some(due) = DateTime::from_timestamp_millis(due_ms) else {
+            continue;
+        };
+        // Walk to the latest tick at or before now: the ones passed over were missed (the
+        // process slept, or the host was suspended).
+        let mut latest = due;
+        let mut passed_over = 0u32;
+        while let Some(next) = schedule.next_after(latest) {
+            if next > now {
+                break;
+            }
+            passed_over += 1;
+            if passed_over >= MISSED_COUNT_LIMIT {
+                latest = schedule.latest_at_or_before(now).unwrap_or(next);
+                break;
+            }
+            latest = next;
+        }
+        if passed_over > 0 {
+            warn!(
+                job = job.name(),
+                missed = passed_over,
+                latest = %latest,
+                "missed ticks: the process woke too late for them; only the latest is considered"
+            );
+        }
+        if now - latest <= job_grace(job, config) {
+            batch.push((
+                index,
+                ClaimRequest {
+                    job: job.name_arc().clone(),
+                    tick_ms: latest.timestamp_millis(),
+                    node: node.clone(),
+                    lease_ttl: lease_ttl(job, latest, config.lease_ttl),
+                    overlap: job.overlap_policy(),
+                },
+            ));
+        } else {
+            warn!(
+                job = job.name(),
+                tick = %latest,
+                late_ms = (now - latest).num_milliseconds(),
+                "missed tick: later than its grace"
+            );
+        }
+        if let Some(next) = schedule.next_after(latest.max(now)) {
+            heap.push(Reverse((next.timestamp_millis(), index)));
+        }
+    }
+    batch
+}
+
+/// The lease TTL of a run: fixed if configured, else the interval to the job's next tick,
+/// clamped to [`LEASE_TTL_BOUNDS`].
+pub(crate) fn lease_ttl(job: &Job, tick: DateTime<Utc>, fixed: Option<Duration>) -> Duration {
+    if let Some(ttl) = fixed {
+        return ttl;
+    }
+    let (min, max) = LEASE_TTL_BOUNDS;
+    job.schedule()
+        .next_after(tick)
+        .and_then(|next| (next - tick).to_std().ok())
+        .map_or(max, |interval| interval.clamp(min, max))
+}
+
+/// Claims a batch in one round trip, then starts the runs this process won.
+async fn claim_and_run(shared: Arc<Shared>, jobs: Arc<[Job]>, batch: Vec<(usize, ClaimRequest)>) {
+    let requests: Vec<ClaimRequest> = batch.iter().map(|(_, request)| request.clone()).collect();
+    let outcomes = match shared.coordinator.claim(&requests).await {
+        Ok(outcomes) => {
+            shared.outage.succeeded();
+            outcomes
+        }
+        Err(err) => {
+            shared.outage.failed(
+                "claim",
+                &err,
+                u64::try_from(requests.len()).unwrap_or(u64::MAX),
+            );
+            return;
+        }
+    };
+    for ((index, request), outcome) in batch.into_iter().zip(outcomes) {
+        let job = &jobs[index];
+        let tick = DateTime::from_timestamp_millis(request.tick_ms).unwrap_or_default();
+        match outcome {
+            ClaimOutcome::Run(lease) => {
+                runner::spawn(&shared, job.clone(), lease, request.lease_ttl);
+            }
+            ClaimOutcome::Taken => {
+                debug!(job = job.name(), tick = %tick, node = %shared.node, "tick claimed elsewhere");
+            }
+            ClaimOutcome::Overlap { holder } => {
+                info!(
+                    job = job.name(),
+                    tick = %tick,
+                    node = %shared.node,
+                    holder = %holder,
+                    "tick skipped: the previous run still holds the lease (overlap = \"skip\")"
+                );
+            }
+        }
+    }
+}
+
+/// Waits for running jobs up to the timeout, then cancels the rest and waits for them to
+/// release their leases.
+async fn shut_down(shared: &Arc<Shared>, timeout: Duration) {
+    shared.runs.close();
+    let running = shared.runs.len();
+    if running > 0 {
+        info!(
+            node = %shared.node,
+            running,
+            timeout = ?timeout,
+            "shutting down: waiting for running jobs"
+        );
+    }
+    if tokio::time::timeout(timeout, shared.runs.wait())
+        .await
+        .is_err()
+    {
+        warn!(
+            node = %shared.node,
+            running = shared.runs.len(),
+            "shutdown timeout passed: cancelling the jobs still running"
+        );
+        shared.abort.cancel();
+        // Cancelled runs only release their leases now: each release has its own deadline.
+        shared.runs.wait().await;
+    }
+}
+
+#[cfg(unix)]
+fn shutdown_signal() -> Result<impl Future<Output = ()> + Send, Error> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let io = |source| Error::Io {
+        context: "installing the SIGINT/SIGTERM handlers",
+        source,
+    };
+    let mut interrupt = signal(SignalKind::interrupt()).map_err(io)?;
+    let mut terminate = signal(SignalKind::terminate()).map_err(io)?;
+    Ok(async move {
+        tokio::select! {
+            _ = interrupt.recv() => info!("SIGINT received: shutting down"),
+            _ = terminate.recv() => info!("SIGTERM received: shutting down"),
+        }
+    })
+}
+
+#[cfg(not(unix))]
+fn shutdown_signal() -> Result<impl Future<Output = ()> + Send, Error> {
+    Ok(async {
+        if tokio::signal::ctrl_c().await.is_ok() {
+            info!("Ctrl-C received: shutting down");
+        }
+    })
+}
+
+/// `hostname:pid:random`: unique per process, readable in logs.
+fn default_node_id() -> String {
+    let host = gethostname::gethostname().to_string_lossy().into_owned();
+    let host: String = host
+        .chars()
+        .filter(|c| !c.is_whitespace() && !c.is_control() && *c != '{' && *c != '}')
+        .collect();
+    let host = if host.is_empty() {
+        "host".to_string()
+    } else {
+        host
+    };
+    let random = std::collections::hash_map::RandomState::new()
+        .build_hasher()
+        .finish();
+    format!("{host}:{}:{:06x}", std::process::id(), random & 0xff_ffff)
+}
+
+#[cfg(test)]
+#[path = "scheduler_tests.rs"]
+mod tests;

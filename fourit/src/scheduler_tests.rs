@@ -1,0 +1,445 @@
+//! The scheduler's logic on the memory coordinator, in tokio's paused time: deterministic,
+//! and a minute of schedule takes milliseconds.
+
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use chrono::{DateTime, TimeZone, Utc};
+use tokio::time::Instant;
+
+use crate::clock::Clock;
+use crate::coordinator::{Coordinator, MemoryCoordinator};
+use crate::{Job, JobContext, Overlap, Scheduler};
+
+/// Wall time that advances with tokio's (paused) clock, from a fixed start.
+#[derive(Debug)]
+struct PausedClock {
+    wall: DateTime<Utc>,
+    base: Instant,
+}
+
+impl PausedClock {
+    fn starting_at(wall: DateTime<Utc>) -> Arc<PausedClock> {
+        Arc::new(PausedClock {
+            wall,
+            base: Instant::now(),
+        })
+    }
+}
+
+impl Clock for PausedClock {
+    fn now(&self) -> DateTime<Utc> {
+        self.wall + self.base.elapsed()
+    }
+}
+
+fn start() -> DateTime<Utc> {
+    // Half a second past a whole second, so every-second ticks are never "now".
+    Utc.with_ymd_and_hms(2026, 11, 28, 10, 0, 0)
+        .single()
+        .map(|t| t + Duration::from_millis(500))
+        .unwrap_or_else(|| panic!("fixed start instant"))
+}
+
+fn scheduler_with(
+    jobs: Vec<Job>,
+    coordinator: Arc<dyn Coordinator>,
+    clock: Arc<PausedClock>,
+    node: &str,
+) -> Scheduler {
+    let mut builder = Scheduler::builder()
+        .coordinator(coordinator)
+        .registered_jobs(false)
+        .node_id(node)
+        .clock(clock);
+    for job in jobs {
+        builder = builder.job(job);
+    }
+    builder
+        .build()
+        .unwrap_or_else(|err| panic!("scheduler: {err}"))
+}
+
+/// A job every second that records the ticks it ran for.
+fn recording_job(name: &str, schedule: &str, seen: Arc<Mutex<Vec<DateTime<Utc>>>>) -> Job {
+    Job::new(name, schedule, move |ctx: JobContext| {
+        let seen = seen.clone();
+        async move {
+            if let Ok(mut seen) = seen.lock() {
+                seen.push(ctx.tick());
+            }
+        }
+    })
+    .unwrap_or_else(|err| panic!("job: {err}"))
+}
+
+#[tokio::test(start_paused = true)]
+async fn runs_each_tick_once_in_order() {
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let clock = PausedClock::starting_at(start());
+    let scheduler = scheduler_with(
+        vec![recording_job("every-second", "* * * * * *", seen.clone())],
+        Arc::new(MemoryCoordinator::new()),
+        clock,
+        "node-a",
+    );
+    scheduler
+        .run_until(tokio::time::sleep(Duration::from_secs(10)))
+        .await
+        .unwrap_or_else(|err| panic!("run: {err}"));
+    let seen = seen.lock().map(|s| s.clone()).unwrap_or_default();
+    // The tick half a second before the start is within grace, so it runs too.
+    let expected: Vec<DateTime<Utc>> = (0..=10)
+        .map(|s| start() - Duration::from_millis(500) + Duration::from_secs(s))
+        .collect();
+    assert_eq!(seen, expected);
+}
+
+#[tokio::test(start_paused = true)]
+async fn two_schedulers_on_one_coordinator_run_each_tick_once() {
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let coordinator: Arc<dyn Coordinator> = Arc::new(MemoryCoordinator::new());
+    let a = scheduler_with(
+        vec![recording_job("shared", "* * * * * *", seen.clone())],
+        coordinator.clone(),
+        PausedClock::starting_at(start()),
+        "node-a",
+    );
+    // The second process's clock runs 300 ms ahead: it tries first, but the same ticks.
+    let b = scheduler_with(
+        vec![recording_job("shared", "* * * * * *", seen.clone())],
+        coordinator,
+        PausedClock::starting_at(start() + Duration::from_millis(300)),
+        "node-b",
+    );
+    let stop = Duration::from_secs(20);
+    let (ra, rb) = tokio::join!(
+        a.run_until(tokio::time::sleep(stop)),
+        b.run_until(tokio::time::sleep(stop))
+    );
+    assert!(ra.is_ok() && rb.is_ok());
+    let mut seen = seen.lock().map(|s| s.clone()).unwrap_or_default();
+    let total = seen.len();
+    seen.dedup();
+    assert_eq!(seen.len(), total, "a tick ran twice");
+    assert!(total >= 20, "only {total} ticks ran in 20 s");
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_tick_within_grace_runs_on_start_and_older_ones_are_missed() {
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    // Started 30 s after a whole minute: the minute's tick is within the default 60 s grace.
+    let begin = Utc
+        .with_ymd_and_hms(2026, 11, 28, 10, 1, 30)
+        .single()
+        .unwrap_or_else(|| panic!("instant"));
+    let scheduler = scheduler_with(
+        vec![recording_job("minutely", "* * * * *", seen.clone())],
+        Arc::new(MemoryCoordinator::new()),
+        PausedClock::starting_at(begin),
+        "node-a",
+    );
+    scheduler
+        .run_until(tokio::time::sleep(Duration::from_secs(40)))
+        .await
+        .unwrap_or_else(|err| panic!("run: {err}"));
+    let seen = seen.lock().map(|s| s.clone()).unwrap_or_default();
+    let minute = |m| {
+        Utc.with_ymd_and_hms(2026, 11, 28, 10, m, 0)
+            .single()
+            .unwrap_or_else(|| panic!("instant"))
+    };
+    assert_eq!(seen, [minute(1), minute(2)]);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_tick_later_than_grace_is_not_run() {
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let begin = Utc
+        .with_ymd_and_hms(2026, 11, 28, 10, 1, 30)
+        .single()
+        .unwrap_or_else(|| panic!("instant"));
+    let job = recording_job("minutely", "* * * * *", seen.clone()).grace(Duration::from_secs(10));
+    let scheduler = scheduler_with(
+        vec![job],
+        Arc::new(MemoryCoordinator::new()),
+        PausedClock::starting_at(begin),
+        "node-a",
+    );
+    scheduler
+        .run_until(tokio::time::sleep(Duration::from_secs(40)))
+        .await
+        .unwrap_or_else(|err| panic!("run: {err}"));
+    let seen = seen.lock().map(|s| s.clone()).unwrap_or_default();
+    assert_eq!(seen.len(), 1, "only 10:02 runs: {seen:?}");
+}
+
+#[tokio::test(start_paused = true)]
+async fn overlap_skip_skips_ticks_while_the_previous_run_lasts() {
+    let started = Arc::new(AtomicU32::new(0));
+    let counter = started.clone();
+    let job = Job::new("slow", "* * * * * *", move |_ctx| {
+        let counter = counter.clone();
+        async move {
+            counter.fetch_add(1, Ordering::SeqCst);
+            tokio::time::sleep(Duration::from_millis(2300)).await;
+        }
+    })
+    .unwrap_or_else(|err| panic!("job: {err}"));
+    let coordinator = Arc::new(MemoryCoordinator::new());
+    let scheduler = scheduler_with(
+        vec![job],
+        coordinator.clone(),
+        PausedClock::starting_at(start()),
+        "node-a",
+    );
+    scheduler
+        .run_until(tokio::time::sleep(Duration::from_millis(9_000)))
+        .await
+        .unwrap_or_else(|err| panic!("run: {err}"));
+    // Ticks 0 s (run on start, half a second late), 3 s, 6 s and 9 s start runs of 2.3 s;
+    // the two ticks inside each run are skipped as overlaps.
+    assert_eq!(started.load(Ordering::SeqCst), 4);
+    let history = coordinator
+        .history("slow", 100)
+        .await
+        .unwrap_or_else(|err| panic!("history: {err}"));
+    let overlaps = history.iter().filter(|e| e.outcome == "overlap").count();
+    assert_eq!(overlaps, 6, "{history:?}");
+}
+
+#[tokio::test(start_paused = true)]
+async fn overlap_allow_runs_every_tick() {
+    let started = Arc::new(AtomicU32::new(0));
+    let counter = started.clone();
+    let job = Job::new("slow", "* * * * * *", move |_ctx| {
+        let counter = counter.clone();
+        async move {
+            counter.fetch_add(1, Ordering::SeqCst);
+            tokio::time::sleep(Duration::from_millis(2500)).await;
+        }
+    })
+    .unwrap_or_else(|err| panic!("job: {err}"))
+    .overlap(Overlap::Allow);
+    let scheduler = scheduler_with(
+        vec![job],
+        Arc::new(MemoryCoordinator::new()),
+        PausedClock::starting_at(start()),
+        "node-a",
+    );
+    scheduler
+        .run_until(tokio::time::sleep(Duration::from_millis(9_000)))
+        .await
+        .unwrap_or_else(|err| panic!("run: {err}"));
+    assert_eq!(started.load(Ordering::SeqCst), 10);
+}
+
+#[tokio::test(start_paused = true)]
+async fn outcomes_of_errors_panics_and_timeouts_are_recorded_and_the_scheduler_goes_on() {
+    let coordinator = Arc::new(MemoryCoordinator::new());
+    let failing = Job::new("failing", "* * * * * *", |_| async {
+        Err::<(), _>("disk full")
+    })
+    .unwrap_or_else(|err| panic!("job: {err}"));
+    let panicking = Job::new("panicking", "* * * * * *", |_| async {
+        if true {
+            panic!("boom");
+        }
+    })
+    .unwrap_or_else(|err| panic!("job: {err}"));
+    let slow = Job::new("slow", "*/5 * * * * *", |_| async {
+        tokio::time::sleep(Duration::from_secs(60)).await;
+    })
+    .unwrap_or_else(|err| panic!("job: {err}"))
+    .timeout(Duration::from_secs(2));
+    let scheduler = scheduler_with(
+        vec![failing, panicking, slow],
+        coordinator.clone(),
+        PausedClock::starting_at(start()),
+        "node-a",
+    );
+    scheduler
+        .run_until(tokio::time::sleep(Duration::from_millis(8_000)))
+        .await
+        .unwrap_or_else(|err| panic!("run: {err}"));
+    let history = |job: &'static str| {
+        let coordinator = coordinator.clone();
+        async move {
+            coordinator
+                .history(job, 100)
+                .await
+                .unwrap_or_else(|err| panic!("history: {err}"))
+        }
+    };
+    let failing = history("failing").await;
+    assert_eq!(failing.len(), 9);
+    assert!(
+        failing
+            .iter()
+            .all(|e| e.outcome == "failed" && e.detail.as_deref() == Some("disk full"))
+    );
+    let panicking = history("panicking").await;
+    assert_eq!(panicking.len(), 9);
+    assert!(
+        panicking
+            .iter()
+            .all(|e| e.outcome == "panicked" && e.detail.as_deref() == Some("boom"))
+    );
+    let slow = history("slow").await;
+    assert!(!slow.is_empty());
+    assert!(
+        slow.iter()
+            .all(|e| e.outcome == "timed out" && e.duration_ms == Some(2000)),
+        "{slow:?}"
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn shutdown_waits_for_running_jobs_then_cancels_them() {
+    let coordinator = Arc::new(MemoryCoordinator::new());
+    let observed_cancel = Arc::new(AtomicU32::new(0));
+    let flag = observed_cancel.clone();
+    let quick = Job::new("quick-to-stop", "* * * * * *", move |ctx: JobContext| {
+        let flag = flag.clone();
+        async move {
+            ctx.cancelled().await;
+            flag.fetch_add(1, Ordering::SeqCst);
+        }
+    })
+    .unwrap_or_else(|err| panic!("job: {err}"));
+    let stubborn = Job::new("stubborn", "* * * * * *", |_| async {
+        tokio::time::sleep(Duration::from_secs(3600)).await;
+    })
+    .unwrap_or_else(|err| panic!("job: {err}"));
+    let scheduler = Scheduler::builder()
+        .coordinator(coordinator.clone())
+        .registered_jobs(false)
+        .node_id("node-a")
+        .clock(PausedClock::starting_at(start()))
+        .shutdown_timeout(Duration::from_secs(5))
+        .job(quick)
+        .job(stubborn)
+        .build()
+        .unwrap_or_else(|err| panic!("scheduler: {err}"));
+    let began = Instant::now();
+    scheduler
+        .run_until(tokio::time::sleep(Duration::from_millis(1_200)))
+        .await
+        .unwrap_or_else(|err| panic!("run: {err}"));
+    // The stubborn job held shutdown for the whole timeout, then was cancelled.
+    assert_eq!(began.elapsed(), Duration::from_millis(6_200));
+    assert_eq!(observed_cancel.load(Ordering::SeqCst), 1);
+    let runs = |job: &'static str| {
+        let coordinator = coordinator.clone();
+        async move {
+            let history = coordinator
+                .history(job, 10)
+                .await
+                .unwrap_or_else(|err| panic!("history: {err}"));
+            history
+                .into_iter()
+                .filter(|entry| entry.outcome != "overlap")
+                .map(|entry| entry.outcome)
+                .collect::<Vec<_>>()
+        }
+    };
+    assert_eq!(runs("stubborn").await, ["cancelled"]);
+    assert_eq!(runs("quick-to-stop").await, ["succeeded"]);
+    // Leases were released: a claim of a later tick runs, not an overlap.
+    let later = crate::coordinator::ClaimRequest {
+        job: Arc::from("stubborn"),
+        tick_ms: (start() + Duration::from_secs(3600)).timestamp_millis(),
+        node: Arc::from("node-b"),
+        lease_ttl: Duration::from_secs(1),
+        overlap: Overlap::Skip,
+    };
+    let outcome = coordinator
+        .claim(std::slice::from_ref(&later))
+        .await
+        .unwrap_or_else(|err| panic!("claim: {err}"));
+    assert!(
+        matches!(
+            outcome.as_slice(),
+            [crate::coordinator::ClaimOutcome::Run(_)]
+        ),
+        "{outcome:?}"
+    );
+    let members = coordinator.members().await.unwrap_or_default();
+    assert!(members.is_empty(), "node left the members set: {members:?}");
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_long_job_keeps_its_lease_alive() {
+    let coordinator = Arc::new(MemoryCoordinator::new());
+    let job = Job::new("long", "*/20 * * * * *", |_| async {
+        tokio::time::sleep(Duration::from_secs(9)).await;
+    })
+    .unwrap_or_else(|err| panic!("job: {err}"));
+    let scheduler = Scheduler::builder()
+        .coordinator(coordinator.clone())
+        .registered_jobs(false)
+        .node_id("node-a")
+        .clock(PausedClock::starting_at(start()))
+        .lease_ttl(Duration::from_secs(3))
+        .job(job)
+        .build()
+        .unwrap_or_else(|err| panic!("scheduler: {err}"));
+    scheduler
+        .run_until(tokio::time::sleep(Duration::from_secs(25)))
+        .await
+        .unwrap_or_else(|err| panic!("run: {err}"));
+    let history = coordinator
+        .history("long", 10)
+        .await
+        .unwrap_or_else(|err| panic!("history: {err}"));
+    assert!(!history.is_empty());
+    assert!(
+        history.iter().all(|e| e.outcome == "succeeded"),
+        "{history:?}"
+    );
+}
+
+#[test]
+fn duplicate_names_are_refused_naming_both_places() {
+    let a = Job::new("report", "* * * * *", |_| async {});
+    let b = Job::new("report", "*/5 * * * *", |_| async {});
+    let (Ok(a), Ok(b)) = (a, b) else {
+        panic!("jobs");
+    };
+    let err = Scheduler::builder()
+        .url("memory://")
+        .registered_jobs(false)
+        .job(a)
+        .job(b)
+        .build()
+        .err()
+        .map(|e| e.to_string())
+        .unwrap_or_default();
+    assert!(err.starts_with("job `report` is defined twice: "), "{err}");
+    assert_eq!(err.matches("scheduler_tests.rs:").count(), 2, "{err}");
+}
+
+#[test]
+fn default_lease_ttl_is_the_interval_clamped_to_one_to_thirty_seconds() {
+    let job = |schedule: &str| {
+        Job::new("j", schedule, |_| async {}).unwrap_or_else(|err| panic!("job: {err}"))
+    };
+    let tick = start() - Duration::from_millis(500);
+    assert_eq!(
+        super::lease_ttl(&job("*/5 * * * * *"), tick, None),
+        Duration::from_secs(5)
+    );
+    assert_eq!(
+        super::lease_ttl(&job("* * * * * *"), tick, None),
+        Duration::from_secs(1)
+    );
+    assert_eq!(
+        super::lease_ttl(&job("@hourly"), tick, None),
+        Duration::from_secs(30)
+    );
+    assert_eq!(
+        super::lease_ttl(&job("@hourly"), tick, Some(Duration::from_secs(7))),
+        Duration::from_secs(7)
+    );
+}
