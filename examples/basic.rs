@@ -21,7 +21,11 @@ fn id() -> &'static str {
 
 #[fourit::job(schedule = "* * * * *", name = "print-it")]
 async fn print_it(ctx: JobContext) {
-    println!("[{}] print-it    tick {}", id(), ctx.tick().format("%H:%M:%S"));
+    println!(
+        "[{}] print-it    tick {}",
+        id(),
+        ctx.tick().format("%H:%M:%S")
+    );
 }
 
 #[fourit::job(schedule = "*/2 * * * *", name = "say-hello")]
@@ -48,8 +52,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let _ = ID.set(name);
     tracing_subscriber::fmt()
         .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| "warn".into()),
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn".into()),
         )
         .init();
 
@@ -58,7 +61,11 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .url(&url)
         // A job added at run time, every five seconds, so there is output at once.
         .add_job("every-5s", "*/5 * * * * *", |ctx| async move {
-            println!("[{}] every-5s    tick {}", id(), ctx.tick().format("%H:%M:%S"));
+            println!(
+                "[{}] every-5s    tick {}",
+                id(),
+                ctx.tick().format("%H:%M:%S")
+            );
         })?
         .build()?
         .run()

@@ -31,7 +31,11 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         Some(text) => text.parse()?,
         None => 20,
     };
-    println!("{} processes against {} for {seconds} s", PROCESSES.len(), fourit::redact_url(&url));
+    println!(
+        "{} processes against {} for {seconds} s",
+        PROCESSES.len(),
+        fourit::redact_url(&url)
+    );
 
     // One namespace per run, so earlier runs' high-water marks do not interfere.
     let namespace = format!("fleet-demo-{}", std::process::id());
@@ -80,7 +84,11 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     for child in &mut children {
         if let Some(pid) = child.id() {
             // A graceful stop, as a deployment would send.
-            let _ = Command::new("kill").arg("-TERM").arg(pid.to_string()).status().await;
+            let _ = Command::new("kill")
+                .arg("-TERM")
+                .arg(pid.to_string())
+                .status()
+                .await;
         }
     }
     for child in &mut children {
@@ -120,7 +128,11 @@ async fn worker(url: &str, name: &str) -> Result<(), Box<dyn std::error::Error>>
         builder = builder.add_job(job, schedule, move |ctx| {
             let name = name.clone();
             async move {
-                println!("{name:<8} {:<7} {}", ctx.job(), ctx.tick().format("%H:%M:%S"));
+                println!(
+                    "{name:<8} {:<7} {}",
+                    ctx.job(),
+                    ctx.tick().format("%H:%M:%S")
+                );
             }
         })?;
     }

@@ -1,6 +1,6 @@
 -- Claims one tick of one job. Atomic: the whole script runs as one Redis command.
 -- KEYS[1] ns:{job}        hash: tick (high-water mark), fence, node, started, finished, outcome, error
--- KEYS[2] ns:{job}:lease  run id of the run in progress, with a TTL
+-- KEYS[2] ns:{job}:lease  run id (node:fence:tick) of the run in progress, with a TTL
 -- KEYS[3] ns:{job}:runs   capped stream of finished and skipped ticks
 -- ARGV: tick (ms), node id, lease TTL (ms), "1" if overlap is allowed, history cap
 -- Returns {1, fence} to run, {0} if the tick (or a later one) is already claimed,
@@ -23,7 +23,9 @@ if not allow then
 end
 
 local fence = redis.call('HINCRBY', KEYS[1], 'fence', 1)
-local run_id = ARGV[2] .. ':' .. fence
+-- The tick in the run id keeps it unique even when a Redis restart without persistence
+-- resets the fence counter.
+local run_id = ARGV[2] .. ':' .. fence .. ':' .. ARGV[1]
 -- A job that allows overlap gives each run a lease of its own, under the same hash tag.
 local lease = KEYS[2]
 if allow then

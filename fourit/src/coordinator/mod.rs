@@ -8,7 +8,7 @@
 //! - a job's *high-water mark* is the highest tick ever claimed: a claim of a tick at or
 //!   below it is refused, so each tick is claimed once, and a late process can never claim an
 //!   old tick again;
-//! - a *lease* holds the run id (`node:fence`) of the run in progress, with a TTL; only that
+//! - a *lease* holds the run id (`node:fence:tick`) of the run in progress, with a TTL; only that
 //!   run may extend or release it;
 //! - the *fence* counter gives every run a token that increases, fleet-wide.
 
@@ -76,9 +76,10 @@ pub struct Lease {
 }
 
 impl Lease {
-    /// The run id stored in the lease: `node:fence`.
+    /// The run id stored in the lease: `node:fence:tick`. The tick keeps it unique even
+    /// after a Redis restart without persistence has reset the fence counter.
     pub fn run_id(&self) -> String {
-        format!("{}:{}", self.node, self.fence)
+        format!("{}:{}:{}", self.node, self.fence, self.tick_ms)
     }
 }
 

@@ -382,6 +382,12 @@ impl Coordinator for RedisCoordinator {
                         record.outcome.error().unwrap_or_default().to_string(),
                         millis(record.duration).to_string(),
                         HISTORY_LEN.to_string(),
+                        if record.outcome.error().is_some() {
+                            "1"
+                        } else {
+                            "0"
+                        }
+                        .to_string(),
                     ],
                 )
                 .await?;
@@ -436,7 +442,9 @@ impl Coordinator for RedisCoordinator {
             let [_, _, runs] = self.job_keys(job);
             let mut conn = self.conn.clone();
             let mut cmd = redis::cmd("XREVRANGE");
-            cmd.arg(runs).arg("+").arg("-").arg("COUNT").arg(limit);
+            // Redis takes a signed 64-bit count.
+            let count = i64::try_from(limit).unwrap_or(i64::MAX);
+            cmd.arg(runs).arg("+").arg("-").arg("COUNT").arg(count);
             let entries: Vec<(String, HashMap<String, String>)> =
                 self.call("history", cmd.query_async(&mut conn)).await?;
             Ok(entries
@@ -445,7 +453,7 @@ impl Coordinator for RedisCoordinator {
                     tick_ms: number(fields.remove("tick")).unwrap_or_default(),
                     node: fields.remove("node").unwrap_or_default(),
                     outcome: fields.remove("outcome").unwrap_or_default(),
-                    detail: fields.remove("detail").filter(|d| !d.is_empty()),
+                    detail: fields.remove("detail"),
                     fence: number(fields.remove("fence")),
                     duration_ms: number(fields.remove("duration_ms")),
                 })

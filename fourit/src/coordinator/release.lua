@@ -1,7 +1,7 @@
 -- Ends a run: deletes its lease if it is still ours, and records the outcome.
 -- KEYS[1] ns:{job}, KEYS[2] the lease, KEYS[3] ns:{job}:runs
--- ARGV: run id, tick (ms), node, fence, outcome, error text ("" for none), duration (ms),
---       history cap
+-- ARGV: run id, tick (ms), node, fence, outcome, error text, duration (ms), history cap,
+--       "1" if the outcome has an error text (which may itself be empty)
 -- Returns 1 if the lease was ours and is deleted, 0 if it had expired or been taken.
 local held = 0
 if redis.call('GET', KEYS[2]) == ARGV[1] then
@@ -12,9 +12,16 @@ end
 if redis.call('HGET', KEYS[1], 'fence') == ARGV[4] then
   local now = redis.call('TIME')
   redis.call('HSET', KEYS[1], 'finished', string.format('%.0f', now[1] * 1000 + math.floor(now[2] / 1000)),
-    'outcome', ARGV[5], 'error', ARGV[6])
+    'outcome', ARGV[5])
+  if ARGV[9] == '1' then
+    redis.call('HSET', KEYS[1], 'error', ARGV[6])
+  end
 end
-redis.call('XADD', KEYS[3], 'MAXLEN', '~', ARGV[8], '*',
-  'tick', ARGV[2], 'node', ARGV[3], 'outcome', ARGV[5], 'detail', ARGV[6],
-  'fence', ARGV[4], 'duration_ms', ARGV[7])
+local entry = {'tick', ARGV[2], 'node', ARGV[3], 'outcome', ARGV[5],
+  'fence', ARGV[4], 'duration_ms', ARGV[7]}
+if ARGV[9] == '1' then
+  table.insert(entry, 'detail')
+  table.insert(entry, ARGV[6])
+end
+redis.call('XADD', KEYS[3], 'MAXLEN', '~', ARGV[8], '*', unpack(entry))
 return held

@@ -1,0 +1,1103 @@
+//! The conformance suite: every `Coordinator` backend keeps the same promises.
+//!
+//! Each case is written once, in [`cases`], as an async fn taking the coordinator as an
+//! `Arc<dyn Coordinator>`. The [`conformance!`] macro instantiates every case for the memory
+//! backend (`memory::<case>`) and for Redis (`redis::<case>`, each test against a
+//! `redis-server` of its own). Cases that only make sense for Redis (outages, key layout,
+//! namespaces) are in [`redis_cases`] and run as `redis::<case>`.
+
+use std::collections::{BTreeSet, HashMap};
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::Utc;
+use fourit::coordinator::{
+    ClaimOutcome, ClaimRequest, Coordinator, HISTORY_LEN, HistoryEntry, Lease, MemoryCoordinator,
+    Outcome, RedisCoordinator, RunRecord,
+};
+use fourit::{FenceToken, Overlap};
+use fourit_tests::{RedisServer, init_tracing};
+use tokio::time::Instant;
+
+/// No case may take longer than this: a hang fails the test instead of stalling the suite.
+const CASE_DEADLINE: Duration = Duration::from_secs(60);
+/// The lease TTL of claims whose lease should not expire during a case.
+const LONG_LEASE: Duration = Duration::from_secs(30);
+/// The namespace of the Redis backend under test.
+const NAMESPACE: &str = "conformance";
+/// A realistic first tick: 2026-01-01T00:00:00Z in UTC milliseconds.
+const T0: i64 = 1_767_225_600_000;
+
+/// A backend under test. Keeps its Redis server (if any) alive as long as the coordinator.
+struct Backend {
+    coordinator: Arc<dyn Coordinator>,
+    _server: Option<RedisServer>,
+}
+
+impl Backend {
+    fn memory() -> Backend {
+        init_tracing();
+        Backend {
+            coordinator: Arc::new(MemoryCoordinator::new()),
+            _server: None,
+        }
+    }
+
+    async fn redis() -> Backend {
+        init_tracing();
+        let server = RedisServer::start();
+        let coordinator = connect(&server, NAMESPACE).await;
+        Backend {
+            coordinator,
+            _server: Some(server),
+        }
+    }
+}
+
+/// A Redis coordinator on `server`, under `namespace`.
+async fn connect(server: &RedisServer, namespace: &str) -> Arc<dyn Coordinator> {
+    let coordinator = RedisCoordinator::connect(&server.url(), namespace)
+        .await
+        .unwrap_or_else(|e| panic!("connecting to the test Redis at {}: {e}", server.url()));
+    Arc::new(coordinator)
+}
+
+/// Runs a case under [`CASE_DEADLINE`].
+async fn bounded<F: Future<Output = ()>>(case: F) {
+    tokio::time::timeout(CASE_DEADLINE, case)
+        .await
+        .unwrap_or_else(|_| panic!("the case did not finish within {CASE_DEADLINE:?}"));
+}
+
+/// Instantiates each shared case for both backends, and each Redis-only case for Redis.
+macro_rules! conformance {
+    (
+        cases: [$($case:ident),+ $(,)?],
+        redis_only: [$($redis_case:ident),+ $(,)?] $(,)?
+    ) => {
+        mod memory {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $case() {
+                    let backend = super::Backend::memory();
+                    super::bounded(super::cases::$case(backend.coordinator.clone())).await;
+                }
+            )+
+        }
+
+        mod redis {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $case() {
+                    let backend = super::Backend::redis().await;
+                    super::bounded(super::cases::$case(backend.coordinator.clone())).await;
+                }
+            )+
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $redis_case() {
+                    super::init_tracing();
+                    super::bounded(super::redis_cases::$redis_case()).await;
+                }
+            )+
+        }
+    };
+}
+
+conformance! {
+    cases: [
+        a_tick_is_claimed_once_among_concurrent_claimers,
+        a_late_or_repeated_claim_of_a_tick_is_refused,
+        overlap_skip_reports_the_holder_and_records_the_overlap,
+        overlap_allow_gives_each_run_its_own_lease,
+        only_the_owner_extends_or_releases_a_lease,
+        an_expired_lease_frees_the_job,
+        keep_alive_extends_the_lease,
+        fence_tokens_increase_across_runs_and_nodes_and_are_independent_per_job,
+        history_is_newest_first_capped_and_complete,
+        history_keeps_error_text_verbatim,
+        heartbeat_adds_a_member_and_leave_removes_it,
+        a_batch_claim_answers_each_request_in_order,
+    ],
+    redis_only: [
+        an_unreachable_redis_yields_an_error_not_a_claim,
+        connecting_to_an_unreachable_redis_is_an_error,
+        claims_survive_a_restart_with_appendonly,
+        a_jobs_keys_share_its_hash_tag,
+        namespaces_on_one_server_do_not_see_each_other,
+    ],
+}
+
+// ---------------------------------------------------------------------------------------------
+// Helpers
+
+/// The `n`th tick of a once-a-minute schedule.
+fn tick(n: i64) -> i64 {
+    T0 + n * 60_000
+}
+
+/// A claim with a long lease and the default overlap policy (skip).
+fn request(job: &str, tick_ms: i64, node: &str) -> ClaimRequest {
+    ClaimRequest {
+        job: Arc::from(job),
+        tick_ms,
+        node: Arc::from(node),
+        lease_ttl: LONG_LEASE,
+        overlap: Overlap::Skip,
+    }
+}
+
+/// A claim whose run may overlap the previous one.
+fn request_allow(job: &str, tick_ms: i64, node: &str) -> ClaimRequest {
+    ClaimRequest {
+        overlap: Overlap::Allow,
+        ..request(job, tick_ms, node)
+    }
+}
+
+/// Claims one tick; the call itself must succeed and answer once.
+async fn claim(c: &dyn Coordinator, request: ClaimRequest) -> ClaimOutcome {
+    let mut outcomes = c
+        .claim(std::slice::from_ref(&request))
+        .await
+        .unwrap_or_else(|e| panic!("claim of {request:?} failed: {e}"));
+    assert_eq!(outcomes.len(), 1, "one answer per request: {outcomes:?}");
+    outcomes.pop().unwrap()
+}
+
+/// The lease of a claim that must run.
+#[track_caller]
+fn expect_run(outcome: ClaimOutcome, what: &str) -> Lease {
+    match outcome {
+        ClaimOutcome::Run(lease) => lease,
+        other => panic!("{what}: expected Run, got {other:?}"),
+    }
+}
+
+/// The holder named by a claim that must be refused as an overlap.
+#[track_caller]
+fn expect_overlap(outcome: ClaimOutcome, what: &str) -> String {
+    match outcome {
+        ClaimOutcome::Overlap { holder } => holder,
+        other => panic!("{what}: expected Overlap, got {other:?}"),
+    }
+}
+
+fn record(outcome: Outcome, duration_ms: u64) -> RunRecord {
+    RunRecord {
+        outcome,
+        started: Utc::now(),
+        duration: Duration::from_millis(duration_ms),
+    }
+}
+
+async fn keep_alive(c: &dyn Coordinator, lease: &Lease, ttl: Duration) -> bool {
+    c.keep_alive(lease, ttl)
+        .await
+        .unwrap_or_else(|e| panic!("keep_alive of {lease:?} failed: {e}"))
+}
+
+async fn release(c: &dyn Coordinator, lease: &Lease, record: &RunRecord) -> bool {
+    c.release(lease, record)
+        .await
+        .unwrap_or_else(|e| panic!("release of {lease:?} failed: {e}"))
+}
+
+async fn history(c: &dyn Coordinator, job: &str, limit: usize) -> Vec<HistoryEntry> {
+    c.history(job, limit)
+        .await
+        .unwrap_or_else(|e| panic!("history of {job} failed: {e}"))
+}
+
+async fn members(c: &dyn Coordinator) -> Vec<(String, i64)> {
+    c.members()
+        .await
+        .unwrap_or_else(|e| panic!("members failed: {e}"))
+}
+
+/// The history entry a release of `lease` with `record` writes.
+fn finished(lease: &Lease, record: &RunRecord) -> HistoryEntry {
+    HistoryEntry {
+        tick_ms: lease.tick_ms,
+        node: lease.node.to_string(),
+        outcome: record.outcome.as_str().to_string(),
+        detail: record.outcome.error().map(str::to_string),
+        fence: Some(lease.fence.get()),
+        duration_ms: Some(record.duration.as_millis() as u64),
+    }
+}
+
+/// The history entry of a tick skipped as an overlap.
+fn overlapped(tick_ms: i64, node: &str, holder: &str) -> HistoryEntry {
+    HistoryEntry {
+        tick_ms,
+        node: node.to_string(),
+        outcome: "overlap".to_string(),
+        detail: Some(holder.to_string()),
+        fence: None,
+        duration_ms: None,
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// The cases every backend passes
+
+mod cases {
+    use super::*;
+
+    /// 16 tasks, each its own node, race for the same tick: exactly one runs it.
+    pub async fn a_tick_is_claimed_once_among_concurrent_claimers(c: Arc<dyn Coordinator>) {
+        const CLAIMERS: usize = 16;
+        let mut last_fence = None;
+        for n in 0..8 {
+            let barrier = Arc::new(tokio::sync::Barrier::new(CLAIMERS));
+            let mut racers = tokio::task::JoinSet::new();
+            for i in 0..CLAIMERS {
+                let (c, barrier) = (c.clone(), barrier.clone());
+                racers.spawn(async move {
+                    let node = format!("node-{i}");
+                    barrier.wait().await;
+                    let outcome = claim(&*c, request("race", tick(n), &node)).await;
+                    (node, outcome)
+                });
+            }
+            let mut winners = Vec::new();
+            let mut taken = 0;
+            while let Some(joined) = racers.join_next().await {
+                match joined.expect("a claimer panicked") {
+                    (node, ClaimOutcome::Run(lease)) => winners.push((node, lease)),
+                    (_, ClaimOutcome::Taken) => taken += 1,
+                    (node, other) => panic!("tick {n}: {node} got {other:?}, expected Taken"),
+                }
+            }
+            assert_eq!(winners.len(), 1, "tick {n}: winners {winners:?}");
+            assert_eq!(taken, CLAIMERS - 1, "tick {n}");
+            let (node, lease) = winners.pop().unwrap();
+            assert_eq!(&*lease.job, "race");
+            assert_eq!(lease.tick_ms, tick(n));
+            assert_eq!(&*lease.node, node);
+            assert_eq!(lease.overlap, Overlap::Skip);
+            assert!(last_fence < Some(lease.fence), "fences increase");
+            last_fence = Some(lease.fence);
+            assert!(release(&*c, &lease, &record(Outcome::Succeeded, 1)).await);
+        }
+    }
+
+    /// The high-water mark: a tick at or below the highest claimed one is refused, to
+    /// everyone, whatever the overlap policy.
+    pub async fn a_late_or_repeated_claim_of_a_tick_is_refused(c: Arc<dyn Coordinator>) {
+        let c = &*c;
+        let lease = expect_run(
+            claim(c, request("late", 2000, "node-a")).await,
+            "first claim",
+        );
+        assert_eq!(
+            claim(c, request("late", 1000, "node-b")).await,
+            ClaimOutcome::Taken
+        );
+        assert_eq!(
+            claim(c, request("late", 2000, "node-b")).await,
+            ClaimOutcome::Taken
+        );
+        assert_eq!(
+            claim(c, request("late", 2000, "node-a")).await,
+            ClaimOutcome::Taken
+        );
+        assert!(release(c, &lease, &record(Outcome::Succeeded, 1)).await);
+        // Still refused once the run is over: the mark is not the lease.
+        assert_eq!(
+            claim(c, request("late", 1000, "node-b")).await,
+            ClaimOutcome::Taken
+        );
+        assert_eq!(
+            claim(c, request("late", 1999, "node-b")).await,
+            ClaimOutcome::Taken
+        );
+        assert_eq!(
+            claim(c, request("late", 2000, "node-b")).await,
+            ClaimOutcome::Taken
+        );
+        let next = expect_run(
+            claim(c, request("late", 2001, "node-b")).await,
+            "later tick",
+        );
+        assert!(next.fence > lease.fence);
+
+        // Overlap allowed changes nothing about the mark.
+        expect_run(
+            claim(c, request_allow("late-allow", 5000, "node-a")).await,
+            "allow",
+        );
+        for (tick_ms, node) in [(5000, "node-a"), (5000, "node-b"), (4000, "node-b")] {
+            assert_eq!(
+                claim(c, request_allow("late-allow", tick_ms, node)).await,
+                ClaimOutcome::Taken,
+                "tick {tick_ms} by {node}"
+            );
+        }
+    }
+
+    /// While run A holds its lease, the next tick (overlap forbidden) is skipped, naming A,
+    /// and recorded; once A releases, the tick after runs.
+    pub async fn overlap_skip_reports_the_holder_and_records_the_overlap(c: Arc<dyn Coordinator>) {
+        let c = &*c;
+        let a = expect_run(claim(c, request("skip", tick(0), "node-a")).await, "run A");
+        let holder = expect_overlap(claim(c, request("skip", tick(1), "node-b")).await, "tick 1");
+        assert_eq!(holder, a.run_id());
+        assert_eq!(
+            history(c, "skip", 10).await,
+            vec![overlapped(tick(1), "node-b", &a.run_id())]
+        );
+
+        let done = record(Outcome::Succeeded, 5);
+        assert!(release(c, &a, &done).await);
+        // The skipped tick was claimed: it is not run late.
+        assert_eq!(
+            claim(c, request("skip", tick(1), "node-c")).await,
+            ClaimOutcome::Taken
+        );
+        let b = expect_run(claim(c, request("skip", tick(2), "node-b")).await, "tick 2");
+        assert!(b.fence > a.fence);
+        assert_eq!(b.run_id(), format!("node-b:{}:{}", b.fence, tick(2)));
+        assert_eq!(
+            history(c, "skip", 10).await,
+            vec![
+                finished(&a, &done),
+                overlapped(tick(1), "node-b", &a.run_id())
+            ]
+        );
+    }
+
+    /// With overlap allowed, consecutive ticks both run, each under a lease of its own.
+    pub async fn overlap_allow_gives_each_run_its_own_lease(c: Arc<dyn Coordinator>) {
+        let c = &*c;
+        let ttl = Duration::from_secs(30);
+        let a = expect_run(
+            claim(c, request_allow("allow", tick(0), "node-a")).await,
+            "A",
+        );
+        let b = expect_run(
+            claim(c, request_allow("allow", tick(1), "node-b")).await,
+            "B",
+        );
+        assert_eq!(a.overlap, Overlap::Allow);
+        assert_eq!(b.overlap, Overlap::Allow);
+        assert_ne!(a.fence, b.fence);
+        assert_ne!(a.run_id(), b.run_id());
+
+        assert!(keep_alive(c, &a, ttl).await);
+        assert!(keep_alive(c, &b, ttl).await);
+        assert!(release(c, &a, &record(Outcome::Succeeded, 1)).await);
+        // B's lease is untouched by A's release; A's is gone.
+        assert!(keep_alive(c, &b, ttl).await);
+        assert!(!keep_alive(c, &a, ttl).await);
+        assert!(!release(c, &a, &record(Outcome::Succeeded, 1)).await);
+        // A third run while B still runs.
+        let third = expect_run(
+            claim(c, request_allow("allow", tick(2), "node-a")).await,
+            "3rd",
+        );
+        assert!(release(c, &b, &record(Outcome::Succeeded, 1)).await);
+        assert!(keep_alive(c, &third, ttl).await);
+        assert!(release(c, &third, &record(Outcome::Succeeded, 1)).await);
+    }
+
+    /// A lease that is not the holder's own (other node, other fence, other job) can neither
+    /// extend nor release the real one.
+    pub async fn only_the_owner_extends_or_releases_a_lease(c: Arc<dyn Coordinator>) {
+        let c = &*c;
+        let ttl = Duration::from_secs(30);
+        let real = expect_run(claim(c, request("owned", tick(0), "node-a")).await, "owner");
+        let forgeries = [
+            Lease {
+                node: Arc::from("node-b"),
+                ..real.clone()
+            },
+            Lease {
+                fence: FenceToken(real.fence.get() + 1),
+                ..real.clone()
+            },
+            Lease {
+                fence: FenceToken(real.fence.get() + 1000),
+                node: Arc::from("node-b"),
+                ..real.clone()
+            },
+            Lease {
+                job: Arc::from("not-owned"),
+                ..real.clone()
+            },
+        ];
+        for forged in &forgeries {
+            assert!(
+                !keep_alive(c, forged, ttl).await,
+                "keep_alive of {forged:?}"
+            );
+            assert!(
+                !release(c, forged, &record(Outcome::Succeeded, 1)).await,
+                "release of {forged:?}"
+            );
+        }
+        // The real lease survived all of it.
+        assert!(keep_alive(c, &real, ttl).await);
+        let holder = expect_overlap(claim(c, request("owned", tick(1), "node-c")).await, "next");
+        assert_eq!(holder, real.run_id());
+        assert!(release(c, &real, &record(Outcome::Succeeded, 1)).await);
+        assert!(!keep_alive(c, &real, ttl).await, "a released lease is gone");
+    }
+
+    /// A lease that is not kept alive expires: the job runs again, and the old owner learns
+    /// it lost the lease (its outcome is still recorded).
+    pub async fn an_expired_lease_frees_the_job(c: Arc<dyn Coordinator>) {
+        let c = &*c;
+        let ttl = Duration::from_millis(300);
+        let claimed_at = Instant::now();
+        let owner = expect_run(
+            claim(
+                c,
+                ClaimRequest {
+                    lease_ttl: ttl,
+                    ..request("expiring", tick(0), "node-a")
+                },
+            )
+            .await,
+            "owner",
+        );
+        let holder = expect_overlap(
+            claim(c, request("expiring", tick(1), "node-b")).await,
+            "right after the claim",
+        );
+        assert_eq!(holder, owner.run_id());
+
+        // Each poll claims a later tick, until one runs.
+        let deadline = claimed_at + Duration::from_secs(10);
+        let mut n = 2;
+        let successor = loop {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+            match claim(c, request("expiring", tick(n), "node-b")).await {
+                ClaimOutcome::Run(lease) => break lease,
+                ClaimOutcome::Overlap { holder } => assert_eq!(holder, owner.run_id()),
+                ClaimOutcome::Taken => panic!("tick {n} was never claimed before"),
+            }
+            assert!(
+                Instant::now() < deadline,
+                "a {ttl:?} lease still held the job after 10 s"
+            );
+            n += 1;
+        };
+        let held_for = claimed_at.elapsed();
+        assert!(
+            held_for >= ttl - Duration::from_millis(50),
+            "the lease expired after {held_for:?}, before its TTL of {ttl:?}"
+        );
+
+        assert!(
+            !keep_alive(c, &owner, ttl).await,
+            "the old owner's lease is gone"
+        );
+        let late = record(Outcome::Succeeded, 400);
+        assert!(
+            !release(c, &owner, &late).await,
+            "the old owner no longer holds it"
+        );
+        assert!(
+            keep_alive(c, &successor, LONG_LEASE).await,
+            "the new run's lease holds"
+        );
+        let recorded = history(c, "expiring", HISTORY_LEN).await;
+        assert_eq!(
+            recorded.first(),
+            Some(&finished(&owner, &late)),
+            "{recorded:#?}"
+        );
+    }
+
+    /// Keeping a 400 ms lease alive every 100 ms holds the job for 1.5 s.
+    pub async fn keep_alive_extends_the_lease(c: Arc<dyn Coordinator>) {
+        let c = &*c;
+        let ttl = Duration::from_millis(400);
+        let lease = expect_run(
+            claim(
+                c,
+                ClaimRequest {
+                    lease_ttl: ttl,
+                    ..request("kept", tick(0), "node-a")
+                },
+            )
+            .await,
+            "owner",
+        );
+        let until = Instant::now() + Duration::from_millis(1500);
+        let mut interval = tokio::time::interval(Duration::from_millis(100));
+        interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut n = 1;
+        while Instant::now() < until {
+            interval.tick().await;
+            assert!(keep_alive(c, &lease, ttl).await, "keep-alive {n}");
+            let holder = expect_overlap(
+                claim(c, request("kept", tick(n), "node-b")).await,
+                &format!("competing claim {n}"),
+            );
+            assert_eq!(holder, lease.run_id());
+            n += 1;
+        }
+        assert!(n > 10, "only {n} keep-alives in 1.5 s");
+        assert!(release(c, &lease, &record(Outcome::Succeeded, 1500)).await);
+        expect_run(
+            claim(c, request("kept", tick(n), "node-b")).await,
+            "after release",
+        );
+    }
+
+    /// Fences strictly increase across the runs of a job, whichever node runs them, and a
+    /// job's fences do not depend on other jobs' runs.
+    pub async fn fence_tokens_increase_across_runs_and_nodes_and_are_independent_per_job(
+        c: Arc<dyn Coordinator>,
+    ) {
+        let c = &*c;
+        let mut fences = Vec::new();
+        for n in 0..12 {
+            let node = format!("node-{}", n % 4);
+            let lease = expect_run(claim(c, request("fenced", tick(n), &node)).await, "run");
+            fences.push(lease.fence);
+            assert!(release(c, &lease, &record(Outcome::Succeeded, 1)).await);
+        }
+        // Concurrent runs (overlap allowed) too.
+        for n in 12..15 {
+            let node = format!("node-{}", n % 4);
+            let lease = expect_run(
+                claim(c, request_allow("fenced", tick(n), &node)).await,
+                "run",
+            );
+            fences.push(lease.fence);
+        }
+        assert!(
+            fences.windows(2).all(|pair| pair[0] < pair[1]),
+            "fences must strictly increase: {fences:?}"
+        );
+
+        // A fresh job starts where the first one started, however many runs that one had.
+        let fresh = expect_run(claim(c, request("fresh", tick(0), "node-0")).await, "fresh");
+        assert_eq!(fresh.fence, fences[0], "fences are counted per job");
+        // Both jobs in one batch: each continues its own sequence.
+        let outcomes = c
+            .claim(&[
+                request_allow("fenced", tick(20), "node-1"),
+                request_allow("fresh", tick(20), "node-1"),
+            ])
+            .await
+            .unwrap();
+        let fenced_next = expect_run(outcomes[0].clone(), "fenced in a batch");
+        let fresh_next = expect_run(outcomes[1].clone(), "fresh in a batch");
+        assert!(fenced_next.fence > *fences.last().unwrap());
+        assert!(fresh_next.fence > fresh.fence);
+        assert!(fresh_next.fence < fenced_next.fence);
+    }
+
+    /// History keeps every finished or skipped tick, newest first, with its details, and
+    /// about [`HISTORY_LEN`] of them.
+    pub async fn history_is_newest_first_capped_and_complete(c: Arc<dyn Coordinator>) {
+        let c = &*c;
+        assert_eq!(history(c, "written", 10).await, vec![], "no history yet");
+
+        let outcomes = [
+            Outcome::Succeeded,
+            Outcome::Failed("disk full".to_string()),
+            Outcome::Panicked("index out of bounds".to_string()),
+            Outcome::TimedOut,
+            Outcome::Cancelled,
+            Outcome::LeaseLost,
+        ];
+        let total = 2 * HISTORY_LEN + 50;
+        let mut written = Vec::new();
+        let mut next_tick = 0;
+        while written.len() < total {
+            let i = written.len();
+            let node = format!("node-{}", i % 3);
+            let lease = expect_run(
+                claim(c, request("written", tick(next_tick), &node)).await,
+                "run",
+            );
+            next_tick += 1;
+            if i % 10 == 9 {
+                // Skip the next tick as an overlap.
+                let other = format!("node-{}", (i + 1) % 3);
+                let holder = expect_overlap(
+                    claim(c, request("written", tick(next_tick), &other)).await,
+                    "overlap",
+                );
+                assert_eq!(holder, lease.run_id());
+                written.push(overlapped(tick(next_tick), &other, &holder));
+                next_tick += 1;
+            }
+            let done = record(outcomes[i % outcomes.len()].clone(), i as u64 * 7);
+            assert!(release(c, &lease, &done).await);
+            written.push(finished(&lease, &done));
+        }
+        let newest_first: Vec<HistoryEntry> = written.into_iter().rev().collect();
+
+        let kept = history(c, "written", 10 * HISTORY_LEN).await;
+        assert!(
+            (HISTORY_LEN..=2 * HISTORY_LEN).contains(&kept.len()),
+            "{} entries kept of {total}, expected about {HISTORY_LEN}",
+            kept.len()
+        );
+        assert_eq!(kept, newest_first[..kept.len()], "newest first, as written");
+
+        assert_eq!(history(c, "written", 5).await, newest_first[..5]);
+        assert_eq!(history(c, "written", 1).await, newest_first[..1]);
+        assert_eq!(history(c, "written", 0).await, vec![]);
+        assert_eq!(history(c, "never-ran", 10).await, vec![]);
+        // Any `usize` is a valid limit, including "everything".
+        assert_eq!(
+            history(c, "written", usize::MAX).await,
+            kept,
+            "limit usize::MAX"
+        );
+    }
+
+    /// Error texts come back as written: unicode, newlines, separators, empty.
+    pub async fn history_keeps_error_text_verbatim(c: Arc<dyn Coordinator>) {
+        let c = &*c;
+        let texts = [
+            "connection refused: 10.0.0.1:5432",
+            "línea 1\nligne 2 ✓ \"quoted\" \\ tab\there",
+            "  padded  ",
+            "",
+        ];
+        let mut written = Vec::new();
+        for text in texts {
+            for outcome in [
+                Outcome::Failed(text.to_string()),
+                Outcome::Panicked(text.to_string()),
+            ] {
+                let n = written.len() as i64;
+                let lease = expect_run(claim(c, request("texts", tick(n), "node-a")).await, text);
+                let done = record(outcome, 3);
+                assert!(release(c, &lease, &done).await);
+                written.push(finished(&lease, &done));
+            }
+        }
+        let newest_first: Vec<HistoryEntry> = written.into_iter().rev().collect();
+        assert_eq!(history(c, "texts", 100).await, newest_first);
+    }
+
+    /// A heartbeat makes a node a member with a recent timestamp; leaving removes it.
+    pub async fn heartbeat_adds_a_member_and_leave_removes_it(c: Arc<dyn Coordinator>) {
+        let c = &*c;
+        let slack = 2_000; // ms between this process's clock and the backend's
+        assert_eq!(members(c).await, vec![]);
+
+        let before = Utc::now().timestamp_millis();
+        c.heartbeat("node-a").await.unwrap();
+        tokio::time::sleep(Duration::from_millis(5)).await;
+        c.heartbeat("node-b").await.unwrap();
+        let after = Utc::now().timestamp_millis();
+        let seen = members(c).await;
+        let names: Vec<&str> = seen.iter().map(|(node, _)| node.as_str()).collect();
+        assert_eq!(names, ["node-a", "node-b"], "oldest first: {seen:?}");
+        for (node, at) in &seen {
+            assert!(
+                (before - slack..=after + slack).contains(at),
+                "{node}'s heartbeat {at} is not between {before} and {after}"
+            );
+        }
+        assert!(seen[0].1 < seen[1].1, "{seen:?}");
+
+        // A new heartbeat moves node-a to the newest place.
+        tokio::time::sleep(Duration::from_millis(5)).await;
+        c.heartbeat("node-a").await.unwrap();
+        let seen = members(c).await;
+        let names: Vec<&str> = seen.iter().map(|(node, _)| node.as_str()).collect();
+        assert_eq!(names, ["node-b", "node-a"], "{seen:?}");
+        assert!(seen[1].1 > seen[0].1);
+
+        c.leave("node-a").await.unwrap();
+        let seen = members(c).await;
+        assert_eq!(seen.len(), 1, "{seen:?}");
+        assert_eq!(seen[0].0, "node-b");
+        c.leave("never-joined").await.unwrap();
+        c.leave("node-b").await.unwrap();
+        assert_eq!(members(c).await, vec![]);
+    }
+
+    /// One call claims many jobs, answering each request in order; requests in one batch
+    /// see the effects of the earlier ones.
+    pub async fn a_batch_claim_answers_each_request_in_order(c: Arc<dyn Coordinator>) {
+        let c = &*c;
+        const JOBS: usize = 500;
+        let job = |i: usize| format!("batch-{i:03}");
+        let now = tick(10);
+        assert_eq!(c.claim(&[]).await.unwrap(), vec![], "an empty batch");
+
+        // Prepare: a third of the jobs already claimed this tick, a third still running the
+        // previous tick, a third untouched.
+        let prepare: Vec<ClaimRequest> = (0..JOBS)
+            .filter(|i| i % 3 != 2)
+            .map(|i| {
+                let tick_ms = if i % 3 == 0 { now } else { now - 60_000 };
+                request(&job(i), tick_ms, "early")
+            })
+            .collect();
+        let prepared = c.claim(&prepare).await.unwrap();
+        assert_eq!(prepared.len(), prepare.len());
+        let mut early: HashMap<String, Lease> = HashMap::new();
+        for (req, outcome) in prepare.iter().zip(prepared) {
+            let lease = expect_run(outcome, &req.job);
+            assert_eq!(
+                (lease.job.clone(), lease.tick_ms),
+                (req.job.clone(), req.tick_ms)
+            );
+            early.insert(req.job.to_string(), lease);
+        }
+
+        let batch: Vec<ClaimRequest> = (0..JOBS).map(|i| request(&job(i), now, "batch")).collect();
+        let outcomes = c.claim(&batch).await.unwrap();
+        assert_eq!(outcomes.len(), JOBS);
+        for (i, outcome) in outcomes.into_iter().enumerate() {
+            let name = job(i);
+            match i % 3 {
+                0 => assert_eq!(outcome, ClaimOutcome::Taken, "{name}"),
+                1 => assert_eq!(
+                    outcome,
+                    ClaimOutcome::Overlap {
+                        holder: early[&name].run_id()
+                    },
+                    "{name}"
+                ),
+                _ => {
+                    let lease = expect_run(outcome, &name);
+                    assert_eq!(&*lease.job, name);
+                    assert_eq!(lease.tick_ms, now);
+                    assert_eq!(&*lease.node, "batch");
+                }
+            }
+        }
+
+        // Within one batch, later requests see the earlier ones.
+        let outcomes = c
+            .claim(&[
+                request("sequenced", tick(1), "node-a"),
+                request("sequenced", tick(1), "node-b"),
+                request("sequenced", tick(2), "node-b"),
+                request("sequenced", tick(0), "node-b"),
+            ])
+            .await
+            .unwrap();
+        assert_eq!(outcomes.len(), 4);
+        let first = expect_run(outcomes[0].clone(), "first of the batch");
+        assert_eq!(&*first.node, "node-a");
+        assert_eq!(outcomes[1], ClaimOutcome::Taken);
+        assert_eq!(
+            outcomes[2],
+            ClaimOutcome::Overlap {
+                holder: first.run_id()
+            }
+        );
+        assert_eq!(outcomes[3], ClaimOutcome::Taken);
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// The cases only Redis has: each starts its own server
+
+mod redis_cases {
+    use super::*;
+
+    /// How long any single call may take before the test counts it as a hang.
+    const CALL_DEADLINE: Duration = Duration::from_secs(10);
+
+    /// Awaits a coordinator call that must answer (with anything) within [`CALL_DEADLINE`].
+    async fn answers<T>(what: &str, call: impl Future<Output = T>) -> T {
+        tokio::time::timeout(CALL_DEADLINE, call)
+            .await
+            .unwrap_or_else(|_| panic!("{what} did not answer within {CALL_DEADLINE:?}"))
+    }
+
+    /// Every key on the server that matches `pattern`.
+    async fn keys(server: &RedisServer, pattern: &str) -> BTreeSet<String> {
+        let mut con = server.connection().await;
+        let mut keys = BTreeSet::new();
+        let mut cursor: u64 = 0;
+        loop {
+            let (next, batch): (u64, Vec<String>) = ::redis::cmd("SCAN")
+                .arg(cursor)
+                .arg("MATCH")
+                .arg(pattern)
+                .arg("COUNT")
+                .arg(1000)
+                .query_async(&mut con)
+                .await
+                .expect("SCAN answers");
+            keys.extend(batch);
+            if next == 0 {
+                return keys;
+            }
+            cursor = next;
+        }
+    }
+
+    async fn key_type(server: &RedisServer, key: &str) -> String {
+        ::redis::cmd("TYPE")
+            .arg(key)
+            .query_async(&mut server.connection().await)
+            .await
+            .expect("TYPE answers")
+    }
+
+    fn set(keys: &[&str]) -> BTreeSet<String> {
+        keys.iter().map(|key| key.to_string()).collect()
+    }
+
+    /// Fail closed: while Redis is down every call is an error (never a claim), answered
+    /// within a bounded time; after Redis is back, claims work again on their own.
+    pub async fn an_unreachable_redis_yields_an_error_not_a_claim() {
+        let mut server = RedisServer::start();
+        let c = connect(&server, NAMESPACE).await;
+        let c = &*c;
+        let lease = expect_run(
+            claim(c, request("outage", tick(0), "node-a")).await,
+            "before",
+        );
+
+        server.stop();
+        let claimed = answers("claim", c.claim(&[request("outage", tick(1), "node-a")])).await;
+        let err = claimed.expect_err("a claim while Redis is down must fail, not answer");
+        assert!(err.is_unavailable(), "claim error: {err:?}");
+        let batch = [
+            request("outage", tick(2), "node-a"),
+            request("outage-2", tick(2), "node-a"),
+        ];
+        let err = answers("batch claim", c.claim(&batch))
+            .await
+            .expect_err("a batch claim while Redis is down must fail");
+        assert!(err.is_unavailable(), "batch claim error: {err:?}");
+        let err = answers("keep_alive", c.keep_alive(&lease, LONG_LEASE))
+            .await
+            .expect_err("keep_alive while Redis is down must fail");
+        assert!(err.is_unavailable(), "keep_alive error: {err:?}");
+        let done = record(Outcome::Succeeded, 1);
+        let err = answers("release", c.release(&lease, &done))
+            .await
+            .expect_err("release while Redis is down must fail");
+        assert!(err.is_unavailable(), "release error: {err:?}");
+        for (what, result) in [
+            (
+                "heartbeat",
+                answers("heartbeat", c.heartbeat("node-a")).await,
+            ),
+            ("leave", answers("leave", c.leave("node-a")).await),
+        ] {
+            let err = result.expect_err(what);
+            assert!(err.is_unavailable(), "{what} error: {err:?}");
+        }
+        let err = answers("members", c.members()).await.expect_err("members");
+        assert!(err.is_unavailable(), "members error: {err:?}");
+        let err = answers("history", c.history("outage", 10))
+            .await
+            .expect_err("history");
+        assert!(err.is_unavailable(), "history error: {err:?}");
+
+        // Back (empty, without persistence): the same coordinator recovers by itself.
+        server.restart();
+        let deadline = Instant::now() + Duration::from_secs(20);
+        let mut attempt = 3;
+        let recovered = loop {
+            // Another node: the emptied server counts fences from the start again, so
+            // node-a's first new run id would equal the old lease's.
+            match answers(
+                "claim",
+                c.claim(&[request("outage", tick(attempt), "node-b")]),
+            )
+            .await
+            {
+                Ok(mut outcomes) => break outcomes.pop().unwrap(),
+                Err(err) => {
+                    assert!(
+                        Instant::now() < deadline,
+                        "claims still fail 20 s after Redis came back: {err}"
+                    );
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+            }
+            attempt += 1;
+        };
+        let fresh = expect_run(recovered, "after the restart");
+        // Every other call works again too.
+        assert!(
+            !keep_alive(c, &lease, LONG_LEASE).await,
+            "the old lease died with Redis"
+        );
+        assert!(keep_alive(c, &fresh, LONG_LEASE).await);
+        assert!(release(c, &fresh, &done).await);
+        c.heartbeat("node-a").await.unwrap();
+        assert_eq!(members(c).await.len(), 1);
+    }
+
+    /// Connecting to a Redis that is not there is an error that says so, not a panic or a
+    /// hang.
+    pub async fn connecting_to_an_unreachable_redis_is_an_error() {
+        let mut server = RedisServer::start();
+        server.stop();
+        let connected = answers(
+            "connect",
+            RedisCoordinator::connect(&server.url(), NAMESPACE),
+        )
+        .await;
+        let err = connected.expect_err("connecting to a stopped Redis must fail");
+        assert!(err.is_unavailable(), "connect error: {err:?}");
+    }
+
+    /// With the append-only file on, a restarted Redis remembers the high-water mark and the
+    /// fence: a tick claimed before the restart is not run again after it.
+    pub async fn claims_survive_a_restart_with_appendonly() {
+        let mut server = RedisServer::builder().appendonly(true).start();
+        let c = connect(&server, NAMESPACE).await;
+        let c = &*c;
+        let before = expect_run(
+            claim(c, request("durable", tick(5), "node-a")).await,
+            "before",
+        );
+        assert!(release(c, &before, &record(Outcome::Succeeded, 1)).await);
+
+        server.stop();
+        server.restart();
+        let deadline = Instant::now() + Duration::from_secs(20);
+        let again = loop {
+            match answers("claim", c.claim(&[request("durable", tick(5), "node-b")])).await {
+                Ok(mut outcomes) => break outcomes.pop().unwrap(),
+                Err(err) => {
+                    assert!(Instant::now() < deadline, "no recovery after 20 s: {err}");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+            }
+        };
+        assert_eq!(
+            again,
+            ClaimOutcome::Taken,
+            "the tick was claimed before the restart"
+        );
+        let after = expect_run(
+            claim(c, request("durable", tick(6), "node-b")).await,
+            "after",
+        );
+        assert!(
+            after.fence > before.fence,
+            "fences keep increasing across the restart"
+        );
+        assert_eq!(history(c, "durable", 10).await.len(), 1);
+    }
+
+    /// All keys of a job share its hash tag: `ns:{job}`, `ns:{job}:lease`, `ns:{job}:runs`.
+    pub async fn a_jobs_keys_share_its_hash_tag() {
+        let server = RedisServer::start();
+        let c = connect(&server, NAMESPACE).await;
+        let c = &*c;
+        let lease = expect_run(claim(c, request("report", tick(0), "node-a")).await, "run");
+        expect_overlap(
+            claim(c, request("report", tick(1), "node-b")).await,
+            "overlap",
+        );
+
+        let state = "conformance:{report}";
+        let lease_key = "conformance:{report}:lease";
+        let runs = "conformance:{report}:runs";
+        assert_eq!(
+            keys(&server, "conformance:*").await,
+            set(&[state, lease_key, runs])
+        );
+        assert_eq!(key_type(&server, state).await, "hash");
+        assert_eq!(key_type(&server, lease_key).await, "string");
+        assert_eq!(key_type(&server, runs).await, "stream");
+        let mut con = server.connection().await;
+        let holder: String = ::redis::cmd("GET")
+            .arg(lease_key)
+            .query_async(&mut con)
+            .await
+            .unwrap();
+        assert_eq!(holder, lease.run_id(), "the lease holds the run id");
+        let ttl_ms: i64 = ::redis::cmd("PTTL")
+            .arg(lease_key)
+            .query_async(&mut con)
+            .await
+            .unwrap();
+        assert!(
+            ttl_ms > 0 && ttl_ms <= LONG_LEASE.as_millis() as i64,
+            "lease PTTL {ttl_ms}"
+        );
+        let high: String = ::redis::cmd("HGET")
+            .arg(state)
+            .arg("tick")
+            .query_async(&mut con)
+            .await
+            .unwrap();
+        assert_eq!(high, tick(1).to_string(), "the high-water mark");
+
+        assert!(release(c, &lease, &record(Outcome::Succeeded, 1)).await);
+        assert_eq!(keys(&server, "conformance:*").await, set(&[state, runs]));
+
+        // Runs that may overlap have leases of their own, under the same hash tag.
+        let a = expect_run(claim(c, request_allow("spread", tick(0), "n")).await, "a");
+        let b = expect_run(claim(c, request_allow("spread", tick(1), "n")).await, "b");
+        let spread = keys(&server, "conformance:*spread*").await;
+        assert!(spread.len() >= 2, "{spread:?}");
+        for key in &spread {
+            assert!(key.starts_with("conformance:{spread}"), "{key}");
+        }
+        assert!(release(c, &a, &record(Outcome::Succeeded, 1)).await);
+        assert!(release(c, &b, &record(Outcome::Succeeded, 1)).await);
+
+        c.heartbeat("node-a").await.unwrap();
+        assert_eq!(key_type(&server, "conformance:nodes").await, "zset");
+        let all = keys(&server, "*").await;
+        assert!(
+            all.iter().all(|key| key.starts_with("conformance:")),
+            "every key is in the namespace: {all:?}"
+        );
+    }
+
+    /// Two fleets with different namespaces on one server share nothing.
+    pub async fn namespaces_on_one_server_do_not_see_each_other() {
+        let server = RedisServer::start();
+        let alpha = connect(&server, "alpha").await;
+        let beta = connect(&server, "beta").await;
+        let (alpha, beta) = (&*alpha, &*beta);
+
+        let a = expect_run(
+            claim(alpha, request("report", tick(0), "node-a")).await,
+            "alpha",
+        );
+        // The same tick of the same job is free in beta.
+        let b = expect_run(
+            claim(beta, request("report", tick(0), "node-b")).await,
+            "beta",
+        );
+        assert_eq!(a.fence, b.fence, "fences are counted per namespace");
+        // Beta's overlaps are about beta's runs only.
+        let holder = expect_overlap(claim(beta, request("report", tick(1), "node-c")).await, "");
+        assert_eq!(holder, b.run_id());
+        // Neither sees the other's lease.
+        assert!(!keep_alive(beta, &a, LONG_LEASE).await);
+        assert!(!keep_alive(alpha, &b, LONG_LEASE).await);
+        assert!(release(beta, &b, &record(Outcome::Succeeded, 1)).await);
+        assert!(
+            keep_alive(alpha, &a, LONG_LEASE).await,
+            "beta's release left alpha's lease"
+        );
+        assert!(release(alpha, &a, &record(Outcome::Succeeded, 1)).await);
+
+        assert_eq!(history(alpha, "report", 10).await.len(), 1);
+        assert_eq!(history(beta, "report", 10).await.len(), 2);
+
+        alpha.heartbeat("node-a").await.unwrap();
+        assert_eq!(members(beta).await, vec![]);
+        assert_eq!(members(alpha).await.len(), 1);
+
+        let all = keys(&server, "*").await;
+        assert!(
+            all.iter()
+                .all(|key| key.starts_with("alpha:") || key.starts_with("beta:")),
+            "{all:?}"
+        );
+    }
+}
