@@ -338,37 +338,49 @@ impl Scheduler {
             }
         };
         let driver = async move {
-            let Some(coordinator) = open_coordinator(&config, &stop).await? else {
-                return Ok(());
-            };
-            let shared = Arc::new(Shared {
-                coordinator,
-                node: config.node_id.clone(),
-                clock: config.clock.clone(),
-                shutdown: stop.clone(),
-                abort: CancellationToken::new(),
-                runs: TaskTracker::new(),
-                outage: Outage::default(),
-            });
-            info!(
-                node = %shared.node,
-                jobs = jobs.len(),
-                namespace = %config.namespace,
-                "scheduler started"
-            );
-            let heartbeat = tokio::spawn(heartbeat(shared.clone(), config.heartbeat_interval));
-            drive(&shared, &config, jobs).await;
-            shut_down(&shared, config.shutdown_timeout).await;
-            heartbeat.abort();
-            if let Err(err) = shared.coordinator.leave(&shared.node).await {
-                warn!(node = %shared.node, error = %err, "could not leave the members set");
-            }
-            info!(node = %shared.node, "scheduler stopped");
-            Ok(())
+            let result = drive_until_stopped(config, jobs, &stop).await;
+            // On an error at start, end the watcher too.
+            stop.cancel();
+            result
         };
         let (result, ()) = tokio::join!(driver, watcher);
         result
     }
+}
+
+/// Connects, drives the jobs until `stop`, then shuts down gracefully.
+async fn drive_until_stopped(
+    config: Config,
+    jobs: Vec<Job>,
+    stop: &CancellationToken,
+) -> Result<(), Error> {
+    let Some(coordinator) = open_coordinator(&config, stop).await? else {
+        return Ok(());
+    };
+    let shared = Arc::new(Shared {
+        coordinator,
+        node: config.node_id.clone(),
+        clock: config.clock.clone(),
+        shutdown: stop.clone(),
+        abort: CancellationToken::new(),
+        runs: TaskTracker::new(),
+        outage: Outage::default(),
+    });
+    info!(
+        node = %shared.node,
+        jobs = jobs.len(),
+        namespace = %config.namespace,
+        "scheduler started"
+    );
+    let heartbeat = tokio::spawn(heartbeat(shared.clone(), config.heartbeat_interval));
+    drive(&shared, &config, jobs).await;
+    shut_down(&shared, config.shutdown_timeout).await;
+    heartbeat.abort();
+    if let Err(err) = shared.coordinator.leave(&shared.node).await {
+        warn!(node = %shared.node, error = %err, "could not leave the members set");
+    }
+    info!(node = %shared.node, "scheduler stopped");
+    Ok(())
 }
 
 /// What the driver, the claim tasks and the runners share.

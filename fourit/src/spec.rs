@@ -346,6 +346,11 @@ fn check_range(field: Field, range: &str) -> Result<(u32, u32), String> {
             "range `{range}` needs a start and an end, as in `{min}-{max}`"
         ));
     }
+    // Suggestions use names if the range does.
+    let named = field
+        .names()
+        .iter()
+        .any(|name| name.eq_ignore_ascii_case(start));
     let start = value(field, start)?;
     // In day-of-week, `SUN` at the end of a range is 7, so `MON-SUN` runs to Sunday.
     let end = if field == Field::DayOfWeek && end.eq_ignore_ascii_case("SUN") {
@@ -356,11 +361,16 @@ fn check_range(field: Field, range: &str) -> Result<(u32, u32), String> {
     check_bounds(field, start)?;
     check_bounds(field, end)?;
     if start > end {
+        let label = |v: u32| match field {
+            Field::DayOfWeek if named => WEEKDAY_NAMES[v as usize % 7].to_string(),
+            Field::Month if named => MONTH_NAMES[v as usize - 1].to_string(),
+            _ => v.to_string(),
+        };
         let span = |a: u32, b: u32| {
             if a == b {
-                a.to_string()
+                label(a)
             } else {
-                format!("{a}-{b}")
+                format!("{}-{}", label(a), label(b))
             }
         };
         let fix = match field {
@@ -376,14 +386,8 @@ fn check_range(field: Field, range: &str) -> Result<(u32, u32), String> {
                 span(min, end)
             ),
         };
-        let numeric = format!("{start}-{end}");
-        let shown = if numeric == range {
-            format!("`{range}`")
-        } else {
-            format!("`{range}` ({numeric})")
-        };
         return Err(format!(
-            "range {shown} runs backwards; ranges do not wrap around, {fix}"
+            "range `{range}` runs backwards; ranges do not wrap around, {fix}"
         ));
     }
     Ok((start, end))
