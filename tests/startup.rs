@@ -42,7 +42,10 @@ async fn a_wrong_password_is_an_authentication_error_without_the_password() {
     let url = format!("redis://:wrong-horse-staple@127.0.0.1:{}", server.port());
     let err = start_error(&url).await;
     assert!(matches!(err, Error::Authentication { .. }), "{err:?}");
-    assert!(err.to_string().contains("rejected the credentials"), "{err}");
+    assert!(
+        err.to_string().contains("rejected the credentials"),
+        "{err}"
+    );
     assert!(err.to_string().contains(":***@"), "{err}");
     assert_no_secret(&err, "wrong-horse-staple");
     assert_no_secret(&err, "right-horse-battery");
@@ -125,7 +128,10 @@ async fn an_unreachable_redis_is_waited_for_and_jobs_run_once_it_appears() {
     // Nothing runs while Redis is away (fail closed): two ticks pass with no run.
     let early = tokio::time::timeout(Duration::from_millis(2_100), runs.recv()).await;
     assert!(early.is_err(), "a job ran with Redis down: {early:?}");
-    assert!(!running.is_finished(), "run gave up on an unreachable Redis");
+    assert!(
+        !running.is_finished(),
+        "run gave up on an unreachable Redis"
+    );
 
     let restarted = chrono::Utc::now();
     server.restart();

@@ -5,6 +5,7 @@ use syn::ext::IdentExt;
 use syn::parse::{ParseStream, Parser};
 use syn::{Expr, Ident, Lit, LitStr, Token};
 
+use crate::spec;
 use crate::validate::Ctxt;
 
 /// The options a job accepts, in the order the docs list them.
@@ -23,6 +24,12 @@ pub struct Args {
     pub krate: Option<LitStr>,
     /// The attribute, for errors about what is missing.
     pub span: Span,
+    /// Whether the whole attribute parsed; if not, options after the syntax error were never
+    /// read, so none of them is reported missing.
+    pub complete: bool,
+    /// The options written, even those whose value was rejected (so a bad value is not also
+    /// reported as a missing option).
+    pub written: Vec<String>,
 }
 
 impl Args {
@@ -39,33 +46,58 @@ impl Args {
             grace: None,
             krate: None,
             span,
+            complete: true,
+            written: Vec::new(),
         };
-        let parser = |input: ParseStream| -> syn::Result<()> {
-            while !input.is_empty() {
-                let key = input.call(Ident::parse_any)?;
-                input.parse::<Token![=]>()?;
-                let value: Expr = input.parse()?;
-                args.record(key, value, cx);
-                if input.is_empty() {
-                    break;
-                }
-                input.parse::<Token![,]>()?;
-            }
-            Ok(())
-        };
-        if let Err(err) = parser.parse2(tokens) {
-            cx.push(syn::Error::new(
+        // syn's own message, completed with what the attribute expects.
+        let syntax = |err: syn::Error| {
+            syn::Error::new(
                 err.span(),
                 format!(
                     "{err}; write options as `key = \"value\"` separated by commas, e.g. \
                      #[fourit::job(schedule = \"*/5 * * * *\")]"
                 ),
-            ));
+            )
+        };
+        let parser = |input: ParseStream| -> syn::Result<()> {
+            while !input.is_empty() {
+                let key = input.call(Ident::parse_any).map_err(syntax)?;
+                if !input.peek(Token![=]) {
+                    let name = key.to_string();
+                    let message = if OPTIONS.contains(&name.as_str()) {
+                        format!(
+                            "option `{name}` needs a value; write `{name} = \"{}\"`",
+                            example(&name)
+                        )
+                    } else {
+                        unknown_option(&name).0
+                    };
+                    return Err(syn::Error::new(key.span(), message));
+                }
+                input.parse::<Token![=]>()?;
+                let value: Expr = input.parse().map_err(syntax)?;
+                args.record(key, value, cx);
+                if input.is_empty() {
+                    break;
+                }
+                input.parse::<Token![,]>().map_err(syntax)?;
+            }
+            Ok(())
+        };
+        if let Err(err) = parser.parse2(tokens) {
+            args.complete = false;
+            cx.push(err);
         }
         args
     }
 
+    /// Whether the option was written, with a valid value or not.
+    pub fn wrote(&self, option: &str) -> bool {
+        self.written.iter().any(|written| written == option)
+    }
+
     fn record(&mut self, key: Ident, value: Expr, cx: &Ctxt) {
+        self.written.push(key.to_string());
         let slot = match key.to_string().as_str() {
             "schedule" => &mut self.schedule,
             "name" => &mut self.name,
@@ -75,17 +107,10 @@ impl Args {
             "grace" => &mut self.grace,
             "crate" => &mut self.krate,
             other => {
-                cx.error(
-                    &key,
-                    format!(
-                        "unknown option `{other}`; a job takes {}",
-                        OPTIONS
-                            .iter()
-                            .map(|o| format!("`{o}`"))
-                            .collect::<Vec<_>>()
-                            .join(", ")
-                    ),
-                );
+                let (message, intended) = unknown_option(other);
+                // A misspelt `schedule` is reported as such, not also as missing.
+                self.written.extend(intended.map(str::to_string));
+                cx.error(&key, message);
                 return;
             }
         };
@@ -111,6 +136,31 @@ impl Args {
         }
         *slot = Some(value);
     }
+}
+
+/// The message for an option fourit does not know, with the likely intended one if any.
+fn unknown_option(name: &str) -> (String, Option<&'static str>) {
+    let known = OPTIONS
+        .iter()
+        .map(|option| format!("`{option}`"))
+        .collect::<Vec<_>>()
+        .join(", ");
+    let intended = match name.to_ascii_lowercase().as_str() {
+        "timezone" | "time_zone" | "zone" => Some("tz"),
+        "cron" | "every" | "when" => Some("schedule"),
+        "overlapping" | "concurrency" => Some("overlap"),
+        "deadline" | "max_duration" => Some("timeout"),
+        lower => OPTIONS.iter().copied().find(|option| {
+            spec::edit_distance(lower, option) <= (lower.len().min(option.len()) / 3).max(1)
+        }),
+    };
+    let message = match intended {
+        Some(option) => {
+            format!("unknown option `{name}`; did you mean `{option}`? A job takes {known}")
+        }
+        None => format!("unknown option `{name}`; a job takes {known}"),
+    };
+    (message, intended)
 }
 
 fn example(key: &str) -> &'static str {

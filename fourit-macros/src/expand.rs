@@ -1,6 +1,6 @@
 //! What `#[fourit::job]` generates: the function unchanged, plus its registration.
 
-use proc_macro2::TokenStream;
+use proc_macro2::{Group, Span, TokenStream, TokenTree};
 use quote::{format_ident, quote, quote_spanned};
 use syn::ItemFn;
 
@@ -12,11 +12,23 @@ use crate::validate::{self, Ctxt};
 pub fn job(attr: TokenStream, item: TokenStream) -> TokenStream {
     let func: ItemFn = match syn::parse2(item.clone()) {
         Ok(func) => func,
-        Err(_) => {
-            let err = syn::Error::new_spanned(
-                &item,
-                "#[fourit::job] goes on an `async fn`, e.g. `async fn report() { ... }`",
-            );
+        Err(err) => {
+            let is_fn = item
+                .clone()
+                .into_iter()
+                .any(|token| matches!(&token, TokenTree::Ident(ident) if ident == "fn"));
+            let err = if is_fn {
+                // A function that does not parse (the compiler says why, too): say where.
+                syn::Error::new(
+                    err.span(),
+                    format!("#[fourit::job] cannot read this function: {err}"),
+                )
+            } else {
+                syn::Error::new_spanned(
+                    &item,
+                    "#[fourit::job] goes on an `async fn`, e.g. `async fn report() { ... }`",
+                )
+            };
             let error = err.to_compile_error();
             return quote! { #error #item };
         }
@@ -58,7 +70,10 @@ fn registration(func: &ItemFn, job: &validate::Job) -> TokenStream {
     let private = paths.private();
     let job_context = paths.job_context();
     let ident = &func.sig.ident;
-    let call_fn = format_ident!("__fourit_call_{}", syn::ext::IdentExt::unraw(ident));
+    // One named item per job holds everything generated. Named, because it is an associated
+    // const when the attribute is (wrongly) put on a function in an `impl` block: the only error
+    // then is that the function is not found, rather than errors from inside `inventory`.
+    let holder = format_ident!("__FOURIT_JOB_{}", syn::ext::IdentExt::unraw(ident));
     let validate::Job {
         name,
         schedule,
@@ -69,11 +84,12 @@ fn registration(func: &ItemFn, job: &validate::Job) -> TokenStream {
         takes_context,
         ..
     } = job;
+    // Generated names start with `__fourit_`, so they cannot shadow the user's.
     let call = if *takes_context {
-        quote!(#ident(ctx))
+        quote!(#ident(__fourit_ctx))
     } else {
         quote!({
-            ::core::mem::drop(ctx);
+            ::core::mem::drop(__fourit_ctx);
             #ident()
         })
     };
@@ -88,32 +104,60 @@ fn registration(func: &ItemFn, job: &validate::Job) -> TokenStream {
     };
     let timeout_ms = option(timeout_ms);
     let grace_ms = option(grace_ms);
-    // Spanned at the return type, so a non-Display error type is reported there.
-    let into_result = quote_spanned!(job.output_span=> #private::IntoJobResult::into_job_result);
+    // Every token of the conversion, its argument included, is spanned at the return type, so
+    // an error type that is not `Display` is reported there rather than at the attribute.
+    let into_result = respan(
+        quote!(#private::IntoJobResult::into_job_result(__fourit_output)),
+        job.output_span,
+    );
+    let output = proc_macro2::Ident::new("__fourit_output", job.output_span);
     let line = quote_spanned!(ident.span()=> ::core::line!());
     quote! {
         #func
 
         #[doc(hidden)]
-        #[allow(non_snake_case)]
-        fn #call_fn(
-            ctx: #job_context,
-        ) -> #private::BoxFuture<'static, #private::JobResult> {
-            #private::Box::pin(async move { #into_result(#call.await) })
-        }
-
-        #private::inventory::submit! {
-            #private::JobDefinition {
-                name: #name,
-                schedule: #schedule,
-                tz: #tz,
-                overlap: #overlap,
-                timeout_ms: #timeout_ms,
-                grace_ms: #grace_ms,
-                file: ::core::file!(),
-                line: #line,
-                call: #call_fn,
+        #[allow(dead_code, non_upper_case_globals)]
+        const #holder: () = {
+            fn __fourit_call(
+                __fourit_ctx: #job_context,
+            ) -> #private::BoxFuture<'static, #private::JobResult> {
+                #private::Box::pin(async move {
+                    let #output = #call.await;
+                    #into_result
+                })
             }
-        }
+
+            #private::inventory::submit! {
+                #private::JobDefinition {
+                    name: #name,
+                    schedule: #schedule,
+                    tz: #tz,
+                    overlap: #overlap,
+                    timeout_ms: #timeout_ms,
+                    grace_ms: #grace_ms,
+                    file: ::core::file!(),
+                    line: #line,
+                    call: __fourit_call,
+                }
+            }
+        };
     }
+}
+
+/// The tokens with every span, inside groups too, set to `span`.
+fn respan(tokens: TokenStream, span: Span) -> TokenStream {
+    tokens
+        .into_iter()
+        .map(|token| match token {
+            TokenTree::Group(group) => {
+                let mut respanned = Group::new(group.delimiter(), respan(group.stream(), span));
+                respanned.set_span(span);
+                TokenTree::Group(respanned)
+            }
+            mut token => {
+                token.set_span(span);
+                token
+            }
+        })
+        .collect()
 }

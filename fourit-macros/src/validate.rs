@@ -6,6 +6,7 @@ use std::fmt::Display;
 
 use quote::ToTokens;
 use syn::ext::IdentExt;
+use syn::spanned::Spanned;
 use syn::{FnArg, GenericArgument, ItemFn, PathArguments, ReturnType, Type};
 
 use syn::LitStr;
@@ -56,10 +57,12 @@ pub fn job(args: Args, func: &ItemFn, cx: &Ctxt) -> Option<Job> {
     let schedule = match &args.schedule {
         Some(arg) => check(cx, arg, spec::parse_cron).map(|_| arg.value().trim().to_string()),
         None => {
-            cx.push(syn::Error::new(
-                args.span,
-                "missing `schedule`; add one, e.g. #[fourit::job(schedule = \"*/5 * * * *\")]",
-            ));
+            if args.complete && !args.wrote("schedule") {
+                cx.push(syn::Error::new(
+                    args.span,
+                    "missing `schedule`; add one, e.g. #[fourit::job(schedule = \"*/5 * * * *\")]",
+                ));
+            }
             None
         }
     };
@@ -98,7 +101,7 @@ pub fn job(args: Args, func: &ItemFn, cx: &Ctxt) -> Option<Job> {
     let takes_context = check_signature(func, cx);
     let output_span = match &func.sig.output {
         ReturnType::Default => func.sig.ident.span(),
-        ReturnType::Type(_, ty) => syn::spanned::Spanned::span(ty),
+        ReturnType::Type(_, ty) => error_type(ty).unwrap_or(ty).span(),
     };
     Some(Job {
         name: name?,
@@ -155,8 +158,14 @@ fn check_signature(func: &ItemFn, cx: &Ctxt) -> Option<bool> {
         cx.error(abi, "a fourit job cannot have an `extern` ABI");
     }
     if !sig.generics.params.is_empty() || sig.generics.where_clause.is_some() {
+        // `Generics` prints its parameters only; a lone `where` clause is spanned on its own.
+        let at = if sig.generics.params.is_empty() {
+            sig.generics.where_clause.to_token_stream()
+        } else {
+            sig.generics.to_token_stream()
+        };
         cx.error(
-            &sig.generics,
+            at,
             "a fourit job cannot be generic: the scheduler must know the one function to call; \
              remove the type, lifetime or const parameters",
         );
@@ -180,14 +189,14 @@ fn check_signature(func: &ItemFn, cx: &Ctxt) -> Option<bool> {
             ),
         }
     }
-    if let ReturnType::Type(_, ty) = &sig.output {
-        if !is_unit_or_unit_result(ty) {
-            cx.error(
-                ty,
-                "a fourit job returns `()` or `Result<(), E>` where `E: std::fmt::Display` \
-                 (the error is recorded as the run's outcome)",
-            );
-        }
+    if let ReturnType::Type(_, ty) = &sig.output
+        && !is_unit_or_unit_result(ty)
+    {
+        cx.error(
+            ty,
+            "a fourit job returns `()` or `Result<(), E>` where `E: std::fmt::Display` \
+             (the error is recorded as the run's outcome)",
+        );
     }
     (cx.errors.borrow().len() == before).then_some(takes_context)
 }
@@ -209,6 +218,20 @@ fn is_unit(ty: &Type) -> bool {
         Type::Tuple(tuple) => tuple.elems.is_empty(),
         Type::Paren(inner) => is_unit(&inner.elem),
         _ => false,
+    }
+}
+
+/// `E` in `Result<(), E>`: where a type error about it belongs.
+fn error_type(ty: &Type) -> Option<&Type> {
+    let Type::Path(path) = ty else {
+        return None;
+    };
+    let PathArguments::AngleBracketed(args) = &path.path.segments.last()?.arguments else {
+        return None;
+    };
+    match args.args.iter().nth(1) {
+        Some(GenericArgument::Type(error)) => Some(error),
+        _ => None,
     }
 }
 

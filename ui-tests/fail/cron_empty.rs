@@ -1,0 +1,4 @@
+#[fourit::job(schedule = "")]
+async fn report() {}
+
+fn main() {}

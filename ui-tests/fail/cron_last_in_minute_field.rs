@@ -1,0 +1,4 @@
+#[fourit::job(schedule = "L * * * *")]
+async fn report() {}
+
+fn main() {}

@@ -1,0 +1,4 @@
+#[fourit::job(schedule = "60 * * * *")]
+async fn report() {}
+
+fn main() {}

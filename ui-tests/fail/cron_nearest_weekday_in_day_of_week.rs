@@ -1,0 +1,4 @@
+#[fourit::job(schedule = "0 0 * * 1W")]
+async fn report() {}
+
+fn main() {}

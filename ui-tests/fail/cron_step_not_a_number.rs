@@ -1,0 +1,4 @@
+#[fourit::job(schedule = "*/x * * * *")]
+async fn report() {}
+
+fn main() {}

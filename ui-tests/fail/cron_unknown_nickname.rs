@@ -1,0 +1,4 @@
+#[fourit::job(schedule = "@reboot")]
+async fn report() {}
+
+fn main() {}

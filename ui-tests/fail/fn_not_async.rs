@@ -1,0 +1,4 @@
+#[fourit::job(schedule = "0 9 * * *")]
+fn report() {}
+
+fn main() {}

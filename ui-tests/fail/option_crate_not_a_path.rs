@@ -1,0 +1,4 @@
+#[fourit::job(schedule = "0 9 * * *", crate = "my app")]
+async fn report() {}
+
+fn main() {}

@@ -1,0 +1,4 @@
+#[fourit::job(name = "report")]
+async fn report() {}
+
+fn main() {}

@@ -1,0 +1,4 @@
+#[fourit::job]
+async fn report() {}
+
+fn main() {}
