@@ -118,6 +118,11 @@ conformance! {
         history_is_newest_first_capped_and_complete,
         history_keeps_error_text_verbatim,
         heartbeat_adds_a_member_and_leave_removes_it,
+        a_heartbeat_answers_the_live_members_and_forgets_silent_ones,
+        the_preferred_claimer_is_admitted_at_once,
+        others_are_refused_until_the_handoff_window_closes,
+        anyone_is_admitted_after_the_handoff_window,
+        a_refused_early_claim_records_nothing,
         a_batch_claim_answers_each_request_in_order,
     ],
     redis_only: [
@@ -132,6 +137,24 @@ conformance! {
 // ---------------------------------------------------------------------------------------------
 // Helpers
 
+/// How long a member counts as alive after its heartbeat, in these tests.
+const MEMBER_TTL: Duration = Duration::from_secs(60);
+
+/// A claim of `tick_ms` by `node` while `preferred` has the tick for `handoff`.
+fn request_handoff(
+    job: &str,
+    tick_ms: i64,
+    node: &str,
+    preferred: &str,
+    handoff: Duration,
+) -> ClaimRequest {
+    ClaimRequest {
+        preferred: Some(Arc::from(preferred)),
+        handoff,
+        ..request(job, tick_ms, node)
+    }
+}
+
 /// The `n`th tick of a once-a-minute schedule.
 fn tick(n: i64) -> i64 {
     T0 + n * 60_000
@@ -145,6 +168,8 @@ fn request(job: &str, tick_ms: i64, node: &str) -> ClaimRequest {
         node: Arc::from(node),
         lease_ttl: LONG_LEASE,
         overlap: Overlap::Skip,
+        preferred: None,
+        handoff: Duration::ZERO,
     }
 }
 
@@ -477,7 +502,7 @@ mod cases {
             match claim(c, request("expiring", tick(n), "node-b")).await {
                 ClaimOutcome::Run(lease) => break lease,
                 ClaimOutcome::Overlap { holder } => assert_eq!(holder, owner.run_id()),
-                ClaimOutcome::Taken => panic!("tick {n} was never claimed before"),
+                other => panic!("tick {n} was never claimed before, yet: {other:?}"),
             }
             assert!(
                 Instant::now() < deadline,
@@ -689,9 +714,9 @@ mod cases {
         assert_eq!(members(c).await, vec![]);
 
         let before = Utc::now().timestamp_millis();
-        c.heartbeat("node-a").await.unwrap();
+        c.heartbeat("node-a", MEMBER_TTL).await.unwrap();
         tokio::time::sleep(Duration::from_millis(5)).await;
-        c.heartbeat("node-b").await.unwrap();
+        c.heartbeat("node-b", MEMBER_TTL).await.unwrap();
         let after = Utc::now().timestamp_millis();
         let seen = members(c).await;
         let names: Vec<&str> = seen.iter().map(|(node, _)| node.as_str()).collect();
@@ -706,7 +731,7 @@ mod cases {
 
         // A new heartbeat moves node-a to the newest place.
         tokio::time::sleep(Duration::from_millis(5)).await;
-        c.heartbeat("node-a").await.unwrap();
+        c.heartbeat("node-a", MEMBER_TTL).await.unwrap();
         let seen = members(c).await;
         let names: Vec<&str> = seen.iter().map(|(node, _)| node.as_str()).collect();
         assert_eq!(names, ["node-b", "node-a"], "{seen:?}");
@@ -719,6 +744,97 @@ mod cases {
         c.leave("never-joined").await.unwrap();
         c.leave("node-b").await.unwrap();
         assert_eq!(members(c).await, vec![]);
+    }
+
+    /// A heartbeat answers the coordinator's time and the members alive within the given
+    /// time, and forgets the others.
+    pub async fn a_heartbeat_answers_the_live_members_and_forgets_silent_ones(
+        c: Arc<dyn Coordinator>,
+    ) {
+        let c = &*c;
+        let beat = c.heartbeat("node-a", MEMBER_TTL).await.unwrap();
+        assert_eq!(beat.members, ["node-a"]);
+        if let Some(server_us) = beat.server_us {
+            let local_us = Utc::now().timestamp_micros();
+            assert!((server_us - local_us).abs() < 2_000_000, "{server_us} vs {local_us}");
+        }
+        let beat = c.heartbeat("node-b", MEMBER_TTL).await.unwrap();
+        assert_eq!(beat.members, ["node-a", "node-b"]);
+        // Time passes (the event is the clock moving on): node-a's last beat grows old.
+        tokio::time::sleep(Duration::from_millis(30)).await;
+        let beat = c.heartbeat("node-b", Duration::from_millis(10)).await.unwrap();
+        assert_eq!(beat.members, ["node-b"], "node-a was silent for longer than 10 ms");
+        let seen = members(c).await;
+        assert_eq!(seen.len(), 1, "forgotten members are removed: {seen:?}");
+    }
+
+    /// The preferred member is admitted at once, even inside the handoff window.
+    pub async fn the_preferred_claimer_is_admitted_at_once(c: Arc<dyn Coordinator>) {
+        let c = &*c;
+        let now = Utc::now().timestamp_millis();
+        let handoff = Duration::from_secs(30);
+        let lease = expect_run(
+            claim(c, request_handoff("handoff", now, "node-a", "node-a", handoff)).await,
+            "preferred",
+        );
+        assert_eq!(lease.node.as_ref(), "node-a");
+        // Once it has claimed, the others are told the tick is taken, not to wait.
+        assert_eq!(
+            claim(c, request_handoff("handoff", now, "node-b", "node-a", handoff)).await,
+            ClaimOutcome::Taken
+        );
+    }
+
+    /// Until tick + handoff (by the coordinator's clock), another member is told when to try
+    /// again, and is not admitted.
+    pub async fn others_are_refused_until_the_handoff_window_closes(c: Arc<dyn Coordinator>) {
+        let c = &*c;
+        let now = Utc::now().timestamp_millis();
+        let handoff = Duration::from_secs(30);
+        assert_eq!(
+            claim(c, request_handoff("handoff", now, "node-b", "node-a", handoff)).await,
+            ClaimOutcome::Retry {
+                at_ms: now + 30_000
+            }
+        );
+        // The preferred member still gets the tick afterwards.
+        expect_run(
+            claim(c, request_handoff("handoff", now, "node-a", "node-a", handoff)).await,
+            "preferred after a refused early claim",
+        );
+    }
+
+    /// After tick + handoff, any member is admitted: a dead preferred member costs the
+    /// handoff, not the tick.
+    pub async fn anyone_is_admitted_after_the_handoff_window(c: Arc<dyn Coordinator>) {
+        let c = &*c;
+        let past = Utc::now().timestamp_millis() - 5_000;
+        let lease = expect_run(
+            claim(
+                c,
+                request_handoff("handoff", past, "node-b", "node-a", Duration::from_millis(100)),
+            )
+            .await,
+            "after the window",
+        );
+        assert_eq!(lease.node.as_ref(), "node-b");
+    }
+
+    /// A refused early claim leaves no trace: no high-water mark, no fence, no history.
+    pub async fn a_refused_early_claim_records_nothing(c: Arc<dyn Coordinator>) {
+        let c = &*c;
+        let now = Utc::now().timestamp_millis();
+        let handoff = Duration::from_secs(30);
+        for node in ["node-b", "node-c", "node-d"] {
+            assert!(matches!(
+                claim(c, request_handoff("quiet", now, node, "node-a", handoff)).await,
+                ClaimOutcome::Retry { .. }
+            ));
+        }
+        assert_eq!(history(c, "quiet", 10).await, vec![]);
+        // An older tick is still claimable: the refused claims set no high-water mark.
+        let lease = expect_run(claim(c, request("quiet", now - 1_000, "node-b")).await, "older");
+        assert_eq!(lease.fence.get(), 1, "the refused claims took no fence");
     }
 
     /// One call claims many jobs, answering each request in order; requests in one batch
@@ -881,16 +997,18 @@ mod redis_cases {
             .await
             .expect_err("release while Redis is down must fail");
         assert!(err.is_unavailable(), "release error: {err:?}");
-        for (what, result) in [
-            (
-                "heartbeat",
-                answers("heartbeat", c.heartbeat("node-a")).await,
-            ),
-            ("leave", answers("leave", c.leave("node-a")).await),
-        ] {
-            let err = result.expect_err(what);
-            assert!(err.is_unavailable(), "{what} error: {err:?}");
-        }
+        let err = answers("heartbeat", c.heartbeat("node-a", MEMBER_TTL))
+            .await
+            .expect_err("heartbeat");
+        assert!(err.is_unavailable(), "heartbeat error: {err:?}");
+        let err = answers("leave", c.leave("node-a"))
+            .await
+            .expect_err("leave");
+        assert!(err.is_unavailable(), "leave error: {err:?}");
+        let err = answers("server_time", c.server_time())
+            .await
+            .expect_err("server_time");
+        assert!(err.is_unavailable(), "server_time error: {err:?}");
         let err = answers("members", c.members()).await.expect_err("members");
         assert!(err.is_unavailable(), "members error: {err:?}");
         let err = answers("history", c.history("outage", 10))
@@ -930,7 +1048,7 @@ mod redis_cases {
         );
         assert!(keep_alive(c, &fresh, LONG_LEASE).await);
         assert!(release(c, &fresh, &done).await);
-        c.heartbeat("node-a").await.unwrap();
+        c.heartbeat("node-a", MEMBER_TTL).await.unwrap();
         assert_eq!(members(c).await.len(), 1);
     }
 
@@ -1047,7 +1165,7 @@ mod redis_cases {
         assert!(release(c, &a, &record(Outcome::Succeeded, 1)).await);
         assert!(release(c, &b, &record(Outcome::Succeeded, 1)).await);
 
-        c.heartbeat("node-a").await.unwrap();
+        c.heartbeat("node-a", MEMBER_TTL).await.unwrap();
         assert_eq!(key_type(&server, "conformance:nodes").await, "zset");
         let all = keys(&server, "*").await;
         assert!(
@@ -1089,7 +1207,7 @@ mod redis_cases {
         assert_eq!(history(alpha, "report", 10).await.len(), 1);
         assert_eq!(history(beta, "report", 10).await.len(), 2);
 
-        alpha.heartbeat("node-a").await.unwrap();
+        alpha.heartbeat("node-a", MEMBER_TTL).await.unwrap();
         assert_eq!(members(beta).await, vec![]);
         assert_eq!(members(alpha).await.len(), 1);
 

@@ -39,6 +39,7 @@ mod clock;
 pub mod coordinator;
 mod error;
 mod job;
+pub mod placement;
 mod registry;
 mod runner;
 mod schedule;
@@ -54,8 +55,9 @@ pub use job::{
 pub use registry::{check_unique_names, jobs};
 pub use schedule::{Schedule, Ticks};
 pub use scheduler::{
-    DEFAULT_GRACE, DEFAULT_HEARTBEAT_INTERVAL, DEFAULT_NAMESPACE, DEFAULT_SHUTDOWN_TIMEOUT,
-    LEASE_TTL_BOUNDS, Scheduler, SchedulerBuilder, SchedulerHandle, run,
+    DEFAULT_GRACE, DEFAULT_HANDOFF, DEFAULT_HEARTBEAT_INTERVAL, DEFAULT_MAX_CLOCK_OFFSET,
+    DEFAULT_NAMESPACE, DEFAULT_SHUTDOWN_TIMEOUT, LEASE_TTL_BOUNDS, Scheduler, SchedulerBuilder,
+    SchedulerHandle, run,
 };
 
 /// Marks an `async fn` as a job that runs on a cron schedule. See the [crate docs](crate).

@@ -10,6 +10,7 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tracing::{error, info, warn};
 
+use crate::clock::Clock;
 use crate::coordinator::{Lease, Outcome, RunRecord};
 use crate::job::{Job, JobContext};
 use crate::scheduler::Shared;

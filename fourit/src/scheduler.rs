@@ -5,8 +5,8 @@ use std::cmp::Reverse;
 use std::collections::BinaryHeap;
 use std::future::Future;
 use std::hash::{BuildHasher, Hasher};
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use chrono::{DateTime, TimeDelta, Utc};
@@ -14,10 +14,11 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::{debug, info, warn};
 
-use crate::clock::{Clock, SystemClock};
+use crate::clock::{Clock, FleetClock, SystemClock};
 use crate::coordinator::{self, ClaimOutcome, ClaimRequest, Coordinator, redact_url};
 use crate::error::Error;
 use crate::job::{Job, JobContext};
+use crate::placement;
 use crate::registry;
 use crate::runner;
 
@@ -27,8 +28,18 @@ pub const DEFAULT_NAMESPACE: &str = "fourit";
 pub const DEFAULT_GRACE: Duration = Duration::from_secs(60);
 /// Default for [`SchedulerBuilder::shutdown_timeout`].
 pub const DEFAULT_SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(30);
-/// Default for [`SchedulerBuilder::heartbeat_interval`].
-pub const DEFAULT_HEARTBEAT_INTERVAL: Duration = Duration::from_secs(5);
+/// Default for [`SchedulerBuilder::heartbeat_interval`]. A member silent for three intervals
+/// counts as gone.
+pub const DEFAULT_HEARTBEAT_INTERVAL: Duration = Duration::from_secs(2);
+/// Default for [`SchedulerBuilder::handoff`]: how long the preferred process has a tick to
+/// itself before the others may claim it.
+pub const DEFAULT_HANDOFF: Duration = Duration::from_millis(25);
+/// Default for [`SchedulerBuilder::max_clock_offset`].
+pub const DEFAULT_MAX_CLOCK_OFFSET: Duration = Duration::from_millis(500);
+/// Samples taken at start to measure the offset to the coordinator's clock.
+const START_CLOCK_SAMPLES: usize = 5;
+/// How many times a claimer that is told to wait for the handoff tries again.
+const HANDOFF_RETRIES: usize = 3;
 /// Bounds of the default lease TTL (the interval to a job's next tick, clamped).
 pub const LEASE_TTL_BOUNDS: (Duration, Duration) =
     (Duration::from_secs(1), Duration::from_secs(30));
@@ -78,6 +89,8 @@ pub struct SchedulerBuilder {
     lease_ttl: Option<Duration>,
     shutdown_timeout: Duration,
     heartbeat_interval: Duration,
+    handoff: Duration,
+    max_clock_offset: Duration,
     clock: Arc<dyn Clock>,
     registered: bool,
     jobs: Vec<Job>,
@@ -94,6 +107,8 @@ impl Default for SchedulerBuilder {
             lease_ttl: None,
             shutdown_timeout: DEFAULT_SHUTDOWN_TIMEOUT,
             heartbeat_interval: DEFAULT_HEARTBEAT_INTERVAL,
+            handoff: DEFAULT_HANDOFF,
+            max_clock_offset: DEFAULT_MAX_CLOCK_OFFSET,
             clock: Arc::new(SystemClock),
             registered: true,
             jobs: Vec::new(),
@@ -146,13 +161,31 @@ impl SchedulerBuilder {
         self
     }
 
-    /// How often this process announces itself in the members set (default 5 s).
+    /// How often this process announces itself in the members set and measures its clock's
+    /// offset to the coordinator's (default 2 s). A member silent for three intervals counts
+    /// as gone.
     pub fn heartbeat_interval(mut self, interval: Duration) -> Self {
         self.heartbeat_interval = interval;
         self
     }
 
-    /// The clock to schedule by (default: the host's).
+    /// How long the preferred process has a tick to itself before the others may claim it
+    /// (default 25 ms). Zero makes every process race for every tick. A dead preferred
+    /// process delays a tick by this much, until the others notice it is gone.
+    pub fn handoff(mut self, handoff: Duration) -> Self {
+        self.handoff = handoff;
+        self
+    }
+
+    /// The offset between this host's clock and the coordinator's above which a warning is
+    /// logged (default 500 ms). fourit schedules by the coordinator's clock either way.
+    pub fn max_clock_offset(mut self, offset: Duration) -> Self {
+        self.max_clock_offset = offset;
+        self
+    }
+
+    /// The local clock, corrected by the measured offset to the coordinator's clock
+    /// (default: the host's).
     pub fn clock(mut self, clock: Arc<dyn Clock>) -> Self {
         self.clock = clock;
         self
@@ -200,6 +233,8 @@ impl SchedulerBuilder {
         for (option, value) in [
             ("grace", self.grace),
             ("shutdown_timeout", self.shutdown_timeout),
+            ("handoff", self.handoff),
+            ("max_clock_offset", self.max_clock_offset),
         ] {
             if value > Duration::from_secs(365 * 86_400) {
                 return Err(Error::InvalidOption {
@@ -249,6 +284,8 @@ impl SchedulerBuilder {
                 lease_ttl: self.lease_ttl,
                 shutdown_timeout: self.shutdown_timeout,
                 heartbeat_interval: self.heartbeat_interval,
+                handoff: self.handoff,
+                max_clock_offset: self.max_clock_offset,
                 clock: self.clock,
             },
             jobs,
@@ -267,6 +304,8 @@ struct Config {
     lease_ttl: Option<Duration>,
     shutdown_timeout: Duration,
     heartbeat_interval: Duration,
+    handoff: Duration,
+    max_clock_offset: Duration,
     clock: Arc<dyn Clock>,
 }
 
@@ -357,10 +396,14 @@ async fn drive_until_stopped(
     let Some(coordinator) = open_coordinator(&config, stop).await? else {
         return Ok(());
     };
+    let clock = Arc::new(FleetClock::new(config.clock.clone()));
+    sync_clock(coordinator.as_ref(), &clock, config.max_clock_offset).await;
     let shared = Arc::new(Shared {
         coordinator,
         node: config.node_id.clone(),
-        clock: config.clock.clone(),
+        clock,
+        members: RwLock::new(Arc::from(vec![config.node_id.clone()])),
+        clock_off: AtomicBool::new(false),
         shutdown: stop.clone(),
         abort: CancellationToken::new(),
         runs: TaskTracker::new(),
@@ -372,7 +415,11 @@ async fn drive_until_stopped(
         namespace = %config.namespace,
         "scheduler started"
     );
-    let heartbeat = tokio::spawn(heartbeat(shared.clone(), config.heartbeat_interval));
+    let heartbeat = tokio::spawn(heartbeat(
+        shared.clone(),
+        config.heartbeat_interval,
+        config.max_clock_offset,
+    ));
     drive(&shared, &config, jobs).await;
     shut_down(&shared, config.shutdown_timeout).await;
     heartbeat.abort();
@@ -387,7 +434,12 @@ async fn drive_until_stopped(
 pub(crate) struct Shared {
     pub(crate) coordinator: Arc<dyn Coordinator>,
     pub(crate) node: Arc<str>,
-    pub(crate) clock: Arc<dyn Clock>,
+    /// The fleet's clock: local time corrected to the coordinator's.
+    pub(crate) clock: Arc<FleetClock>,
+    /// The live members as of the last heartbeat, sorted; always includes this node.
+    pub(crate) members: RwLock<Arc<[Arc<str>]>>,
+    /// Whether the local clock is off by more than the allowed offset (warned once).
+    pub(crate) clock_off: AtomicBool,
     /// Cancelled when shutdown starts: no new claims; runs are told through their context.
     pub(crate) shutdown: CancellationToken,
     /// Cancelled when the shutdown timeout has passed: runs still going are dropped.
@@ -476,13 +528,76 @@ async fn open_coordinator(
     }
 }
 
-async fn heartbeat(shared: Arc<Shared>, interval: Duration) {
+/// Takes a few samples of the coordinator's clock, so scheduling starts in the fleet's time.
+async fn sync_clock(coordinator: &dyn Coordinator, clock: &FleetClock, max_offset: Duration) {
+    for _ in 0..START_CLOCK_SAMPLES {
+        let before = clock.local_now();
+        match coordinator.server_time().await {
+            Ok(Some(server_us)) => {
+                clock.record(before, server_us, clock.local_now());
+            }
+            // The coordinator has no clock (memory://), or cannot answer: keep the local one.
+            Ok(None) | Err(_) => return,
+        }
+    }
+    let offset_ms = clock.offset_us() / 1000;
+    if offset_ms.unsigned_abs() > u64::try_from(max_offset.as_millis()).unwrap_or(u64::MAX) {
+        warn!(
+            offset_ms,
+            "this host's clock is off from the coordinator's; fourit schedules by the \
+             coordinator's clock, but check the host's time synchronisation"
+        );
+    }
+}
+
+/// Announces this process, refreshes the members view and measures the clock offset.
+async fn heartbeat(shared: Arc<Shared>, interval: Duration, max_offset: Duration) {
+    let stale_after = interval.saturating_mul(3);
+    let max_offset_ms = i64::try_from(max_offset.as_millis()).unwrap_or(i64::MAX);
     let mut ticker = tokio::time::interval(interval);
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         ticker.tick().await;
-        match shared.coordinator.heartbeat(&shared.node).await {
-            Ok(()) => shared.outage.succeeded(),
+        let before = shared.clock.local_now();
+        match shared
+            .coordinator
+            .heartbeat(&shared.node, stale_after)
+            .await
+        {
+            Ok(beat) => {
+                shared.outage.succeeded();
+                if let Some(server_us) = beat.server_us {
+                    let offset_ms =
+                        shared
+                            .clock
+                            .record(before, server_us, shared.clock.local_now())
+                            / 1000;
+                    let off = offset_ms.abs() > max_offset_ms;
+                    if off != shared.clock_off.swap(off, Ordering::Relaxed) {
+                        if off {
+                            warn!(
+                                offset_ms,
+                                "this host's clock is off from the coordinator's; fourit \
+                                 schedules by the coordinator's clock, but check the host's \
+                                 time synchronisation"
+                            );
+                        } else {
+                            info!(
+                                offset_ms,
+                                "this host's clock agrees with the coordinator's again"
+                            );
+                        }
+                    }
+                }
+                let mut members: Vec<Arc<str>> = beat.members.into_iter().map(Arc::from).collect();
+                if !members.contains(&shared.node) {
+                    members.push(shared.node.clone());
+                }
+                members.sort();
+                if let Ok(mut view) = shared.members.write() {
+                    *view = Arc::from(members);
+                }
+            }
             Err(err) => shared.outage.failed("heartbeat", &err, 0),
         }
     }
@@ -516,11 +631,7 @@ async fn drive(shared: &Arc<Shared>, config: &Config, jobs: Vec<Job>) {
         let now = shared.clock.now();
         let batch = take_due(&mut heap, &jobs, config, now, &shared.node);
         if !batch.is_empty() {
-            let shared_for_claims = shared.clone();
-            let jobs_for_claims = jobs.clone();
-            shared.runs.spawn(async move {
-                claim_and_run(shared_for_claims, jobs_for_claims, batch).await;
-            });
+            dispatch(shared, &jobs, batch, config.handoff);
         }
         let Some(Reverse((next_ms, _))) = heap.peek() else {
             shared.shutdown.cancelled().await;
@@ -593,6 +704,8 @@ fn take_due(
                     node: node.clone(),
                     lease_ttl: lease_ttl(job, latest, config.lease_ttl),
                     overlap: job.overlap_policy(),
+                    preferred: None,
+                    handoff: config.handoff,
                 },
             ));
         } else {
@@ -623,43 +736,154 @@ pub(crate) fn lease_ttl(job: &Job, tick: DateTime<Utc>, fixed: Option<Duration>)
         .map_or(max, |interval| interval.clamp(min, max))
 }
 
-/// Claims a batch in one round trip, then starts the runs this process won.
-async fn claim_and_run(shared: Arc<Shared>, jobs: Arc<[Job]>, batch: Vec<(usize, ClaimRequest)>) {
-    let requests: Vec<ClaimRequest> = batch.iter().map(|(_, request)| request.clone()).collect();
-    let outcomes = match shared.coordinator.claim(&requests).await {
-        Ok(outcomes) => {
-            shared.outage.succeeded();
-            outcomes
+/// Places the due ticks: the ones this process is preferred for are claimed at once, the
+/// others after the handoff, each group in one round trip.
+fn dispatch(
+    shared: &Arc<Shared>,
+    jobs: &Arc<[Job]>,
+    mut batch: Vec<(usize, ClaimRequest)>,
+    handoff: Duration,
+) {
+    let members = shared
+        .members
+        .read()
+        .map(|view| view.clone())
+        .unwrap_or_else(|_| Arc::from(vec![shared.node.clone()]));
+    // Jobs due at the same tick are placed together, so they spread over the members.
+    batch.sort_by_key(|(_, request)| request.tick_ms);
+    let mut start = 0;
+    while start < batch.len() {
+        let tick_ms = batch[start].1.tick_ms;
+        let end = batch[start..]
+            .iter()
+            .position(|(_, request)| request.tick_ms != tick_ms)
+            .map_or(batch.len(), |offset| start + offset);
+        let names: Vec<&str> = batch[start..end]
+            .iter()
+            .map(|(_, request)| &*request.job)
+            .collect();
+        let placed = placement::preferred(&names, tick_ms, &members);
+        for ((_, request), preferred) in batch[start..end].iter_mut().zip(placed) {
+            request.preferred = preferred;
         }
-        Err(err) => {
-            shared.outage.failed(
-                "claim",
-                &err,
-                u64::try_from(requests.len()).unwrap_or(u64::MAX),
+        start = end;
+    }
+    let (mine, others): (Vec<_>, Vec<_>) = batch.into_iter().partition(|(_, request)| {
+        request.handoff.is_zero()
+            || request
+                .preferred
+                .as_ref()
+                .is_none_or(|preferred| *preferred == shared.node)
+    });
+    if !mine.is_empty() {
+        let shared_for_claims = shared.clone();
+        let jobs = jobs.clone();
+        shared.runs.spawn(async move {
+            claim_and_run(shared_for_claims, jobs, mine, None).await;
+        });
+    }
+    if !others.is_empty() {
+        let shared_for_claims = shared.clone();
+        let jobs = jobs.clone();
+        let open_at = others
+            .iter()
+            .map(|(_, request)| request.tick_ms)
+            .max()
+            .unwrap_or_default()
+            .saturating_add(i64::try_from(handoff.as_millis()).unwrap_or(i64::MAX));
+        shared.runs.spawn(async move {
+            claim_and_run(shared_for_claims, jobs, others, Some(open_at)).await;
+        });
+    }
+}
+
+/// Sleeps until `at_ms` in the fleet's time; `false` if shutdown came first.
+async fn sleep_until_fleet_time(shared: &Shared, at_ms: i64) -> bool {
+    let wait_ms = at_ms - shared.clock.now().timestamp_millis();
+    if wait_ms <= 0 {
+        return !shared.shutdown.is_cancelled();
+    }
+    let wait = Duration::from_millis(u64::try_from(wait_ms).unwrap_or(0));
+    tokio::select! {
+        () = tokio::time::sleep(wait) => true,
+        () = shared.shutdown.cancelled() => false,
+    }
+}
+
+/// Claims a batch in one round trip (after `not_before`, fleet time, if given), retries what
+/// the handoff window refused, then starts the runs this process won.
+async fn claim_and_run(
+    shared: Arc<Shared>,
+    jobs: Arc<[Job]>,
+    mut batch: Vec<(usize, ClaimRequest)>,
+    not_before: Option<i64>,
+) {
+    if let Some(at_ms) = not_before
+        && !sleep_until_fleet_time(&shared, at_ms).await
+    {
+        return;
+    }
+    for attempt in 0..=HANDOFF_RETRIES {
+        let requests: Vec<ClaimRequest> =
+            batch.iter().map(|(_, request)| request.clone()).collect();
+        let outcomes = match shared.coordinator.claim(&requests).await {
+            Ok(outcomes) => {
+                shared.outage.succeeded();
+                outcomes
+            }
+            Err(err) => {
+                shared.outage.failed(
+                    "claim",
+                    &err,
+                    u64::try_from(requests.len()).unwrap_or(u64::MAX),
+                );
+                return;
+            }
+        };
+        let mut retry = Vec::new();
+        let mut retry_at = i64::MIN;
+        for ((index, request), outcome) in batch.into_iter().zip(outcomes) {
+            let job = &jobs[index];
+            let tick = DateTime::from_timestamp_millis(request.tick_ms).unwrap_or_default();
+            match outcome {
+                ClaimOutcome::Run(lease) => {
+                    runner::spawn(&shared, job.clone(), lease, request.lease_ttl);
+                }
+                ClaimOutcome::Taken => {
+                    debug!(job = job.name(), tick = %tick, node = %shared.node, "tick claimed elsewhere");
+                }
+                ClaimOutcome::Overlap { holder } => {
+                    info!(
+                        job = job.name(),
+                        tick = %tick,
+                        node = %shared.node,
+                        holder = %holder,
+                        "tick skipped: the previous run still holds the lease (overlap = \"skip\")"
+                    );
+                }
+                ClaimOutcome::Retry { at_ms } => {
+                    retry_at = retry_at.max(at_ms);
+                    retry.push((index, request));
+                }
+            }
+        }
+        if retry.is_empty() {
+            return;
+        }
+        if attempt == HANDOFF_RETRIES {
+            warn!(
+                node = %shared.node,
+                ticks = retry.len(),
+                "the coordinator kept refusing claims for the handoff window; is this host's \
+                 clock far off?"
             );
             return;
         }
-    };
-    for ((index, request), outcome) in batch.into_iter().zip(outcomes) {
-        let job = &jobs[index];
-        let tick = DateTime::from_timestamp_millis(request.tick_ms).unwrap_or_default();
-        match outcome {
-            ClaimOutcome::Run(lease) => {
-                runner::spawn(&shared, job.clone(), lease, request.lease_ttl);
-            }
-            ClaimOutcome::Taken => {
-                debug!(job = job.name(), tick = %tick, node = %shared.node, "tick claimed elsewhere");
-            }
-            ClaimOutcome::Overlap { holder } => {
-                info!(
-                    job = job.name(),
-                    tick = %tick,
-                    node = %shared.node,
-                    holder = %holder,
-                    "tick skipped: the previous run still holds the lease (overlap = \"skip\")"
-                );
-            }
+        // Our clock estimate was a little early: the coordinator says when the window closes.
+        if !sleep_until_fleet_time(&shared, retry_at).await {
+            return;
         }
+        batch = retry;
     }
 }
 

@@ -99,7 +99,9 @@ async fn runs_each_tick_once_in_order() {
 #[tokio::test(start_paused = true)]
 async fn two_schedulers_on_one_coordinator_run_each_tick_once() {
     let seen = Arc::new(Mutex::new(Vec::new()));
-    let coordinator: Arc<dyn Coordinator> = Arc::new(MemoryCoordinator::new());
+    let coordinator: Arc<dyn Coordinator> = Arc::new(MemoryCoordinator::with_clock(
+        PausedClock::starting_at(start()),
+    ));
     let a = scheduler_with(
         vec![recording_job("shared", "* * * * * *", seen.clone())],
         coordinator.clone(),
@@ -353,6 +355,8 @@ async fn shutdown_waits_for_running_jobs_then_cancels_them() {
         node: Arc::from("node-b"),
         lease_ttl: Duration::from_secs(1),
         overlap: Overlap::Skip,
+        preferred: None,
+        handoff: Duration::ZERO,
     };
     let outcome = coordinator
         .claim(std::slice::from_ref(&later))

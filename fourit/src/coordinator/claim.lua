@@ -2,13 +2,25 @@
 -- KEYS[1] ns:{job}        hash: tick (high-water mark), fence, node, started, finished, outcome, error
 -- KEYS[2] ns:{job}:lease  run id (node:fence:tick) of the run in progress, with a TTL
 -- KEYS[3] ns:{job}:runs   capped stream of finished and skipped ticks
--- ARGV: tick (ms), node id, lease TTL (ms), "1" if overlap is allowed, history cap
+-- ARGV: tick (ms), node id, lease TTL (ms), "1" if overlap is allowed, history cap,
+--       preferred node ("" for none), handoff (ms)
 -- Returns {1, fence} to run, {0} if the tick (or a later one) is already claimed,
--- {2, holder} if the previous run still holds the lease (the tick is skipped as an overlap).
+-- {2, holder} if the previous run still holds the lease (the tick is skipped as an overlap),
+-- {3, at} if the claimer is not the preferred node and must wait until `at` (ms).
 local tick = tonumber(ARGV[1])
 local high = redis.call('HGET', KEYS[1], 'tick')
 if high and tonumber(high) >= tick then
   return {0}
+end
+
+local now = redis.call('TIME')
+local now_ms = tonumber(now[1]) * 1000 + math.floor(tonumber(now[2]) / 1000)
+-- The preferred node has the tick to itself until tick + handoff, by Redis's clock.
+if ARGV[6] ~= '' and ARGV[6] ~= ARGV[2] then
+  local open_at = tick + tonumber(ARGV[7])
+  if now_ms < open_at then
+    return {3, string.format('%.0f', open_at)}
+  end
 end
 redis.call('HSET', KEYS[1], 'tick', ARGV[1])
 
@@ -32,8 +44,7 @@ if allow then
   lease = KEYS[2] .. ':' .. fence
 end
 redis.call('SET', lease, run_id, 'PX', ARGV[3])
-local now = redis.call('TIME')
-redis.call('HSET', KEYS[1], 'node', ARGV[2], 'started', string.format('%.0f', now[1] * 1000 + math.floor(now[2] / 1000)),
+redis.call('HSET', KEYS[1], 'node', ARGV[2], 'started', string.format('%.0f', now_ms),
   'outcome', 'running')
 redis.call('HDEL', KEYS[1], 'finished', 'error')
 return {1, fence}

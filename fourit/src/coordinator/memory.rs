@@ -1,13 +1,15 @@
 //! The embedded coordinator: the protocol of the Redis backend, in one process's memory.
 
 use std::collections::{HashMap, VecDeque};
-use std::sync::{Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
-use chrono::Utc;
 use tokio::time::Instant;
 
-use super::{ClaimOutcome, ClaimRequest, Coordinator, HISTORY_LEN, HistoryEntry, Lease, RunRecord};
+use super::{
+    ClaimOutcome, ClaimRequest, Coordinator, HISTORY_LEN, Heartbeat, HistoryEntry, Lease, RunRecord,
+};
+use crate::clock::{Clock, SystemClock};
 use crate::error::Error;
 use crate::job::{BoxFuture, FenceToken, Overlap};
 
@@ -15,10 +17,18 @@ use crate::job::{BoxFuture, FenceToken, Overlap};
 ///
 /// Use it through `memory://`. It coordinates the jobs of one process only, so it is the
 /// right choice for a single instance, for development, and for tests of job logic. Lease
-/// expiry follows tokio's clock, so tests with paused time see leases expire on time.
-#[derive(Debug, Default)]
+/// expiry follows tokio's clock, so tests with paused time see leases expire on time; the
+/// handoff window and member timestamps follow the wall clock it is given.
+#[derive(Debug)]
 pub struct MemoryCoordinator {
     state: Mutex<State>,
+    clock: Arc<dyn Clock>,
+}
+
+impl Default for MemoryCoordinator {
+    fn default() -> Self {
+        MemoryCoordinator::with_clock(Arc::new(SystemClock))
+    }
 }
 
 #[derive(Debug, Default)]
@@ -88,6 +98,15 @@ impl MemoryCoordinator {
         MemoryCoordinator::default()
     }
 
+    /// An empty coordinator whose wall clock (for the handoff window and member timestamps)
+    /// is `clock`.
+    pub fn with_clock(clock: Arc<dyn Clock>) -> MemoryCoordinator {
+        MemoryCoordinator {
+            state: Mutex::new(State::default()),
+            clock,
+        }
+    }
+
     fn state(&self) -> MutexGuard<'_, State> {
         // A panic while holding the lock cannot leave the maps half-updated in a way that
         // breaks the protocol (every update is a single assignment), so keep going.
@@ -96,10 +115,25 @@ impl MemoryCoordinator {
             .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
-    fn claim_one(state: &mut State, request: &ClaimRequest, now: Instant) -> ClaimOutcome {
+    fn claim_one(
+        state: &mut State,
+        request: &ClaimRequest,
+        now: Instant,
+        wall_ms: i64,
+    ) -> ClaimOutcome {
         let job = state.jobs.entry(request.job.to_string()).or_default();
         if job.high_water.is_some_and(|high| high >= request.tick_ms) {
             return ClaimOutcome::Taken;
+        }
+        if let Some(preferred) = &request.preferred
+            && *preferred != request.node
+        {
+            let open_at = request
+                .tick_ms
+                .saturating_add(i64::try_from(request.handoff.as_millis()).unwrap_or(i64::MAX));
+            if wall_ms < open_at {
+                return ClaimOutcome::Retry { at_ms: open_at };
+            }
         }
         job.high_water = Some(request.tick_ms);
         if request.overlap == Overlap::Skip {
@@ -144,10 +178,11 @@ impl Coordinator for MemoryCoordinator {
     ) -> BoxFuture<'a, Result<Vec<ClaimOutcome>, Error>> {
         Box::pin(async move {
             let now = Instant::now();
+            let wall_ms = self.clock.now().timestamp_millis();
             let mut state = self.state();
             Ok(requests
                 .iter()
-                .map(|request| MemoryCoordinator::claim_one(&mut state, request, now))
+                .map(|request| MemoryCoordinator::claim_one(&mut state, request, now, wall_ms))
                 .collect())
         })
     }
@@ -213,13 +248,30 @@ impl Coordinator for MemoryCoordinator {
         })
     }
 
-    fn heartbeat<'a>(&'a self, node: &'a str) -> BoxFuture<'a, Result<(), Error>> {
+    fn heartbeat<'a>(
+        &'a self,
+        node: &'a str,
+        stale_after: Duration,
+    ) -> BoxFuture<'a, Result<Heartbeat, Error>> {
         Box::pin(async move {
-            self.state()
+            let now_ms = self.clock.now().timestamp_millis();
+            let stale_ms = i64::try_from(stale_after.as_millis()).unwrap_or(i64::MAX);
+            let mut state = self.state();
+            state.members.insert(node.to_string(), now_ms);
+            state
                 .members
-                .insert(node.to_string(), Utc::now().timestamp_millis());
-            Ok(())
+                .retain(|_, at| now_ms.saturating_sub(*at) <= stale_ms);
+            let mut members: Vec<String> = state.members.keys().cloned().collect();
+            members.sort();
+            Ok(Heartbeat {
+                server_us: None,
+                members,
+            })
         })
+    }
+
+    fn server_time(&self) -> BoxFuture<'_, Result<Option<i64>, Error>> {
+        Box::pin(async { Ok(None) })
     }
 
     fn leave<'a>(&'a self, node: &'a str) -> BoxFuture<'a, Result<(), Error>> {

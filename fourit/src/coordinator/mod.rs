@@ -43,6 +43,11 @@ pub struct ClaimRequest {
     pub lease_ttl: Duration,
     /// Whether the tick may run while a previous run still holds its lease.
     pub overlap: Overlap,
+    /// The member preferred to run this tick, if the claimer knows the fleet's members. Any
+    /// other claimer is refused until `handoff` after the tick (by the coordinator's clock).
+    pub preferred: Option<Arc<str>>,
+    /// How long the preferred member has the tick to itself.
+    pub handoff: Duration,
 }
 
 /// The answer to a [`ClaimRequest`].
@@ -57,6 +62,12 @@ pub enum ClaimOutcome {
     Overlap {
         /// The run id holding the lease.
         holder: String,
+    },
+    /// The claimer is not the preferred member and the handoff window is still open: try
+    /// again at this instant (UTC milliseconds, coordinator time). Nothing was recorded.
+    Retry {
+        /// When the window closes.
+        at_ms: i64,
     },
 }
 
@@ -161,6 +172,16 @@ pub struct HistoryEntry {
     pub duration_ms: Option<u64>,
 }
 
+/// The answer to a heartbeat.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Heartbeat {
+    /// The coordinator's time when it recorded the heartbeat (UTC microseconds); `None` for
+    /// the memory coordinator.
+    pub server_us: Option<i64>,
+    /// The live members, sorted.
+    pub members: Vec<String>,
+}
+
 /// The fleet's shared state: claims, leases, membership and history.
 ///
 /// Every method is one round trip for the Redis backend, and has a deadline: an `Err` means
@@ -187,8 +208,17 @@ pub trait Coordinator: Send + Sync + fmt::Debug + 'static {
         record: &'a RunRecord,
     ) -> BoxFuture<'a, Result<bool, Error>>;
 
-    /// Marks `node` alive now.
-    fn heartbeat<'a>(&'a self, node: &'a str) -> BoxFuture<'a, Result<(), Error>>;
+    /// Marks `node` alive now, forgets members silent for longer than `stale_after`, and
+    /// answers the coordinator's time and the live members.
+    fn heartbeat<'a>(
+        &'a self,
+        node: &'a str,
+        stale_after: Duration,
+    ) -> BoxFuture<'a, Result<Heartbeat, Error>>;
+
+    /// The coordinator's clock (UTC microseconds), which the fleet schedules by; `None` if
+    /// the coordinator has no clock of its own (the memory coordinator).
+    fn server_time(&self) -> BoxFuture<'_, Result<Option<i64>, Error>>;
 
     /// Removes `node` from the members, as a graceful shutdown does.
     fn leave<'a>(&'a self, node: &'a str) -> BoxFuture<'a, Result<(), Error>>;

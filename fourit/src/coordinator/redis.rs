@@ -9,8 +9,8 @@ use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use redis::{ErrorKind, RedisError, Script, ServerErrorKind, Value};
 
 use super::{
-    ClaimOutcome, ClaimRequest, Coordinator, HISTORY_LEN, HistoryEntry, Lease, RunRecord,
-    redact_url,
+    ClaimOutcome, ClaimRequest, Coordinator, HISTORY_LEN, Heartbeat, HistoryEntry, Lease,
+    RunRecord, redact_url,
 };
 use crate::error::Error;
 use crate::job::{BoxFuture, FenceToken, Overlap};
@@ -23,8 +23,6 @@ const HEARTBEAT: &str = include_str!("heartbeat.lua");
 
 /// Every call's deadline: past it the call counts as failed (and no job runs on it).
 const DEADLINE: Duration = Duration::from_secs(3);
-/// Members silent this long are dropped from `ns:nodes` by the next heartbeat.
-const FORGET_MEMBER_AFTER: Duration = Duration::from_secs(60);
 
 /// The production coordinator: a Redis server (or a Redis Cluster slot per job) holds the
 /// fleet's claims, leases, fences, members and history under a namespace.
@@ -171,7 +169,9 @@ impl RedisCoordinator {
             } else {
                 "0"
             })
-            .arg(HISTORY_LEN);
+            .arg(HISTORY_LEN)
+            .arg(request.preferred.as_deref().unwrap_or(""))
+            .arg(millis(request.handoff));
         cmd
     }
 
@@ -272,6 +272,14 @@ fn decode_claim(request: &ClaimRequest, reply: Value) -> Result<ClaimOutcome, Er
                 .and_then(|v| redis::from_redis_value(v).ok())
                 .ok_or_else(malformed)?;
             Ok(ClaimOutcome::Overlap { holder })
+        }
+        3 => {
+            let at: String = items
+                .next()
+                .and_then(|v| redis::from_redis_value(v).ok())
+                .ok_or_else(malformed)?;
+            let at_ms = at.parse().map_err(|_| malformed())?;
+            Ok(ClaimOutcome::Retry { at_ms })
         }
         _ => Err(malformed()),
     }
@@ -395,17 +403,35 @@ impl Coordinator for RedisCoordinator {
         })
     }
 
-    fn heartbeat<'a>(&'a self, node: &'a str) -> BoxFuture<'a, Result<(), Error>> {
+    fn heartbeat<'a>(
+        &'a self,
+        node: &'a str,
+        stale_after: Duration,
+    ) -> BoxFuture<'a, Result<Heartbeat, Error>> {
         Box::pin(async move {
-            let _redis_ms: String = self
+            let reply: Vec<String> = self
                 .invoke(
                     "heartbeat",
                     &self.heartbeat,
                     &[self.nodes_key()],
-                    &[node.to_string(), millis(FORGET_MEMBER_AFTER).to_string()],
+                    &[node.to_string(), millis(stale_after).max(1).to_string()],
                 )
                 .await?;
-            Ok(())
+            let mut reply = reply.into_iter();
+            let server_us = reply.next().and_then(|us| us.parse().ok());
+            let mut members: Vec<String> = reply.collect();
+            members.sort();
+            Ok(Heartbeat { server_us, members })
+        })
+    }
+
+    fn server_time(&self) -> BoxFuture<'_, Result<Option<i64>, Error>> {
+        Box::pin(async move {
+            let mut conn = self.conn.clone();
+            let (seconds, micros): (i64, i64) = self
+                .call("time", redis::cmd("TIME").query_async(&mut conn))
+                .await?;
+            Ok(Some(seconds * 1_000_000 + micros))
         })
     }
 
