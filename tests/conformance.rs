@@ -756,14 +756,24 @@ mod cases {
         assert_eq!(beat.members, ["node-a"]);
         if let Some(server_us) = beat.server_us {
             let local_us = Utc::now().timestamp_micros();
-            assert!((server_us - local_us).abs() < 2_000_000, "{server_us} vs {local_us}");
+            assert!(
+                (server_us - local_us).abs() < 2_000_000,
+                "{server_us} vs {local_us}"
+            );
         }
         let beat = c.heartbeat("node-b", MEMBER_TTL).await.unwrap();
         assert_eq!(beat.members, ["node-a", "node-b"]);
         // Time passes (the event is the clock moving on): node-a's last beat grows old.
         tokio::time::sleep(Duration::from_millis(30)).await;
-        let beat = c.heartbeat("node-b", Duration::from_millis(10)).await.unwrap();
-        assert_eq!(beat.members, ["node-b"], "node-a was silent for longer than 10 ms");
+        let beat = c
+            .heartbeat("node-b", Duration::from_millis(10))
+            .await
+            .unwrap();
+        assert_eq!(
+            beat.members,
+            ["node-b"],
+            "node-a was silent for longer than 10 ms"
+        );
         let seen = members(c).await;
         assert_eq!(seen.len(), 1, "forgotten members are removed: {seen:?}");
     }
@@ -774,13 +784,21 @@ mod cases {
         let now = Utc::now().timestamp_millis();
         let handoff = Duration::from_secs(30);
         let lease = expect_run(
-            claim(c, request_handoff("handoff", now, "node-a", "node-a", handoff)).await,
+            claim(
+                c,
+                request_handoff("handoff", now, "node-a", "node-a", handoff),
+            )
+            .await,
             "preferred",
         );
         assert_eq!(lease.node.as_ref(), "node-a");
         // Once it has claimed, the others are told the tick is taken, not to wait.
         assert_eq!(
-            claim(c, request_handoff("handoff", now, "node-b", "node-a", handoff)).await,
+            claim(
+                c,
+                request_handoff("handoff", now, "node-b", "node-a", handoff)
+            )
+            .await,
             ClaimOutcome::Taken
         );
     }
@@ -792,14 +810,22 @@ mod cases {
         let now = Utc::now().timestamp_millis();
         let handoff = Duration::from_secs(30);
         assert_eq!(
-            claim(c, request_handoff("handoff", now, "node-b", "node-a", handoff)).await,
+            claim(
+                c,
+                request_handoff("handoff", now, "node-b", "node-a", handoff)
+            )
+            .await,
             ClaimOutcome::Retry {
                 at_ms: now + 30_000
             }
         );
         // The preferred member still gets the tick afterwards.
         expect_run(
-            claim(c, request_handoff("handoff", now, "node-a", "node-a", handoff)).await,
+            claim(
+                c,
+                request_handoff("handoff", now, "node-a", "node-a", handoff),
+            )
+            .await,
             "preferred after a refused early claim",
         );
     }
@@ -812,7 +838,13 @@ mod cases {
         let lease = expect_run(
             claim(
                 c,
-                request_handoff("handoff", past, "node-b", "node-a", Duration::from_millis(100)),
+                request_handoff(
+                    "handoff",
+                    past,
+                    "node-b",
+                    "node-a",
+                    Duration::from_millis(100),
+                ),
             )
             .await,
             "after the window",
@@ -833,7 +865,10 @@ mod cases {
         }
         assert_eq!(history(c, "quiet", 10).await, vec![]);
         // An older tick is still claimable: the refused claims set no high-water mark.
-        let lease = expect_run(claim(c, request("quiet", now - 1_000, "node-b")).await, "older");
+        let lease = expect_run(
+            claim(c, request("quiet", now - 1_000, "node-b")).await,
+            "older",
+        );
         assert_eq!(lease.fence.get(), 1, "the refused claims took no fence");
     }
 

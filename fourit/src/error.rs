@@ -85,6 +85,18 @@ pub enum Error {
         detail: String,
     },
 
+    /// The TLS handshake with Redis failed: an untrusted or invalid certificate.
+    #[error(
+        "TLS with Redis at {url} failed: {detail}; for a private certificate authority give its \
+         certificate to SchedulerBuilder::tls"
+    )]
+    Tls {
+        /// The URL, password redacted.
+        url: String,
+        /// What failed.
+        detail: String,
+    },
+
     /// A Redis call failed (connection lost, server error). The operation did not happen, or
     /// its effect is unknown; fourit never runs a job on such an answer.
     #[error("Redis {operation} failed: {detail}")]

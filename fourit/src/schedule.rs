@@ -1,6 +1,8 @@
 //! Cron schedules and all tick arithmetic.
 
+use std::collections::HashMap;
 use std::fmt;
+use std::sync::{Arc, Mutex, OnceLock, Weak};
 
 use chrono::{DateTime, Utc};
 use chrono_tz::Tz;
@@ -31,8 +33,30 @@ use crate::spec;
 #[derive(Clone)]
 pub struct Schedule {
     expr: String,
-    cron: Cron,
+    /// Shared between schedules with the same text: a parsed expression holds a few KiB of
+    /// bit fields (its year field alone spans 1-5000), which adds up over thousands of jobs.
+    cron: Arc<Cron>,
     tz: Tz,
+}
+
+/// Parsed expressions by their text, shared while any schedule uses them.
+fn parsed(expr: &str) -> Result<Arc<Cron>, Error> {
+    static CACHE: OnceLock<Mutex<HashMap<String, Weak<Cron>>>> = OnceLock::new();
+    let cache = CACHE.get_or_init(|| Mutex::new(HashMap::new()));
+    // Parsing is deterministic, so a poisoned cache still holds valid entries.
+    let mut cache = cache
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner());
+    if let Some(cron) = cache.get(expr).and_then(Weak::upgrade) {
+        return Ok(cron);
+    }
+    let cron =
+        Arc::new(spec::parse_cron(expr).map_err(|message| Error::InvalidSchedule { message })?);
+    if cache.len() >= 1024 {
+        cache.retain(|_, cron| cron.strong_count() > 0);
+    }
+    cache.insert(expr.to_string(), Arc::downgrade(&cron));
+    Ok(cron)
 }
 
 impl Schedule {
@@ -45,7 +69,7 @@ impl Schedule {
     /// Sunday. When both day-of-month and day-of-week are restricted, a day matches if either
     /// matches. The error message is the one `#[fourit::job]` gives at compile time.
     pub fn parse(expr: &str) -> Result<Schedule, Error> {
-        let cron = spec::parse_cron(expr).map_err(|message| Error::InvalidSchedule { message })?;
+        let cron = parsed(expr)?;
         Ok(Schedule {
             expr: expr.trim().to_string(),
             cron,

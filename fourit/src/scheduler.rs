@@ -15,7 +15,7 @@ use tokio_util::task::TaskTracker;
 use tracing::{debug, info, warn};
 
 use crate::clock::{Clock, FleetClock, SystemClock};
-use crate::coordinator::{self, ClaimOutcome, ClaimRequest, Coordinator, redact_url};
+use crate::coordinator::{self, ClaimOutcome, ClaimRequest, Coordinator, TlsConfig, redact_url};
 use crate::error::Error;
 use crate::job::{Job, JobContext};
 use crate::placement;
@@ -38,6 +38,9 @@ pub const DEFAULT_HANDOFF: Duration = Duration::from_millis(25);
 pub const DEFAULT_MAX_CLOCK_OFFSET: Duration = Duration::from_millis(500);
 /// Samples taken at start to measure the offset to the coordinator's clock.
 const START_CLOCK_SAMPLES: usize = 5;
+/// The driver sleeps until this long before a tick and yields until the tick itself, so the
+/// timer's millisecond resolution does not make every run late.
+const PRECISE_WAKE_US: i64 = 2_000;
 /// How many times a claimer that is told to wait for the handoff tries again.
 const HANDOFF_RETRIES: usize = 3;
 /// Bounds of the default lease TTL (the interval to a job's next tick, clamped).
@@ -94,6 +97,7 @@ pub struct SchedulerBuilder {
     clock: Arc<dyn Clock>,
     registered: bool,
     jobs: Vec<Job>,
+    tls: Option<TlsConfig>,
 }
 
 impl Default for SchedulerBuilder {
@@ -112,6 +116,7 @@ impl Default for SchedulerBuilder {
             clock: Arc::new(SystemClock),
             registered: true,
             jobs: Vec::new(),
+            tls: None,
         }
     }
 }
@@ -188,6 +193,13 @@ impl SchedulerBuilder {
     /// (default: the host's).
     pub fn clock(mut self, clock: Arc<dyn Clock>) -> Self {
         self.clock = clock;
+        self
+    }
+
+    /// TLS material for `rediss://`: a private certificate authority to trust, a client
+    /// certificate. Needs fourit's `tls` cargo feature.
+    pub fn tls(mut self, tls: TlsConfig) -> Self {
+        self.tls = Some(tls);
         self
     }
 
@@ -287,6 +299,7 @@ impl SchedulerBuilder {
                 handoff: self.handoff,
                 max_clock_offset: self.max_clock_offset,
                 clock: self.clock,
+                tls: self.tls,
             },
             jobs,
             stop: CancellationToken::new(),
@@ -307,6 +320,7 @@ struct Config {
     handoff: Duration,
     max_clock_offset: Duration,
     clock: Arc<dyn Clock>,
+    tls: Option<TlsConfig>,
 }
 
 /// A configured scheduler, ready to run. Made by [`Scheduler::builder`].
@@ -501,7 +515,7 @@ async fn open_coordinator(
     let mut backoff = Duration::from_millis(200);
     let mut warned = false;
     loop {
-        match coordinator::connect(url, &config.namespace).await {
+        match coordinator::connect_with(url, &config.namespace, config.tls.as_ref()).await {
             Ok(coordinator) => {
                 if warned {
                     info!(url = %redact_url(url), "coordinator reachable; scheduling starts");
@@ -627,6 +641,7 @@ async fn drive(shared: &Arc<Shared>, config: &Config, jobs: Vec<Job>) {
             ),
         }
     }
+    let mut last_spin = None;
     loop {
         let now = shared.clock.now();
         let batch = take_due(&mut heap, &jobs, config, now, &shared.node);
@@ -637,11 +652,30 @@ async fn drive(shared: &Arc<Shared>, config: &Config, jobs: Vec<Job>) {
             shared.shutdown.cancelled().await;
             return;
         };
-        let wait = (next_ms - shared.clock.now().timestamp_millis()).max(0);
-        let wait = Duration::from_millis(u64::try_from(wait).unwrap_or(0));
-        tokio::select! {
-            () = tokio::time::sleep(wait) => {}
-            () = shared.shutdown.cancelled() => return,
+        let wait_us = next_ms.saturating_mul(1000) - shared.clock.now().timestamp_micros();
+        if wait_us > PRECISE_WAKE_US {
+            // tokio's timer has millisecond resolution and wakes up to a millisecond late:
+            // sleep to just before the tick, then yield until it.
+            let sleep =
+                Duration::from_micros(u64::try_from(wait_us - PRECISE_WAKE_US).unwrap_or(0));
+            tokio::select! {
+                () = tokio::time::sleep(sleep) => {}
+                () = shared.shutdown.cancelled() => return,
+            }
+        } else if wait_us > 0 {
+            let now = shared.clock.now();
+            if last_spin == Some(now) {
+                // The clock did not move between two turns: it is a paused test clock, which
+                // only advances while every task sleeps.
+                tokio::time::sleep(Duration::from_micros(u64::try_from(wait_us).unwrap_or(0)))
+                    .await;
+            } else {
+                tokio::task::yield_now().await;
+            }
+            last_spin = Some(now);
+            if shared.shutdown.is_cancelled() {
+                return;
+            }
         }
     }
 }

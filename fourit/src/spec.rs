@@ -351,6 +351,15 @@ fn check_range(field: Field, range: &str) -> Result<(u32, u32), String> {
         .names()
         .iter()
         .any(|name| name.eq_ignore_ascii_case(start));
+    if field == Field::DayOfWeek
+        && start.eq_ignore_ascii_case("SUN")
+        && end.eq_ignore_ascii_case("SUN")
+    {
+        // `SUN` ends a range as 7, so `SUN-SUN` would read 0-7: every day.
+        return Err(format!(
+            "`{range}` would mean every day; for Sundays write `SUN`"
+        ));
+    }
     let start = value(field, start)?;
     // In day-of-week, `SUN` at the end of a range is 7, so `MON-SUN` runs to Sunday.
     let end = if field == Field::DayOfWeek && end.eq_ignore_ascii_case("SUN") {

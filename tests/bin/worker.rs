@@ -1,56 +1,95 @@
-//! The process the fleet tests start: a fourit scheduler with N jobs whose bodies record each
-//! run in Redis (one counter per job and tick) and print it on stdout.
+//! The process the fleet and fault tests start: a fourit scheduler with N jobs whose bodies
+//! record each run in Redis (one counter per job and tick) and print it on stdout.
 //!
 //! ```text
 //! worker --url redis://127.0.0.1:PORT --namespace NS --node NAME
 //!        [--jobs 3] [--schedule "* * * * * *"] [--body-ms 5] [--clock-offset-ms 0]
+//!        [--record-url URL] [--lease-ttl-ms N] [--shutdown-timeout-ms 10000]
+//!        [--on-cancel ignore|stop] [--extra panics|fails|times-out]... [--timeout-ms 300]
 //! ```
 //!
-//! Records go under `NS-record:` (outside the scheduler's namespace):
-//! `NS-record:runs:JOB:TICK_MS` counts the runs of one tick, `NS-record:log` lists
-//! `JOB TICK_MS NODE` lines. Stdout gets `ready` once, then `ran JOB TICK_MS NODE` per run.
+//! Records go to `--record-url` (default: `--url`), under `NS-record:` (outside the
+//! scheduler's namespace): `NS-record:runs:JOB:TICK_MS` counts the runs of one tick,
+//! `NS-record:log` lists `JOB TICK_MS NODE` lines, and `NS-record:spans` lists
+//! `JOB TICK_MS NODE START_MS END_MS` (host wall clock) for every body that returned.
+//!
+//! Stdout gets `ready` once, then per run: `ran JOB TICK_MS NODE` when the body starts,
+//! `cancelled JOB TICK_MS NODE` when the body sees its context cancelled, and
+//! `done JOB TICK_MS NODE` when it returns. With `--on-cancel stop` (the default is `ignore`) a
+//! body returns as soon as its context is cancelled; with `ignore` it sleeps its full
+//! `--body-ms` whatever happens.
+//!
+//! `--extra KIND` adds a job named KIND on the same schedule, besides `job-0..job-N`:
+//! `panics` panics, `fails` returns `Err("deliberate failure")`, `times-out` sleeps 5 s with a
+//! `--timeout-ms` timeout. Logs (tracing, `RUST_LOG`, default `warn`) go to stderr.
 
 use std::sync::Arc;
 use std::time::Duration;
 
-use fourit::{JobContext, OffsetClock, Scheduler};
+use fourit::{Job, JobContext, OffsetClock, Scheduler};
 
 struct Options {
     url: String,
+    record_url: Option<String>,
     namespace: String,
     node: String,
     jobs: usize,
     schedule: String,
     body_ms: u64,
     clock_offset_ms: i64,
+    lease_ttl_ms: Option<u64>,
+    shutdown_timeout_ms: u64,
+    stop_on_cancel: bool,
+    extras: Vec<String>,
+    timeout_ms: u64,
 }
 
 fn options() -> Result<Options, String> {
     let mut options = Options {
         url: String::new(),
+        record_url: None,
         namespace: "fourit".to_string(),
         node: format!("worker-{}", std::process::id()),
         jobs: 3,
         schedule: "* * * * * *".to_string(),
         body_ms: 5,
         clock_offset_ms: 0,
+        lease_ttl_ms: None,
+        shutdown_timeout_ms: 10_000,
+        stop_on_cancel: false,
+        extras: Vec::new(),
+        timeout_ms: 300,
     };
     let mut args = std::env::args().skip(1);
     while let Some(flag) = args.next() {
         let value = args.next().ok_or_else(|| format!("{flag} needs a value"))?;
         let number = |v: &str| v.parse::<i64>().map_err(|e| format!("{flag}: {e}"));
+        let unsigned = |v: &str| v.parse::<u64>().map_err(|e| format!("{flag}: {e}"));
         match flag.as_str() {
             "--url" => options.url = value,
+            "--record-url" => options.record_url = Some(value),
             "--namespace" => options.namespace = value,
             "--node" => options.node = value,
             "--jobs" => {
-                options.jobs = usize::try_from(number(&value)?).map_err(|e| e.to_string())?
+                options.jobs = usize::try_from(unsigned(&value)?).map_err(|e| e.to_string())?
             }
             "--schedule" => options.schedule = value,
-            "--body-ms" => {
-                options.body_ms = u64::try_from(number(&value)?).map_err(|e| e.to_string())?
-            }
+            "--body-ms" => options.body_ms = unsigned(&value)?,
             "--clock-offset-ms" => options.clock_offset_ms = number(&value)?,
+            "--lease-ttl-ms" => options.lease_ttl_ms = Some(unsigned(&value)?),
+            "--shutdown-timeout-ms" => options.shutdown_timeout_ms = unsigned(&value)?,
+            "--on-cancel" => {
+                options.stop_on_cancel = match value.as_str() {
+                    "stop" => true,
+                    "ignore" => false,
+                    other => return Err(format!("--on-cancel: `{other}` is not stop|ignore")),
+                }
+            }
+            "--extra" => match value.as_str() {
+                "panics" | "fails" | "times-out" => options.extras.push(value),
+                other => return Err(format!("--extra: unknown kind `{other}`")),
+            },
+            "--timeout-ms" => options.timeout_ms = unsigned(&value)?,
             other => return Err(format!("unknown flag {other}")),
         }
     }
@@ -60,58 +99,157 @@ fn options() -> Result<Options, String> {
     Ok(options)
 }
 
+/// Where and how a body records its run.
+#[derive(Clone)]
+struct Recorder {
+    conn: redis::aio::MultiplexedConnection,
+    prefix: Arc<str>,
+}
+
+impl Recorder {
+    /// Counts the run and prints `ran`; fails (and the run with it) if the record fails.
+    async fn started(&self, ctx: &JobContext) -> Result<(), String> {
+        let tick = ctx.tick().timestamp_millis();
+        let prefix = &self.prefix;
+        let mut pipe = redis::pipe();
+        pipe.incr(format!("{prefix}:runs:{}:{tick}", ctx.job()), 1)
+            .ignore()
+            .rpush(
+                format!("{prefix}:log"),
+                format!("{} {tick} {}", ctx.job(), ctx.node()),
+            )
+            .ignore();
+        pipe.query_async::<()>(&mut self.conn.clone())
+            .await
+            .map_err(|err| format!("recording the run: {err}"))?;
+        println!("ran {} {tick} {}", ctx.job(), ctx.node());
+        Ok(())
+    }
+
+    /// Records the body's span and prints `done`.
+    async fn finished(&self, ctx: &JobContext, started_ms: i64) -> Result<(), String> {
+        let tick = ctx.tick().timestamp_millis();
+        let ended_ms = chrono::Utc::now().timestamp_millis();
+        redis::cmd("RPUSH")
+            .arg(format!("{}:spans", self.prefix))
+            .arg(format!(
+                "{} {tick} {} {started_ms} {ended_ms}",
+                ctx.job(),
+                ctx.node()
+            ))
+            .query_async::<()>(&mut self.conn.clone())
+            .await
+            .map_err(|err| format!("recording the end of the run: {err}"))?;
+        println!("done {} {tick} {}", ctx.job(), ctx.node());
+        Ok(())
+    }
+}
+
+/// Sleeps `body`, printing `cancelled` when the context is cancelled; returns early then if
+/// `stop_on_cancel`.
+async fn sleep_body(ctx: &JobContext, body: Duration, stop_on_cancel: bool) {
+    let sleep = tokio::time::sleep(body);
+    tokio::pin!(sleep);
+    let mut seen = false;
+    loop {
+        tokio::select! {
+            () = &mut sleep => return,
+            () = ctx.cancelled(), if !seen => {
+                seen = true;
+                println!(
+                    "cancelled {} {} {}",
+                    ctx.job(),
+                    ctx.tick().timestamp_millis(),
+                    ctx.node()
+                );
+                if stop_on_cancel {
+                    return;
+                }
+            }
+        }
+    }
+}
+
 #[tokio::main]
-async fn main() -> Result<(), Box<dyn std::error::Error>> {
+async fn main() {
+    // Errors are printed with their Display text (what a user reads), not Debug.
+    if let Err(err) = run().await {
+        eprintln!("error: {err}");
+        std::process::exit(1);
+    }
+}
+
+async fn run() -> Result<(), Box<dyn std::error::Error>> {
     let options = options()?;
-    // Logs go to stderr: stdout carries the `ran` lines the tests read.
+    // Logs go to stderr: stdout carries the lines the tests read.
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn".into()),
         )
+        .with_ansi(false)
         .with_writer(std::io::stderr)
         .init();
-    let recorder = redis::Client::open(options.url.as_str())?
-        .get_multiplexed_async_connection()
-        .await?;
-    let prefix: Arc<str> = Arc::from(format!("{}-record", options.namespace));
+    let record_url = options.record_url.as_deref().unwrap_or(&options.url);
+    let recorder = Recorder {
+        conn: redis::Client::open(record_url)?
+            .get_multiplexed_async_connection()
+            .await?,
+        prefix: Arc::from(format!("{}-record", options.namespace)),
+    };
     let mut builder = Scheduler::builder()
         .url(&options.url)
         .namespace(&options.namespace)
         .node_id(&options.node)
         .registered_jobs(false)
-        .shutdown_timeout(Duration::from_secs(10))
+        .shutdown_timeout(Duration::from_millis(options.shutdown_timeout_ms))
         .clock(Arc::new(OffsetClock::new(chrono::TimeDelta::milliseconds(
             options.clock_offset_ms,
         ))));
+    if let Some(ttl) = options.lease_ttl_ms {
+        builder = builder.lease_ttl(Duration::from_millis(ttl));
+    }
+    let body = Duration::from_millis(options.body_ms);
+    let stop_on_cancel = options.stop_on_cancel;
     for index in 0..options.jobs {
         let recorder = recorder.clone();
-        let prefix = prefix.clone();
-        let body = Duration::from_millis(options.body_ms);
         builder = builder.add_job(
             &format!("job-{index}"),
             &options.schedule,
             move |ctx: JobContext| {
-                let mut recorder = recorder.clone();
-                let prefix = prefix.clone();
+                let recorder = recorder.clone();
                 async move {
-                    let tick = ctx.tick().timestamp_millis();
-                    let mut pipe = redis::pipe();
-                    pipe.incr(format!("{prefix}:runs:{}:{tick}", ctx.job()), 1)
-                        .ignore()
-                        .rpush(
-                            format!("{prefix}:log"),
-                            format!("{} {tick} {}", ctx.job(), ctx.node()),
-                        )
-                        .ignore();
-                    pipe.query_async::<()>(&mut recorder)
-                        .await
-                        .map_err(|err| format!("recording the run: {err}"))?;
-                    println!("ran {} {tick} {}", ctx.job(), ctx.node());
-                    tokio::time::sleep(body).await;
-                    Ok::<(), String>(())
+                    let started_ms = chrono::Utc::now().timestamp_millis();
+                    recorder.started(&ctx).await?;
+                    sleep_body(&ctx, body, stop_on_cancel).await;
+                    recorder.finished(&ctx, started_ms).await
                 }
             },
         )?;
+    }
+    for kind in &options.extras {
+        let recorder = recorder.clone();
+        let kind_for_body = kind.clone();
+        let job = Job::new(kind, &options.schedule, move |ctx: JobContext| {
+            let recorder = recorder.clone();
+            let kind = kind_for_body.clone();
+            async move {
+                recorder.started(&ctx).await?;
+                match kind.as_str() {
+                    "panics" => panic!("deliberate panic at tick {}", ctx.tick()),
+                    "fails" => Err("deliberate failure".to_string()),
+                    _ => {
+                        sleep_body(&ctx, Duration::from_secs(5), false).await;
+                        Ok(())
+                    }
+                }
+            }
+        })?;
+        let job = if kind == "times-out" {
+            job.timeout(Duration::from_millis(options.timeout_ms))
+        } else {
+            job
+        };
+        builder = builder.job(job);
     }
     let scheduler = builder.build()?;
     println!("ready");

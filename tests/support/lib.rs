@@ -21,6 +21,8 @@
 
 #![warn(missing_docs)]
 
+pub mod faults;
+
 use std::fmt::Write as _;
 use std::fs::{self, File};
 use std::io::{BufRead, BufReader, Read, Write};
@@ -75,7 +77,21 @@ pub struct RedisServer {
     extra_args: Vec<String>,
     appendonly: bool,
     password: Option<String>,
+    tls: Option<TlsFiles>,
+    tls_port: u16,
     child: Option<Child>,
+}
+
+/// The PEM files of a TLS listener: the server's certificate chain and key, and the CA that
+/// client certificates would be checked against (clients need none: `--tls-auth-clients no`).
+#[derive(Clone, Debug)]
+pub struct TlsFiles {
+    /// The server's certificate (chain), PEM.
+    pub cert: PathBuf,
+    /// The server's private key, PEM.
+    pub key: PathBuf,
+    /// A CA certificate, PEM.
+    pub ca: PathBuf,
 }
 
 /// Options for a [`RedisServer`], from [`RedisServer::builder`].
@@ -84,6 +100,7 @@ pub struct RedisServer {
 pub struct RedisServerBuilder {
     extra_args: Vec<String>,
     appendonly: bool,
+    tls: Option<TlsFiles>,
 }
 
 impl RedisServerBuilder {
@@ -105,6 +122,13 @@ impl RedisServerBuilder {
         self
     }
 
+    /// Adds a TLS listener on a second free port ([`RedisServer::tls_port`]) with these
+    /// files, beside the plain one the harness (and assertions) use.
+    pub fn tls(mut self, files: TlsFiles) -> Self {
+        self.tls = Some(files);
+        self
+    }
+
     /// Starts the server and waits until it answers PING.
     ///
     /// # Panics
@@ -119,10 +143,15 @@ impl RedisServerBuilder {
             extra_args: self.extra_args,
             appendonly: self.appendonly,
             password,
+            tls: self.tls,
+            tls_port: 0,
             child: None,
         };
         for _ in 0..START_ATTEMPTS {
             server.port = free_port();
+            if server.tls.is_some() {
+                server.tls_port = free_port();
+            }
             match server.launch() {
                 Ok(()) => return server,
                 // Someone took the port between our probe and redis-server's bind: try another.
@@ -148,6 +177,11 @@ impl RedisServer {
     /// The TCP port it listens on (on 127.0.0.1); stable across [`RedisServer::restart`].
     pub fn port(&self) -> u16 {
         self.port
+    }
+
+    /// The TLS port, with [`RedisServerBuilder::tls`] (else 0); stable across restarts.
+    pub fn tls_port(&self) -> u16 {
+        self.tls_port
     }
 
     /// Its URL without credentials: `redis://127.0.0.1:PORT`.
@@ -283,7 +317,20 @@ impl RedisServer {
             .arg(&self.dir)
             .arg("--logfile")
             .arg(&log_path)
-            .args(&self.extra_args)
+            .args(&self.extra_args);
+        if let Some(tls) = &self.tls {
+            command
+                .arg("--tls-port")
+                .arg(self.tls_port.to_string())
+                .arg("--tls-cert-file")
+                .arg(&tls.cert)
+                .arg("--tls-key-file")
+                .arg(&tls.key)
+                .arg("--tls-ca-cert-file")
+                .arg(&tls.ca)
+                .args(["--tls-auth-clients", "no"]);
+        }
+        command
             .stdin(Stdio::null())
             .stdout(output.try_clone().expect("duplicating a file handle"))
             .stderr(output);

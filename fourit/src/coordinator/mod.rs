@@ -234,12 +234,70 @@ pub trait Coordinator: Send + Sync + fmt::Debug + 'static {
     ) -> BoxFuture<'a, Result<Vec<HistoryEntry>, Error>>;
 }
 
+/// TLS material for `rediss://` beyond the public root certificates that fourit trusts by
+/// default: a private certificate authority, and a client certificate for mutual TLS.
+/// Needs the `tls` cargo feature to have any effect.
+///
+/// ```
+/// let tls = fourit::coordinator::TlsConfig::new()
+///     .root_certificates(b"-----BEGIN CERTIFICATE-----\n...".to_vec());
+/// assert!(!tls.is_empty());
+/// ```
+#[derive(Clone, Default)]
+pub struct TlsConfig {
+    root_certificates: Option<Vec<u8>>,
+    client_identity: Option<(Vec<u8>, Vec<u8>)>,
+}
+
+impl TlsConfig {
+    /// No extra material.
+    pub fn new() -> TlsConfig {
+        TlsConfig::default()
+    }
+
+    /// Trusts the certificate authorities in `pem` (PEM-encoded) instead of the public roots.
+    pub fn root_certificates(mut self, pem: Vec<u8>) -> TlsConfig {
+        self.root_certificates = Some(pem);
+        self
+    }
+
+    /// Presents this client certificate and key (both PEM) for mutual TLS.
+    pub fn client_identity(mut self, cert_pem: Vec<u8>, key_pem: Vec<u8>) -> TlsConfig {
+        self.client_identity = Some((cert_pem, key_pem));
+        self
+    }
+
+    /// Whether nothing was configured.
+    pub fn is_empty(&self) -> bool {
+        self.root_certificates.is_none() && self.client_identity.is_none()
+    }
+}
+
+impl fmt::Debug for TlsConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // Never print key material.
+        f.debug_struct("TlsConfig")
+            .field("root_certificates", &self.root_certificates.is_some())
+            .field("client_identity", &self.client_identity.is_some())
+            .finish()
+    }
+}
+
 /// Opens the coordinator a URL names: `redis://`, `rediss://` or `memory://`.
 pub async fn connect(url: &str, namespace: &str) -> Result<Arc<dyn Coordinator>, Error> {
+    connect_with(url, namespace, None).await
+}
+
+/// [`connect`], with TLS material for `rediss://`.
+pub async fn connect_with(
+    url: &str,
+    namespace: &str,
+    tls: Option<&TlsConfig>,
+) -> Result<Arc<dyn Coordinator>, Error> {
     match scheme(url) {
-        Some("redis") | Some("rediss") | Some("redis+unix") | Some("unix") => {
-            Ok(Arc::new(RedisCoordinator::connect(url, namespace).await?))
-        }
+        Some("redis") | Some("rediss") | Some("redis+unix") | Some("unix") => Ok(Arc::new(
+            RedisCoordinator::connect_with(url, namespace, tls).await?,
+        )),
         Some("memory") => Ok(Arc::new(MemoryCoordinator::new())),
         Some(other) => Err(Error::InvalidUrl {
             url: redact_url(url),

@@ -8,6 +8,7 @@ use std::time::Duration;
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use redis::{ErrorKind, RedisError, Script, ServerErrorKind, Value};
 
+use super::TlsConfig;
 use super::{
     ClaimOutcome, ClaimRequest, Coordinator, HISTORY_LEN, Heartbeat, HistoryEntry, Lease,
     RunRecord, redact_url,
@@ -60,6 +61,16 @@ impl RedisCoordinator {
     /// fourit needs, and with an error for which [`Error::is_unavailable`] is true if Redis
     /// cannot be reached (worth retrying).
     pub async fn connect(url: &str, namespace: &str) -> Result<RedisCoordinator, Error> {
+        RedisCoordinator::connect_with(url, namespace, None).await
+    }
+
+    /// [`connect`](Self::connect), trusting the root certificates and presenting the client
+    /// certificate of `tls` for `rediss://` URLs (with the `tls` feature).
+    pub async fn connect_with(
+        url: &str,
+        namespace: &str,
+        tls: Option<&TlsConfig>,
+    ) -> Result<RedisCoordinator, Error> {
         let redacted = redact_url(url);
         spec::check_name(namespace).map_err(|message| Error::InvalidOption {
             option: "namespace",
@@ -67,7 +78,7 @@ impl RedisCoordinator {
         })?;
         #[cfg(feature = "tls")]
         install_crypto_provider();
-        let client = redis::Client::open(url).map_err(|err| Error::InvalidUrl {
+        let client = open_client(url, tls).map_err(|err| Error::InvalidUrl {
             url: redacted.clone(),
             reason: invalid_url_reason(url, &err),
         })?;
@@ -95,6 +106,7 @@ impl RedisCoordinator {
             heartbeat: Script::new(HEARTBEAT),
         };
         coordinator.load_scripts().await?;
+        coordinator.check_permissions().await?;
         Ok(coordinator)
     }
 
@@ -137,6 +149,145 @@ impl RedisCoordinator {
             .call("script load", pipe.query_async(&mut conn))
             .await?;
         Ok(())
+    }
+
+    /// Runs every command fourit will ever send, once, on keys of its own inside the
+    /// namespace, so a user lacking a permission learns at start which one, instead of every
+    /// tick being skipped later.
+    async fn check_permissions(&self) -> Result<(), Error> {
+        let base = format!("{}:{{probe}}:check", self.namespace);
+        let [state, lease, runs, nodes] = [
+            base.clone(),
+            format!("{base}:lease"),
+            format!("{base}:runs"),
+            format!("{base}:nodes"),
+        ];
+        let node = "fourit-permission-check";
+        let run_id = format!("{node}:1:1");
+        let mut pipe = redis::pipe();
+        pipe.ignore_errors();
+        pipe.cmd("PING")
+            .cmd("TIME")
+            .cmd("DEL")
+            .arg(&state)
+            .arg(&lease)
+            .arg(&runs)
+            .arg(&nodes);
+        // The commands the scripts use, called directly first: a refusal inside a script does
+        // not say which command it was, a direct one does.
+        pipe.cmd("HSET").arg(&state).arg("check").arg(1);
+        pipe.cmd("HGET").arg(&state).arg("check");
+        pipe.cmd("HINCRBY").arg(&state).arg("check").arg(1);
+        pipe.cmd("HDEL").arg(&state).arg("check");
+        pipe.cmd("SET")
+            .arg(&lease)
+            .arg(&run_id)
+            .arg("PX")
+            .arg(60_000);
+        pipe.cmd("GET").arg(&lease);
+        pipe.cmd("PEXPIRE").arg(&lease).arg(60_000);
+        pipe.cmd("XADD")
+            .arg(&runs)
+            .arg("MAXLEN")
+            .arg("~")
+            .arg(HISTORY_LEN)
+            .arg("*")
+            .arg("check")
+            .arg(1);
+        pipe.cmd("ZADD").arg(&nodes).arg(0).arg(node);
+        pipe.cmd("ZREMRANGEBYSCORE")
+            .arg(&nodes)
+            .arg("-inf")
+            .arg("(0");
+        pipe.cmd("DEL")
+            .arg(&state)
+            .arg(&lease)
+            .arg(&runs)
+            .arg(&nodes);
+        pipe.cmd("EVALSHA")
+            .arg(self.claim.get_hash())
+            .arg(3)
+            .arg(&state)
+            .arg(&lease)
+            .arg(&runs)
+            .arg(1)
+            .arg(node)
+            .arg(60_000)
+            .arg("0")
+            .arg(HISTORY_LEN)
+            .arg("")
+            .arg(0);
+        pipe.cmd("EVALSHA")
+            .arg(self.keep_alive.get_hash())
+            .arg(1)
+            .arg(&lease)
+            .arg(&run_id)
+            .arg(60_000);
+        pipe.cmd("EVALSHA")
+            .arg(self.release.get_hash())
+            .arg(3)
+            .arg(&state)
+            .arg(&lease)
+            .arg(&runs)
+            .arg(&run_id)
+            .arg(1)
+            .arg(node)
+            .arg(1)
+            .arg("succeeded")
+            .arg("")
+            .arg(0)
+            .arg(HISTORY_LEN)
+            .arg("0");
+        pipe.cmd("EVALSHA")
+            .arg(self.heartbeat.get_hash())
+            .arg(1)
+            .arg(&nodes)
+            .arg(node)
+            .arg(60_000);
+        pipe.cmd("ZRANGE")
+            .arg(&nodes)
+            .arg(0)
+            .arg(-1)
+            .arg("WITHSCORES")
+            .cmd("ZREM")
+            .arg(&nodes)
+            .arg(node)
+            .cmd("XREVRANGE")
+            .arg(&runs)
+            .arg("+")
+            .arg("-")
+            .arg("COUNT")
+            .arg(1)
+            .cmd("DEL")
+            .arg(&state)
+            .arg(&lease)
+            .arg(&runs)
+            .arg(&nodes);
+        let mut conn = self.conn.clone();
+        let replies: Vec<Result<Value, RedisError>> = self
+            .call("permission check", pipe.query_async(&mut conn))
+            .await?;
+        let mut denied: Vec<String> = Vec::new();
+        for reply in replies {
+            if let Err(err) = reply {
+                match classify("permission check", &self.url, self.secret.as_deref(), err) {
+                    Error::Permission { detail, .. } => {
+                        if !denied.contains(&detail) {
+                            denied.push(detail);
+                        }
+                    }
+                    other => return Err(other),
+                }
+            }
+        }
+        if denied.is_empty() {
+            Ok(())
+        } else {
+            Err(Error::Permission {
+                url: self.url.clone(),
+                detail: denied.join("; "),
+            })
+        }
     }
 
     /// Awaits a Redis call under the deadline, mapping its error.
@@ -312,6 +463,22 @@ fn classify(operation: &'static str, url: &str, secret: Option<&str>, err: Redis
             url: url.to_string(),
             detail,
         },
+        // A script's refused command comes back as a script error quoting NOPERM.
+        _ if detail.contains("NOPERM")
+            || detail.contains("no permissions to")
+            || detail.contains("can't run this command") =>
+        {
+            Error::Permission {
+                url: url.to_string(),
+                detail,
+            }
+        }
+        _ if detail.contains("certificate") || detail.contains("TLS") || detail.contains("tls") => {
+            Error::Tls {
+                url: url.to_string(),
+                detail,
+            }
+        }
         ErrorKind::InvalidClientConfig => Error::InvalidUrl {
             url: url.to_string(),
             reason: detail,
@@ -322,6 +489,28 @@ fn classify(operation: &'static str, url: &str, secret: Option<&str>, err: Redis
         },
         _ => Error::Redis { operation, detail },
     }
+}
+
+/// A client for `url`, with the certificates of `tls` when the `tls` feature is on.
+fn open_client(url: &str, tls: Option<&TlsConfig>) -> Result<redis::Client, RedisError> {
+    #[cfg(feature = "tls")]
+    if let Some(tls) = tls.filter(|tls| !tls.is_empty()) {
+        return redis::Client::build_with_tls(
+            url,
+            redis::TlsCertificates {
+                client_tls: tls.client_identity.as_ref().map(|(cert, key)| {
+                    redis::ClientTlsConfig {
+                        client_cert: cert.clone(),
+                        client_key: key.clone(),
+                    }
+                }),
+                root_cert: tls.root_certificates.clone(),
+            },
+        );
+    }
+    #[cfg(not(feature = "tls"))]
+    let _ = tls;
+    redis::Client::open(url)
 }
 
 fn invalid_url_reason(url: &str, err: &RedisError) -> String {

@@ -1,0 +1,517 @@
+//! Security: the README's minimal ACL (a user restricted to `~fourit:*`, password and user in
+//! the URL) runs a fleet end to end; fleets in different namespaces on one Redis never see
+//! each other's ticks; no password appears in any log line or error; and, with the `tls`
+//! feature (`cargo test -p fourit-tests --features tls --test security`), `rediss://` against
+//! a `redis-server` serving TLS on certificates this test generates.
+
+use std::collections::BTreeSet;
+use std::time::Duration;
+
+use fourit::Scheduler;
+use fourit_tests::RedisServer;
+use fourit_tests::faults::{Event, Fleet, LogBuffer, Records, tick_report};
+use tokio::sync::mpsc;
+
+const WORKER: &str = env!("CARGO_BIN_EXE_worker");
+const README: &str = include_str!("../README.md");
+
+fn distinct(events: &[Event], node_prefix: &str, job: &str) -> usize {
+    events
+        .iter()
+        .filter(|e| e.node.starts_with(node_prefix))
+        .filter_map(|e| e.ran(job))
+        .collect::<BTreeSet<_>>()
+        .len()
+}
+
+/// The README's `ACL SETUSER fourit ...` line, as its words.
+fn readme_acl() -> Vec<String> {
+    README
+        .lines()
+        .find(|line| line.trim_start().starts_with("ACL SETUSER fourit "))
+        .unwrap_or_else(|| panic!("README.md has no `ACL SETUSER fourit ...` line"))
+        .split_whitespace()
+        .map(str::to_string)
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_readme_minimal_acl_runs_a_fleet_with_user_and_password_in_the_url() {
+    let server = RedisServer::start();
+    let mut admin = server.connection().await;
+    let words = readme_acl();
+    // Exactly the README's command: `ACL SETUSER fourit on >a-long-password ~fourit:* +...`.
+    assert_eq!(words[..3], ["ACL", "SETUSER", "fourit"]);
+    assert!(words.contains(&"~fourit:*".to_string()), "{words:?}");
+    let mut setuser = redis::cmd("ACL");
+    for word in &words[1..] {
+        setuser.arg(word);
+    }
+    setuser
+        .query_async::<()>(&mut admin)
+        .await
+        .unwrap_or_else(|err| panic!("the README's ACL command: {err}"));
+    let password = words
+        .iter()
+        .find_map(|w| w.strip_prefix('>'))
+        .unwrap_or_else(|| panic!("no password in {words:?}"));
+    let url = server.url_with("fourit", password);
+    let record_url = server.url();
+    let mut fleet = Fleet::new(WORKER);
+    // The default namespace, `fourit`: the only keys the user may touch are `fourit:*`.
+    for node in ["a", "b"] {
+        fleet.start(
+            node,
+            &["--url", &url, "--record-url", &record_url, "--jobs", "2"],
+        );
+    }
+    fleet
+        .wait_until(Duration::from_secs(30), "5 ticks of each job", |events| {
+            distinct(events, "", "job-0") >= 5 && distinct(events, "", "job-1") >= 5
+        })
+        .await;
+    fleet.stop_all(Duration::from_secs(20)).await;
+
+    let denied: Vec<redis::Value> = redis::cmd("ACL")
+        .arg("LOG")
+        .query_async(&mut admin)
+        .await
+        .unwrap_or_else(|err| panic!("ACL LOG: {err}"));
+    let members: i64 = redis::cmd("ZCARD")
+        .arg("fourit:nodes")
+        .query_async(&mut admin)
+        .await
+        .unwrap_or_else(|err| panic!("ZCARD: {err}"));
+    let records = Records::read(&mut admin, "fourit").await;
+    let stderr = fleet.stderr();
+    let complaints: Vec<&str> = stderr
+        .lines()
+        .filter(|line| line.contains(" WARN ") || line.contains(" ERROR "))
+        .collect();
+    eprintln!(
+        "ACL LOG entries: {}; members left after shutdown: {members}; warnings: {complaints:?}",
+        denied.len()
+    );
+    assert!(
+        denied.is_empty(),
+        "Redis denied the README's user something: {denied:?}"
+    );
+    assert!(complaints.is_empty(), "{stderr}");
+    assert_eq!(members, 0, "the workers did not leave the members set");
+    for job in ["job-0", "job-1"] {
+        let report = tick_report(&records.ticks(job), 1000);
+        assert!(report.ran >= 5, "{job}: {report:?}");
+        assert_eq!(report.doubles, vec![], "{job}");
+        assert_eq!(report.missing, Vec::<i64>::new(), "{job}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fleets_in_different_namespaces_never_see_each_others_ticks() {
+    let server = RedisServer::start();
+    let url = server.url();
+    let mut fleet = Fleet::new(WORKER);
+    for (node, namespace) in [
+        ("alpha-1", "alpha"),
+        ("alpha-2", "alpha"),
+        ("beta-1", "beta"),
+        ("beta-2", "beta"),
+    ] {
+        fleet.start(
+            node,
+            &["--url", &url, "--namespace", namespace, "--jobs", "2"],
+        );
+    }
+    fleet
+        .wait_until(
+            Duration::from_secs(30),
+            "6 ticks of job-0 in each fleet",
+            |events| {
+                distinct(events, "alpha", "job-0") >= 6 && distinct(events, "beta", "job-0") >= 6
+            },
+        )
+        .await;
+    fleet.stop_all(Duration::from_secs(20)).await;
+
+    let mut conn = server.connection().await;
+    let keys: Vec<String> = redis::cmd("KEYS")
+        .arg("*")
+        .query_async(&mut conn)
+        .await
+        .unwrap_or_else(|err| panic!("KEYS: {err}"));
+    let strays: Vec<&String> = keys
+        .iter()
+        .filter(|k| !k.starts_with("alpha:") && !k.starts_with("beta:"))
+        .filter(|k| !k.starts_with("alpha-record:") && !k.starts_with("beta-record:"))
+        .collect();
+    assert!(
+        strays.is_empty(),
+        "keys outside both namespaces: {strays:?}"
+    );
+    let mut ticks_by_fleet = Vec::new();
+    for namespace in ["alpha", "beta"] {
+        let records = Records::read(&mut conn, namespace).await;
+        assert!(
+            records.runs.iter().all(|r| r.node.starts_with(namespace)),
+            "a {namespace} run recorded by another fleet: {:?}",
+            records.runs
+        );
+        for job in ["job-0", "job-1"] {
+            let ticks = records.ticks(job);
+            let report = tick_report(&ticks, 1000);
+            eprintln!("{namespace} {job}: {report:?}");
+            assert_eq!(report.doubles, vec![], "{namespace} {job}");
+            assert_eq!(report.missing, Vec::<i64>::new(), "{namespace} {job}");
+            if job == "job-0" {
+                ticks_by_fleet.push(ticks.keys().copied().collect::<BTreeSet<i64>>());
+            }
+        }
+    }
+    // Each fleet ran the ticks they shared in time: one fleet's claim never took another's.
+    let both: BTreeSet<_> = ticks_by_fleet[0].intersection(&ticks_by_fleet[1]).collect();
+    eprintln!(
+        "ticks of job-0 run by both fleets, once each: {}",
+        both.len()
+    );
+    assert!(both.len() >= 4, "{ticks_by_fleet:?}");
+}
+
+/// Adds the ACL user `app` (all commands and keys) with the password `SECRETS[3]`.
+async fn add_app_user(server: &RedisServer) {
+    redis::cmd("ACL")
+        .arg("SETUSER")
+        .arg("app")
+        .arg("on")
+        .arg(format!(">{}", SECRETS[3]))
+        .arg("~*")
+        .arg("+@all")
+        .query_async::<()>(&mut server.connection().await)
+        .await
+        .unwrap_or_else(|err| panic!("ACL SETUSER: {err}"));
+}
+
+/// The next tick the job reports running, within 15 s.
+async fn next_run<T>(runs: &mut mpsc::UnboundedReceiver<T>) -> T {
+    tokio::time::timeout(Duration::from_secs(15), runs.recv())
+        .await
+        .unwrap_or_else(|_| panic!("no run within 15 s"))
+        .unwrap_or_else(|| panic!("the job's channel closed"))
+}
+
+/// The passwords this test puts in URLs; none may appear in any captured text.
+const SECRETS: [&str; 4] = [
+    "server-pw-9f3e1c",
+    "wrong-pw-5b7a2d",
+    "unreachable-pw-c41d8e",
+    "acl-user-pw-7e2f90",
+];
+
+/// In-process schedulers (on this test's one thread, so the capture sees all they log, at
+/// every level) across a wrong password, an unreachable Redis and a normal run through an
+/// outage: the logs and errors never hold a password.
+#[tokio::test]
+async fn no_password_appears_in_any_log_line_or_error() {
+    let logs = LogBuffer::default();
+    let _guard = logs.install();
+    let mut server = RedisServer::builder()
+        .arg("--requirepass")
+        .arg(SECRETS[0])
+        .start();
+    add_app_user(&server).await;
+    let mut errors = Vec::new();
+
+    // 1. A wrong password: an error at once.
+    let wrong = server.url_with("", SECRETS[1]);
+    let err = Scheduler::builder()
+        .url(&wrong)
+        .registered_jobs(false)
+        .build()
+        .unwrap_or_else(|err| panic!("build: {err}"))
+        .run_until(std::future::pending())
+        .await
+        .err()
+        .unwrap_or_else(|| panic!("a wrong password was accepted"));
+    errors.push(format!("{err} / {err:?}"));
+
+    // 2. An unreachable Redis with a password in the URL: warnings while it retries.
+    let unreachable = {
+        let mut gone = RedisServer::start();
+        gone.stop();
+        gone.url_with("app", SECRETS[2])
+    };
+    let result = Scheduler::builder()
+        .url(&unreachable)
+        .registered_jobs(false)
+        .add_job("never", "* * * * * *", |_| async {})
+        .and_then(|builder| builder.build())
+        .unwrap_or_else(|err| panic!("build: {err}"))
+        .run_until(tokio::time::sleep(Duration::from_millis(1500)))
+        .await;
+    errors.push(format!("{result:?}"));
+
+    // 3. A normal run with an ACL user's password, through a Redis outage mid-run.
+    let (ran, mut runs) = mpsc::unbounded_channel();
+    let scheduler = Scheduler::builder()
+        .url(&server.url_with("app", SECRETS[3]))
+        .registered_jobs(false)
+        .lease_ttl(Duration::from_millis(600))
+        .add_job("secret-keeper", "* * * * * *", move |ctx| {
+            let ran = ran.clone();
+            async move {
+                let _ = ran.send(ctx.tick());
+                tokio::select! {
+                    () = tokio::time::sleep(Duration::from_millis(1500)) => {}
+                    () = ctx.cancelled() => {}
+                }
+            }
+        })
+        .and_then(|builder| builder.build())
+        .unwrap_or_else(|err| panic!("build: {err}"));
+    let handle = scheduler.handle();
+    let running = tokio::spawn(scheduler.run_until(std::future::pending()));
+    next_run(&mut runs).await;
+    // Redis goes away during the run (lease lost, claims fail), then comes back.
+    server.stop();
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    server.restart();
+    // ACL users given by command are not persisted: make `app` again.
+    add_app_user(&server).await;
+    let back = chrono::Utc::now();
+    loop {
+        if next_run(&mut runs).await >= back - Duration::from_secs(1) {
+            break;
+        }
+    }
+    handle.stop();
+    let result = tokio::time::timeout(Duration::from_secs(15), running)
+        .await
+        .unwrap_or_else(|_| panic!("run did not stop"))
+        .unwrap_or_else(|err| panic!("run panicked: {err}"));
+    errors.push(format!("{result:?}"));
+
+    let text = logs.text();
+    if std::env::var_os("SHOW_LOGS").is_some() {
+        eprintln!("{text}");
+    }
+    let lines = text.lines().count();
+    let redacted = text.matches(":***@").count();
+    eprintln!(
+        "captured {lines} log lines ({redacted} with a redacted URL) and {} errors",
+        errors.len()
+    );
+    assert!(lines > 10, "the capture saw too little:\n{text}");
+    assert!(
+        text.contains("lease lost") || text.contains("unavailable"),
+        "the outage was not logged:\n{text}"
+    );
+    for secret in SECRETS {
+        assert!(
+            !text.contains(secret),
+            "`{secret}` leaked into the logs:\n{text}"
+        );
+        for err in &errors {
+            assert!(
+                !err.contains(secret),
+                "`{secret}` leaked into an error: {err}"
+            );
+        }
+    }
+}
+
+#[cfg(feature = "tls")]
+mod tls {
+    //! `rediss://` against a `redis-server` serving TLS on a CA and server certificate
+    //! generated here with `rcgen`.
+
+    use std::path::Path;
+    use std::time::Duration;
+
+    use fourit::Scheduler;
+    use fourit_tests::faults::LogBuffer;
+    use fourit_tests::{RedisServer, TlsFiles};
+    use rcgen::{
+        BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyPair, KeyUsagePurpose,
+    };
+    use tokio::sync::mpsc;
+
+    fn ok<T>(result: Result<T, rcgen::Error>) -> T {
+        result.unwrap_or_else(|err| panic!("generating certificates: {err}"))
+    }
+
+    /// A CA, and a server certificate for 127.0.0.1 and localhost signed by it, as PEM files
+    /// in `dir`. Returns the files and the CA's PEM.
+    fn certificates(dir: &Path) -> (TlsFiles, String) {
+        let ca_key = ok(KeyPair::generate());
+        let mut ca_params = ok(CertificateParams::new(Vec::<String>::new()));
+        ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        ca_params
+            .distinguished_name
+            .push(DnType::CommonName, "fourit test CA");
+        ca_params.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
+        let ca_cert = ok(ca_params.self_signed(&ca_key));
+        let issuer = Issuer::from_params(&ca_params, &ca_key);
+        let server_key = ok(KeyPair::generate());
+        let mut server_params = ok(CertificateParams::new(vec![
+            "127.0.0.1".to_string(),
+            "localhost".to_string(),
+        ]));
+        server_params
+            .distinguished_name
+            .push(DnType::CommonName, "fourit test server");
+        let server_cert = ok(server_params.signed_by(&server_key, &issuer));
+        let write = |name: &str, text: String| {
+            let path = dir.join(name);
+            std::fs::write(&path, text).unwrap_or_else(|err| panic!("writing {name}: {err}"));
+            path
+        };
+        let files = TlsFiles {
+            cert: write("server.crt", server_cert.pem()),
+            key: write("server.key", server_key.serialize_pem()),
+            ca: write("ca.crt", ca_cert.pem()),
+        };
+        (files, ca_cert.pem())
+    }
+
+    /// A TLS server, with its certificates' directory (kept as long as the server).
+    fn tls_server() -> (RedisServer, String, tempdir::Dir) {
+        let dir = tempdir::Dir::new();
+        let (files, ca_pem) = certificates(dir.path());
+        let server = RedisServer::builder().tls(files).start();
+        (server, ca_pem, dir)
+    }
+
+    mod tempdir {
+        //! A directory removed on drop.
+        use std::path::{Path, PathBuf};
+
+        pub struct Dir(PathBuf);
+
+        impl Dir {
+            pub fn new() -> Dir {
+                let nanos = std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map(|d| d.as_nanos())
+                    .unwrap_or(0);
+                let path =
+                    std::env::temp_dir().join(format!("fourit-tls-{}-{nanos}", std::process::id()));
+                std::fs::create_dir_all(&path)
+                    .unwrap_or_else(|err| panic!("creating {}: {err}", path.display()));
+                Dir(path)
+            }
+
+            pub fn path(&self) -> &Path {
+                &self.0
+            }
+        }
+
+        impl Drop for Dir {
+            fn drop(&mut self) {
+                let _ = std::fs::remove_dir_all(&self.0);
+            }
+        }
+    }
+
+    /// The test's own set-up works: redis-server serves TLS here, and a client that trusts
+    /// the generated CA (redis-rs's `Client::build_with_tls`) talks to it over `rediss://`.
+    #[tokio::test]
+    async fn a_client_trusting_the_generated_ca_talks_to_the_tls_redis() {
+        let (server, ca_pem, _dir) = tls_server();
+        let url = format!("rediss://127.0.0.1:{}", server.tls_port());
+        let client = redis::Client::build_with_tls(
+            url.as_str(),
+            redis::TlsCertificates {
+                client_tls: None,
+                root_cert: Some(ca_pem.into_bytes()),
+            },
+        )
+        .unwrap_or_else(|err| panic!("build_with_tls: {err}"));
+        let mut conn = client
+            .get_multiplexed_async_connection()
+            .await
+            .unwrap_or_else(|err| panic!("connecting over TLS: {err}"));
+        let pong: String = redis::cmd("PING")
+            .query_async(&mut conn)
+            .await
+            .unwrap_or_else(|err| panic!("PING over TLS: {err}"));
+        assert_eq!(pong, "PONG");
+    }
+
+    /// fourit over `rediss://` trusting the generated CA (`SchedulerBuilder::tls`), with a
+    /// password: jobs run, and the password appears nowhere in the logs.
+    #[tokio::test]
+    async fn rediss_with_a_private_ca_runs_jobs() {
+        let logs = LogBuffer::default();
+        let _guard = logs.install();
+        let (server, ca_pem, _dir) = tls_server();
+        let url = format!("rediss://127.0.0.1:{}", server.tls_port());
+        let (ran, mut runs) = mpsc::unbounded_channel();
+        let scheduler = Scheduler::builder()
+            .url(&url)
+            .tls(fourit::coordinator::TlsConfig::new().root_certificates(ca_pem.into_bytes()))
+            .registered_jobs(false)
+            .add_job("over-tls", "* * * * * *", move |ctx| {
+                let ran = ran.clone();
+                async move {
+                    let _ = ran.send(ctx.tick());
+                }
+            })
+            .and_then(|builder| builder.build())
+            .unwrap_or_else(|err| panic!("build: {err}"));
+        let handle = scheduler.handle();
+        let running = tokio::spawn(scheduler.run_until(std::future::pending()));
+        let first = tokio::time::timeout(Duration::from_secs(10), runs.recv())
+            .await
+            .unwrap_or_else(|_| panic!("no run over TLS within 10 s; logs:\n{}", logs.text()));
+        assert!(first.is_some());
+        handle.stop();
+        let result = tokio::time::timeout(Duration::from_secs(15), running)
+            .await
+            .unwrap_or_else(|_| panic!("run did not return after stop"))
+            .unwrap_or_else(|err| panic!("run panicked: {err}"));
+        assert!(result.is_ok(), "{result:?}");
+    }
+
+    /// fourit over `rediss://` to a server whose certificate it cannot verify (its CA is not
+    /// a public root and was not given): `run` returns a TLS error at once, naming the
+    /// certificate problem and no password; no job runs (fail closed).
+    #[tokio::test]
+    async fn rediss_to_a_server_fourit_cannot_verify_is_an_error_at_start() {
+        let logs = LogBuffer::default();
+        let _guard = logs.install();
+        let (server, _ca_pem, _dir) = tls_server();
+        let url = format!("rediss://:tls-secret-3c9d@127.0.0.1:{}", server.tls_port());
+        let (ran, mut runs) = mpsc::unbounded_channel();
+        let result = tokio::time::timeout(
+            Duration::from_secs(10),
+            Scheduler::builder()
+                .url(&url)
+                .registered_jobs(false)
+                .add_job("over-tls", "* * * * * *", move |ctx| {
+                    let ran = ran.clone();
+                    async move {
+                        let _ = ran.send(ctx.tick());
+                    }
+                })
+                .and_then(|builder| builder.build())
+                .unwrap_or_else(|err| panic!("build: {err}"))
+                .run_until(std::future::pending()),
+        )
+        .await
+        .unwrap_or_else(|_| panic!("run kept retrying an unverifiable server"));
+        let text = logs.text();
+        assert!(
+            matches!(result, Err(fourit::Error::Tls { .. })),
+            "{result:?}\nlogs:\n{text}"
+        );
+        assert!(
+            runs.try_recv().is_err(),
+            "a job ran over an unverified TLS connection"
+        );
+        let said = format!("{result:?}\n{text}");
+        assert!(!said.contains("tls-secret-3c9d"), "{said}");
+        assert!(
+            said.to_lowercase().contains("certificate") || said.contains("UnknownIssuer"),
+            "nothing says the certificate could not be verified: {said}"
+        );
+    }
+}
