@@ -41,6 +41,8 @@ const START_CLOCK_SAMPLES: usize = 5;
 /// The driver sleeps until this long before a tick and yields until the tick itself, so the
 /// timer's millisecond resolution does not make every run late.
 const PRECISE_WAKE_US: i64 = 2_000;
+/// Claims sent in one pipeline; a larger batch goes out as several pipelines at once.
+const CLAIM_CHUNK: usize = 16;
 /// How many times a claimer that is told to wait for the handoff tries again.
 const HANDOFF_RETRIES: usize = 3;
 /// Bounds of the default lease TTL (the interval to a job's next tick, clamped).
@@ -411,13 +413,13 @@ async fn drive_until_stopped(
         return Ok(());
     };
     let clock = Arc::new(FleetClock::new(config.clock.clone()));
-    sync_clock(coordinator.as_ref(), &clock, config.max_clock_offset).await;
+    let clock_off = sync_clock(coordinator.as_ref(), &clock, config.max_clock_offset).await;
     let shared = Arc::new(Shared {
         coordinator,
         node: config.node_id.clone(),
         clock,
         members: RwLock::new(Arc::from(vec![config.node_id.clone()])),
-        clock_off: AtomicBool::new(false),
+        clock_off: AtomicBool::new(clock_off),
         shutdown: stop.clone(),
         abort: CancellationToken::new(),
         runs: TaskTracker::new(),
@@ -543,7 +545,12 @@ async fn open_coordinator(
 }
 
 /// Takes a few samples of the coordinator's clock, so scheduling starts in the fleet's time.
-async fn sync_clock(coordinator: &dyn Coordinator, clock: &FleetClock, max_offset: Duration) {
+/// Returns whether the offset is above `max_offset` (and says so).
+async fn sync_clock(
+    coordinator: &dyn Coordinator,
+    clock: &FleetClock,
+    max_offset: Duration,
+) -> bool {
     for _ in 0..START_CLOCK_SAMPLES {
         let before = clock.local_now();
         match coordinator.server_time().await {
@@ -551,17 +558,19 @@ async fn sync_clock(coordinator: &dyn Coordinator, clock: &FleetClock, max_offse
                 clock.record(before, server_us, clock.local_now());
             }
             // The coordinator has no clock (memory://), or cannot answer: keep the local one.
-            Ok(None) | Err(_) => return,
+            Ok(None) | Err(_) => return false,
         }
     }
     let offset_ms = clock.offset_us() / 1000;
-    if offset_ms.unsigned_abs() > u64::try_from(max_offset.as_millis()).unwrap_or(u64::MAX) {
+    let off = offset_ms.unsigned_abs() > u64::try_from(max_offset.as_millis()).unwrap_or(u64::MAX);
+    if off {
         warn!(
             offset_ms,
             "this host's clock is off from the coordinator's; fourit schedules by the \
              coordinator's clock, but check the host's time synchronisation"
         );
     }
+    off
 }
 
 /// Announces this process, refreshes the members view and measures the clock offset.
@@ -809,11 +818,15 @@ fn dispatch(
                 .as_ref()
                 .is_none_or(|preferred| *preferred == shared.node)
     });
-    if !mine.is_empty() {
+    // Several pipelines sent at once rather than one: Redis answers the first while it still
+    // runs the later ones' scripts, so the first runs start sooner.
+    let mut mine = mine.into_iter().peekable();
+    while mine.peek().is_some() {
+        let chunk: Vec<_> = mine.by_ref().take(CLAIM_CHUNK).collect();
         let shared_for_claims = shared.clone();
         let jobs = jobs.clone();
         shared.runs.spawn(async move {
-            claim_and_run(shared_for_claims, jobs, mine, None).await;
+            claim_and_run(shared_for_claims, jobs, chunk, None).await;
         });
     }
     if !others.is_empty() {

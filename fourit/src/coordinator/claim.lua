@@ -8,8 +8,8 @@
 -- {2, holder} if the previous run still holds the lease (the tick is skipped as an overlap),
 -- {3, at} if the claimer is not the preferred node and must wait until `at` (ms).
 local tick = tonumber(ARGV[1])
-local high = redis.call('HGET', KEYS[1], 'tick')
-if high and tonumber(high) >= tick then
+local state = redis.call('HMGET', KEYS[1], 'tick', 'fence')
+if state[1] and tonumber(state[1]) >= tick then
   return {0}
 end
 
@@ -22,19 +22,19 @@ if ARGV[6] ~= '' and ARGV[6] ~= ARGV[2] then
     return {3, string.format('%.0f', open_at)}
   end
 end
-redis.call('HSET', KEYS[1], 'tick', ARGV[1])
 
 local allow = ARGV[4] == '1'
 if not allow then
   local holder = redis.call('GET', KEYS[2])
   if holder then
+    redis.call('HSET', KEYS[1], 'tick', ARGV[1])
     redis.call('XADD', KEYS[3], 'MAXLEN', '~', ARGV[5], '*',
       'tick', ARGV[1], 'node', ARGV[2], 'outcome', 'overlap', 'detail', holder)
     return {2, holder}
   end
 end
 
-local fence = redis.call('HINCRBY', KEYS[1], 'fence', 1)
+local fence = (tonumber(state[2]) or 0) + 1
 -- The tick in the run id keeps it unique even when a Redis restart without persistence
 -- resets the fence counter.
 local run_id = ARGV[2] .. ':' .. fence .. ':' .. ARGV[1]
@@ -44,7 +44,7 @@ if allow then
   lease = KEYS[2] .. ':' .. fence
 end
 redis.call('SET', lease, run_id, 'PX', ARGV[3])
-redis.call('HSET', KEYS[1], 'node', ARGV[2], 'started', string.format('%.0f', now_ms),
-  'outcome', 'running')
-redis.call('HDEL', KEYS[1], 'finished', 'error')
+-- One write for the high-water mark, the fence and the new run; the last run's end is cleared.
+redis.call('HSET', KEYS[1], 'tick', ARGV[1], 'fence', fence, 'node', ARGV[2],
+  'started', string.format('%.0f', now_ms), 'outcome', 'running', 'finished', '', 'error', '')
 return {1, fence}

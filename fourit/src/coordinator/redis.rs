@@ -177,8 +177,7 @@ impl RedisCoordinator {
         // not say which command it was, a direct one does.
         pipe.cmd("HSET").arg(&state).arg("check").arg(1);
         pipe.cmd("HGET").arg(&state).arg("check");
-        pipe.cmd("HINCRBY").arg(&state).arg("check").arg(1);
-        pipe.cmd("HDEL").arg(&state).arg("check");
+        pipe.cmd("HMGET").arg(&state).arg("check").arg("fence");
         pipe.cmd("SET")
             .arg(&lease)
             .arg(&run_id)

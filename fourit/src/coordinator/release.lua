@@ -11,11 +11,12 @@ end
 -- The hash describes the latest run only: a stale run's outcome goes to history alone.
 if redis.call('HGET', KEYS[1], 'fence') == ARGV[4] then
   local now = redis.call('TIME')
-  redis.call('HSET', KEYS[1], 'finished', string.format('%.0f', now[1] * 1000 + math.floor(now[2] / 1000)),
-    'outcome', ARGV[5])
+  local error_text = ''
   if ARGV[9] == '1' then
-    redis.call('HSET', KEYS[1], 'error', ARGV[6])
+    error_text = ARGV[6]
   end
+  redis.call('HSET', KEYS[1], 'finished', string.format('%.0f', now[1] * 1000 + math.floor(now[2] / 1000)),
+    'outcome', ARGV[5], 'error', error_text)
 end
 local entry = {'tick', ARGV[2], 'node', ARGV[3], 'outcome', ARGV[5],
   'fence', ARGV[4], 'duration_ms', ARGV[7]}
