@@ -1,0 +1,205 @@
+//! The benchmark's own `redis-server`, on a free loopback port in a temporary folder, and what
+//! it reports through `INFO`.
+
+use std::collections::BTreeMap;
+use std::net::TcpListener;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use redis::aio::MultiplexedConnection;
+
+/// A `redis-server` started for the benchmark (no persistence); stopped when dropped.
+pub struct RedisServer {
+    child: Child,
+    port: u16,
+    dir: PathBuf,
+}
+
+impl RedisServer {
+    /// Starts `redis-server --save "" --appendonly no` on a free loopback port and waits until
+    /// it answers.
+    pub async fn start() -> Result<RedisServer, String> {
+        let port = TcpListener::bind("127.0.0.1:0")
+            .and_then(|listener| listener.local_addr())
+            .map_err(|err| format!("finding a free port: {err}"))?
+            .port();
+        let dir = std::env::temp_dir().join(format!("fourit-bench-{}-{port}", std::process::id()));
+        std::fs::create_dir_all(&dir)
+            .map_err(|err| format!("creating {}: {err}", dir.display()))?;
+        let child = Command::new("redis-server")
+            .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
+            .args(["--save", "", "--appendonly", "no"])
+            .arg("--dir")
+            .arg(&dir)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .map_err(|err| {
+                format!("starting redis-server (is it installed and on the PATH?): {err}")
+            })?;
+        let server = RedisServer { child, port, dir };
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            if let Ok(mut conn) = server.connect().await
+                && redis::cmd("PING")
+                    .query_async::<String>(&mut conn)
+                    .await
+                    .is_ok()
+            {
+                return Ok(server);
+            }
+            if Instant::now() > deadline {
+                return Err(format!(
+                    "redis-server on port {port} did not answer within 10 s"
+                ));
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// `redis://127.0.0.1:PORT`.
+    pub fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}", self.port)
+    }
+
+    /// The port it listens on.
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// The server's process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// A new connection of the benchmark's own.
+    pub async fn connect(&self) -> Result<MultiplexedConnection, String> {
+        redis::Client::open(self.url())
+            .map_err(|err| err.to_string())?
+            .get_multiplexed_async_connection()
+            .await
+            .map_err(|err| err.to_string())
+    }
+
+    /// The server's version, e.g. `7.0.15`.
+    pub async fn version(&self) -> String {
+        let Ok(mut conn) = self.connect().await else {
+            return "?".to_string();
+        };
+        let info: String = redis::cmd("INFO")
+            .arg("server")
+            .query_async(&mut conn)
+            .await
+            .unwrap_or_default();
+        info.lines()
+            .find_map(|line| line.strip_prefix("redis_version:"))
+            .unwrap_or("?")
+            .trim()
+            .to_string()
+    }
+}
+
+impl Drop for RedisServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// Deletes every key.
+pub async fn flush(conn: &mut MultiplexedConnection) -> Result<(), String> {
+    redis::cmd("FLUSHALL")
+        .query_async::<()>(conn)
+        .await
+        .map_err(|err| format!("FLUSHALL: {err}"))
+}
+
+/// Counters from `INFO stats commandstats`.
+#[derive(Clone, Debug, Default)]
+pub struct Info {
+    /// Calls per command (`cmdstat_NAME:calls=`), lower case; commands a Lua script runs are
+    /// counted too, under their own names.
+    pub calls: BTreeMap<String, u64>,
+    /// Microseconds Redis spent per command (`usec=`), commands run by scripts included in
+    /// the script's time as well as in their own.
+    pub usec: BTreeMap<String, u64>,
+    /// `total_reads_processed`: socket reads that brought request bytes. One request (or one
+    /// pipelined batch up to 16 KiB) is one read: the server's view of round trips.
+    pub reads: u64,
+    /// `total_net_input_bytes`.
+    pub net_in: u64,
+}
+
+impl Info {
+    /// Reads the counters (one round trip, counted in them).
+    pub async fn fetch(conn: &mut MultiplexedConnection) -> Result<Info, String> {
+        let text: String = redis::cmd("INFO")
+            .arg("stats")
+            .arg("commandstats")
+            .query_async(conn)
+            .await
+            .map_err(|err| format!("INFO: {err}"))?;
+        let mut info = Info::default();
+        for line in text.lines() {
+            if let Some(rest) = line.strip_prefix("cmdstat_") {
+                let Some((name, fields)) = rest.split_once(':') else {
+                    continue;
+                };
+                let field = |key: &str| -> u64 {
+                    fields
+                        .split(',')
+                        .find_map(|field| field.strip_prefix(key))
+                        .and_then(|v| v.parse().ok())
+                        .unwrap_or(0)
+                };
+                let name = name.to_ascii_lowercase();
+                info.usec.insert(name.clone(), field("usec="));
+                info.calls.insert(name, field("calls="));
+            } else if let Some(v) = line.strip_prefix("total_reads_processed:") {
+                info.reads = v.trim().parse().unwrap_or(0);
+            } else if let Some(v) = line.strip_prefix("total_net_input_bytes:") {
+                info.net_in = v.trim().parse().unwrap_or(0);
+            }
+        }
+        Ok(info)
+    }
+
+    /// The counters since `before`.
+    pub fn since(&self, before: &Info) -> Info {
+        Info {
+            calls: self
+                .calls
+                .iter()
+                .map(|(name, calls)| {
+                    let then = before.calls.get(name).copied().unwrap_or(0);
+                    (name.clone(), calls.saturating_sub(then))
+                })
+                .filter(|(_, calls)| *calls > 0)
+                .collect(),
+            usec: self
+                .usec
+                .iter()
+                .map(|(name, usec)| {
+                    let then = before.usec.get(name).copied().unwrap_or(0);
+                    (name.clone(), usec.saturating_sub(then))
+                })
+                .filter(|(_, usec)| *usec > 0)
+                .collect(),
+            reads: self.reads.saturating_sub(before.reads),
+            net_in: self.net_in.saturating_sub(before.net_in),
+        }
+    }
+
+    /// Calls of one command.
+    pub fn get(&self, command: &str) -> u64 {
+        self.calls.get(command).copied().unwrap_or(0)
+    }
+
+    /// Microseconds Redis spent per call of one command, on average.
+    pub fn usec_per_call(&self, command: &str) -> Option<f64> {
+        let calls = self.get(command);
+        (calls > 0).then(|| self.usec.get(command).copied().unwrap_or(0) as f64 / calls as f64)
+    }
+}
