@@ -153,11 +153,19 @@ async fn a_killed_process_share_moves_to_the_others_and_no_tick_is_lost() {
     // Kill n3 between two of its runs: a run killed midway holds its lease until the TTL and
     // may cost the next tick (tests/crash.rs measures that); here the question is what a dead
     // preferred process costs.
-    fleet
+    let done = fleet
         .wait_for(Duration::from_secs(10), "a run of n3 to end", |event| {
             event.node == "n3" && matches!(event.line, Line::Done { .. })
         })
         .await;
+    // Its lease is released just after the body returns: kill it half-way between two
+    // ticks, when it holds no lease (runs take 5 ms at whole seconds).
+    if let Line::Done { tick, .. } = done.line {
+        let midway = tick + 500 - now_ms();
+        if midway > 0 {
+            tokio::time::sleep(Duration::from_millis(midway.unsigned_abs())).await;
+        }
+    }
     fleet.worker("n3").kill().await;
     let killed_at = now_ms();
     // The others see n3 gone within three heartbeats (6 s); measure after that.
