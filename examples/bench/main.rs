@@ -3,8 +3,8 @@
 //! one run on this machine.
 //!
 //! ```text
-//! cargo run --release --example bench                         # every scenario (~20 min)
-//! cargo run --release --example bench -- --quick              # short windows (~5 min)
+//! cargo run --release --example bench                         # every scenario (~25 min)
+//! cargo run --release --example bench -- --quick              # short windows (~8 min)
 //! cargo run --release --example bench -- start-delay burst    # some scenarios
 //! cargo run --release --example bench -- --help
 //! ```

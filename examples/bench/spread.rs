@@ -188,10 +188,17 @@ pub async fn spread(ctx: &mut Ctx) -> Result<(), String> {
                 .copied()
                 .filter(|run| run.tick_ms < kill_ms)
                 .collect();
+            // A run that waited out most of the handoff was handed over, not placed afresh.
+            let handoff_us = variant
+                .handoff_ms
+                .map_or(fourit::DEFAULT_HANDOFF.as_micros() as i64, |ms| {
+                    ms as i64 * 1000
+                });
+            let waited_us = (handoff_us * 4 / 5).max(1);
             for run in sorted_runs.iter().filter(|run| run.tick_ms >= kill_ms) {
                 if preferred_member(&m, run.job, run.tick_ms, &mut cache) == killed {
                     orphaned.push(run.delay_us());
-                    if run.delay_us() >= 10_000 {
+                    if handoff_us > 0 && run.delay_us() >= waited_us {
                         last_delayed_tick = Some(run.tick_ms);
                     }
                 }
@@ -304,7 +311,7 @@ pub async fn spread(ctx: &mut Ctx) -> Result<(), String> {
             "ticks",
             "delay p50 / p99 / max ms",
             "until views dropped w3: p50 / p99 / max (ticks)",
-            "last delayed (>= 10 ms) after kill",
+            "last handed over after kill",
             "missed after kill",
             "double",
             "other CPU",
