@@ -564,13 +564,18 @@ async fn sync_clock(
     let offset_ms = clock.offset_us() / 1000;
     let off = offset_ms.unsigned_abs() > u64::try_from(max_offset.as_millis()).unwrap_or(u64::MAX);
     if off {
-        warn!(
-            offset_ms,
-            "this host's clock is off from the coordinator's; fourit schedules by the \
-             coordinator's clock, but check the host's time synchronisation"
-        );
+        warn_clock_off(offset_ms);
     }
     off
+}
+
+/// The one warning about a host clock that is off from the coordinator's.
+fn warn_clock_off(offset_ms: i64) {
+    warn!(
+        offset_ms,
+        "this host's clock is off from the coordinator's; fourit schedules by the \
+         coordinator's clock, but check the host's time synchronisation"
+    );
 }
 
 /// Announces this process, refreshes the members view and measures the clock offset.
@@ -598,12 +603,7 @@ async fn heartbeat(shared: Arc<Shared>, interval: Duration, max_offset: Duration
                     let off = offset_ms.abs() > max_offset_ms;
                     if off != shared.clock_off.swap(off, Ordering::Relaxed) {
                         if off {
-                            warn!(
-                                offset_ms,
-                                "this host's clock is off from the coordinator's; fourit \
-                                 schedules by the coordinator's clock, but check the host's \
-                                 time synchronisation"
-                            );
+                            warn_clock_off(offset_ms);
                         } else {
                             info!(
                                 offset_ms,
