@@ -39,6 +39,15 @@ fn readme_commands() -> Vec<String> {
         .collect()
 }
 
+/// The pub/sub channel patterns the README's minimal ACL grants (`&fourit:*`).
+fn readme_channels() -> Vec<String> {
+    readme_acl()
+        .iter()
+        .filter(|word| word.starts_with('&'))
+        .cloned()
+        .collect()
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_unreachable_redis_at_start_is_retried_with_one_warning_and_jobs_run_when_it_appears() {
     let mut server = RedisServer::start();
@@ -128,7 +137,12 @@ async fn run_without(server_url: String, user: String, command: String) -> Resul
         Ok(Ok(())) => Err(format!("lacking `{command}`: run returned Ok")),
         Ok(Err(err @ Error::Permission { .. })) => {
             let text = err.to_string();
-            if text.contains(&format!("'{command}'")) || text.contains(&format!("`{command}`")) {
+            let named = if command.starts_with('&') {
+                text.contains("channel")
+            } else {
+                text.contains(&format!("'{command}'")) || text.contains(&format!("`{command}`"))
+            };
+            if named {
                 Ok(())
             } else {
                 Err(format!(
@@ -147,9 +161,12 @@ async fn a_user_lacking_any_command_of_the_minimal_acl_gets_an_error_naming_it()
     let server = RedisServer::start();
     let mut admin = server.connection().await;
     let commands = readme_commands();
+    let channels = readme_channels();
     assert!(commands.len() > 10, "{commands:?}");
+    assert!(!channels.is_empty(), "the README grants no channel");
     let mut runs = JoinSet::new();
-    for (index, lacking) in commands.iter().enumerate() {
+    // Each command in turn, then the channel pattern (`&fourit:*`), is the one lacking.
+    for (index, lacking) in commands.iter().chain(&channels).enumerate() {
         let user = format!("lacks-{index}");
         let mut setuser = redis::cmd("ACL");
         setuser
@@ -158,6 +175,9 @@ async fn a_user_lacking_any_command_of_the_minimal_acl_gets_an_error_naming_it()
             .arg("on")
             .arg(format!(">pw-{user}"))
             .arg("~fourit:*");
+        for channel in channels.iter().filter(|c| *c != lacking) {
+            setuser.arg(channel);
+        }
         for command in commands.iter().filter(|c| *c != lacking) {
             setuser.arg(format!("+{command}"));
         }

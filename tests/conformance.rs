@@ -124,6 +124,8 @@ conformance! {
         anyone_is_admitted_after_the_handoff_window,
         a_refused_early_claim_records_nothing,
         a_batch_claim_answers_each_request_in_order,
+        decided_ticks_are_announced_and_nothing_else,
+        a_batch_release_answers_each_run_in_order,
     ],
     redis_only: [
         an_unreachable_redis_yields_an_error_not_a_claim,
@@ -946,6 +948,105 @@ mod cases {
             }
         );
         assert_eq!(outcomes[3], ClaimOutcome::Taken);
+    }
+
+    /// A tick decided under a handoff (run, or skipped as an overlap) is announced on the
+    /// notice feed, in order; a claim that decides nothing (refused in the window, taken) or
+    /// that nobody waits for (no preferred member) is not.
+    pub async fn decided_ticks_are_announced_and_nothing_else(c: Arc<dyn Coordinator>) {
+        let mut notices = c
+            .claim_notices()
+            .unwrap_or_else(|| panic!("the backend has no notice feed"));
+        let c = &*c;
+        let now = Utc::now().timestamp_millis();
+        let handoff = Duration::from_secs(30);
+        let by =
+            |job: &str, tick_ms, node: &str| request_handoff(job, tick_ms, node, "node-a", handoff);
+        assert!(matches!(
+            claim(c, by("announced", now, "node-b")).await,
+            ClaimOutcome::Retry { .. }
+        ));
+        expect_run(
+            claim(c, request("unannounced", now, "node-a")).await,
+            "alone",
+        );
+        expect_run(claim(c, by("announced", now, "node-a")).await, "preferred");
+        assert_eq!(
+            claim(c, by("announced", now, "node-c")).await,
+            ClaimOutcome::Taken
+        );
+        expect_overlap(
+            claim(c, by("announced", now + 1_000, "node-a")).await,
+            "the next tick, while the first run holds the lease",
+        );
+        expect_run(claim(c, by("last", now, "node-a")).await, "last");
+        let mut heard = Vec::new();
+        while heard.len() < 3 {
+            let notice = tokio::time::timeout(Duration::from_secs(10), notices.recv())
+                .await
+                .unwrap_or_else(|_| panic!("no notice within 10 s; heard {heard:?}"))
+                .unwrap_or_else(|e| panic!("the notice feed failed: {e}; heard {heard:?}"));
+            heard.push((notice.job.to_string(), notice.tick_ms - now));
+        }
+        assert_eq!(
+            heard,
+            [
+                ("announced".to_string(), 0),
+                ("announced".to_string(), 1_000),
+                ("last".to_string(), 0),
+            ]
+        );
+    }
+
+    /// Runs released together in one call are each answered as a single release would be:
+    /// ours is deleted and recorded, a stale one is recorded but reported as not held.
+    pub async fn a_batch_release_answers_each_run_in_order(c: Arc<dyn Coordinator>) {
+        let c = &*c;
+        let first = expect_run(
+            claim(c, request("released-a", tick(1), "node-a")).await,
+            "a",
+        );
+        let second = expect_run(
+            claim(c, request("released-b", tick(1), "node-b")).await,
+            "b",
+        );
+        let stale = Lease {
+            fence: FenceToken(second.fence.get() + 7),
+            ..second.clone()
+        };
+        let runs = [
+            (first.clone(), record(Outcome::Succeeded, 3)),
+            (
+                stale.clone(),
+                record(Outcome::Failed("boom".to_string()), 4),
+            ),
+            (second.clone(), record(Outcome::Succeeded, 5)),
+        ];
+        let answers: Vec<bool> = c
+            .release_all(&runs)
+            .await
+            .into_iter()
+            .map(|answer| answer.unwrap_or_else(|e| panic!("a batched release failed: {e}")))
+            .collect();
+        assert_eq!(answers, [true, false, true]);
+        assert!(c.release_all(&[]).await.is_empty(), "an empty batch");
+        assert_eq!(
+            history(c, "released-a", 10).await,
+            vec![finished(&first, &runs[0].1)]
+        );
+        assert_eq!(
+            history(c, "released-b", 10).await,
+            vec![finished(&second, &runs[2].1), finished(&stale, &runs[1].1)]
+        );
+        // Both jobs are free again.
+        expect_run(
+            claim(c, request("released-a", tick(2), "node-c")).await,
+            "a again",
+        );
+        expect_run(
+            claim(c, request("released-b", tick(2), "node-c")).await,
+            "b again",
+        );
     }
 }
 

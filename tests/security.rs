@@ -176,7 +176,7 @@ async fn fleets_in_different_namespaces_never_see_each_others_ticks() {
     assert!(both.len() >= 4, "{ticks_by_fleet:?}");
 }
 
-/// Adds the ACL user `app` (all commands and keys) with the password `SECRETS[3]`.
+/// Adds the ACL user `app` (all commands, keys and channels) with the password `SECRETS[3]`.
 async fn add_app_user(server: &RedisServer) {
     redis::cmd("ACL")
         .arg("SETUSER")
@@ -184,6 +184,7 @@ async fn add_app_user(server: &RedisServer) {
         .arg("on")
         .arg(format!(">{}", SECRETS[3]))
         .arg("~*")
+        .arg("&*")
         .arg("+@all")
         .query_async::<()>(&mut server.connection().await)
         .await

@@ -1,19 +1,51 @@
 //! The runner: one task per run that keeps the lease alive, watches the timeout, survives
-//! panics, and releases the lease with the outcome.
+//! panics, and releases the lease with the outcome. The body runs as a task of its own; the
+//! releases of runs that end together share one round trip.
 
 use std::any::Any;
 use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
+use tokio::sync::{mpsc, oneshot};
 use tokio::time::Instant;
-use tokio_util::sync::CancellationToken;
 use tracing::{error, info, warn};
 
 use crate::clock::Clock;
-use crate::coordinator::{Lease, Outcome, RunRecord};
-use crate::job::{Job, JobContext};
+use crate::coordinator::{Coordinator, Lease, Outcome, RunRecord};
+use crate::error::Error;
+use crate::job::{BoxFuture, Job, JobContext};
 use crate::scheduler::Shared;
+
+/// The most releases sent in one round trip.
+const RELEASE_BATCH: usize = 64;
+
+/// A finished run waiting for its release, and where to send the answer.
+pub(crate) struct PendingRelease {
+    lease: Lease,
+    record: RunRecord,
+    answer: oneshot::Sender<Result<bool, Error>>,
+}
+
+/// Releases finished runs: whatever has queued up while the previous batch was on its way
+/// goes in the next round trip, so runs ending together (the runs of one tick) share one.
+pub(crate) async fn release_in_batches(
+    coordinator: Arc<dyn Coordinator>,
+    mut pending: mpsc::UnboundedReceiver<PendingRelease>,
+) {
+    let mut batch = Vec::with_capacity(RELEASE_BATCH);
+    while pending.recv_many(&mut batch, RELEASE_BATCH).await > 0 {
+        let (runs, answers): (Vec<(Lease, RunRecord)>, Vec<_>) = batch
+            .drain(..)
+            .map(|release| ((release.lease, release.record), release.answer))
+            .unzip();
+        let results = coordinator.release_all(&runs).await;
+        for (answer, result) in answers.into_iter().zip(results) {
+            // The runner may have been dropped at shutdown: nobody left to tell.
+            let _ = answer.send(result);
+        }
+    }
+}
 
 /// Starts the run of `job` under `lease` as a tracked task.
 pub(crate) fn spawn(shared: &Arc<Shared>, job: Job, lease: Lease, ttl: Duration) {
@@ -48,9 +80,14 @@ async fn run(shared: Arc<Shared>, job: Job, lease: Lease, ttl: Duration) {
 
     // The body runs as a task of its own, so a panic ends that task, not the scheduler.
     let mut body = tokio::spawn(job.call(ctx));
-    let lost = CancellationToken::new();
-    let keeper = tokio::spawn(keep_alive(shared.clone(), lease.clone(), ttl, lost.clone()));
     let deadline = job.timeout_duration().map(|timeout| clock_start + timeout);
+    // The lease is renewed every third of its TTL; it is lost when the coordinator says it
+    // is no longer ours, or when no renewal has succeeded for a whole TTL.
+    let period = (ttl / 3).max(Duration::from_millis(1));
+    let renew = tokio::time::sleep(period);
+    tokio::pin!(renew);
+    let mut renewing: Option<BoxFuture<'_, Result<bool, Error>>> = None;
+    let mut renewed = Instant::now();
     let mut lease_lost = false;
 
     let outcome = loop {
@@ -64,15 +101,34 @@ async fn run(shared: Arc<Shared>, job: Job, lease: Lease, ttl: Duration) {
                     Err(_) => Outcome::Cancelled,
                 };
             }
-            () = lost.cancelled(), if !lease_lost => {
-                lease_lost = true;
-                let _entered = span.enter();
-                error!(
-                    ttl = ?ttl,
-                    "lease lost while the job runs: another process may take the next tick; \
-                     the job's context is cancelled"
-                );
-                cancel.cancel();
+            () = &mut renew, if renewing.is_none() && !lease_lost => {
+                renewing = Some(shared.coordinator.keep_alive(&lease, ttl));
+            }
+            result = in_flight(&mut renewing) => {
+                renewing = None;
+                let lost = match result {
+                    Ok(true) => {
+                        renewed = Instant::now();
+                        false
+                    }
+                    Ok(false) => true,
+                    Err(err) => {
+                        warn!(job = %lease.job, error = %err, "could not renew the lease");
+                        renewed.elapsed() >= ttl
+                    }
+                };
+                if lost {
+                    lease_lost = true;
+                    let _entered = span.enter();
+                    error!(
+                        ttl = ?ttl,
+                        "lease lost while the job runs: another process may take the next tick; \
+                         the job's context is cancelled"
+                    );
+                    cancel.cancel();
+                } else {
+                    renew.as_mut().reset(Instant::now() + period);
+                }
             }
             () = sleep_until(deadline) => {
                 cancel.cancel();
@@ -86,7 +142,7 @@ async fn run(shared: Arc<Shared>, job: Job, lease: Lease, ttl: Duration) {
             }
         }
     };
-    keeper.abort();
+    drop(renewing);
     let duration = clock_start.elapsed();
     let record = RunRecord {
         outcome,
@@ -104,7 +160,7 @@ async fn run(shared: Arc<Shared>, job: Job, lease: Lease, ttl: Duration) {
         }
         other => warn!(duration_ms = millis(duration), outcome = %other, "run ended"),
     }
-    match shared.coordinator.release(&lease, &record).await {
+    match release(&shared, lease, record).await {
         Ok(true) => {}
         Ok(false) => warn!("the lease had already expired or been taken when the run ended"),
         Err(err) => warn!(
@@ -114,25 +170,38 @@ async fn run(shared: Arc<Shared>, job: Job, lease: Lease, ttl: Duration) {
     }
 }
 
-/// Renews the lease every third of its TTL; cancels `lost` when the lease is gone, or when no
-/// renewal has succeeded for a whole TTL (it has then expired as far as anyone can tell).
-async fn keep_alive(shared: Arc<Shared>, lease: Lease, ttl: Duration, lost: CancellationToken) {
-    let period = (ttl / 3).max(Duration::from_millis(1));
-    let mut renewed = Instant::now();
-    loop {
-        tokio::time::sleep(period).await;
-        match shared.coordinator.keep_alive(&lease, ttl).await {
-            Ok(true) => renewed = Instant::now(),
-            Ok(false) => break,
-            Err(err) => {
-                warn!(job = %lease.job, error = %err, "could not renew the lease");
-                if renewed.elapsed() >= ttl {
-                    break;
-                }
-            }
+/// Releases through the batching releaser, or directly if it is gone.
+async fn release(shared: &Shared, lease: Lease, record: RunRecord) -> Result<bool, Error> {
+    let (answer, answered) = oneshot::channel();
+    let pending = PendingRelease {
+        lease,
+        record,
+        answer,
+    };
+    match shared.releases.send(pending) {
+        Ok(()) => answered.await.unwrap_or_else(|_| {
+            Err(Error::Redis {
+                operation: "release",
+                detail: "the releaser stopped before answering".to_string(),
+            })
+        }),
+        Err(mpsc::error::SendError(pending)) => {
+            shared
+                .coordinator
+                .release(&pending.lease, &pending.record)
+                .await
         }
     }
-    lost.cancel();
+}
+
+/// The renewal in flight, if any; pending forever if none.
+async fn in_flight(
+    renewing: &mut Option<BoxFuture<'_, Result<bool, Error>>>,
+) -> Result<bool, Error> {
+    match renewing {
+        Some(renewal) => renewal.await,
+        None => std::future::pending().await,
+    }
 }
 
 async fn sleep_until(deadline: Option<Instant>) {

@@ -2,20 +2,23 @@
 //! coordinator in one batch and their runs to the runner.
 
 use std::cmp::Reverse;
-use std::collections::BinaryHeap;
+use std::collections::{BinaryHeap, HashMap};
 use std::future::Future;
 use std::hash::{BuildHasher, Hasher};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use chrono::{DateTime, TimeDelta, Utc};
+use tokio::sync::{broadcast, mpsc};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::{debug, info, warn};
 
 use crate::clock::{Clock, FleetClock, SystemClock};
-use crate::coordinator::{self, ClaimOutcome, ClaimRequest, Coordinator, TlsConfig, redact_url};
+use crate::coordinator::{
+    self, ClaimNotice, ClaimOutcome, ClaimRequest, Coordinator, TlsConfig, redact_url,
+};
 use crate::error::Error;
 use crate::job::{Job, JobContext};
 use crate::placement;
@@ -414,8 +417,16 @@ async fn drive_until_stopped(
     };
     let clock = Arc::new(FleetClock::new(config.clock.clone()));
     let clock_off = sync_clock(coordinator.as_ref(), &clock, config.max_clock_offset).await;
+    let (releases, pending) = mpsc::unbounded_channel();
+    let releaser = tokio::spawn(runner::release_in_batches(coordinator.clone(), pending));
+    let heard = Arc::new(Heard::new(&jobs));
+    let listener = coordinator
+        .claim_notices()
+        .map(|notices| tokio::spawn(heard.clone().listen(notices)));
     let shared = Arc::new(Shared {
         coordinator,
+        releases,
+        heard,
         node: config.node_id.clone(),
         clock,
         members: RwLock::new(Arc::from(vec![config.node_id.clone()])),
@@ -439,6 +450,10 @@ async fn drive_until_stopped(
     drive(&shared, &config, jobs).await;
     shut_down(&shared, config.shutdown_timeout).await;
     heartbeat.abort();
+    releaser.abort();
+    if let Some(listener) = listener {
+        listener.abort();
+    }
     if let Err(err) = shared.coordinator.leave(&shared.node).await {
         warn!(node = %shared.node, error = %err, "could not leave the members set");
     }
@@ -449,6 +464,10 @@ async fn drive_until_stopped(
 /// What the driver, the claim tasks and the runners share.
 pub(crate) struct Shared {
     pub(crate) coordinator: Arc<dyn Coordinator>,
+    /// Finished runs waiting to be released, in batches (see [`runner::release_in_batches`]).
+    pub(crate) releases: mpsc::UnboundedSender<runner::PendingRelease>,
+    /// The latest tick of each job known to be decided elsewhere.
+    pub(crate) heard: Arc<Heard>,
     pub(crate) node: Arc<str>,
     /// The fleet's clock: local time corrected to the coordinator's.
     pub(crate) clock: Arc<FleetClock>,
@@ -462,6 +481,52 @@ pub(crate) struct Shared {
     pub(crate) abort: CancellationToken,
     pub(crate) runs: TaskTracker,
     pub(crate) outage: Outage,
+}
+
+/// The latest tick of each job that the coordinator's claim notices say is decided, so that
+/// the fallback claims after the handoff are only sent for ticks nobody claimed.
+pub(crate) struct Heard {
+    /// Job name → index in `ticks`.
+    index: HashMap<Arc<str>, usize>,
+    /// Per job, the latest decided tick heard of (UTC ms; `i64::MIN` for none).
+    ticks: Vec<AtomicI64>,
+}
+
+impl Heard {
+    fn new(jobs: &[Job]) -> Heard {
+        Heard {
+            index: jobs
+                .iter()
+                .enumerate()
+                .map(|(index, job)| (job.name_arc().clone(), index))
+                .collect(),
+            ticks: jobs.iter().map(|_| AtomicI64::new(i64::MIN)).collect(),
+        }
+    }
+
+    fn record(&self, notice: &ClaimNotice) {
+        if let Some(&index) = self.index.get(&notice.job) {
+            self.ticks[index].fetch_max(notice.tick_ms, Ordering::Relaxed);
+        }
+    }
+
+    /// Whether the tick `tick_ms` of the job at `index` is known to be decided.
+    fn decided(&self, index: usize, tick_ms: i64) -> bool {
+        self.ticks
+            .get(index)
+            .is_some_and(|tick| tick.load(Ordering::Relaxed) >= tick_ms)
+    }
+
+    async fn listen(self: Arc<Heard>, mut notices: broadcast::Receiver<ClaimNotice>) {
+        loop {
+            match notices.recv().await {
+                Ok(notice) => self.record(&notice),
+                // Missed notices only cost refused claims.
+                Err(broadcast::error::RecvError::Lagged(_)) => {}
+                Err(broadcast::error::RecvError::Closed) => return,
+            }
+        }
+    }
 }
 
 /// Logs a coordinator outage once when it starts and once when it ends, not once per tick.
@@ -716,19 +781,23 @@ fn take_due(
             continue;
         };
         // Walk to the latest tick at or before now: the ones passed over were missed (the
-        // process slept, or the host was suspended).
+        // process slept, or the host was suspended). `following` ends as the first tick after
+        // now: the next one to wait for, and the end of this run's default lease.
         let mut latest = due;
         let mut passed_over = 0u32;
-        while let Some(next) = schedule.next_after(latest) {
+        let mut following = schedule.next_after(latest);
+        while let Some(next) = following {
             if next > now {
                 break;
             }
             passed_over += 1;
             if passed_over >= MISSED_COUNT_LIMIT {
                 latest = schedule.latest_at_or_before(now).unwrap_or(next);
+                following = schedule.next_after(latest.max(now));
                 break;
             }
             latest = next;
+            following = schedule.next_after(latest);
         }
         if passed_over > 0 {
             warn!(
@@ -745,7 +814,7 @@ fn take_due(
                     job: job.name_arc().clone(),
                     tick_ms: latest.timestamp_millis(),
                     node: node.clone(),
-                    lease_ttl: lease_ttl(job, latest, config.lease_ttl),
+                    lease_ttl: lease_ttl_until(latest, following, config.lease_ttl),
                     overlap: job.overlap_policy(),
                     preferred: None,
                     handoff: config.handoff,
@@ -759,7 +828,7 @@ fn take_due(
                 "missed tick: later than its grace"
             );
         }
-        if let Some(next) = schedule.next_after(latest.max(now)) {
+        if let Some(next) = following {
             heap.push(Reverse((next.timestamp_millis(), index)));
         }
     }
@@ -768,14 +837,22 @@ fn take_due(
 
 /// The lease TTL of a run: fixed if configured, else the interval to the job's next tick,
 /// clamped to [`LEASE_TTL_BOUNDS`].
+#[cfg(test)]
 pub(crate) fn lease_ttl(job: &Job, tick: DateTime<Utc>, fixed: Option<Duration>) -> Duration {
+    lease_ttl_until(tick, job.schedule().next_after(tick), fixed)
+}
+
+/// [`lease_ttl`] with the job's next tick after `tick` already known.
+fn lease_ttl_until(
+    tick: DateTime<Utc>,
+    next: Option<DateTime<Utc>>,
+    fixed: Option<Duration>,
+) -> Duration {
     if let Some(ttl) = fixed {
         return ttl;
     }
     let (min, max) = LEASE_TTL_BOUNDS;
-    job.schedule()
-        .next_after(tick)
-        .and_then(|next| (next - tick).to_std().ok())
+    next.and_then(|next| (next - tick).to_std().ok())
         .map_or(max, |interval| interval.clamp(min, max))
 }
 
@@ -792,9 +869,10 @@ fn dispatch(
         .read()
         .map(|view| view.clone())
         .unwrap_or_else(|_| Arc::from(vec![shared.node.clone()]));
-    // Jobs due at the same tick are placed together, so they spread over the members.
+    // Jobs due at the same tick are placed together, so they spread over the members. Alone,
+    // this process is preferred for everything: no placement, no handoff, no notices.
     batch.sort_by_key(|(_, request)| request.tick_ms);
-    let mut start = 0;
+    let mut start = if members.len() > 1 { 0 } else { batch.len() };
     while start < batch.len() {
         let tick_ms = batch[start].1.tick_ms;
         let end = batch[start..]
@@ -821,25 +899,35 @@ fn dispatch(
     // Several pipelines sent at once rather than one: Redis answers the first while it still
     // runs the later ones' scripts, so the first runs start sooner.
     let mut mine = mine.into_iter().peekable();
+    let mut claiming = Vec::new();
     while mine.peek().is_some() {
         let chunk: Vec<_> = mine.by_ref().take(CLAIM_CHUNK).collect();
         let shared_for_claims = shared.clone();
         let jobs = jobs.clone();
-        shared.runs.spawn(async move {
+        claiming.push(shared.runs.spawn(async move {
             claim_and_run(shared_for_claims, jobs, chunk, None).await;
-        });
+        }));
     }
     if !others.is_empty() {
         let shared_for_claims = shared.clone();
         let jobs = jobs.clone();
+        let handoff_ms = i64::try_from(handoff.as_millis()).unwrap_or(i64::MAX);
         let open_at = others
             .iter()
             .map(|(_, request)| request.tick_ms)
             .max()
             .unwrap_or_default()
-            .saturating_add(i64::try_from(handoff.as_millis()).unwrap_or(i64::MAX));
+            .saturating_add(handoff_ms);
         shared.runs.spawn(async move {
-            claim_and_run(shared_for_claims, jobs, others, Some(open_at)).await;
+            // The other members started claiming when this one did. However long this one's
+            // own claims took (thousands of jobs due at once take a while), theirs take about
+            // as long: give them a handoff after that, so their claims are heard of first.
+            for claim in claiming {
+                let _ = claim.await;
+            }
+            let own_claims_done = shared_for_claims.clock.now().timestamp_millis();
+            let not_before = open_at.max(own_claims_done.saturating_add(handoff_ms));
+            claim_and_run(shared_for_claims, jobs, others, Some(not_before)).await;
         });
     }
 }
@@ -871,6 +959,13 @@ async fn claim_and_run(
         return;
     }
     for attempt in 0..=HANDOFF_RETRIES {
+        if not_before.is_some() {
+            // Waiting out the handoff: claim only what the preferred members have not.
+            batch.retain(|(index, request)| !shared.heard.decided(*index, request.tick_ms));
+            if batch.is_empty() {
+                return;
+            }
+        }
         let requests: Vec<ClaimRequest> =
             batch.iter().map(|(_, request)| request.clone()).collect();
         let outcomes = match shared.coordinator.claim(&requests).await {

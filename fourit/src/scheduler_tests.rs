@@ -6,10 +6,15 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use chrono::{DateTime, TimeZone, Utc};
+use tokio::sync::broadcast;
 use tokio::time::Instant;
 
 use crate::clock::Clock;
-use crate::coordinator::{Coordinator, MemoryCoordinator};
+use crate::coordinator::{
+    ClaimNotice, ClaimOutcome, ClaimRequest, Coordinator, Heartbeat, HistoryEntry, Lease,
+    MemoryCoordinator, RunRecord,
+};
+use crate::job::BoxFuture;
 use crate::{Job, JobContext, Overlap, Scheduler};
 
 /// Wall time that advances with tokio's (paused) clock, from a fixed start.
@@ -445,5 +450,115 @@ fn default_lease_ttl_is_the_interval_clamped_to_one_to_thirty_seconds() {
     assert_eq!(
         super::lease_ttl(&job("@hourly"), tick, Some(Duration::from_secs(7))),
         Duration::from_secs(7)
+    );
+}
+
+/// The memory coordinator, counting the claim requests per tick that reach it.
+#[derive(Debug)]
+struct Counting {
+    inner: MemoryCoordinator,
+    claims: Mutex<Vec<i64>>,
+}
+
+impl Coordinator for Counting {
+    fn claim<'a>(
+        &'a self,
+        requests: &'a [ClaimRequest],
+    ) -> BoxFuture<'a, Result<Vec<ClaimOutcome>, crate::Error>> {
+        if let Ok(mut claims) = self.claims.lock() {
+            claims.extend(requests.iter().map(|request| request.tick_ms));
+        }
+        self.inner.claim(requests)
+    }
+    fn keep_alive<'a>(
+        &'a self,
+        lease: &'a Lease,
+        ttl: Duration,
+    ) -> BoxFuture<'a, Result<bool, crate::Error>> {
+        self.inner.keep_alive(lease, ttl)
+    }
+    fn release<'a>(
+        &'a self,
+        lease: &'a Lease,
+        record: &'a RunRecord,
+    ) -> BoxFuture<'a, Result<bool, crate::Error>> {
+        self.inner.release(lease, record)
+    }
+    fn heartbeat<'a>(
+        &'a self,
+        node: &'a str,
+        stale_after: Duration,
+    ) -> BoxFuture<'a, Result<Heartbeat, crate::Error>> {
+        self.inner.heartbeat(node, stale_after)
+    }
+    fn server_time(&self) -> BoxFuture<'_, Result<Option<i64>, crate::Error>> {
+        self.inner.server_time()
+    }
+    fn leave<'a>(&'a self, node: &'a str) -> BoxFuture<'a, Result<(), crate::Error>> {
+        self.inner.leave(node)
+    }
+    fn members(&self) -> BoxFuture<'_, Result<Vec<(String, i64)>, crate::Error>> {
+        self.inner.members()
+    }
+    fn history<'a>(
+        &'a self,
+        job: &'a str,
+        limit: usize,
+    ) -> BoxFuture<'a, Result<Vec<HistoryEntry>, crate::Error>> {
+        self.inner.history(job, limit)
+    }
+    fn claim_notices(&self) -> Option<broadcast::Receiver<ClaimNotice>> {
+        self.inner.claim_notices()
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn members_waiting_out_the_handoff_do_not_claim_ticks_they_heard_were_claimed() {
+    const JOBS: usize = 4;
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let counting = Arc::new(Counting {
+        inner: MemoryCoordinator::with_clock(PausedClock::starting_at(start())),
+        claims: Mutex::new(Vec::new()),
+    });
+    let coordinator: Arc<dyn Coordinator> = counting.clone();
+    let node = |name: &str| {
+        let jobs = (0..JOBS)
+            .map(|i| recording_job(&format!("job-{i}"), "* * * * * *", seen.clone()))
+            .collect();
+        scheduler_with(
+            jobs,
+            coordinator.clone(),
+            PausedClock::starting_at(start()),
+            name,
+        )
+    };
+    let (a, b) = (node("node-a"), node("node-b"));
+    let stop = Duration::from_secs(20);
+    let (ra, rb) = tokio::join!(
+        a.run_until(tokio::time::sleep(stop)),
+        b.run_until(tokio::time::sleep(stop))
+    );
+    assert!(ra.is_ok() && rb.is_ok());
+    // From the fifth second on both know each other (heartbeats every 2 s): each tick of each
+    // job is claimed once, by its preferred member, and the other member sends nothing.
+    let settled = (start() + Duration::from_secs(5)).timestamp_millis();
+    let claims = counting
+        .claims
+        .lock()
+        .map(|c| c.clone())
+        .unwrap_or_default();
+    let late_claims = claims.iter().filter(|tick| **tick >= settled).count();
+    let seen = seen.lock().map(|s| s.clone()).unwrap_or_default();
+    let late_runs = seen
+        .iter()
+        .filter(|tick| tick.timestamp_millis() >= settled)
+        .count();
+    assert!(
+        late_runs >= JOBS * 14,
+        "only {late_runs} runs after the fifth second"
+    );
+    assert_eq!(
+        late_claims, late_runs,
+        "claims sent for ticks already decided elsewhere"
     );
 }

@@ -6,8 +6,11 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
+use tokio::sync::broadcast;
+
 use super::{
-    ClaimOutcome, ClaimRequest, Coordinator, HISTORY_LEN, Heartbeat, HistoryEntry, Lease, RunRecord,
+    ClaimNotice, ClaimOutcome, ClaimRequest, Coordinator, HISTORY_LEN, Heartbeat, HistoryEntry,
+    Lease, NOTICE_BUFFER, RunRecord,
 };
 use crate::clock::{Clock, SystemClock};
 use crate::error::Error;
@@ -23,6 +26,8 @@ use crate::job::{BoxFuture, FenceToken, Overlap};
 pub struct MemoryCoordinator {
     state: Mutex<State>,
     clock: Arc<dyn Clock>,
+    /// Every decided tick, for the schedulers sharing this coordinator.
+    notices: broadcast::Sender<ClaimNotice>,
 }
 
 impl Default for MemoryCoordinator {
@@ -104,6 +109,7 @@ impl MemoryCoordinator {
         MemoryCoordinator {
             state: Mutex::new(State::default()),
             clock,
+            notices: broadcast::channel(NOTICE_BUFFER).0,
         }
     }
 
@@ -172,6 +178,10 @@ impl MemoryCoordinator {
 }
 
 impl Coordinator for MemoryCoordinator {
+    fn claim_notices(&self) -> Option<broadcast::Receiver<ClaimNotice>> {
+        Some(self.notices.subscribe())
+    }
+
     fn claim<'a>(
         &'a self,
         requests: &'a [ClaimRequest],
@@ -180,10 +190,26 @@ impl Coordinator for MemoryCoordinator {
             let now = Instant::now();
             let wall_ms = self.clock.now().timestamp_millis();
             let mut state = self.state();
-            Ok(requests
+            let outcomes: Vec<ClaimOutcome> = requests
                 .iter()
                 .map(|request| MemoryCoordinator::claim_one(&mut state, request, now, wall_ms))
-                .collect())
+                .collect();
+            drop(state);
+            if self.notices.receiver_count() > 0 {
+                for (request, outcome) in requests.iter().zip(&outcomes) {
+                    // As in Redis: only a claim others may be waiting out the handoff for.
+                    if request.preferred.is_some()
+                        && matches!(outcome, ClaimOutcome::Run(_) | ClaimOutcome::Overlap { .. })
+                    {
+                        // No receiver left is not an error: nobody is waiting.
+                        let _ = self.notices.send(ClaimNotice {
+                            job: request.job.clone(),
+                            tick_ms: request.tick_ms,
+                        });
+                    }
+                }
+            }
+            Ok(outcomes)
         })
     }
 

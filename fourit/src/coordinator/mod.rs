@@ -182,6 +182,20 @@ pub struct Heartbeat {
     pub members: Vec<String>,
 }
 
+/// A tick that has been decided: some process claimed it (to run it, or to skip it as an
+/// overlap). Processes that were waiting for the handoff window to close need not claim it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ClaimNotice {
+    /// The job's name.
+    pub job: Arc<str>,
+    /// The tick, in UTC milliseconds.
+    pub tick_ms: i64,
+}
+
+/// How many notices a slow listener may fall behind before it misses some (it then claims
+/// those ticks itself and is refused: a round trip lost, nothing else).
+pub const NOTICE_BUFFER: usize = 4096;
+
 /// The fleet's shared state: claims, leases, membership and history.
 ///
 /// Every method is one round trip for the Redis backend, and has a deadline: an `Err` means
@@ -232,6 +246,29 @@ pub trait Coordinator: Send + Sync + fmt::Debug + 'static {
         job: &'a str,
         limit: usize,
     ) -> BoxFuture<'a, Result<Vec<HistoryEntry>, Error>>;
+
+    /// Releases several runs in one round trip, answering each as
+    /// [`release`](Self::release) would, in order. The default calls `release` for each.
+    fn release_all<'a>(
+        &'a self,
+        runs: &'a [(Lease, RunRecord)],
+    ) -> BoxFuture<'a, Vec<Result<bool, Error>>> {
+        Box::pin(async move {
+            let mut answers = Vec::with_capacity(runs.len());
+            for (lease, record) in runs {
+                answers.push(self.release(lease, record).await);
+            }
+            answers
+        })
+    }
+
+    /// A feed of the ticks claimed anywhere in the fleet, if the coordinator has one; `None`
+    /// (the default) if it has not. The feed is best effort: a notice may be lost (the
+    /// scheduler then claims the tick itself after the handoff and is refused), but a notice
+    /// is only ever sent for a tick that was claimed.
+    fn claim_notices(&self) -> Option<tokio::sync::broadcast::Receiver<ClaimNotice>> {
+        None
+    }
 }
 
 /// TLS material for `rediss://` beyond the public root certificates that fourit trusts by

@@ -3,15 +3,21 @@
 use std::collections::HashMap;
 use std::fmt;
 use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
 use std::time::Duration;
 
-use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use futures_core::Stream;
+use redis::aio::{ConnectionManager, ConnectionManagerConfig, PubSub};
 use redis::{ErrorKind, RedisError, Script, ServerErrorKind, Value};
+use tokio::sync::broadcast;
+use tokio_util::sync::{CancellationToken, DropGuard};
+use tracing::debug;
 
 use super::TlsConfig;
 use super::{
-    ClaimOutcome, ClaimRequest, Coordinator, HISTORY_LEN, Heartbeat, HistoryEntry, Lease,
-    RunRecord, redact_url,
+    ClaimNotice, ClaimOutcome, ClaimRequest, Coordinator, HISTORY_LEN, Heartbeat, HistoryEntry,
+    Lease, NOTICE_BUFFER, RunRecord, redact_url,
 };
 use crate::error::Error;
 use crate::job::{BoxFuture, FenceToken, Overlap};
@@ -30,10 +36,16 @@ const DEADLINE: Duration = Duration::from_secs(3);
 ///
 /// Keys of job `j` in namespace `ns` all carry the hash tag `{j}`: `ns:{j}` (hash),
 /// `ns:{j}:lease` (string with TTL), `ns:{j}:runs` (capped stream); members are in
-/// `ns:nodes` (sorted set).
+/// `ns:nodes` (sorted set). Decided ticks are announced on the channel `ns:claims`.
 pub struct RedisCoordinator {
     conn: ConnectionManager,
     namespace: String,
+    /// `ns:claims`: the claim script publishes `<tick ms> <job>` there for each decided tick.
+    channel: String,
+    /// The notices heard on `channel`, for the schedulers using this coordinator.
+    notices: broadcast::Sender<ClaimNotice>,
+    /// Stops the listener on `channel` when the coordinator is dropped.
+    _listener: DropGuard,
     /// The URL with its password redacted, for messages.
     url: String,
     /// The password, to scrub from any text the client library produces.
@@ -93,11 +105,17 @@ impl RedisCoordinator {
             .set_max_delay(Duration::from_millis(500))
             .set_connection_timeout(Some(Duration::from_secs(2)))
             .set_response_timeout(Some(Duration::from_secs(2)));
+        let conn = ConnectionManager::new_with_config(client.clone(), config)
+            .await
+            .map_err(|err| classify("connect", &redacted, secret.as_deref(), err))?;
+        let channel = format!("{namespace}:claims");
+        let stop = CancellationToken::new();
         let mut coordinator = RedisCoordinator {
-            conn: ConnectionManager::new_with_config(client, config)
-                .await
-                .map_err(|err| classify("connect", &redacted, secret.as_deref(), err))?,
+            conn,
             namespace: namespace.to_string(),
+            channel: channel.clone(),
+            notices: broadcast::channel(NOTICE_BUFFER).0,
+            _listener: stop.clone().drop_guard(),
             url: redacted,
             secret,
             claim: Script::new(CLAIM),
@@ -107,7 +125,23 @@ impl RedisCoordinator {
         };
         coordinator.load_scripts().await?;
         coordinator.check_permissions().await?;
+        // Subscribing at start also proves the user may: a refusal is an error now, not a
+        // silent loss of every notice.
+        let subscription = subscribe(&client, &channel)
+            .await
+            .map_err(|err| coordinator.error("subscribe", err))?;
+        tokio::spawn(listen(
+            client,
+            channel,
+            subscription,
+            coordinator.notices.clone(),
+            stop,
+        ));
         Ok(coordinator)
+    }
+
+    fn error(&self, operation: &'static str, err: RedisError) -> Error {
+        classify(operation, &self.url, self.secret.as_deref(), err)
     }
 
     /// The namespace every key starts with.
@@ -193,6 +227,7 @@ impl RedisCoordinator {
             .arg("*")
             .arg("check")
             .arg(1);
+        pipe.cmd("PUBLISH").arg(&base).arg(node);
         pipe.cmd("ZADD").arg(&nodes).arg(0).arg(node);
         pipe.cmd("ZREMRANGEBYSCORE")
             .arg(&nodes)
@@ -215,7 +250,9 @@ impl RedisCoordinator {
             .arg("0")
             .arg(HISTORY_LEN)
             .arg("")
-            .arg(0);
+            .arg(0)
+            .arg(&base)
+            .arg(node);
         pipe.cmd("EVALSHA")
             .arg(self.keep_alive.get_hash())
             .arg(1)
@@ -321,7 +358,13 @@ impl RedisCoordinator {
             })
             .arg(HISTORY_LEN)
             .arg(request.preferred.as_deref().unwrap_or(""))
-            .arg(millis(request.handoff));
+            .arg(millis(request.handoff))
+            // Only a claim that others may be waiting out the handoff for is announced.
+            .arg(match request.preferred {
+                Some(_) => self.channel.as_str(),
+                None => "",
+            })
+            .arg(&*request.job);
         cmd
     }
 
@@ -329,16 +372,94 @@ impl RedisCoordinator {
         if requests.is_empty() {
             return Ok(Vec::new());
         }
+        let replies = self
+            .pipeline("claim", CLAIM, requests, |request| {
+                self.claim_command(request)
+            })
+            .await?;
+        requests
+            .iter()
+            .zip(replies)
+            .map(|(request, reply)| {
+                decode_claim(request, reply.map_err(|err| self.error("claim", err))?)
+            })
+            .collect()
+    }
+
+    fn release_command(&self, (lease, record): &(Lease, RunRecord)) -> redis::Cmd {
+        let [state, _, runs] = self.job_keys(&lease.job);
+        let mut cmd = redis::cmd("EVALSHA");
+        let error = record.outcome.error();
+        cmd.arg(self.release.get_hash())
+            .arg(3)
+            .arg(state)
+            .arg(self.lease_key(lease))
+            .arg(runs)
+            .arg(lease.run_id())
+            .arg(lease.tick_ms)
+            .arg(&*lease.node)
+            .arg(lease.fence.get())
+            .arg(record.outcome.as_str())
+            .arg(error.unwrap_or_default())
+            .arg(millis(record.duration))
+            .arg(HISTORY_LEN)
+            .arg(if error.is_some() { "1" } else { "0" });
+        cmd
+    }
+
+    async fn release_runs(&self, runs: &[(Lease, RunRecord)]) -> Vec<Result<bool, Error>> {
+        if runs.is_empty() {
+            return Vec::new();
+        }
+        let replies = match self
+            .pipeline("release", RELEASE, runs, |run| self.release_command(run))
+            .await
+        {
+            Ok(replies) => replies,
+            Err(err) => {
+                // One error for the batch: the first run gets it, the others its text.
+                let detail = err.to_string();
+                let mut answers: Vec<Result<bool, Error>> = vec![Err(err)];
+                answers.extend(runs[1..].iter().map(|_| {
+                    Err(Error::Redis {
+                        operation: "release",
+                        detail: detail.clone(),
+                    })
+                }));
+                return answers;
+            }
+        };
+        replies
+            .into_iter()
+            .map(|reply| {
+                let reply = reply.map_err(|err| self.error("release", err))?;
+                let released: i64 = redis::from_redis_value(reply).map_err(|_| Error::Redis {
+                    operation: "release",
+                    detail: "the release script answered in an unexpected shape".to_string(),
+                })?;
+                Ok(released == 1)
+            })
+            .collect()
+    }
+
+    /// Sends one script call per item in one pipeline and answers each in order. After a
+    /// restart the server has forgotten the scripts: a NOSCRIPT reply means that call did not
+    /// run, so loading the script and sending those calls again is safe.
+    async fn pipeline<T>(
+        &self,
+        operation: &'static str,
+        code: &str,
+        items: &[T],
+        command: impl Fn(&T) -> redis::Cmd,
+    ) -> Result<Vec<Result<Value, RedisError>>, Error> {
         let mut pipe = redis::pipe();
         pipe.ignore_errors();
-        for request in requests {
-            pipe.add_command(self.claim_command(request));
+        for item in items {
+            pipe.add_command(command(item));
         }
         let mut conn = self.conn.clone();
         let mut replies: Vec<Result<Value, RedisError>> =
-            self.call("claim", pipe.query_async(&mut conn)).await?;
-        // After a restart the server has forgotten the scripts. A NOSCRIPT reply means that
-        // claim did not run, so loading the script and sending those claims again is safe.
+            self.call(operation, pipe.query_async(&mut conn)).await?;
         let missing: Vec<usize> = replies
             .iter()
             .enumerate()
@@ -348,25 +469,17 @@ impl RedisCoordinator {
         if !missing.is_empty() {
             let mut retry = redis::pipe();
             retry.ignore_errors();
-            retry.cmd("SCRIPT").arg("LOAD").arg(CLAIM).ignore();
+            retry.cmd("SCRIPT").arg("LOAD").arg(code).ignore();
             for index in &missing {
-                retry.add_command(self.claim_command(&requests[*index]));
+                retry.add_command(command(&items[*index]));
             }
             let again: Vec<Result<Value, RedisError>> =
-                self.call("claim", retry.query_async(&mut conn)).await?;
+                self.call(operation, retry.query_async(&mut conn)).await?;
             for (index, reply) in missing.into_iter().zip(again) {
                 replies[index] = reply;
             }
         }
-        requests
-            .iter()
-            .zip(replies)
-            .map(|(request, reply)| {
-                let reply = reply
-                    .map_err(|err| classify("claim", &self.url, self.secret.as_deref(), err))?;
-                decode_claim(request, reply)
-            })
-            .collect()
+        Ok(replies)
     }
 
     /// Runs one script by hash, loading it first if the server has forgotten it.
@@ -388,6 +501,88 @@ impl RedisCoordinator {
         self.call(operation, invocation.invoke_async(&mut conn))
             .await
     }
+}
+
+/// A connection subscribed to `channel`, within the call deadline.
+async fn subscribe(client: &redis::Client, channel: &str) -> Result<PubSub, RedisError> {
+    let subscribing = async {
+        let mut pubsub = client.get_async_pubsub().await?;
+        pubsub.subscribe(channel).await?;
+        Ok(pubsub)
+    };
+    match tokio::time::timeout(DEADLINE, subscribing).await {
+        Ok(result) => result,
+        Err(_) => Err(RedisError::from((
+            ErrorKind::Io,
+            "subscribing timed out",
+            format!("no answer within {DEADLINE:?}"),
+        ))),
+    }
+}
+
+/// Forwards the notices heard on `channel` until `stop`; resubscribes, with backoff, when
+/// the connection drops (notices sent meanwhile are lost, which only costs refused claims).
+async fn listen(
+    client: redis::Client,
+    channel: String,
+    subscription: PubSub,
+    notices: broadcast::Sender<ClaimNotice>,
+    stop: CancellationToken,
+) {
+    let mut subscription = Some(subscription);
+    let mut backoff = Duration::from_millis(200);
+    loop {
+        let pubsub = match subscription.take() {
+            Some(pubsub) => pubsub,
+            None => {
+                tokio::select! {
+                    () = tokio::time::sleep(backoff) => {}
+                    () = stop.cancelled() => return,
+                }
+                match subscribe(&client, &channel).await {
+                    Ok(pubsub) => {
+                        backoff = Duration::from_millis(200);
+                        pubsub
+                    }
+                    Err(err) => {
+                        // The category only: the error's text could quote the URL.
+                        debug!(
+                            error = err.category(),
+                            "claim notices: could not resubscribe yet"
+                        );
+                        backoff = (backoff * 2).min(Duration::from_secs(5));
+                        continue;
+                    }
+                }
+            }
+        };
+        let mut stream = pubsub.into_on_message();
+        loop {
+            let next = std::future::poll_fn(|cx| Pin::new(&mut stream).poll_next(cx));
+            let message = tokio::select! {
+                message = next => message,
+                () = stop.cancelled() => return,
+            };
+            let Some(message) = message else {
+                debug!("claim notices: the subscription closed; resubscribing");
+                break;
+            };
+            if let Some(notice) = parse_notice(message.get_payload_bytes()) {
+                // No receiver is not an error: no scheduler is waiting for notices.
+                let _ = notices.send(notice);
+            }
+        }
+    }
+}
+
+/// `<tick ms> <job>`, as the claim script publishes it.
+fn parse_notice(payload: &[u8]) -> Option<ClaimNotice> {
+    let text = std::str::from_utf8(payload).ok()?;
+    let (tick, job) = text.split_once(' ')?;
+    Some(ClaimNotice {
+        job: Arc::from(job),
+        tick_ms: tick.parse().ok()?,
+    })
 }
 
 fn decode_claim(request: &ClaimRequest, reply: Value) -> Result<ClaimOutcome, Error> {
@@ -532,6 +727,10 @@ fn install_crypto_provider() {
 }
 
 impl Coordinator for RedisCoordinator {
+    fn claim_notices(&self) -> Option<broadcast::Receiver<ClaimNotice>> {
+        Some(self.notices.subscribe())
+    }
+
     fn claim<'a>(
         &'a self,
         requests: &'a [ClaimRequest],
@@ -563,32 +762,21 @@ impl Coordinator for RedisCoordinator {
         record: &'a RunRecord,
     ) -> BoxFuture<'a, Result<bool, Error>> {
         Box::pin(async move {
-            let [state, _, runs] = self.job_keys(&lease.job);
-            let released: i64 = self
-                .invoke(
-                    "release",
-                    &self.release,
-                    &[state, self.lease_key(lease), runs],
-                    &[
-                        lease.run_id(),
-                        lease.tick_ms.to_string(),
-                        lease.node.to_string(),
-                        lease.fence.to_string(),
-                        record.outcome.as_str().to_string(),
-                        record.outcome.error().unwrap_or_default().to_string(),
-                        millis(record.duration).to_string(),
-                        HISTORY_LEN.to_string(),
-                        if record.outcome.error().is_some() {
-                            "1"
-                        } else {
-                            "0"
-                        }
-                        .to_string(),
-                    ],
-                )
-                .await?;
-            Ok(released == 1)
+            let run = [(lease.clone(), record.clone())];
+            self.release_runs(&run).await.pop().unwrap_or_else(|| {
+                Err(Error::Redis {
+                    operation: "release",
+                    detail: "no answer for the release".to_string(),
+                })
+            })
         })
+    }
+
+    fn release_all<'a>(
+        &'a self,
+        runs: &'a [(Lease, RunRecord)],
+    ) -> BoxFuture<'a, Vec<Result<bool, Error>>> {
+        Box::pin(self.release_runs(runs))
     }
 
     fn heartbeat<'a>(
