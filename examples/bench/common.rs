@@ -157,6 +157,7 @@ impl Measured {
                 "claim_batches": c.batches,
                 "claims": c.claims,
                 "releases": c.releases,
+                "release_batches": c.release_batches,
                 "keep_alives": c.keep_alives,
                 "heartbeats": c.heartbeats,
                 "other": c.other,

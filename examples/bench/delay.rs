@@ -55,6 +55,7 @@ fn non_heartbeat_calls(m: &Measured) -> std::collections::BTreeMap<String, u64> 
     for (name, n) in [
         ("claim batches", calls.batches),
         ("releases", calls.releases),
+        ("release batches", calls.release_batches),
         ("keep-alives", calls.keep_alives),
         ("other calls", calls.other),
         (

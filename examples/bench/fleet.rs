@@ -68,8 +68,10 @@ pub struct Calls {
     pub batches: u64,
     /// Ticks claimed in them.
     pub claims: u64,
-    /// Releases, one round trip each.
+    /// Runs released.
     pub releases: u64,
+    /// Release calls: one pipelined round trip each (runs ending together share one).
+    pub release_batches: u64,
     /// Lease renewals, one round trip each.
     pub keep_alives: u64,
     /// Heartbeats, one round trip each.
@@ -85,6 +87,7 @@ impl Calls {
             batches: self.batches.saturating_sub(earlier.batches),
             claims: self.claims.saturating_sub(earlier.claims),
             releases: self.releases.saturating_sub(earlier.releases),
+            release_batches: self.release_batches.saturating_sub(earlier.release_batches),
             keep_alives: self.keep_alives.saturating_sub(earlier.keep_alives),
             heartbeats: self.heartbeats.saturating_sub(earlier.heartbeats),
             other: self.other.saturating_sub(earlier.other),
@@ -97,15 +100,16 @@ impl Calls {
             batches: self.batches + other.batches,
             claims: self.claims + other.claims,
             releases: self.releases + other.releases,
+            release_batches: self.release_batches + other.release_batches,
             keep_alives: self.keep_alives + other.keep_alives,
             heartbeats: self.heartbeats + other.heartbeats,
             other: self.other + other.other,
         }
     }
 
-    /// Round trips besides heartbeats: claim batches, releases, keep-alives, other.
+    /// Round trips besides heartbeats: claim batches, release batches, keep-alives, other.
     pub fn round_trips(self) -> u64 {
-        self.batches + self.releases + self.keep_alives + self.other
+        self.batches + self.release_batches + self.keep_alives + self.other
     }
 }
 
@@ -370,6 +374,7 @@ fn record(collected: &Mutex<Collected>, member: usize, line: &str) {
                 batches,
                 claims,
                 releases,
+                release_batches,
                 keep_alives,
                 heartbeats,
                 other,
@@ -379,6 +384,7 @@ fn record(collected: &Mutex<Collected>, member: usize, line: &str) {
                     batches,
                     claims,
                     releases,
+                    release_batches,
                     keep_alives,
                     heartbeats,
                     other,

@@ -36,7 +36,9 @@ impl Breakdown {
                 Breakdown {
                     runs,
                     calls,
-                    commands: info.get("evalsha").saturating_sub(calls.heartbeats),
+                    // Scripts, and the notices the claim scripts publish.
+                    commands: (info.get("evalsha") + info.get("publish"))
+                        .saturating_sub(calls.heartbeats),
                     reads: info.reads.saturating_sub(calls.heartbeats),
                 }
             }
@@ -80,6 +82,7 @@ impl Breakdown {
             "claim_batches": self.calls.batches,
             "claims": self.calls.claims,
             "releases": self.calls.releases,
+            "release_batches": self.calls.release_batches,
             "keep_alives": self.calls.keep_alives,
             "heartbeats": self.calls.heartbeats,
             "other_calls": self.calls.other,
@@ -124,10 +127,11 @@ pub async fn round_trips(ctx: &mut Ctx) -> Result<(), String> {
                 format!("{}/{ticks}", b.runs),
                 if kind == Kind::Fourit {
                     format!(
-                        "{} claims in {} batches, {} releases, {} keep-alives, {} heartbeats",
+                        "{} claims in {} batches, {} releases in {} batches, {} keep-alives, {} heartbeats",
                         b.calls.claims,
                         b.calls.batches,
                         b.calls.releases,
+                        b.calls.release_batches,
                         b.calls.keep_alives,
                         b.calls.heartbeats
                     )

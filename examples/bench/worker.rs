@@ -20,8 +20,10 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc;
 use std::time::Duration;
 
+use tokio::sync::broadcast;
+
 use fourit::coordinator::{
-    ClaimOutcome, ClaimRequest, Coordinator, Heartbeat, HistoryEntry, Lease, RunRecord,
+    ClaimNotice, ClaimOutcome, ClaimRequest, Coordinator, Heartbeat, HistoryEntry, Lease, RunRecord,
 };
 use fourit::{BoxFuture, Error, JobContext, OffsetClock, Scheduler};
 
@@ -85,6 +87,7 @@ struct Counters {
     batches: AtomicU64,
     claims: AtomicU64,
     releases: AtomicU64,
+    release_batches: AtomicU64,
     keep_alives: AtomicU64,
     heartbeats: AtomicU64,
     other: AtomicU64,
@@ -94,11 +97,12 @@ impl Counters {
     fn line(&self) -> String {
         let get = |c: &AtomicU64| c.load(Ordering::Relaxed);
         format!(
-            "calls {} {} {} {} {} {} {}",
+            "calls {} {} {} {} {} {} {} {}",
             crate::measure::now_ms(),
             get(&self.batches),
             get(&self.claims),
             get(&self.releases),
+            get(&self.release_batches),
             get(&self.keep_alives),
             get(&self.heartbeats),
             get(&self.other)
@@ -143,7 +147,21 @@ impl Coordinator for Counting {
         record: &'a RunRecord,
     ) -> BoxFuture<'a, Result<bool, Error>> {
         bump(&self.counters.releases, 1);
+        bump(&self.counters.release_batches, 1);
         self.inner.release(lease, record)
+    }
+
+    fn release_all<'a>(
+        &'a self,
+        runs: &'a [(Lease, RunRecord)],
+    ) -> BoxFuture<'a, Vec<Result<bool, Error>>> {
+        bump(&self.counters.releases, runs.len());
+        bump(&self.counters.release_batches, 1);
+        self.inner.release_all(runs)
+    }
+
+    fn claim_notices(&self) -> Option<broadcast::Receiver<ClaimNotice>> {
+        self.inner.claim_notices()
     }
 
     fn heartbeat<'a>(
