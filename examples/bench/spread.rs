@@ -2,7 +2,7 @@
 //! equal clocks and with clocks −700/−200/+300/+800 ms off, with fourit's handoff and with
 //! handoff 0 (every process races for every tick, the baseline); the start delay of the
 //! preferred claimer and of the others; and the delay after a process is SIGKILLed
-//! (failover), until the fleet's membership forgets it.
+//! (failover), until the fleet's membership forgets it; and a sweep of shorter handoffs.
 
 use std::sync::Arc;
 
@@ -26,7 +26,7 @@ struct Variant {
     failover: bool,
 }
 
-const VARIANTS: [Variant; 6] = [
+const VARIANTS: [Variant; 10] = [
     Variant {
         name: "equal clocks",
         skew: false,
@@ -51,10 +51,35 @@ const VARIANTS: [Variant; 6] = [
         handoff_ms: Some(0),
         failover: false,
     },
+    // The handoff sweep: how short can the handoff be and still keep the shares even?
+    Variant {
+        name: "skewed clocks, handoff 15 ms",
+        skew: true,
+        handoff_ms: Some(15),
+        failover: false,
+    },
+    Variant {
+        name: "skewed clocks, handoff 10 ms",
+        skew: true,
+        handoff_ms: Some(10),
+        failover: false,
+    },
+    Variant {
+        name: "skewed clocks, handoff 5 ms",
+        skew: true,
+        handoff_ms: Some(5),
+        failover: false,
+    },
     Variant {
         name: "failover: w3 SIGKILLed",
         skew: false,
         handoff_ms: None,
+        failover: true,
+    },
+    Variant {
+        name: "failover, handoff 10 ms",
+        skew: false,
+        handoff_ms: Some(10),
         failover: true,
     },
     Variant {

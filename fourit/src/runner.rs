@@ -4,10 +4,11 @@
 
 use std::any::Any;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{Notify, mpsc, oneshot};
 use tokio::time::Instant;
 use tracing::{error, info, warn};
 
@@ -20,6 +21,54 @@ use crate::scheduler::Shared;
 /// The most releases sent in one round trip.
 const RELEASE_BATCH: usize = 64;
 
+/// The longest a release waits for claims in flight to be answered.
+const RELEASE_DEFER_MAX: Duration = Duration::from_millis(50);
+
+/// Counts the claim calls waiting for their answer. Releases wait until there are none, so
+/// that Redis, which runs one script at a time, decides all of a tick's claims (and their
+/// bodies start) before it spends time on the releases of the tick's first runs.
+#[derive(Debug, Default)]
+pub(crate) struct ClaimsInFlight {
+    count: AtomicUsize,
+    idle: Notify,
+}
+
+/// One claim call in flight, until dropped.
+pub(crate) struct ClaimInFlight(Arc<ClaimsInFlight>);
+
+impl Drop for ClaimInFlight {
+    fn drop(&mut self) {
+        if self.0.count.fetch_sub(1, Ordering::AcqRel) == 1 {
+            self.0.idle.notify_waiters();
+        }
+    }
+}
+
+impl ClaimsInFlight {
+    /// Marks a claim call as in flight until the returned guard is dropped.
+    pub(crate) fn start(self: &Arc<Self>) -> ClaimInFlight {
+        self.count.fetch_add(1, Ordering::AcqRel);
+        ClaimInFlight(self.clone())
+    }
+
+    /// Returns when no claim is in flight, or after `at_most`.
+    async fn wait_idle(&self, at_most: Duration) {
+        let deadline = Instant::now() + at_most;
+        loop {
+            let notified = self.idle.notified();
+            tokio::pin!(notified);
+            // Registered before the check, so a claim ending in between still wakes us.
+            notified.as_mut().enable();
+            if self.count.load(Ordering::Acquire) == 0 {
+                return;
+            }
+            if tokio::time::timeout_at(deadline, notified).await.is_err() {
+                return;
+            }
+        }
+    }
+}
+
 /// A finished run waiting for its release, and where to send the answer.
 pub(crate) struct PendingRelease {
     lease: Lease,
@@ -31,10 +80,19 @@ pub(crate) struct PendingRelease {
 /// goes in the next round trip, so runs ending together (the runs of one tick) share one.
 pub(crate) async fn release_in_batches(
     coordinator: Arc<dyn Coordinator>,
+    claims: Arc<ClaimsInFlight>,
     mut pending: mpsc::UnboundedReceiver<PendingRelease>,
 ) {
     let mut batch = Vec::with_capacity(RELEASE_BATCH);
     while pending.recv_many(&mut batch, RELEASE_BATCH).await > 0 {
+        claims.wait_idle(RELEASE_DEFER_MAX).await;
+        // Whatever else ended meanwhile goes in the same round trip.
+        while batch.len() < RELEASE_BATCH {
+            match pending.try_recv() {
+                Ok(release) => batch.push(release),
+                Err(_) => break,
+            }
+        }
         let (runs, answers): (Vec<(Lease, RunRecord)>, Vec<_>) = batch
             .drain(..)
             .map(|release| ((release.lease, release.record), release.answer))

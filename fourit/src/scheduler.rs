@@ -45,7 +45,7 @@ const START_CLOCK_SAMPLES: usize = 5;
 /// timer's millisecond resolution does not make every run late.
 const PRECISE_WAKE_US: i64 = 2_000;
 /// Claims sent in one pipeline; a larger batch goes out as several pipelines at once.
-const CLAIM_CHUNK: usize = 16;
+const CLAIM_CHUNK: usize = 8;
 /// How many times a claimer that is told to wait for the handoff tries again.
 const HANDOFF_RETRIES: usize = 3;
 /// Bounds of the default lease TTL (the interval to a job's next tick, clamped).
@@ -418,7 +418,12 @@ async fn drive_until_stopped(
     let clock = Arc::new(FleetClock::new(config.clock.clone()));
     let clock_off = sync_clock(coordinator.as_ref(), &clock, config.max_clock_offset).await;
     let (releases, pending) = mpsc::unbounded_channel();
-    let releaser = tokio::spawn(runner::release_in_batches(coordinator.clone(), pending));
+    let claims_in_flight = Arc::new(runner::ClaimsInFlight::default());
+    let releaser = tokio::spawn(runner::release_in_batches(
+        coordinator.clone(),
+        claims_in_flight.clone(),
+        pending,
+    ));
     let heard = Arc::new(Heard::new(&jobs));
     let listener = coordinator
         .claim_notices()
@@ -426,6 +431,7 @@ async fn drive_until_stopped(
     let shared = Arc::new(Shared {
         coordinator,
         releases,
+        claims_in_flight,
         heard,
         node: config.node_id.clone(),
         clock,
@@ -466,6 +472,8 @@ pub(crate) struct Shared {
     pub(crate) coordinator: Arc<dyn Coordinator>,
     /// Finished runs waiting to be released, in batches (see [`runner::release_in_batches`]).
     pub(crate) releases: mpsc::UnboundedSender<runner::PendingRelease>,
+    /// Claim calls waiting for their answer: releases wait for them.
+    pub(crate) claims_in_flight: Arc<runner::ClaimsInFlight>,
     /// The latest tick of each job known to be decided elsewhere.
     pub(crate) heard: Arc<Heard>,
     pub(crate) node: Arc<str>,
@@ -716,15 +724,29 @@ async fn drive(shared: &Arc<Shared>, config: &Config, jobs: Vec<Job>) {
         }
     }
     let mut last_spin = None;
+    // The claims of the next tick, prepared while waiting the last moments for it.
+    let mut prepared: Option<(i64, Vec<(usize, ClaimRequest)>)> = None;
     loop {
         let now = shared.clock.now();
-        let batch = take_due(&mut heap, &jobs, config, now, &shared.node);
-        if !batch.is_empty() {
+        if let Some((due_ms, _)) = &prepared
+            && now.timestamp_millis() >= *due_ms
+            && let Some((_, batch)) = prepared.take()
+        {
             dispatch(shared, &jobs, batch, config.handoff);
         }
-        let Some(Reverse((next_ms, _))) = heap.peek() else {
-            shared.shutdown.cancelled().await;
-            return;
+        if prepared.is_none() {
+            let batch = take_due(&mut heap, &jobs, config, now, &shared.node);
+            if !batch.is_empty() {
+                dispatch(shared, &jobs, batch, config.handoff);
+            }
+        }
+        let next_ms = match (&prepared, heap.peek()) {
+            (Some((due_ms, _)), _) => *due_ms,
+            (None, Some(Reverse((next_ms, _)))) => *next_ms,
+            (None, None) => {
+                shared.shutdown.cancelled().await;
+                return;
+            }
         };
         let wait_us = next_ms.saturating_mul(1000) - shared.clock.now().timestamp_micros();
         if wait_us > PRECISE_WAKE_US {
@@ -737,6 +759,15 @@ async fn drive(shared: &Arc<Shared>, config: &Config, jobs: Vec<Job>) {
                 () = shared.shutdown.cancelled() => return,
             }
         } else if wait_us > 0 {
+            if prepared.is_none()
+                && let Some(at) = DateTime::from_timestamp_millis(next_ms)
+            {
+                // Walk the schedules and build the claims now, so that at the tick they
+                // only need sending.
+                let batch = take_due(&mut heap, &jobs, config, at, &shared.node);
+                prepared = Some((next_ms, batch));
+                continue;
+            }
             let now = shared.clock.now();
             if last_spin == Some(now) {
                 // The clock did not move between two turns: it is a paused test clock, which
@@ -968,7 +999,10 @@ async fn claim_and_run(
         }
         let requests: Vec<ClaimRequest> =
             batch.iter().map(|(_, request)| request.clone()).collect();
-        let outcomes = match shared.coordinator.claim(&requests).await {
+        let in_flight = shared.claims_in_flight.start();
+        let answer = shared.coordinator.claim(&requests).await;
+        drop(in_flight);
+        let outcomes = match answer {
             Ok(outcomes) => {
                 shared.outage.succeeded();
                 outcomes

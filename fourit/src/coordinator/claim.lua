@@ -31,28 +31,22 @@ if ARGV[6] ~= '' and ARGV[6] ~= ARGV[2] then
   end
 end
 
-local allow = ARGV[4] == '1'
-if not allow then
-  local holder = redis.call('GET', KEYS[2])
-  if holder then
-    redis.call('HSET', KEYS[1], 'tick', ARGV[1])
-    redis.call('XADD', KEYS[3], 'MAXLEN', '~', ARGV[5], '*',
-      'tick', ARGV[1], 'node', ARGV[2], 'outcome', 'overlap', 'detail', holder)
-    notify()
-    return {2, holder}
-  end
-end
-
 local fence = (tonumber(state[2]) or 0) + 1
 -- The tick in the run id keeps it unique even when a Redis restart without persistence
 -- resets the fence counter.
 local run_id = ARGV[2] .. ':' .. fence .. ':' .. ARGV[1]
--- A job that allows overlap gives each run a lease of its own, under the same hash tag.
-local lease = KEYS[2]
-if allow then
-  lease = KEYS[2] .. ':' .. fence
+if ARGV[4] == '1' then
+  -- A job that allows overlap gives each run a lease of its own, under the same hash tag.
+  redis.call('SET', KEYS[2] .. ':' .. fence, run_id, 'PX', ARGV[3])
+elseif not redis.call('SET', KEYS[2], run_id, 'PX', ARGV[3], 'NX') then
+  -- The previous run still holds the lease: the tick is decided, as skipped.
+  local holder = redis.call('GET', KEYS[2])
+  redis.call('HSET', KEYS[1], 'tick', ARGV[1])
+  redis.call('XADD', KEYS[3], 'MAXLEN', '~', ARGV[5], '*',
+    'tick', ARGV[1], 'node', ARGV[2], 'outcome', 'overlap', 'detail', holder)
+  notify()
+  return {2, holder}
 end
-redis.call('SET', lease, run_id, 'PX', ARGV[3])
 -- One write for the high-water mark, the fence and the new run; the last run's end is cleared.
 redis.call('HSET', KEYS[1], 'tick', ARGV[1], 'fence', fence, 'node', ARGV[2],
   'started', string.format('%.0f', now_ms), 'outcome', 'running', 'finished', '', 'error', '')
