@@ -37,13 +37,11 @@ async fn panics_errors_and_timeouts_are_recorded_and_the_next_tick_runs() {
     let url = server.url();
     let namespace = "bad-jobs";
     let mut fleet = Fleet::new(WORKER);
-    fleet.start(
+    fleet.start_on(
         "a",
+        &url,
+        namespace,
         &[
-            "--url",
-            &url,
-            "--namespace",
-            namespace,
             "--jobs",
             "1",
             "--extra",

@@ -26,20 +26,11 @@ async fn each_tick_runs_exactly_once_under_clock_skew() {
         ("ahead-300", "300"),
         ("ahead-800", "800"),
     ] {
-        fleet.start(
+        fleet.start_on(
             node,
-            &[
-                "--url",
-                &url,
-                "--namespace",
-                namespace,
-                "--jobs",
-                "2",
-                "--body-ms",
-                "5",
-                "--clock-offset-ms",
-                offset,
-            ],
+            &url,
+            namespace,
+            &["--jobs", "2", "--body-ms", "5", "--clock-offset-ms", offset],
         );
     }
     fleet

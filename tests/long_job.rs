@@ -19,20 +19,11 @@ async fn a_job_running_three_times_its_lease_ttl_keeps_its_lease() {
     let namespace = "long-job";
     let mut fleet = Fleet::new(WORKER);
     for node in ["a", "b"] {
-        fleet.start(
+        fleet.start_on(
             node,
-            &[
-                "--url",
-                &url,
-                "--namespace",
-                namespace,
-                "--jobs",
-                "1",
-                "--lease-ttl-ms",
-                "1000",
-                "--body-ms",
-                "3000",
-            ],
+            &url,
+            namespace,
+            &["--jobs", "1", "--lease-ttl-ms", "1000", "--body-ms", "3000"],
         );
     }
     fleet

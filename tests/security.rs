@@ -117,10 +117,7 @@ async fn fleets_in_different_namespaces_never_see_each_others_ticks() {
         ("beta-1", "beta"),
         ("beta-2", "beta"),
     ] {
-        fleet.start(
-            node,
-            &["--url", &url, "--namespace", namespace, "--jobs", "2"],
-        );
+        fleet.start_on(node, &url, namespace, &["--jobs", "2"]);
     }
     fleet
         .wait_until(

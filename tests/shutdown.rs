@@ -33,13 +33,11 @@ async fn sigterm_lets_the_run_finish_releases_the_lease_and_exits_zero() {
     let namespace = "shutdown-finish";
     let mut fleet = Fleet::new(WORKER);
     for node in ["a", "b"] {
-        fleet.start(
+        fleet.start_on(
             node,
+            &url,
+            namespace,
             &[
-                "--url",
-                &url,
-                "--namespace",
-                namespace,
                 "--jobs",
                 "1",
                 "--schedule",
@@ -134,13 +132,11 @@ async fn a_run_outlasting_the_shutdown_timeout_is_cancelled_and_the_process_exit
     let url = server.url();
     let namespace = "shutdown-timeout";
     let mut fleet = Fleet::new(WORKER);
-    fleet.start(
+    fleet.start_on(
         "a",
+        &url,
+        namespace,
         &[
-            "--url",
-            &url,
-            "--namespace",
-            namespace,
             "--jobs",
             "1",
             "--schedule",

@@ -199,6 +199,14 @@ impl Fleet {
         }
     }
 
+    /// Starts a worker on the Redis at `url` under `namespace`, with more `flags`: the usual
+    /// case of [`start`](Self::start).
+    pub fn start_on(&mut self, node: &str, url: &str, namespace: &str, flags: &[&str]) {
+        let mut args = vec!["--url", url, "--namespace", namespace];
+        args.extend_from_slice(flags);
+        self.start(node, &args);
+    }
+
     /// Starts a worker with `--node node` and `args` (at least `--url`). Its stdout lines
     /// become events; its stderr is kept (see [`Worker::stderr`]). Killed when dropped.
     pub fn start(&mut self, node: &str, args: &[&str]) {
