@@ -268,11 +268,24 @@ async fn no_password_appears_in_any_log_line_or_error() {
     let handle = scheduler.handle();
     let running = tokio::spawn(scheduler.run_until(std::future::pending()));
     next_run(&mut runs).await;
-    // Redis goes away during the run (lease lost, claims fail), then comes back.
+    // Redis goes away during the run (lease lost, claims fail), then comes back without the
+    // user `app` (ACL users given by command are not persisted): the scheduler's next calls
+    // are refused authentication. Only then is `app` made again, and runs must resume (the
+    // client library alone would stay failed after such a reconnection).
     server.stop();
     tokio::time::sleep(Duration::from_secs(2)).await;
     server.restart();
-    // ACL users given by command are not persisted: make `app` again.
+    let refused = |text: &str| text.matches("rejected the credentials").count();
+    let before = refused(&logs.text());
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
+    while refused(&logs.text()) == before {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "no call was refused authentication within 15 s of the restart:\n{}",
+            logs.text()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
     add_app_user(&server).await;
     let back = chrono::Utc::now();
     loop {

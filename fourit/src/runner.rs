@@ -207,8 +207,7 @@ async fn run(shared: Arc<Shared>, job: Job, lease: Lease, ttl: Duration) {
         started,
         duration,
     };
-    let _entered = span.enter();
-    match &record.outcome {
+    span.in_scope(|| match &record.outcome {
         Outcome::Succeeded => info!(duration_ms = millis(duration), "run finished"),
         Outcome::Failed(message) => {
             warn!(duration_ms = millis(duration), error = %message, "run failed")
@@ -217,15 +216,18 @@ async fn run(shared: Arc<Shared>, job: Job, lease: Lease, ttl: Duration) {
             error!(duration_ms = millis(duration), panic = %message, "run panicked")
         }
         other => warn!(duration_ms = millis(duration), outcome = %other, "run ended"),
-    }
-    match release(&shared, lease, record).await {
+    });
+    // The span is not held across the wait: what else runs on this thread meanwhile would
+    // log inside it.
+    let released = release(&shared, lease, record).await;
+    span.in_scope(|| match released {
         Ok(true) => {}
         Ok(false) => warn!("the lease had already expired or been taken when the run ended"),
         Err(err) => warn!(
             error = %err,
             "could not release the lease; it expires by itself within {ttl:?}"
         ),
-    }
+    });
 }
 
 /// Releases through the batching releaser, or directly if it is gone.

@@ -4,7 +4,8 @@ use std::collections::HashMap;
 use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use futures_core::Stream;
@@ -38,7 +39,7 @@ const DEADLINE: Duration = Duration::from_secs(3);
 /// `ns:{j}:lease` (string with TTL), `ns:{j}:runs` (capped stream); members are in
 /// `ns:nodes` (sorted set). Decided ticks are announced on the channel `ns:claims`.
 pub struct RedisCoordinator {
-    conn: ConnectionManager,
+    conn: Arc<Connection>,
     namespace: String,
     /// `ns:claims`: the claim script publishes `<tick ms> <job>` there for each decided tick.
     channel: String,
@@ -63,6 +64,70 @@ impl fmt::Debug for RedisCoordinator {
             .field("namespace", &self.namespace)
             .finish()
     }
+}
+
+/// The connection every call goes through, and a way to start it afresh.
+///
+/// The client library's `ConnectionManager` reconnects after I/O errors, but a reconnection
+/// that fails authentication (a restarted Redis whose users are not loaded yet, a password
+/// being rotated) leaves it failed for good: every later call gets the same error. So a call
+/// failing authentication replaces the manager, at most once a second, in the background.
+struct Connection {
+    manager: RwLock<ConnectionManager>,
+    client: redis::Client,
+    /// A replacement is being made.
+    replacing: AtomicBool,
+}
+
+impl Connection {
+    /// A handle to the current connection (cheap: handles share it).
+    fn get(&self) -> ConnectionManager {
+        match self.manager.read() {
+            Ok(manager) => manager.clone(),
+            Err(poisoned) => poisoned.into_inner().clone(),
+        }
+    }
+
+    /// Starts connecting afresh, unless that is already under way.
+    fn replace(self: &Arc<Self>) {
+        if self.replacing.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        let this = self.clone();
+        tokio::spawn(async move {
+            let fresh = tokio::time::timeout(
+                DEADLINE,
+                ConnectionManager::new_with_config(this.client.clone(), manager_config()),
+            )
+            .await;
+            match fresh {
+                Ok(Ok(manager)) => {
+                    match this.manager.write() {
+                        Ok(mut current) => *current = manager,
+                        Err(poisoned) => *poisoned.into_inner() = manager,
+                    }
+                    debug!("reconnected to Redis after an authentication failure");
+                }
+                // Still refused or unreachable: the next failing call tries again.
+                Ok(Err(err)) => debug!(error = err.category(), "reconnecting failed"),
+                Err(_) => debug!("reconnecting timed out"),
+            }
+            // At most one attempt a second, however many calls fail meanwhile.
+            tokio::time::sleep(Duration::from_secs(1)).await;
+            this.replacing.store(false, Ordering::Release);
+        });
+    }
+}
+
+/// How every connection to Redis behaves: one quick retry, then the call fails (and the
+/// scheduler fails closed); 2 s to connect and to answer.
+fn manager_config() -> ConnectionManagerConfig {
+    ConnectionManagerConfig::new()
+        .set_number_of_retries(1)
+        .set_min_delay(Duration::from_millis(50))
+        .set_max_delay(Duration::from_millis(500))
+        .set_connection_timeout(Some(Duration::from_secs(2)))
+        .set_response_timeout(Some(Duration::from_secs(2)))
 }
 
 impl RedisCoordinator {
@@ -99,15 +164,14 @@ impl RedisCoordinator {
             .redis_settings()
             .password()
             .map(str::to_string);
-        let config = ConnectionManagerConfig::new()
-            .set_number_of_retries(1)
-            .set_min_delay(Duration::from_millis(50))
-            .set_max_delay(Duration::from_millis(500))
-            .set_connection_timeout(Some(Duration::from_secs(2)))
-            .set_response_timeout(Some(Duration::from_secs(2)));
-        let conn = ConnectionManager::new_with_config(client.clone(), config)
+        let conn = ConnectionManager::new_with_config(client.clone(), manager_config())
             .await
             .map_err(|err| classify("connect", &redacted, secret.as_deref(), err))?;
+        let conn = Arc::new(Connection {
+            manager: RwLock::new(conn),
+            client: client.clone(),
+            replacing: AtomicBool::new(false),
+        });
         let channel = format!("{namespace}:claims");
         let stop = CancellationToken::new();
         let mut coordinator = RedisCoordinator {
@@ -178,7 +242,7 @@ impl RedisCoordinator {
         for code in [CLAIM, KEEP_ALIVE, RELEASE, HEARTBEAT] {
             pipe.cmd("SCRIPT").arg("LOAD").arg(code);
         }
-        let mut conn = self.conn.clone();
+        let mut conn = self.conn.get();
         let _: Vec<String> = self
             .call("script load", pipe.query_async(&mut conn))
             .await?;
@@ -299,7 +363,7 @@ impl RedisCoordinator {
             .arg(&lease)
             .arg(&runs)
             .arg(&nodes);
-        let mut conn = self.conn.clone();
+        let mut conn = self.conn.get();
         let replies: Vec<Result<Value, RedisError>> = self
             .call("permission check", pipe.query_async(&mut conn))
             .await?;
@@ -334,7 +398,13 @@ impl RedisCoordinator {
     ) -> Result<T, Error> {
         match tokio::time::timeout(DEADLINE, fut).await {
             Ok(Ok(value)) => Ok(value),
-            Ok(Err(err)) => Err(classify(operation, &self.url, self.secret.as_deref(), err)),
+            Ok(Err(err)) => {
+                let err = classify(operation, &self.url, self.secret.as_deref(), err);
+                if matches!(err, Error::Authentication { .. }) {
+                    self.conn.replace();
+                }
+                Err(err)
+            }
             Err(_) => Err(Error::Timeout {
                 operation,
                 after: DEADLINE,
@@ -457,7 +527,7 @@ impl RedisCoordinator {
         for item in items {
             pipe.add_command(command(item));
         }
-        let mut conn = self.conn.clone();
+        let mut conn = self.conn.get();
         let mut replies: Vec<Result<Value, RedisError>> =
             self.call(operation, pipe.query_async(&mut conn)).await?;
         let missing: Vec<usize> = replies
@@ -497,7 +567,7 @@ impl RedisCoordinator {
         for arg in args {
             invocation.arg(arg);
         }
-        let mut conn = self.conn.clone();
+        let mut conn = self.conn.get();
         self.call(operation, invocation.invoke_async(&mut conn))
             .await
     }
@@ -803,7 +873,7 @@ impl Coordinator for RedisCoordinator {
 
     fn server_time(&self) -> BoxFuture<'_, Result<Option<i64>, Error>> {
         Box::pin(async move {
-            let mut conn = self.conn.clone();
+            let mut conn = self.conn.get();
             let (seconds, micros): (i64, i64) = self
                 .call("time", redis::cmd("TIME").query_async(&mut conn))
                 .await?;
@@ -813,7 +883,7 @@ impl Coordinator for RedisCoordinator {
 
     fn leave<'a>(&'a self, node: &'a str) -> BoxFuture<'a, Result<(), Error>> {
         Box::pin(async move {
-            let mut conn = self.conn.clone();
+            let mut conn = self.conn.get();
             let mut cmd = redis::cmd("ZREM");
             cmd.arg(self.nodes_key()).arg(node);
             let _: i64 = self.call("leave", cmd.query_async(&mut conn)).await?;
@@ -823,7 +893,7 @@ impl Coordinator for RedisCoordinator {
 
     fn members(&self) -> BoxFuture<'_, Result<Vec<(String, i64)>, Error>> {
         Box::pin(async move {
-            let mut conn = self.conn.clone();
+            let mut conn = self.conn.get();
             let mut cmd = redis::cmd("ZRANGE");
             cmd.arg(self.nodes_key()).arg(0).arg(-1).arg("WITHSCORES");
             let members: Vec<(String, f64)> =
@@ -842,7 +912,7 @@ impl Coordinator for RedisCoordinator {
     ) -> BoxFuture<'a, Result<Vec<HistoryEntry>, Error>> {
         Box::pin(async move {
             let [_, _, runs] = self.job_keys(job);
-            let mut conn = self.conn.clone();
+            let mut conn = self.conn.get();
             let mut cmd = redis::cmd("XREVRANGE");
             // Redis takes a signed 64-bit count.
             let count = i64::try_from(limit).unwrap_or(i64::MAX);
