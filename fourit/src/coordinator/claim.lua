@@ -3,18 +3,12 @@
 -- KEYS[2] ns:{job}:lease  run id (node:fence:tick) of the run in progress, with a TTL
 -- KEYS[3] ns:{job}:runs   capped stream of finished and skipped ticks
 -- ARGV: tick (ms), node id, lease TTL (ms), "1" if overlap is allowed, history cap,
---       preferred node ("" for none), handoff (ms), notice channel ("" for none), job name
+--       preferred node ("" for none), handoff (ms), and, only when others may be waiting out
+--       the handoff, the notice channel and the job name
 -- Returns {1, fence} to run, {0} if the tick (or a later one) is already claimed,
 -- {2, holder} if the previous run still holds the lease (the tick is skipped as an overlap),
 -- {3, at} if the claimer is not the preferred node and must wait until `at` (ms).
 local tick = tonumber(ARGV[1])
--- Tells the members waiting out the handoff that this tick is decided, so they need not claim
--- it. Best effort (pcall): a refused or lost notice only costs them a refused claim.
-local function notify()
-  if ARGV[8] ~= '' then
-    redis.pcall('PUBLISH', ARGV[8], ARGV[1] .. ' ' .. ARGV[9])
-  end
-end
 
 local state = redis.call('HMGET', KEYS[1], 'tick', 'fence')
 if state[1] and tonumber(state[1]) >= tick then
@@ -44,11 +38,17 @@ elseif not redis.call('SET', KEYS[2], run_id, 'PX', ARGV[3], 'NX') then
   redis.call('HSET', KEYS[1], 'tick', ARGV[1])
   redis.call('XADD', KEYS[3], 'MAXLEN', '~', ARGV[5], '*',
     'tick', ARGV[1], 'node', ARGV[2], 'outcome', 'overlap', 'detail', holder)
-  notify()
+  -- Tell the members waiting out the handoff that this tick is decided, so they need not
+  -- claim it. Best effort (pcall): a refused or lost notice only costs them a refused claim.
+  if ARGV[8] then
+    redis.pcall('PUBLISH', ARGV[8], ARGV[1] .. ' ' .. ARGV[9])
+  end
   return {2, holder}
 end
 -- One write for the high-water mark, the fence and the new run; the last run's end is cleared.
 redis.call('HSET', KEYS[1], 'tick', ARGV[1], 'fence', fence, 'node', ARGV[2],
   'started', string.format('%.0f', now_ms), 'outcome', 'running', 'finished', '', 'error', '')
-notify()
+if ARGV[8] then
+  redis.pcall('PUBLISH', ARGV[8], ARGV[1] .. ' ' .. ARGV[9])
+end
 return {1, fence}

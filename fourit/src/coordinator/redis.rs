@@ -428,13 +428,11 @@ impl RedisCoordinator {
             })
             .arg(HISTORY_LEN)
             .arg(request.preferred.as_deref().unwrap_or(""))
-            .arg(millis(request.handoff))
-            // Only a claim that others may be waiting out the handoff for is announced.
-            .arg(match request.preferred {
-                Some(_) => self.channel.as_str(),
-                None => "",
-            })
-            .arg(&*request.job);
+            .arg(millis(request.handoff));
+        // Only a claim that others may be waiting out the handoff for is announced.
+        if request.preferred.is_some() {
+            cmd.arg(&self.channel).arg(&*request.job);
+        }
         cmd
     }
 
