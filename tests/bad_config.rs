@@ -12,23 +12,11 @@
 use std::time::Duration;
 
 use fourit::{Error, Scheduler};
-use fourit_tests::RedisServer;
 use fourit_tests::faults::{Fleet, Line};
+use fourit_tests::{RedisServer, readme_acl};
 use tokio::task::JoinSet;
 
 const WORKER: &str = env!("CARGO_BIN_EXE_worker");
-const README: &str = include_str!("../README.md");
-
-/// The README's "Minimal ACL" command, split into words.
-fn readme_acl() -> Vec<String> {
-    README
-        .lines()
-        .find(|line| line.trim_start().starts_with("ACL SETUSER fourit "))
-        .unwrap_or_else(|| panic!("README.md has no `ACL SETUSER fourit ...` line"))
-        .split_whitespace()
-        .map(str::to_string)
-        .collect()
-}
 
 /// The commands the README's minimal ACL grants (`+evalsha` → `evalsha`).
 fn readme_commands() -> Vec<String> {

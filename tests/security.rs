@@ -8,12 +8,11 @@ use std::collections::BTreeSet;
 use std::time::Duration;
 
 use fourit::Scheduler;
-use fourit_tests::RedisServer;
 use fourit_tests::faults::{Event, Fleet, LogBuffer, Records, tick_report};
+use fourit_tests::{RedisServer, readme_acl};
 use tokio::sync::mpsc;
 
 const WORKER: &str = env!("CARGO_BIN_EXE_worker");
-const README: &str = include_str!("../README.md");
 
 fn distinct(events: &[Event], node_prefix: &str, job: &str) -> usize {
     events
@@ -22,17 +21,6 @@ fn distinct(events: &[Event], node_prefix: &str, job: &str) -> usize {
         .filter_map(|e| e.ran(job))
         .collect::<BTreeSet<_>>()
         .len()
-}
-
-/// The README's `ACL SETUSER fourit ...` line, as its words.
-fn readme_acl() -> Vec<String> {
-    README
-        .lines()
-        .find(|line| line.trim_start().starts_with("ACL SETUSER fourit "))
-        .unwrap_or_else(|| panic!("README.md has no `ACL SETUSER fourit ...` line"))
-        .split_whitespace()
-        .map(str::to_string)
-        .collect()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -277,15 +265,12 @@ async fn no_password_appears_in_any_log_line_or_error() {
     server.restart();
     let refused = |text: &str| text.matches("rejected the credentials").count();
     let before = refused(&logs.text());
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
-    while refused(&logs.text()) == before {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "no call was refused authentication within 15 s of the restart:\n{}",
-            logs.text()
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    logs.wait_until(
+        Duration::from_secs(15),
+        "a call refused authentication after the restart",
+        |text| refused(text) > before,
+    )
+    .await;
     add_app_user(&server).await;
     let back = chrono::Utc::now();
     loop {

@@ -866,14 +866,8 @@ fn take_due(
     batch
 }
 
-/// The lease TTL of a run: fixed if configured, else the interval to the job's next tick,
-/// clamped to [`LEASE_TTL_BOUNDS`].
-#[cfg(test)]
-pub(crate) fn lease_ttl(job: &Job, tick: DateTime<Utc>, fixed: Option<Duration>) -> Duration {
-    lease_ttl_until(tick, job.schedule().next_after(tick), fixed)
-}
-
-/// [`lease_ttl`] with the job's next tick after `tick` already known.
+/// The lease TTL of a run at `tick`: fixed if configured, else the interval to the job's
+/// `next` tick, clamped to [`LEASE_TTL_BOUNDS`].
 fn lease_ttl_until(
     tick: DateTime<Utc>,
     next: Option<DateTime<Utc>>,

@@ -431,24 +431,17 @@ fn duplicate_names_are_refused_naming_both_places() {
 
 #[test]
 fn default_lease_ttl_is_the_interval_clamped_to_one_to_thirty_seconds() {
-    let job = |schedule: &str| {
-        Job::new("j", schedule, |_| async {}).unwrap_or_else(|err| panic!("job: {err}"))
-    };
     let tick = start() - Duration::from_millis(500);
+    // As the driver computes it: from the job's tick after `tick`.
+    let ttl = |schedule: &str, fixed: Option<Duration>| {
+        let job = Job::new("j", schedule, |_| async {}).unwrap_or_else(|err| panic!("job: {err}"));
+        super::lease_ttl_until(tick, job.schedule().next_after(tick), fixed)
+    };
+    assert_eq!(ttl("*/5 * * * * *", None), Duration::from_secs(5));
+    assert_eq!(ttl("* * * * * *", None), Duration::from_secs(1));
+    assert_eq!(ttl("@hourly", None), Duration::from_secs(30));
     assert_eq!(
-        super::lease_ttl(&job("*/5 * * * * *"), tick, None),
-        Duration::from_secs(5)
-    );
-    assert_eq!(
-        super::lease_ttl(&job("* * * * * *"), tick, None),
-        Duration::from_secs(1)
-    );
-    assert_eq!(
-        super::lease_ttl(&job("@hourly"), tick, None),
-        Duration::from_secs(30)
-    );
-    assert_eq!(
-        super::lease_ttl(&job("@hourly"), tick, Some(Duration::from_secs(7))),
+        ttl("@hourly", Some(Duration::from_secs(7))),
         Duration::from_secs(7)
     );
 }

@@ -602,7 +602,11 @@ pub async fn wait_for_history(
 /// on that thread only: use it in a current-thread runtime (`#[tokio::test]`), where every
 /// task of the scheduler runs on the test's thread and other tests' logs stay out.
 #[derive(Clone, Debug, Default)]
-pub struct LogBuffer(Arc<Mutex<Vec<u8>>>);
+pub struct LogBuffer {
+    text: Arc<Mutex<Vec<u8>>>,
+    /// Woken on every write, for [`LogBuffer::wait_until`].
+    written: Arc<tokio::sync::Notify>,
+}
 
 impl LogBuffer {
     /// Installs the capture for this thread until the guard drops.
@@ -618,20 +622,42 @@ impl LogBuffer {
 
     /// Everything captured so far.
     pub fn text(&self) -> String {
-        String::from_utf8_lossy(&self.0.lock().unwrap_or_else(PoisonError::into_inner)).into_owned()
+        String::from_utf8_lossy(&self.text.lock().unwrap_or_else(PoisonError::into_inner))
+            .into_owned()
+    }
+
+    /// Waits until `ready` holds for the captured text, checking it whenever a line is
+    /// written; fails naming `what` if that takes longer than `within`.
+    pub async fn wait_until(&self, within: Duration, what: &str, ready: impl Fn(&str) -> bool) {
+        let deadline = tokio::time::Instant::now() + within;
+        loop {
+            let written = self.written.notified();
+            tokio::pin!(written);
+            // Registered before the check, so a line written in between still wakes us.
+            written.as_mut().enable();
+            let text = self.text();
+            if ready(&text) {
+                return;
+            }
+            if tokio::time::timeout_at(deadline, written).await.is_err() {
+                panic!("{what} did not happen within {within:?}; the log:\n{text}");
+            }
+        }
     }
 }
 
 /// The writer of one log line into a [`LogBuffer`].
 #[derive(Debug)]
-pub struct LogWriter(Arc<Mutex<Vec<u8>>>);
+pub struct LogWriter(LogBuffer);
 
 impl Write for LogWriter {
     fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
         self.0
+            .text
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .extend_from_slice(bytes);
+        self.0.written.notify_waiters();
         Ok(bytes.len())
     }
 
@@ -644,6 +670,6 @@ impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for LogBuffer {
     type Writer = LogWriter;
 
     fn make_writer(&'a self) -> LogWriter {
-        LogWriter(self.0.clone())
+        LogWriter(self.clone())
     }
 }

@@ -46,6 +46,18 @@ const START_ATTEMPTS: usize = 10;
 const NOT_INSTALLED: &str = "redis-server is not installed: the fourit tests start their own \
      Redis. Install it (Debian/Ubuntu: apt-get install redis-server; macOS: brew install redis)";
 
+/// The words of the README's "Minimal ACL" command (`ACL SETUSER fourit on ...`), which the
+/// tests use verbatim so the README cannot drift from what fourit needs.
+pub fn readme_acl() -> Vec<String> {
+    include_str!("../../README.md")
+        .lines()
+        .find(|line| line.trim_start().starts_with("ACL SETUSER fourit "))
+        .unwrap_or_else(|| panic!("README.md has no `ACL SETUSER fourit ...` line"))
+        .split_whitespace()
+        .map(str::to_string)
+        .collect()
+}
+
 /// Installs a tracing subscriber that writes through the test harness (so output is shown
 /// only for failing tests), once per test binary.
 ///
