@@ -13,8 +13,8 @@ use std::time::Duration;
 
 use chrono::Utc;
 use fourit::coordinator::{
-    ClaimOutcome, ClaimRequest, Coordinator, HISTORY_LEN, HistoryEntry, Lease, MemoryCoordinator,
-    Outcome, RedisCoordinator, RunRecord,
+    ClaimOutcome, ClaimRequest, Coordinator, FUTURE_TICK_TOLERANCE, HISTORY_LEN, HistoryEntry,
+    Lease, MemoryCoordinator, Outcome, RedisCoordinator, RunRecord,
 };
 use fourit::{FenceToken, Overlap};
 use fourit_tests::{RedisServer, init_tracing};
@@ -126,6 +126,9 @@ conformance! {
         a_batch_claim_answers_each_request_in_order,
         decided_ticks_are_announced_and_nothing_else,
         a_batch_release_answers_each_run_in_order,
+        a_tick_in_the_coordinators_future_is_refused_and_records_nothing,
+        a_tick_within_the_tolerance_of_the_coordinators_clock_is_admitted,
+        a_future_tick_in_a_batch_does_not_hold_back_the_others,
     ],
     redis_only: [
         an_unreachable_redis_yields_an_error_not_a_claim,
@@ -811,16 +814,22 @@ mod cases {
         let c = &*c;
         let now = Utc::now().timestamp_millis();
         let handoff = Duration::from_secs(30);
-        assert_eq!(
-            claim(
-                c,
-                request_handoff("handoff", now, "node-b", "node-a", handoff)
-            )
-            .await,
-            ClaimOutcome::Retry {
-                at_ms: now + 30_000
+        match claim(
+            c,
+            request_handoff("handoff", now, "node-b", "node-a", handoff),
+        )
+        .await
+        {
+            ClaimOutcome::Retry { at_ms, now_ms } => {
+                assert_eq!(at_ms, now + 30_000);
+                // The coordinator's own time, so the claimer can wait by it.
+                assert!(
+                    (now..now + 5_000).contains(&now_ms),
+                    "now_ms {now_ms} vs the test's {now}"
+                );
             }
-        );
+            other => panic!("expected Retry, got {other:?}"),
+        }
         // The preferred member still gets the tick afterwards.
         expect_run(
             claim(
@@ -872,6 +881,92 @@ mod cases {
             "older",
         );
         assert_eq!(lease.fence.get(), 1, "the refused claims took no fence");
+    }
+
+    /// A tick later than the coordinator's clock (beyond the tolerance) is refused as early,
+    /// whoever claims it, preferred or not: nothing is recorded, so the high-water mark never
+    /// moves past the coordinator's present and the ticks in between stay claimable.
+    pub async fn a_tick_in_the_coordinators_future_is_refused_and_records_nothing(
+        c: Arc<dyn Coordinator>,
+    ) {
+        let c = &*c;
+        let now = Utc::now().timestamp_millis();
+        let ahead = now + 30_000;
+        for request in [
+            request("future", ahead, "node-a"),
+            request_handoff(
+                "future",
+                ahead,
+                "node-a",
+                "node-a",
+                Duration::from_millis(25),
+            ),
+            request_handoff(
+                "future",
+                ahead,
+                "node-b",
+                "node-a",
+                Duration::from_millis(25),
+            ),
+            request_allow("future", ahead, "node-a"),
+        ] {
+            match claim(c, request.clone()).await {
+                ClaimOutcome::Early { now_ms } => assert!(
+                    (now..now + 5_000).contains(&now_ms),
+                    "now_ms {now_ms} is the coordinator's time, the test's is {now}"
+                ),
+                other => panic!("{request:?}: expected Early, got {other:?}"),
+            }
+        }
+        assert_eq!(history(c, "future", 10).await, vec![]);
+        // The ticks up to now are still claimable: no mark was set, no fence taken.
+        let lease = expect_run(claim(c, request("future", now, "node-b")).await, "now");
+        assert_eq!(lease.fence.get(), 1, "the refused claims took no fence");
+        // A tick already claimed is answered taken, not early, however far ahead it was.
+        assert_eq!(
+            claim(c, request("future", now - 1_000, "node-c")).await,
+            ClaimOutcome::Taken
+        );
+    }
+
+    /// A claim sent just before its tick (the scheduler prepares claims a moment ahead, and
+    /// its offset estimate errs by a fraction of a round trip) is admitted.
+    pub async fn a_tick_within_the_tolerance_of_the_coordinators_clock_is_admitted(
+        c: Arc<dyn Coordinator>,
+    ) {
+        let c = &*c;
+        // The coordinator's clock is this host's (Redis runs here), and the claim reaches it
+        // after this reading, so the tick is at most 2 ms ahead of the coordinator's clock.
+        let tolerance_ms = i64::try_from(FUTURE_TICK_TOLERANCE.as_millis()).unwrap_or(0);
+        assert!(
+            tolerance_ms > 2,
+            "the tolerance covers a claim sent 2 ms early"
+        );
+        let tick = Utc::now().timestamp_millis() + 2;
+        expect_run(
+            claim(c, request("soon", tick, "node-a")).await,
+            "2 ms early",
+        );
+    }
+
+    /// In one batch, a future tick is refused and the due ones beside it are decided as usual.
+    pub async fn a_future_tick_in_a_batch_does_not_hold_back_the_others(c: Arc<dyn Coordinator>) {
+        let c = &*c;
+        let now = Utc::now().timestamp_millis();
+        let outcomes = c
+            .claim(&[
+                request("batch-a", now - 1_000, "node-a"),
+                request("batch-b", now + 3_600_000, "node-a"),
+                request("batch-c", now, "node-a"),
+            ])
+            .await
+            .unwrap_or_else(|e| panic!("batch claim failed: {e}"));
+        assert!(matches!(outcomes[0], ClaimOutcome::Run(_)), "{outcomes:?}");
+        assert!(
+            matches!(outcomes[1], ClaimOutcome::Early { .. }),
+            "{outcomes:?}"
+        );
+        assert!(matches!(outcomes[2], ClaimOutcome::Run(_)), "{outcomes:?}");
     }
 
     /// One call claims many jobs, answering each request in order; requests in one batch
@@ -958,7 +1053,8 @@ mod cases {
             .claim_notices()
             .unwrap_or_else(|| panic!("the backend has no notice feed"));
         let c = &*c;
-        let now = Utc::now().timestamp_millis();
+        // A second back, so that the tick after it is not in the coordinator's future.
+        let now = Utc::now().timestamp_millis() - 1_000;
         let handoff = Duration::from_secs(30);
         let by =
             |job: &str, tick_ms, node: &str| request_handoff(job, tick_ms, node, "node-a", handoff);

@@ -1,8 +1,13 @@
 //! Where the scheduler reads the time.
 
+use std::collections::VecDeque;
 use std::fmt;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
 
 use chrono::{DateTime, TimeDelta, Utc};
+use tokio::sync::{Notify, watch};
+use tokio::time::Instant;
 
 /// The wall clock the scheduler schedules by.
 ///
@@ -52,69 +57,430 @@ impl Clock for OffsetClock {
 /// How many recent offset samples are kept; the one with the shortest round trip wins.
 const OFFSET_SAMPLES: usize = 8;
 
+/// A change of the wall clock against monotonic time larger than this (beyond what drift
+/// explains) is a step: an NTP step, a VM restored from a snapshot, a host resumed from
+/// suspend. Steps this small cost nothing anyway: the coordinator answers a claim up to this
+/// early with *retry at the tick*, and the next samples absorb them.
+pub(crate) const STEP_THRESHOLD: Duration = Duration::from_millis(10);
+
+/// How fast a disciplined wall clock may drift from monotonic time, in parts per million,
+/// without counting as a step. NTP slews at most 500 ppm; twice that leaves room for an
+/// undisciplined crystal.
+const MAX_DRIFT_PPM: i64 = 1_000;
+
+/// A reading of both clocks is retried when it took longer than this (the thread was
+/// preempted between them), since the pair would then disagree by the delay.
+const READING_SPREAD: Duration = Duration::from_millis(1);
+
+/// Notices steps of the wall clock: between two readings, the wall clock should advance as
+/// monotonic time does, give or take drift. Pure, so it is tested without clocks.
+#[derive(Debug, Default)]
+pub(crate) struct StepDetector {
+    /// The previous reading: (monotonic µs, wall µs).
+    last: Option<(i64, i64)>,
+}
+
+impl StepDetector {
+    /// Takes a reading of both clocks (µs each, from any fixed origins) and returns the size
+    /// of the wall-clock step since the previous reading (µs, positive if the wall clock
+    /// jumped forward), or `None` if it moved with monotonic time. A reading older than the
+    /// previous one is ignored.
+    pub(crate) fn observe(&mut self, mono_us: i64, wall_us: i64) -> Option<i64> {
+        let Some((last_mono, last_wall)) = self.last else {
+            self.last = Some((mono_us, wall_us));
+            return None;
+        };
+        let mono_elapsed = mono_us - last_mono;
+        if mono_elapsed < 0 {
+            return None;
+        }
+        self.last = Some((mono_us, wall_us));
+        let step = (wall_us - last_wall) - mono_elapsed;
+        let allowed = threshold_us() + mono_elapsed.saturating_mul(MAX_DRIFT_PPM) / 1_000_000;
+        (step.abs() > allowed).then_some(step)
+    }
+}
+
+fn threshold_us() -> i64 {
+    i64::try_from(STEP_THRESHOLD.as_micros()).unwrap_or(i64::MAX)
+}
+
+/// One offset sample: a round trip to the coordinator's clock.
+#[derive(Clone, Copy, Debug)]
+struct Sample {
+    round_trip_us: i64,
+    offset_us: i64,
+}
+
+/// A sample in progress, from [`FleetClock::sample_start`].
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct SampleStart {
+    mono: Instant,
+    wall_us: i64,
+    /// The step count when the sample started: a sample spanning a step is dropped.
+    steps: u64,
+}
+
+/// What the fleet clock has noticed and not yet re-measured.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub(crate) struct PendingStep {
+    /// The sum of the local wall-clock steps noticed (µs).
+    pub(crate) local_us: i64,
+    /// How far a sample put the coordinator's clock from where the clock expected it (µs):
+    /// the coordinator's clock moved, or this host's did without being noticed.
+    pub(crate) offset_jump_us: i64,
+}
+
+#[derive(Debug, Default)]
+struct State {
+    detector: StepDetector,
+    /// The offset in use (µs, coordinator minus local).
+    offset_us: i64,
+    /// Recent samples, most recent last; all taken since the last step.
+    samples: VecDeque<Sample>,
+    /// Steps noticed since the last re-measurement.
+    pending: Option<PendingStep>,
+    /// How many steps were ever noticed.
+    steps: u64,
+}
+
 /// The fleet's clock: the local clock corrected by its measured offset to the coordinator's.
 ///
-/// Each sample is a round trip: local time before, the coordinator's time, local time after.
-/// The coordinator's time is taken to be read at the midpoint, so a sample's error is at most
-/// half its round trip; of the recent samples, the one with the shortest round trip is used.
+/// Each sample is a round trip: local time before, the coordinator's time, monotonic time
+/// for the round trip. The coordinator's time is taken to be read at the midpoint, so a
+/// sample's error is at most half its round trip; of the recent samples, the one with the
+/// shortest round trip is used.
+///
+/// A step of the local wall clock is noticed at the first reading after it (wall time against
+/// monotonic time, see [`StepDetector`]): the offset is shifted by the step at once, so the
+/// fleet's time goes on as if nothing happened, the samples taken before it are dropped, and
+/// [`stepped`](Self::stepped) wakes whoever re-measures. A sample that puts the coordinator's
+/// clock far from where the offset expected it (the coordinator's clock stepped) also drops
+/// the older samples. Whenever the offset in use jumps, [`changed`](Self::changed) wakes the
+/// driver to re-plan.
 #[derive(Debug)]
 pub(crate) struct FleetClock {
-    local: std::sync::Arc<dyn Clock>,
-    offset_us: std::sync::atomic::AtomicI64,
-    /// (round trip in µs, offset in µs), most recent last.
-    samples: std::sync::Mutex<std::collections::VecDeque<(i64, i64)>>,
+    local: Arc<dyn Clock>,
+    /// Monotonic readings are measured from here, so they compare as numbers.
+    origin: Instant,
+    state: Mutex<State>,
+    /// Notified when a step is noticed: re-measure.
+    step: Notify,
+    /// Counts the jumps of the offset in use.
+    epoch: watch::Sender<u64>,
 }
 
 impl FleetClock {
-    pub(crate) fn new(local: std::sync::Arc<dyn Clock>) -> FleetClock {
+    pub(crate) fn new(local: Arc<dyn Clock>) -> FleetClock {
         FleetClock {
             local,
-            offset_us: std::sync::atomic::AtomicI64::new(0),
-            samples: std::sync::Mutex::new(std::collections::VecDeque::new()),
+            origin: Instant::now(),
+            state: Mutex::new(State::default()),
+            step: Notify::new(),
+            epoch: watch::Sender::new(0),
         }
     }
 
-    /// The local clock, uncorrected.
-    pub(crate) fn local_now(&self) -> DateTime<Utc> {
-        self.local.now()
-    }
-
-    /// Records one sample and returns the offset now in use (µs, coordinator minus local).
-    pub(crate) fn record(
-        &self,
-        before: DateTime<Utc>,
-        server_us: i64,
-        after: DateTime<Utc>,
-    ) -> i64 {
-        let before_us = before.timestamp_micros();
-        let after_us = after.timestamp_micros();
-        let round_trip = (after_us - before_us).max(0);
-        let offset = server_us - (before_us + round_trip / 2);
-        let mut samples = self
-            .samples
+    fn state(&self) -> MutexGuard<'_, State> {
+        // Every update of the state is complete before anything that could panic.
+        self.state
             .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner());
-        if samples.len() == OFFSET_SAMPLES {
-            samples.pop_front();
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// Reads the local wall clock and monotonic time together, noticing a step; returns the
+    /// wall time (µs) and the monotonic instant.
+    fn read(&self, state: &mut State) -> (i64, Instant) {
+        let mut attempts = 1;
+        loop {
+            let before = Instant::now();
+            let wall_us = self.local.now().timestamp_micros();
+            let spread = before.elapsed();
+            let tight = spread <= READING_SPREAD;
+            if tight || attempts == 3 {
+                let mono = before + spread / 2;
+                // A loose pair could look like a step of its spread: it is not compared.
+                if tight {
+                    let mono_us = i64::try_from(mono.duration_since(self.origin).as_micros())
+                        .unwrap_or(i64::MAX);
+                    if let Some(step) = state.detector.observe(mono_us, wall_us) {
+                        self.note_local_step(state, step);
+                    }
+                }
+                return (wall_us, mono);
+            }
+            attempts += 1;
         }
-        samples.push_back((round_trip, offset));
-        let best = samples
-            .iter()
-            .min_by_key(|(round_trip, _)| *round_trip)
-            .map_or(offset, |(_, offset)| *offset);
-        self.offset_us
-            .store(best, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    fn note_local_step(&self, state: &mut State, step_us: i64) {
+        // The fleet's time goes on undisturbed: the offset absorbs the step.
+        state.offset_us -= step_us;
+        state.samples.clear();
+        state.steps += 1;
+        let pending = state.pending.get_or_insert_with(PendingStep::default);
+        pending.local_us += step_us;
+        self.step.notify_one();
+    }
+
+    /// Starts an offset sample: call just before asking the coordinator for its time.
+    pub(crate) fn sample_start(&self) -> SampleStart {
+        let mut state = self.state();
+        let (wall_us, mono) = self.read(&mut state);
+        SampleStart {
+            mono,
+            wall_us,
+            steps: state.steps,
+        }
+    }
+
+    /// Records a sample started at `start` whose answer was `server_us` (coordinator time,
+    /// UTC µs), and returns the offset now in use (µs, coordinator minus local). A sample
+    /// during which the local clock stepped is dropped.
+    pub(crate) fn record(&self, start: SampleStart, server_us: i64) -> i64 {
+        let mut state = self.state();
+        // Reading the clock again notices a step during the round trip.
+        let _ = self.read(&mut state);
+        if state.steps != start.steps {
+            return state.offset_us;
+        }
+        let round_trip_us = i64::try_from(start.mono.elapsed().as_micros()).unwrap_or(i64::MAX);
+        let offset_us = server_us - (start.wall_us + round_trip_us / 2);
+        let before = state.offset_us;
+        if let Some(best) = best_sample(&state.samples) {
+            // Each sample is within half its round trip of the truth: beyond that and the
+            // threshold, the clocks moved against each other.
+            let slack = threshold_us() + round_trip_us / 2 + best.round_trip_us / 2;
+            if (offset_us - best.offset_us).abs() > slack {
+                state.samples.clear();
+                let pending = state.pending.get_or_insert_with(PendingStep::default);
+                pending.offset_jump_us += offset_us - before;
+                self.step.notify_one();
+            }
+        }
+        if state.samples.len() == OFFSET_SAMPLES {
+            state.samples.pop_front();
+        }
+        state.samples.push_back(Sample {
+            round_trip_us,
+            offset_us,
+        });
+        let best = best_sample(&state.samples).map_or(offset_us, |sample| sample.offset_us);
+        state.offset_us = best;
+        if (best - before).abs() > threshold_us() {
+            self.epoch.send_modify(|epoch| *epoch += 1);
+        }
         best
     }
 
     /// The offset in use, in µs (coordinator minus local).
     pub(crate) fn offset_us(&self) -> i64 {
-        self.offset_us.load(std::sync::atomic::Ordering::Relaxed)
+        self.state().offset_us
     }
+
+    /// Whether a step was noticed and not yet re-measured.
+    pub(crate) fn step_pending(&self) -> bool {
+        self.state().pending.is_some()
+    }
+
+    /// Takes what was noticed since the last call, if anything.
+    pub(crate) fn take_pending_step(&self) -> Option<PendingStep> {
+        self.state().pending.take()
+    }
+
+    /// Completes when a step is noticed (at once if one was noticed since the last wait).
+    pub(crate) async fn stepped(&self) {
+        self.step.notified().await;
+    }
+
+    /// Asks for a re-measurement, as a noticed step does (a claim answered *too early* says
+    /// the offset is off).
+    pub(crate) fn request_measurement(&self) {
+        self.step.notify_one();
+    }
+
+    /// How many times the offset in use jumped; its receiver wakes the driver to re-plan.
+    pub(crate) fn epoch(&self) -> watch::Receiver<u64> {
+        self.epoch.subscribe()
+    }
+}
+
+fn best_sample(samples: &VecDeque<Sample>) -> Option<Sample> {
+    samples.iter().copied().min_by_key(|s| s.round_trip_us)
 }
 
 impl Clock for FleetClock {
     fn now(&self) -> DateTime<Utc> {
-        self.local.now() + TimeDelta::microseconds(self.offset_us())
+        let mut state = self.state();
+        let (wall_us, _) = self.read(&mut state);
+        let fleet_us = wall_us.saturating_add(state.offset_us);
+        drop(state);
+        DateTime::from_timestamp_micros(fleet_us).unwrap_or_else(|| self.local.now())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const SECOND: i64 = 1_000_000;
+
+    #[test]
+    fn a_forward_step_is_noticed_with_its_size() {
+        let mut detector = StepDetector::default();
+        assert_eq!(detector.observe(0, 5 * SECOND), None);
+        assert_eq!(detector.observe(SECOND, 6 * SECOND), None);
+        // One second of monotonic time, 31 of wall time.
+        assert_eq!(detector.observe(2 * SECOND, 37 * SECOND), Some(30 * SECOND));
+        // Then it goes on normally from the new time.
+        assert_eq!(detector.observe(3 * SECOND, 38 * SECOND), None);
+    }
+
+    #[test]
+    fn a_backward_step_is_noticed_with_its_size() {
+        let mut detector = StepDetector::default();
+        assert_eq!(detector.observe(0, 100 * SECOND), None);
+        assert_eq!(
+            detector.observe(SECOND / 2, 70 * SECOND + SECOND / 2),
+            Some(-30 * SECOND)
+        );
+        assert_eq!(detector.observe(SECOND, 71 * SECOND), None);
+    }
+
+    #[test]
+    fn slow_drift_is_not_a_step() {
+        let mut detector = StepDetector::default();
+        // 500 ppm (NTP's fastest slew) for a day, read every two seconds.
+        let mut wall = 0i64;
+        for i in 0..43_200i64 {
+            let mono = i * 2 * SECOND;
+            assert_eq!(detector.observe(mono, wall), None, "at reading {i}");
+            wall += 2 * SECOND + 2 * SECOND * 500 / 1_000_000;
+        }
+        // An hour between readings at 500 ppm is 1.8 s of drift, still not a step.
+        let mut detector = StepDetector::default();
+        assert_eq!(detector.observe(0, 0), None);
+        assert_eq!(detector.observe(3_600 * SECOND, 3_601_800_000), None);
+    }
+
+    #[test]
+    fn a_step_just_above_the_threshold_counts_and_one_below_does_not() {
+        let threshold = threshold_us();
+        let mut detector = StepDetector::default();
+        assert_eq!(detector.observe(0, 0), None);
+        assert_eq!(detector.observe(1_000, 1_000 + threshold - 1), None);
+        let mut detector = StepDetector::default();
+        assert_eq!(detector.observe(0, 0), None);
+        assert_eq!(
+            detector.observe(1_000, 1_000 + threshold + 100),
+            Some(threshold + 100)
+        );
+    }
+
+    #[test]
+    fn an_older_reading_is_ignored() {
+        let mut detector = StepDetector::default();
+        assert_eq!(detector.observe(10 * SECOND, 10 * SECOND), None);
+        assert_eq!(detector.observe(9 * SECOND, 50 * SECOND), None);
+        assert_eq!(detector.observe(11 * SECOND, 11 * SECOND), None);
+    }
+
+    /// A wall clock the test steps by hand; monotonic time is the real one.
+    #[derive(Debug, Default)]
+    struct SteppedClock {
+        offset_us: std::sync::atomic::AtomicI64,
+    }
+
+    impl SteppedClock {
+        fn step(&self, by: TimeDelta) {
+            self.offset_us.fetch_add(
+                by.num_microseconds().unwrap_or_default(),
+                std::sync::atomic::Ordering::Relaxed,
+            );
+        }
+    }
+
+    impl Clock for SteppedClock {
+        fn now(&self) -> DateTime<Utc> {
+            Utc::now()
+                + TimeDelta::microseconds(self.offset_us.load(std::sync::atomic::Ordering::Relaxed))
+        }
+    }
+
+    #[tokio::test]
+    async fn a_local_step_leaves_the_fleet_time_undisturbed_and_asks_to_re_measure() {
+        let local = Arc::new(SteppedClock::default());
+        let clock = FleetClock::new(local.clone());
+        let before = clock.now();
+        local.step(TimeDelta::seconds(30));
+        let after = clock.now();
+        let moved = after - before;
+        assert!(
+            moved < TimeDelta::milliseconds(5) && moved >= TimeDelta::zero(),
+            "the fleet's time moved by {moved} across a 30 s step"
+        );
+        assert!(clock.step_pending());
+        // The step woke the re-measurement (the permit waits for it).
+        tokio::time::timeout(Duration::from_secs(1), clock.stepped())
+            .await
+            .unwrap_or_else(|_| panic!("no re-measurement was asked for"));
+        let step = clock
+            .take_pending_step()
+            .unwrap_or_else(|| panic!("no pending step"));
+        assert!(
+            (step.local_us - 30 * SECOND).abs() < 5_000,
+            "step noticed as {} µs",
+            step.local_us
+        );
+        assert!(!clock.step_pending());
+        // A backward step is absorbed the same way.
+        local.step(TimeDelta::seconds(-90));
+        let back = clock.now() - after;
+        assert!(back < TimeDelta::milliseconds(5) && back >= TimeDelta::zero());
+    }
+
+    #[tokio::test]
+    async fn a_sample_far_from_the_others_drops_them_and_moves_the_clock_at_once() {
+        let clock = FleetClock::new(Arc::new(SystemClock));
+        let local_us = || Utc::now().timestamp_micros();
+        for _ in 0..5 {
+            let start = clock.sample_start();
+            clock.record(start, local_us() + 2_000);
+        }
+        assert!((clock.offset_us() - 2_000).abs() < 1_000);
+        let mut epoch = clock.epoch();
+        epoch.mark_unchanged();
+        // The coordinator's clock steps back a minute: one sample is enough to follow it.
+        let start = clock.sample_start();
+        let offset = clock.record(start, local_us() - 60 * SECOND);
+        assert!((offset + 60 * SECOND).abs() < 5_000, "offset {offset}");
+        assert!(
+            epoch.has_changed().unwrap_or(false),
+            "the driver is told to re-plan"
+        );
+        let pending = clock
+            .take_pending_step()
+            .unwrap_or_else(|| panic!("the jump is pending re-measurement"));
+        assert_eq!(pending.local_us, 0);
+        assert!((pending.offset_jump_us + 60 * SECOND + 2_000).abs() < 5_000);
+    }
+
+    #[tokio::test]
+    async fn samples_within_their_round_trip_keep_the_best() {
+        let clock = FleetClock::new(Arc::new(SystemClock));
+        let local_us = || Utc::now().timestamp_micros();
+        let start = clock.sample_start();
+        clock.record(start, local_us() + 300);
+        let mut epoch = clock.epoch();
+        epoch.mark_unchanged();
+        for _ in 0..20 {
+            let start = clock.sample_start();
+            clock.record(start, local_us() + 300 + 2_000);
+        }
+        assert!(
+            !epoch.has_changed().unwrap_or(true),
+            "small differences are not jumps"
+        );
+        assert!(!clock.step_pending());
     }
 }

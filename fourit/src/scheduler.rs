@@ -17,7 +17,8 @@ use tracing::{debug, info, warn};
 
 use crate::clock::{Clock, FleetClock, SystemClock};
 use crate::coordinator::{
-    self, ClaimNotice, ClaimOutcome, ClaimRequest, Coordinator, TlsConfig, redact_url,
+    self, ClaimNotice, ClaimOutcome, ClaimRequest, Coordinator, MemoryCoordinator, TlsConfig,
+    redact_url,
 };
 use crate::error::Error;
 use crate::job::{Job, JobContext};
@@ -39,8 +40,8 @@ pub const DEFAULT_HEARTBEAT_INTERVAL: Duration = Duration::from_secs(2);
 pub const DEFAULT_HANDOFF: Duration = Duration::from_millis(25);
 /// Default for [`SchedulerBuilder::max_clock_offset`].
 pub const DEFAULT_MAX_CLOCK_OFFSET: Duration = Duration::from_millis(500);
-/// Samples taken at start to measure the offset to the coordinator's clock.
-const START_CLOCK_SAMPLES: usize = 5;
+/// Samples taken to measure the offset to the coordinator's clock, at start and after a step.
+const CLOCK_SAMPLES: usize = 5;
 /// The driver sleeps until this long before a tick and yields until the tick itself, so the
 /// timer's millisecond resolution does not make every run late.
 const PRECISE_WAKE_US: i64 = 2_000;
@@ -586,6 +587,10 @@ async fn open_coordinator(
             "coordinating through memory://: jobs run once per tick within this process only; \
              use redis:// to coordinate a fleet"
         );
+        // Its time is the configured clock, which the scheduler then syncs to.
+        return Ok(Some(Arc::new(MemoryCoordinator::with_clock(
+            config.clock.clone(),
+        ))));
     }
     let mut backoff = Duration::from_millis(200);
     let mut warned = false;
@@ -624,22 +629,63 @@ async fn sync_clock(
     clock: &FleetClock,
     max_offset: Duration,
 ) -> bool {
-    for _ in 0..START_CLOCK_SAMPLES {
-        let before = clock.local_now();
-        match coordinator.server_time().await {
-            Ok(Some(server_us)) => {
-                clock.record(before, server_us, clock.local_now());
-            }
-            // The coordinator has no clock (memory://), or cannot answer: keep the local one.
-            Ok(None) | Err(_) => return false,
-        }
+    if !measure_clock(coordinator, clock).await {
+        return false;
     }
+    // A step noticed before the first sample is part of the initial offset, not news.
+    clock.take_pending_step();
     let offset_ms = clock.offset_us() / 1000;
     let off = offset_ms.unsigned_abs() > u64::try_from(max_offset.as_millis()).unwrap_or(u64::MAX);
     if off {
         warn_clock_off(offset_ms);
     }
     off
+}
+
+/// Takes [`CLOCK_SAMPLES`] samples of the coordinator's clock, one after the other; `false`
+/// if the coordinator has no clock (or did not answer), which leaves the offset as it was.
+async fn measure_clock(coordinator: &dyn Coordinator, clock: &FleetClock) -> bool {
+    for _ in 0..CLOCK_SAMPLES {
+        let start = clock.sample_start();
+        match coordinator.server_time().await {
+            Ok(Some(server_us)) => {
+                clock.record(start, server_us);
+            }
+            Ok(None) | Err(_) => return false,
+        }
+    }
+    true
+}
+
+/// Measures the offset again after a step, and says so once, with the step and the new
+/// offset. The offset warning's state follows silently: this warning already gave it.
+async fn remeasure_after_step(shared: &Shared, max_offset_ms: i64) {
+    let measured = measure_clock(shared.coordinator.as_ref(), &shared.clock).await;
+    let Some(step) = shared.clock.take_pending_step() else {
+        return;
+    };
+    let offset_ms = shared.clock.offset_us() / 1000;
+    if step.local_us != 0 {
+        warn!(
+            step_ms = step.local_us / 1000,
+            offset_ms,
+            measured,
+            "this host's wall clock stepped; fourit noticed it at once and keeps scheduling by \
+             the coordinator's clock (the offset to it was measured again)"
+        );
+    }
+    if step.offset_jump_us != 0 {
+        warn!(
+            moved_ms = step.offset_jump_us / 1000,
+            offset_ms,
+            measured,
+            "the coordinator's clock moved against this host's; fourit follows the \
+             coordinator's clock (the offset to it was measured again)"
+        );
+    }
+    shared
+        .clock_off
+        .store(offset_ms.abs() > max_offset_ms, Ordering::Relaxed);
 }
 
 /// The one warning about a host clock that is off from the coordinator's.
@@ -651,15 +697,22 @@ fn warn_clock_off(offset_ms: i64) {
     );
 }
 
-/// Announces this process, refreshes the members view and measures the clock offset.
+/// Announces this process, refreshes the members view and measures the clock offset; after
+/// a step of either clock, measures the offset again at once.
 async fn heartbeat(shared: Arc<Shared>, interval: Duration, max_offset: Duration) {
     let stale_after = interval.saturating_mul(3);
     let max_offset_ms = i64::try_from(max_offset.as_millis()).unwrap_or(i64::MAX);
     let mut ticker = tokio::time::interval(interval);
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
-        ticker.tick().await;
-        let before = shared.clock.local_now();
+        tokio::select! {
+            _ = ticker.tick() => {}
+            () = shared.clock.stepped() => {
+                remeasure_after_step(&shared, max_offset_ms).await;
+                continue;
+            }
+        }
+        let start = shared.clock.sample_start();
         match shared
             .coordinator
             .heartbeat(&shared.node, stale_after)
@@ -668,13 +721,12 @@ async fn heartbeat(shared: Arc<Shared>, interval: Duration, max_offset: Duration
             Ok(beat) => {
                 shared.outage.succeeded();
                 if let Some(server_us) = beat.server_us {
-                    let offset_ms =
-                        shared
-                            .clock
-                            .record(before, server_us, shared.clock.local_now())
-                            / 1000;
+                    let offset_ms = shared.clock.record(start, server_us) / 1000;
                     let off = offset_ms.abs() > max_offset_ms;
-                    if off != shared.clock_off.swap(off, Ordering::Relaxed) {
+                    // After a step, the re-measurement says it all, once.
+                    if !shared.clock.step_pending()
+                        && off != shared.clock_off.swap(off, Ordering::Relaxed)
+                    {
                         if off {
                             warn_clock_off(offset_ms);
                         } else {
@@ -724,6 +776,10 @@ async fn drive(shared: &Arc<Shared>, config: &Config, jobs: Vec<Job>) {
         }
     }
     let mut last_spin = None;
+    // Wakes the driver when the fleet's time jumps (a step of either clock was measured):
+    // the heap holds ticks, which need no change, but the wait for them does.
+    let mut clock_epoch = shared.clock.epoch();
+    clock_epoch.mark_unchanged();
     // The claims of the next tick, prepared while waiting the last moments for it.
     let mut prepared: Option<(i64, Vec<(usize, ClaimRequest)>)> = None;
     loop {
@@ -756,6 +812,10 @@ async fn drive(shared: &Arc<Shared>, config: &Config, jobs: Vec<Job>) {
                 Duration::from_micros(u64::try_from(wait_us - PRECISE_WAKE_US).unwrap_or(0));
             tokio::select! {
                 () = tokio::time::sleep(sleep) => {}
+                _ = clock_epoch.changed() => {
+                    clock_epoch.mark_unchanged();
+                    debug!(node = %shared.node, "the fleet's time jumped: re-planning the wait");
+                }
                 () = shared.shutdown.cancelled() => return,
             }
         } else if wait_us > 0 {
@@ -1011,7 +1071,8 @@ async fn claim_and_run(
             }
         };
         let mut retry = Vec::new();
-        let mut retry_at = i64::MIN;
+        // How long to wait before retrying, by the coordinator's clock (ms).
+        let mut retry_wait_ms = 0i64;
         for ((index, request), outcome) in batch.into_iter().zip(outcomes) {
             let job = &jobs[index];
             let tick = DateTime::from_timestamp_millis(request.tick_ms).unwrap_or_default();
@@ -1031,8 +1092,22 @@ async fn claim_and_run(
                         "tick skipped: the previous run still holds the lease (overlap = \"skip\")"
                     );
                 }
-                ClaimOutcome::Retry { at_ms } => {
-                    retry_at = retry_at.max(at_ms);
+                ClaimOutcome::Retry { at_ms, now_ms } => {
+                    retry_wait_ms = retry_wait_ms.max(at_ms - now_ms);
+                    retry.push((index, request));
+                }
+                ClaimOutcome::Early { now_ms } => {
+                    // This host's clock runs ahead of the coordinator's by more than the
+                    // estimate allows: wait for the tick by the coordinator's clock, and
+                    // have the offset measured again.
+                    debug!(
+                        job = job.name(),
+                        tick = %tick,
+                        early_ms = request.tick_ms - now_ms,
+                        "claim refused as early: retrying at the tick"
+                    );
+                    shared.clock.request_measurement();
+                    retry_wait_ms = retry_wait_ms.max(request.tick_ms - now_ms);
                     retry.push((index, request));
                 }
             }
@@ -1044,14 +1119,17 @@ async fn claim_and_run(
             warn!(
                 node = %shared.node,
                 ticks = retry.len(),
-                "the coordinator kept refusing claims for the handoff window; is this host's \
-                 clock far off?"
+                "the coordinator kept refusing claims for the handoff window or as early; is \
+                 this host's clock far off?"
             );
             return;
         }
-        // Our clock estimate was a little early: the coordinator says when the window closes.
-        if !sleep_until_fleet_time(&shared, retry_at).await {
-            return;
+        // Our clock estimate was a little early: the coordinator says how long to wait, by
+        // its own clock, so the wait is right even while this host's clock is off.
+        let wait = Duration::from_millis(u64::try_from(retry_wait_ms).unwrap_or(0));
+        tokio::select! {
+            () = tokio::time::sleep(wait) => {}
+            () = shared.shutdown.cancelled() => return,
         }
         batch = retry;
     }

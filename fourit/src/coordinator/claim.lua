@@ -3,11 +3,13 @@
 -- KEYS[2] ns:{job}:lease  run id (node:fence:tick) of the run in progress, with a TTL
 -- KEYS[3] ns:{job}:runs   capped stream of finished and skipped ticks
 -- ARGV: tick (ms), node id, lease TTL (ms), "1" if overlap is allowed, history cap,
---       preferred node ("" for none), handoff (ms), and, only when others may be waiting out
---       the handoff, the notice channel and the job name
+--       preferred node ("" for none), handoff (ms), how far ahead of Redis's clock a tick may
+--       be (ms), and, only when others may be waiting out the handoff, the notice channel and
+--       the job name
 -- Returns {1, fence} to run, {0} if the tick (or a later one) is already claimed,
 -- {2, holder} if the previous run still holds the lease (the tick is skipped as an overlap),
--- {3, at} if the claimer is not the preferred node and must wait until `at` (ms).
+-- {3, at, now} if the claimer is not the preferred node and must wait until `at` (ms),
+-- {4, now} if the tick is still in Redis's future: retry at the tick. `now` is Redis's time (ms).
 local tick = tonumber(ARGV[1])
 
 local state = redis.call('HMGET', KEYS[1], 'tick', 'fence')
@@ -17,11 +19,17 @@ end
 
 local now = redis.call('TIME')
 local now_ms = tonumber(now[1]) * 1000 + math.floor(tonumber(now[2]) / 1000)
+-- A tick in Redis's future is refused, whoever asks: a host whose clock runs or steps ahead
+-- must never move the mark past Redis's present (the fleet's ticks in between would all be
+-- refused as taken). Nothing is recorded.
+if tick > now_ms + tonumber(ARGV[8]) then
+  return {4, string.format('%.0f', now_ms)}
+end
 -- The preferred node has the tick to itself until tick + handoff, by Redis's clock.
 if ARGV[6] ~= '' and ARGV[6] ~= ARGV[2] then
   local open_at = tick + tonumber(ARGV[7])
   if now_ms < open_at then
-    return {3, string.format('%.0f', open_at)}
+    return {3, string.format('%.0f', open_at), string.format('%.0f', now_ms)}
   end
 end
 
@@ -40,15 +48,15 @@ elseif not redis.call('SET', KEYS[2], run_id, 'PX', ARGV[3], 'NX') then
     'tick', ARGV[1], 'node', ARGV[2], 'outcome', 'overlap', 'detail', holder)
   -- Tell the members waiting out the handoff that this tick is decided, so they need not
   -- claim it. Best effort (pcall): a refused or lost notice only costs them a refused claim.
-  if ARGV[8] then
-    redis.pcall('PUBLISH', ARGV[8], ARGV[1] .. ' ' .. ARGV[9])
+  if ARGV[9] then
+    redis.pcall('PUBLISH', ARGV[9], ARGV[1] .. ' ' .. ARGV[10])
   end
   return {2, holder}
 end
 -- One write for the high-water mark, the fence and the new run; the last run's end is cleared.
 redis.call('HSET', KEYS[1], 'tick', ARGV[1], 'fence', fence, 'node', ARGV[2],
   'started', string.format('%.0f', now_ms), 'outcome', 'running', 'finished', '', 'error', '')
-if ARGV[8] then
-  redis.pcall('PUBLISH', ARGV[8], ARGV[1] .. ' ' .. ARGV[9])
+if ARGV[9] then
+  redis.pcall('PUBLISH', ARGV[9], ARGV[1] .. ' ' .. ARGV[10])
 end
 return {1, fence}

@@ -9,8 +9,8 @@ use tokio::time::Instant;
 use tokio::sync::broadcast;
 
 use super::{
-    ClaimNotice, ClaimOutcome, ClaimRequest, Coordinator, HISTORY_LEN, Heartbeat, HistoryEntry,
-    Lease, NOTICE_BUFFER, RunRecord,
+    ClaimNotice, ClaimOutcome, ClaimRequest, Coordinator, FUTURE_TICK_TOLERANCE, HISTORY_LEN,
+    Heartbeat, HistoryEntry, Lease, NOTICE_BUFFER, RunRecord,
 };
 use crate::clock::{Clock, SystemClock};
 use crate::error::Error;
@@ -20,8 +20,9 @@ use crate::job::{BoxFuture, FenceToken, Overlap};
 ///
 /// Use it through `memory://`. It coordinates the jobs of one process only, so it is the
 /// right choice for a single instance, for development, and for tests of job logic. Lease
-/// expiry follows tokio's clock, so tests with paused time see leases expire on time; the
-/// handoff window and member timestamps follow the wall clock it is given.
+/// expiry follows tokio's clock, so tests with paused time see leases expire on time; its
+/// own time (the handoff window, the refusal of future ticks, member timestamps, and the time
+/// the schedulers using it sync to, as they sync to Redis's) is the wall clock it is given.
 #[derive(Debug)]
 pub struct MemoryCoordinator {
     state: Mutex<State>,
@@ -131,6 +132,11 @@ impl MemoryCoordinator {
         if job.high_water.is_some_and(|high| high >= request.tick_ms) {
             return ClaimOutcome::Taken;
         }
+        // As in Redis: a tick in this coordinator's future is refused, recording nothing.
+        let tolerance_ms = i64::try_from(FUTURE_TICK_TOLERANCE.as_millis()).unwrap_or(i64::MAX);
+        if request.tick_ms > wall_ms.saturating_add(tolerance_ms) {
+            return ClaimOutcome::Early { now_ms: wall_ms };
+        }
         if let Some(preferred) = &request.preferred
             && *preferred != request.node
         {
@@ -138,7 +144,10 @@ impl MemoryCoordinator {
                 .tick_ms
                 .saturating_add(i64::try_from(request.handoff.as_millis()).unwrap_or(i64::MAX));
             if wall_ms < open_at {
-                return ClaimOutcome::Retry { at_ms: open_at };
+                return ClaimOutcome::Retry {
+                    at_ms: open_at,
+                    now_ms: wall_ms,
+                };
             }
         }
         job.high_water = Some(request.tick_ms);
@@ -290,14 +299,14 @@ impl Coordinator for MemoryCoordinator {
             let mut members: Vec<String> = state.members.keys().cloned().collect();
             members.sort();
             Ok(Heartbeat {
-                server_us: None,
+                server_us: Some(self.clock.now().timestamp_micros()),
                 members,
             })
         })
     }
 
     fn server_time(&self) -> BoxFuture<'_, Result<Option<i64>, Error>> {
-        Box::pin(async { Ok(None) })
+        Box::pin(async { Ok(Some(self.clock.now().timestamp_micros())) })
     }
 
     fn leave<'a>(&'a self, node: &'a str) -> BoxFuture<'a, Result<(), Error>> {

@@ -30,6 +30,17 @@ pub use self::redis::RedisCoordinator;
 /// How many history entries a job keeps (approximately: trimming is lazy).
 pub const HISTORY_LEN: usize = 100;
 
+/// How far ahead of the coordinator's clock a claimed tick may be.
+///
+/// A claim for a later tick is answered [`ClaimOutcome::Early`] and changes nothing, so a host
+/// whose clock runs or steps ahead can never move a high-water mark into the future (which
+/// would make the fleet's claims of every tick in between fail as taken). The tolerance
+/// covers what a correct claimer can be early by: the error of its measured offset to the
+/// coordinator's clock (half a round trip, plus drift between samples) and, for Redis
+/// Cluster, the difference between the nodes' clocks. A claim refused for being early costs
+/// one more round trip, never a run.
+pub const FUTURE_TICK_TOLERANCE: Duration = Duration::from_millis(5);
+
 /// A request to run one tick of one job.
 #[derive(Clone, Debug)]
 pub struct ClaimRequest {
@@ -68,6 +79,16 @@ pub enum ClaimOutcome {
     Retry {
         /// When the window closes.
         at_ms: i64,
+        /// The coordinator's time when it answered (UTC milliseconds): the claimer waits
+        /// `at_ms - now_ms`, whatever its own clock says.
+        now_ms: i64,
+    },
+    /// The tick is later than the coordinator's clock (beyond [`FUTURE_TICK_TOLERANCE`]):
+    /// the claimer's clock runs ahead. Nothing was recorded; try again at the tick, which is
+    /// `tick_ms - now_ms` from now.
+    Early {
+        /// The coordinator's time when it answered (UTC milliseconds).
+        now_ms: i64,
     },
 }
 
@@ -176,7 +197,7 @@ pub struct HistoryEntry {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Heartbeat {
     /// The coordinator's time when it recorded the heartbeat (UTC microseconds); `None` for
-    /// the memory coordinator.
+    /// a coordinator without a clock of its own.
     pub server_us: Option<i64>,
     /// The live members, sorted.
     pub members: Vec<String>,
@@ -231,7 +252,8 @@ pub trait Coordinator: Send + Sync + fmt::Debug + 'static {
     ) -> BoxFuture<'a, Result<Heartbeat, Error>>;
 
     /// The coordinator's clock (UTC microseconds), which the fleet schedules by; `None` if
-    /// the coordinator has no clock of its own (the memory coordinator).
+    /// the coordinator has no clock of its own (the schedulers then use their local clocks).
+    /// The memory coordinator answers the wall clock it was given.
     fn server_time(&self) -> BoxFuture<'_, Result<Option<i64>, Error>>;
 
     /// Removes `node` from the members, as a graceful shutdown does.

@@ -17,8 +17,8 @@ use tracing::debug;
 
 use super::TlsConfig;
 use super::{
-    ClaimNotice, ClaimOutcome, ClaimRequest, Coordinator, HISTORY_LEN, Heartbeat, HistoryEntry,
-    Lease, NOTICE_BUFFER, RunRecord, redact_url,
+    ClaimNotice, ClaimOutcome, ClaimRequest, Coordinator, FUTURE_TICK_TOLERANCE, HISTORY_LEN,
+    Heartbeat, HistoryEntry, Lease, NOTICE_BUFFER, RunRecord, redact_url,
 };
 use crate::error::Error;
 use crate::job::{BoxFuture, FenceToken, Overlap};
@@ -315,6 +315,7 @@ impl RedisCoordinator {
             .arg(HISTORY_LEN)
             .arg("")
             .arg(0)
+            .arg(millis(FUTURE_TICK_TOLERANCE))
             .arg(&base)
             .arg(node);
         pipe.cmd("EVALSHA")
@@ -428,7 +429,8 @@ impl RedisCoordinator {
             })
             .arg(HISTORY_LEN)
             .arg(request.preferred.as_deref().unwrap_or(""))
-            .arg(millis(request.handoff));
+            .arg(millis(request.handoff))
+            .arg(millis(FUTURE_TICK_TOLERANCE));
         // Only a claim that others may be waiting out the handoff for is announced.
         if request.preferred.is_some() {
             cmd.arg(&self.channel).arg(&*request.job);
@@ -687,12 +689,24 @@ fn decode_claim(request: &ClaimRequest, reply: Value) -> Result<ClaimOutcome, Er
             Ok(ClaimOutcome::Overlap { holder })
         }
         3 => {
-            let at: String = items
+            let mut number = || -> Result<i64, Error> {
+                let text: String = items
+                    .next()
+                    .and_then(|v| redis::from_redis_value(v).ok())
+                    .ok_or_else(malformed)?;
+                text.parse().map_err(|_| malformed())
+            };
+            let at_ms = number()?;
+            let now_ms = number()?;
+            Ok(ClaimOutcome::Retry { at_ms, now_ms })
+        }
+        4 => {
+            let now: String = items
                 .next()
                 .and_then(|v| redis::from_redis_value(v).ok())
                 .ok_or_else(malformed)?;
-            let at_ms = at.parse().map_err(|_| malformed())?;
-            Ok(ClaimOutcome::Retry { at_ms })
+            let now_ms = now.parse().map_err(|_| malformed())?;
+            Ok(ClaimOutcome::Early { now_ms })
         }
         _ => Err(malformed()),
     }
