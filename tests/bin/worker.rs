@@ -10,8 +10,10 @@
 //!
 //! Records go to `--record-url` (default: `--url`), under `NS-record:` (outside the
 //! scheduler's namespace): `NS-record:runs:JOB:TICK_MS` counts the runs of one tick,
-//! `NS-record:log` lists `JOB TICK_MS NODE` lines, and `NS-record:spans` lists
-//! `JOB TICK_MS NODE START_MS END_MS` (host wall clock) for every body that returned.
+//! `NS-record:log` lists `JOB TICK_MS NODE` lines, `NS-record:starts` lists
+//! `JOB TICK_MS NODE REDIS_MS` (the start by the recording Redis's clock), and
+//! `NS-record:spans` lists `JOB TICK_MS NODE START_MS END_MS` (host wall clock) for every
+//! body that returned.
 //!
 //! Stdout gets `ready` once, then per run: `ran JOB TICK_MS NODE` when the body starts,
 //! `cancelled JOB TICK_MS NODE` when the body sees its context cancelled, and
@@ -99,6 +101,16 @@ fn options() -> Result<Options, String> {
     Ok(options)
 }
 
+/// Counts the run (KEYS[1]), logs it (KEYS[2]) and logs it again with Redis's time in ms
+/// (KEYS[3]); ARGV[1] is `JOB TICK NODE`.
+const RECORD_START: &str = r"
+redis.call('INCR', KEYS[1])
+redis.call('RPUSH', KEYS[2], ARGV[1])
+local now = redis.call('TIME')
+local ms = tonumber(now[1]) * 1000 + math.floor(tonumber(now[2]) / 1000)
+redis.call('RPUSH', KEYS[3], ARGV[1] .. ' ' .. string.format('%.0f', ms))
+";
+
 /// Where and how a body records its run.
 #[derive(Clone)]
 struct Recorder {
@@ -111,15 +123,14 @@ impl Recorder {
     async fn started(&self, ctx: &JobContext) -> Result<(), String> {
         let tick = ctx.tick().timestamp_millis();
         let prefix = &self.prefix;
-        let mut pipe = redis::pipe();
-        pipe.incr(format!("{prefix}:runs:{}:{tick}", ctx.job()), 1)
-            .ignore()
-            .rpush(
-                format!("{prefix}:log"),
-                format!("{} {tick} {}", ctx.job(), ctx.node()),
-            )
-            .ignore();
-        pipe.query_async::<()>(&mut self.conn.clone())
+        let run = format!("{} {tick} {}", ctx.job(), ctx.node());
+        // One script, so the start is stamped by Redis's clock (a stepped host's own lies).
+        redis::Script::new(RECORD_START)
+            .key(format!("{prefix}:runs:{}:{tick}", ctx.job()))
+            .key(format!("{prefix}:log"))
+            .key(format!("{prefix}:starts"))
+            .arg(&run)
+            .invoke_async::<()>(&mut self.conn.clone())
             .await
             .map_err(|err| format!("recording the run: {err}"))?;
         println!("ran {} {tick} {}", ctx.job(), ctx.node());

@@ -210,9 +210,16 @@ impl Fleet {
     /// Starts a worker with `--node node` and `args` (at least `--url`). Its stdout lines
     /// become events; its stderr is kept (see [`Worker::stderr`]). Killed when dropped.
     pub fn start(&mut self, node: &str, args: &[&str]) {
+        self.start_with_env(node, args, &[]);
+    }
+
+    /// [`start`](Self::start), with more environment variables for the worker (for example
+    /// libfaketime's, to step its clock).
+    pub fn start_with_env(&mut self, node: &str, args: &[&str], env: &[(&str, &str)]) {
         let mut child = Command::new(&self.bin)
             .args(["--node", node])
             .args(args)
+            .envs(env.iter().copied())
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
@@ -449,17 +456,39 @@ pub struct Span {
     pub end_ms: i64,
 }
 
+/// A run start stamped by the recording Redis's clock (`NS-record:starts`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Start {
+    /// The job.
+    pub job: String,
+    /// The tick, UTC ms.
+    pub tick: i64,
+    /// Who ran it.
+    pub node: String,
+    /// When the body recorded its start, by Redis's clock, UTC ms.
+    pub redis_ms: i64,
+}
+
+impl Start {
+    /// How late the run started after its tick, by Redis's clock (negative: early).
+    pub fn late_ms(&self) -> i64 {
+        self.redis_ms - self.tick
+    }
+}
+
 /// What the workers of namespace `ns` recorded in Redis.
 #[derive(Clone, Debug, Default)]
 pub struct Records {
     /// Every recorded run start, in order.
     pub runs: Vec<Run>,
+    /// Every run start with Redis's time, in order.
+    pub starts: Vec<Start>,
     /// Every body that returned, in order.
     pub spans: Vec<Span>,
 }
 
 impl Records {
-    /// Reads `ns-record:log` and `ns-record:spans`.
+    /// Reads `ns-record:log`, `ns-record:starts` and `ns-record:spans`.
     pub async fn read(conn: &mut redis::aio::MultiplexedConnection, namespace: &str) -> Records {
         let list = |key: String| {
             let mut conn = conn.clone();
@@ -487,6 +516,23 @@ impl Records {
                 },
             )
             .collect();
+        let starts = list(format!("{namespace}-record:starts"))
+            .await
+            .iter()
+            .map(
+                |line| match line.split_whitespace().collect::<Vec<_>>()[..] {
+                    [job, tick, node, redis_ms] => Start {
+                        job: job.to_string(),
+                        tick: tick.parse().unwrap_or_else(|_| panic!("bad start {line}")),
+                        node: node.to_string(),
+                        redis_ms: redis_ms
+                            .parse()
+                            .unwrap_or_else(|_| panic!("bad start {line}")),
+                    },
+                    _ => panic!("bad start {line}"),
+                },
+            )
+            .collect();
         let spans = list(format!("{namespace}-record:spans"))
             .await
             .iter()
@@ -507,7 +553,11 @@ impl Records {
                 }
             })
             .collect();
-        Records { runs, spans }
+        Records {
+            runs,
+            starts,
+            spans,
+        }
     }
 
     /// The nodes that ran each tick of `job`.
