@@ -66,7 +66,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
                 id(),
                 ctx.tick().format("%H:%M:%S")
             );
-        })?
+        })
         .build()?
         .run()
         .await?;

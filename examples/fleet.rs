@@ -134,7 +134,7 @@ async fn worker(url: &str, name: &str) -> Result<(), Box<dyn std::error::Error>>
                     ctx.tick().format("%H:%M:%S")
                 );
             }
-        })?;
+        });
     }
     builder.build()?.run().await?;
     Ok(())

@@ -11,7 +11,7 @@
 
 use std::time::Duration;
 
-use fourit::{Error, Scheduler};
+use fourit::{ErrorKind, Scheduler};
 use fourit_tests::faults::{Fleet, Line};
 use fourit_tests::{RedisServer, readme_acl};
 use tokio::task::JoinSet;
@@ -113,7 +113,7 @@ async fn run_without(server_url: String, user: String, command: String) -> Resul
         .url(&url)
         .registered_jobs(false)
         .add_job("acl-probe", "* * * * * *", |_| async {})
-        .and_then(|builder| builder.build())
+        .build()
         .map_err(|err| format!("build: {err}"))?;
     match tokio::time::timeout(
         Duration::from_secs(6),
@@ -123,7 +123,7 @@ async fn run_without(server_url: String, user: String, command: String) -> Resul
     {
         Err(_) => Err(format!("lacking `{command}`: no error within 6 s of start")),
         Ok(Ok(())) => Err(format!("lacking `{command}`: run returned Ok")),
-        Ok(Err(err @ Error::Permission { .. })) => {
+        Ok(Err(err)) if err.coordinator_kind() == Some(ErrorKind::Permission) => {
             let text = err.to_string();
             let named = if command.starts_with('&') {
                 text.contains("channel")

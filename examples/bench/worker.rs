@@ -20,12 +20,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc;
 use std::time::Duration;
 
-use tokio::sync::broadcast;
-
-use fourit::coordinator::{
-    ClaimNotice, ClaimOutcome, ClaimRequest, Coordinator, Heartbeat, HistoryEntry, Lease, RunRecord,
-};
-use fourit::{BoxFuture, Error, JobContext, OffsetClock, Scheduler};
+use fourit::coordinator::{Call, Coordinator, Observed, Observer};
+use fourit::{JobContext, OffsetClock, Scheduler};
 
 /// What the worker was asked to run.
 struct Options {
@@ -110,91 +106,27 @@ impl Counters {
     }
 }
 
-/// fourit's own coordinator with every call counted on the way through: what the scheduler
-/// asks of Redis, whatever its scripts do inside.
-#[derive(Debug)]
-struct Counting {
-    inner: Arc<dyn Coordinator>,
-    counters: Arc<Counters>,
-}
-
 fn bump(counter: &AtomicU64, by: usize) {
     counter.fetch_add(u64::try_from(by).unwrap_or(u64::MAX), Ordering::Relaxed);
 }
 
-impl Coordinator for Counting {
-    fn claim<'a>(
-        &'a self,
-        requests: &'a [ClaimRequest],
-    ) -> BoxFuture<'a, Result<Vec<ClaimOutcome>, Error>> {
-        bump(&self.counters.batches, 1);
-        bump(&self.counters.claims, requests.len());
-        self.inner.claim(requests)
-    }
-
-    fn keep_alive<'a>(
-        &'a self,
-        lease: &'a Lease,
-        ttl: Duration,
-    ) -> BoxFuture<'a, Result<bool, Error>> {
-        bump(&self.counters.keep_alives, 1);
-        self.inner.keep_alive(lease, ttl)
-    }
-
-    fn release<'a>(
-        &'a self,
-        lease: &'a Lease,
-        record: &'a RunRecord,
-    ) -> BoxFuture<'a, Result<bool, Error>> {
-        bump(&self.counters.releases, 1);
-        bump(&self.counters.release_batches, 1);
-        self.inner.release(lease, record)
-    }
-
-    fn release_all<'a>(
-        &'a self,
-        runs: &'a [(Lease, RunRecord)],
-    ) -> BoxFuture<'a, Vec<Result<bool, Error>>> {
-        bump(&self.counters.releases, runs.len());
-        bump(&self.counters.release_batches, 1);
-        self.inner.release_all(runs)
-    }
-
-    fn claim_notices(&self) -> Option<broadcast::Receiver<ClaimNotice>> {
-        self.inner.claim_notices()
-    }
-
-    fn heartbeat<'a>(
-        &'a self,
-        node: &'a str,
-        stale_after: Duration,
-    ) -> BoxFuture<'a, Result<Heartbeat, Error>> {
-        bump(&self.counters.heartbeats, 1);
-        self.inner.heartbeat(node, stale_after)
-    }
-
-    fn server_time(&self) -> BoxFuture<'_, Result<Option<i64>, Error>> {
-        bump(&self.counters.other, 1);
-        self.inner.server_time()
-    }
-
-    fn leave<'a>(&'a self, node: &'a str) -> BoxFuture<'a, Result<(), Error>> {
-        bump(&self.counters.other, 1);
-        self.inner.leave(node)
-    }
-
-    fn members(&self) -> BoxFuture<'_, Result<Vec<(String, i64)>, Error>> {
-        bump(&self.counters.other, 1);
-        self.inner.members()
-    }
-
-    fn history<'a>(
-        &'a self,
-        job: &'a str,
-        limit: usize,
-    ) -> BoxFuture<'a, Result<Vec<HistoryEntry>, Error>> {
-        bump(&self.counters.other, 1);
-        self.inner.history(job, limit)
+/// Every call counted on the way through fourit's own coordinator: what the scheduler asks
+/// of Redis, whatever its scripts do inside.
+impl Observer for Counters {
+    fn observe(&self, call: Call<'_>) {
+        match call {
+            Call::Claim(requests) => {
+                bump(&self.batches, 1);
+                bump(&self.claims, requests.len());
+            }
+            Call::KeepAlive(_) => bump(&self.keep_alives, 1),
+            Call::Release(runs) => {
+                bump(&self.releases, runs.len());
+                bump(&self.release_batches, 1);
+            }
+            Call::Heartbeat(_) => bump(&self.heartbeats, 1),
+            _ => bump(&self.other, 1),
+        }
     }
 }
 
@@ -262,10 +194,8 @@ pub fn main(args: &[String]) -> Result<(), Box<dyn std::error::Error>> {
     let result = runtime.block_on(async {
         let counters = Arc::new(Counters::default());
         let coordinator = fourit::coordinator::connect(&options.url, &options.namespace).await?;
-        let coordinator: Arc<dyn Coordinator> = Arc::new(Counting {
-            inner: coordinator,
-            counters: counters.clone(),
-        });
+        let coordinator: Arc<dyn Coordinator> =
+            Arc::new(Observed::new(coordinator, counters.clone()));
         // Every second, at x.500 s (between ticks), the calls so far.
         let tx_calls = tx.clone();
         tokio::spawn(async move {
@@ -315,7 +245,7 @@ pub fn main(args: &[String]) -> Result<(), Box<dyn std::error::Error>> {
                         }
                     }
                 },
-            )?;
+            );
         }
         let scheduler = builder.build()?;
         let _ = ready_tx.send(());

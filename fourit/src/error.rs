@@ -1,10 +1,10 @@
 //! The one error type of fourit.
 
-use std::time::Duration;
+use std::fmt;
 
 /// Everything that can go wrong in fourit, each message saying what to do next.
 ///
-/// Redis URLs inside errors are always redacted: a password never appears in an error's text.
+/// URLs inside errors are always redacted: a password never appears in an error's text.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum Error {
@@ -62,59 +62,11 @@ pub enum Error {
         reason: String,
     },
 
-    /// Redis refused the credentials of the URL.
-    #[error(
-        "Redis at {url} rejected the credentials: {detail}; check the user name and password in the URL"
-    )]
-    Authentication {
-        /// The URL, password redacted.
-        url: String,
-        /// What Redis answered.
-        detail: String,
-    },
-
-    /// The Redis user lacks a permission fourit needs.
-    #[error(
-        "Redis at {url} refused a command fourit needs: {detail}; grant the user the commands \
-         listed in the README's \"Minimal ACL\" section"
-    )]
-    Permission {
-        /// The URL, password redacted.
-        url: String,
-        /// What Redis answered (it names the command or key).
-        detail: String,
-    },
-
-    /// The TLS handshake with Redis failed: an untrusted or invalid certificate.
-    #[error(
-        "TLS with Redis at {url} failed: {detail}; for a private certificate authority give its \
-         certificate to SchedulerBuilder::tls"
-    )]
-    Tls {
-        /// The URL, password redacted.
-        url: String,
-        /// What failed.
-        detail: String,
-    },
-
-    /// A Redis call failed (connection lost, server error). The operation did not happen, or
-    /// its effect is unknown; fourit never runs a job on such an answer.
-    #[error("Redis {operation} failed: {detail}")]
-    Redis {
-        /// What fourit was doing.
-        operation: &'static str,
-        /// What went wrong.
-        detail: String,
-    },
-
-    /// A coordinator call did not answer within its deadline.
-    #[error("Redis {operation} did not answer within {after:?}")]
-    Timeout {
-        /// What fourit was doing.
-        operation: &'static str,
-        /// The deadline.
-        after: Duration,
-    },
+    /// A coordinator call failed, or the coordinator refused it: the operation did not
+    /// happen, or its effect is unknown; fourit never runs a job on such an answer. The
+    /// error names the backend, the URL (password redacted) and what to do.
+    #[error(transparent)]
+    Coordinator(#[from] CoordinatorError),
 
     /// An operating-system error, such as installing the signal handlers.
     #[error("{context}: {source}")]
@@ -130,6 +82,188 @@ impl Error {
     /// True for errors that say the coordinator could not be reached or did not answer, as
     /// opposed to a refusal that retrying will not fix.
     pub fn is_unavailable(&self) -> bool {
-        matches!(self, Error::Redis { .. } | Error::Timeout { .. })
+        self.coordinator_kind()
+            .is_some_and(|kind| matches!(kind, ErrorKind::Unavailable | ErrorKind::Timeout))
+    }
+
+    /// The kind of a coordinator error; `None` for other errors.
+    pub fn coordinator_kind(&self) -> Option<ErrorKind> {
+        match self {
+            Error::Coordinator(err) => Some(err.kind()),
+            _ => None,
+        }
+    }
+}
+
+/// What kind of coordinator failure an [`Error::Coordinator`] is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum ErrorKind {
+    /// The coordinator could not be reached, or the connection broke (worth retrying).
+    Unavailable,
+    /// The coordinator did not answer within the call's deadline (worth retrying).
+    Timeout,
+    /// The coordinator rejected the credentials.
+    Authentication,
+    /// The user lacks a permission fourit needs.
+    Permission,
+    /// TLS failed: an untrusted or invalid certificate.
+    Tls,
+    /// The coordinator answered something fourit does not understand, or an error of its own.
+    Protocol,
+}
+
+/// A failed or refused coordinator call: which backend, where, doing what, and why.
+///
+/// Its text never holds a password: the URL is redacted, and the client library's error is
+/// kept as [`source`](std::error::Error::source) only through a wrapper that holds its text
+/// with the password scrubbed.
+#[derive(Debug)]
+pub struct CoordinatorError {
+    backend: &'static str,
+    url: Option<String>,
+    operation: &'static str,
+    kind: ErrorKind,
+    detail: String,
+    source: Option<Redacted>,
+}
+
+impl CoordinatorError {
+    /// A coordinator error: `backend` names it ("Redis"), `operation` says what fourit was
+    /// doing ("claim"), `detail` what went wrong (no secrets).
+    pub fn new(
+        backend: &'static str,
+        operation: &'static str,
+        kind: ErrorKind,
+        detail: impl Into<String>,
+    ) -> CoordinatorError {
+        CoordinatorError {
+            backend,
+            url: None,
+            operation,
+            kind,
+            detail: detail.into(),
+            source: None,
+        }
+    }
+
+    /// The coordinator's URL, which must already be redacted
+    /// ([`redact_url`](crate::redact_url)).
+    pub fn at(mut self, redacted_url: impl Into<String>) -> CoordinatorError {
+        self.url = Some(redacted_url.into());
+        self
+    }
+
+    /// Keeps `source` as the cause, with every occurrence of `secret` in its text (and its
+    /// causes' texts) replaced by `***`.
+    pub fn caused_by(
+        mut self,
+        source: &(dyn std::error::Error + 'static),
+        secret: Option<&str>,
+    ) -> CoordinatorError {
+        self.source = Some(Redacted::of(source, secret));
+        self
+    }
+
+    /// The backend: `Redis`, `memory`, ...
+    pub fn backend(&self) -> &'static str {
+        self.backend
+    }
+
+    /// What fourit was doing: `connect`, `claim`, `release`, ...
+    pub fn operation(&self) -> &'static str {
+        self.operation
+    }
+
+    /// What kind of failure it is.
+    pub fn kind(&self) -> ErrorKind {
+        self.kind
+    }
+
+    /// What went wrong, in the backend's words (no secrets).
+    pub fn detail(&self) -> &str {
+        &self.detail
+    }
+
+    /// The coordinator's URL, password redacted, when known.
+    pub fn url(&self) -> Option<&str> {
+        self.url.as_deref()
+    }
+}
+
+impl fmt::Display for CoordinatorError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let backend = self.backend;
+        let at = self
+            .url
+            .as_deref()
+            .map(|url| format!(" at {url}"))
+            .unwrap_or_default();
+        let (operation, detail) = (self.operation, &self.detail);
+        match self.kind {
+            ErrorKind::Authentication => write!(
+                f,
+                "{backend}{at} rejected the credentials: {detail}; check the user name and \
+                 password in the URL"
+            ),
+            ErrorKind::Permission => write!(
+                f,
+                "{backend}{at} refused a command fourit needs: {detail}; grant the user the \
+                 commands listed in the README's \"Minimal ACL\" section"
+            ),
+            ErrorKind::Tls => write!(
+                f,
+                "TLS with {backend}{at} failed: {detail}; for a private certificate authority \
+                 give its certificate to SchedulerBuilder::tls"
+            ),
+            ErrorKind::Timeout => write!(f, "{backend}{at}: {operation} {detail}"),
+            ErrorKind::Unavailable | ErrorKind::Protocol => {
+                write!(f, "{backend}{at}: {operation} failed: {detail}")
+            }
+        }
+    }
+}
+
+impl std::error::Error for CoordinatorError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        self.source
+            .as_ref()
+            .map(|source| source as &(dyn std::error::Error + 'static))
+    }
+}
+
+/// A cause's text (and its causes'), with a secret scrubbed out.
+#[derive(Debug)]
+struct Redacted {
+    text: String,
+    source: Option<Box<Redacted>>,
+}
+
+impl Redacted {
+    fn of(error: &(dyn std::error::Error + 'static), secret: Option<&str>) -> Redacted {
+        let mut text = error.to_string();
+        if let Some(secret) = secret.filter(|secret| !secret.is_empty()) {
+            text = text.replace(secret, "***");
+        }
+        Redacted {
+            text,
+            source: error
+                .source()
+                .map(|source| Box::new(Redacted::of(source, secret))),
+        }
+    }
+}
+
+impl fmt::Display for Redacted {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.text)
+    }
+}
+
+impl std::error::Error for Redacted {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        self.source
+            .as_deref()
+            .map(|source| source as &(dyn std::error::Error + 'static))
     }
 }

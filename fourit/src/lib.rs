@@ -41,19 +41,18 @@ mod error;
 mod job;
 pub mod placement;
 mod registry;
-mod runner;
 mod schedule;
 mod scheduler;
 mod spec;
 
 pub use clock::{Clock, OffsetClock, SystemClock};
 pub use coordinator::redact_url;
-pub use error::Error;
+pub use error::{CoordinatorError, Error, ErrorKind};
 pub use job::{
     BoxFuture, FenceToken, IntoJobResult, Job, JobContext, JobResult, Overlap, SourceLocation,
 };
 pub use registry::{check_unique_names, jobs};
-pub use schedule::{Schedule, Ticks};
+pub use schedule::{Due, MISSED_COUNT_LIMIT, Schedule, Ticks};
 pub use scheduler::{
     DEFAULT_GRACE, DEFAULT_HANDOFF, DEFAULT_HEARTBEAT_INTERVAL, DEFAULT_MAX_CLOCK_OFFSET,
     DEFAULT_NAMESPACE, DEFAULT_SHUTDOWN_TIMEOUT, LEASE_TTL_BOUNDS, Scheduler, SchedulerBuilder,

@@ -114,6 +114,60 @@ impl Schedule {
             .map(|tick| tick.with_timezone(&Utc))
     }
 
+    /// Where the schedule stands at `now` for a process that planned to wake at `planned` (a
+    /// tick at or before `now`): the latest tick due, how many it passed over, and the next.
+    /// `None` if `planned` is still ahead of `now`.
+    ///
+    /// A process that wakes on time passes over nothing; one that slept through ticks (a
+    /// suspended host, a busy runtime) gets only the latest, and the count of the others is a
+    /// lower bound past [`MISSED_COUNT_LIMIT`].
+    ///
+    /// ```
+    /// use chrono::{TimeZone, Utc};
+    /// let minutely = fourit::Schedule::parse("* * * * *")?;
+    /// let at = |m, s| Utc.with_ymd_and_hms(2026, 1, 1, 0, m, s).unwrap();
+    /// let due = minutely.due(at(1, 0), at(4, 30)).unwrap();
+    /// assert_eq!(due.latest, at(4, 0));
+    /// assert_eq!(due.missed, 3); // 00:01, 00:02 and 00:03
+    /// assert_eq!(due.next, Some(at(5, 0)));
+    /// assert!(minutely.due(at(5, 0), at(4, 30)).is_none());
+    /// # Ok::<(), fourit::Error>(())
+    /// ```
+    pub fn due(&self, planned: DateTime<Utc>, now: DateTime<Utc>) -> Option<Due> {
+        if planned > now {
+            return None;
+        }
+        let following = self.next_after(planned);
+        if following.is_none_or(|next| next > now) {
+            // On time: one look-up.
+            return Some(Due {
+                latest: planned,
+                missed: 0,
+                next: following,
+            });
+        }
+        let latest = self
+            .latest_at_or_before(now)
+            .filter(|latest| *latest > planned)
+            .unwrap_or(planned);
+        let mut missed = 1u32;
+        let mut cursor = following;
+        while let Some(tick) = cursor {
+            if tick >= latest || missed >= MISSED_COUNT_LIMIT {
+                break;
+            }
+            missed += 1;
+            cursor = self.next_after(tick);
+        }
+        // `missed` counted `planned` and every tick after it before `latest`.
+        let missed = if latest == planned { 0 } else { missed };
+        Some(Due {
+            latest,
+            missed,
+            next: self.next_after(latest.max(now)),
+        })
+    }
+
     /// The ticks strictly after `after`, in order.
     ///
     /// ```
@@ -161,6 +215,22 @@ impl std::str::FromStr for Schedule {
     fn from_str(expr: &str) -> Result<Self, Error> {
         Schedule::parse(expr)
     }
+}
+
+/// How far [`Schedule::due`] counts passed-over ticks one by one; a count at the limit means
+/// at least that many.
+pub const MISSED_COUNT_LIMIT: u32 = 1_000;
+
+/// The answer of [`Schedule::due`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Due {
+    /// The latest tick at or before the moment asked about: the one to claim.
+    pub latest: DateTime<Utc>,
+    /// How many ticks between the planned one and `latest` were passed over (the planned one
+    /// included when it is not `latest`); at most [`MISSED_COUNT_LIMIT`].
+    pub missed: u32,
+    /// The first tick after the moment asked about: the next one to wait for.
+    pub next: Option<DateTime<Utc>>,
 }
 
 /// Iterator over a schedule's ticks, made by [`Schedule::upcoming`].

@@ -457,15 +457,21 @@ fn value(field: Field, text: &str) -> Result<u32, String> {
     ))
 }
 
-/// Checks a job name: non-empty, at most [`MAX_NAME_LEN`] bytes, no whitespace, control
-/// characters or braces (braces delimit Redis Cluster hash tags in fourit's keys).
+/// Checks a job name: not empty, at most [`MAX_NAME_LEN`] bytes, no whitespace, control
+/// characters or braces (they delimit Redis Cluster hash tags).
 pub fn check_name(name: &str) -> Result<(), String> {
+    check_identifier("job name", name)
+}
+
+/// Checks a name used in coordinator keys (`what` says which: "job name", "namespace",
+/// "node id") by the rules of [`check_name`].
+pub fn check_identifier(what: &str, name: &str) -> Result<(), String> {
     if name.is_empty() {
-        return Err("invalid job name: it is empty".to_string());
+        return Err(format!("invalid {what}: it is empty"));
     }
     if name.len() > MAX_NAME_LEN {
         return Err(format!(
-            "invalid job name: it is {} bytes long, the limit is {MAX_NAME_LEN}",
+            "invalid {what}: it is {} bytes long, the limit is {MAX_NAME_LEN}",
             name.len()
         ));
     }
@@ -474,7 +480,7 @@ pub fn check_name(name: &str) -> Result<(), String> {
         .find(|c| c.is_whitespace() || c.is_control() || *c == '{' || *c == '}')
     {
         return Err(format!(
-            "invalid job name `{}`: it contains {}; names may not contain whitespace, control \
+            "invalid {what} `{}`: it contains {}; names may not contain whitespace, control \
              characters, `{{` or `}}`",
             name.escape_debug(),
             match bad {

@@ -235,7 +235,7 @@ async fn run() -> Result<(), Box<dyn std::error::Error>> {
                     recorder.finished(&ctx, started_ms).await
                 }
             },
-        )?;
+        );
     }
     for kind in &options.extras {
         let recorder = recorder.clone();

@@ -6,11 +6,9 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
-use tokio::sync::broadcast;
-
 use super::{
-    ClaimNotice, ClaimOutcome, ClaimRequest, Coordinator, FUTURE_TICK_TOLERANCE, HISTORY_LEN,
-    Heartbeat, HistoryEntry, Lease, NOTICE_BUFFER, RunRecord,
+    ClaimNotice, ClaimNotices, ClaimOutcome, ClaimRequest, Coordinator, FUTURE_TICK_TOLERANCE,
+    HISTORY_LEN, Heartbeat, HistoryEntry, Lease, NoticeSender, RunRecord,
 };
 use crate::clock::{Clock, SystemClock};
 use crate::error::Error;
@@ -28,7 +26,7 @@ pub struct MemoryCoordinator {
     state: Mutex<State>,
     clock: Arc<dyn Clock>,
     /// Every decided tick, for the schedulers sharing this coordinator.
-    notices: broadcast::Sender<ClaimNotice>,
+    notices: NoticeSender,
 }
 
 impl Default for MemoryCoordinator {
@@ -110,7 +108,7 @@ impl MemoryCoordinator {
         MemoryCoordinator {
             state: Mutex::new(State::default()),
             clock,
-            notices: broadcast::channel(NOTICE_BUFFER).0,
+            notices: NoticeSender::new(),
         }
     }
 
@@ -187,8 +185,12 @@ impl MemoryCoordinator {
 }
 
 impl Coordinator for MemoryCoordinator {
-    fn claim_notices(&self) -> Option<broadcast::Receiver<ClaimNotice>> {
+    fn claim_notices(&self) -> Option<ClaimNotices> {
         Some(self.notices.subscribe())
+    }
+
+    fn backend(&self) -> &'static str {
+        "memory"
     }
 
     fn claim<'a>(
@@ -204,14 +206,13 @@ impl Coordinator for MemoryCoordinator {
                 .map(|request| MemoryCoordinator::claim_one(&mut state, request, now, wall_ms))
                 .collect();
             drop(state);
-            if self.notices.receiver_count() > 0 {
+            if self.notices.has_listeners() {
                 for (request, outcome) in requests.iter().zip(&outcomes) {
                     // As in Redis: only a claim others may be waiting out the handoff for.
                     if request.preferred.is_some()
                         && matches!(outcome, ClaimOutcome::Run(_) | ClaimOutcome::Overlap { .. })
                     {
-                        // No receiver left is not an error: nobody is waiting.
-                        let _ = self.notices.send(ClaimNotice {
+                        self.notices.send(ClaimNotice {
                             job: request.job.clone(),
                             tick_ms: request.tick_ms,
                         });

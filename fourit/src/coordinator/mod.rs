@@ -22,10 +22,15 @@ use crate::error::Error;
 use crate::job::{BoxFuture, FenceToken, Overlap};
 
 mod memory;
+mod notices;
+mod observed;
 mod redis;
 
 pub use self::memory::MemoryCoordinator;
+pub use self::notices::{ClaimNotice, ClaimNotices, NOTICE_BUFFER, NoticeSender};
+pub use self::observed::{Call, Observed, Observer};
 pub use self::redis::RedisCoordinator;
+pub use crate::error::{CoordinatorError, ErrorKind};
 
 /// How many history entries a job keeps (approximately: trimming is lazy).
 pub const HISTORY_LEN: usize = 100;
@@ -203,20 +208,6 @@ pub struct Heartbeat {
     pub members: Vec<String>,
 }
 
-/// A tick that has been decided: some process claimed it (to run it, or to skip it as an
-/// overlap). Processes that were waiting for the handoff window to close need not claim it.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct ClaimNotice {
-    /// The job's name.
-    pub job: Arc<str>,
-    /// The tick, in UTC milliseconds.
-    pub tick_ms: i64,
-}
-
-/// How many notices a slow listener may fall behind before it misses some (it then claims
-/// those ticks itself and is refused: a round trip lost, nothing else).
-pub const NOTICE_BUFFER: usize = 4096;
-
 /// The fleet's shared state: claims, leases, membership and history.
 ///
 /// Every method is one round trip for the Redis backend, and has a deadline: an `Err` means
@@ -288,8 +279,13 @@ pub trait Coordinator: Send + Sync + fmt::Debug + 'static {
     /// (the default) if it has not. The feed is best effort: a notice may be lost (the
     /// scheduler then claims the tick itself after the handoff and is refused), but a notice
     /// is only ever sent for a tick that was claimed.
-    fn claim_notices(&self) -> Option<tokio::sync::broadcast::Receiver<ClaimNotice>> {
+    fn claim_notices(&self) -> Option<ClaimNotices> {
         None
+    }
+
+    /// How errors and logs name this backend (`Redis`, `memory`).
+    fn backend(&self) -> &'static str {
+        "custom coordinator"
     }
 }
 

@@ -11,16 +11,15 @@ use std::time::Duration;
 use futures_core::Stream;
 use redis::aio::{ConnectionManager, ConnectionManagerConfig, PubSub};
 use redis::{ErrorKind, RedisError, Script, ServerErrorKind, Value};
-use tokio::sync::broadcast;
 use tokio_util::sync::{CancellationToken, DropGuard};
 use tracing::debug;
 
 use super::TlsConfig;
 use super::{
-    ClaimNotice, ClaimOutcome, ClaimRequest, Coordinator, FUTURE_TICK_TOLERANCE, HISTORY_LEN,
-    Heartbeat, HistoryEntry, Lease, NOTICE_BUFFER, RunRecord, redact_url,
+    ClaimNotice, ClaimNotices, ClaimOutcome, ClaimRequest, Coordinator, FUTURE_TICK_TOLERANCE,
+    HISTORY_LEN, Heartbeat, HistoryEntry, Lease, NoticeSender, RunRecord, redact_url,
 };
-use crate::error::Error;
+use crate::error::{CoordinatorError, Error, ErrorKind as Kind};
 use crate::job::{BoxFuture, FenceToken, Overlap};
 use crate::spec;
 
@@ -28,6 +27,9 @@ const CLAIM: &str = include_str!("claim.lua");
 const KEEP_ALIVE: &str = include_str!("keep_alive.lua");
 const RELEASE: &str = include_str!("release.lua");
 const HEARTBEAT: &str = include_str!("heartbeat.lua");
+
+/// How errors and logs name this backend.
+const BACKEND: &str = "Redis";
 
 /// Every call's deadline: past it the call counts as failed (and no job runs on it).
 const DEADLINE: Duration = Duration::from_secs(3);
@@ -44,7 +46,7 @@ pub struct RedisCoordinator {
     /// `ns:claims`: the claim script publishes `<tick ms> <job>` there for each decided tick.
     channel: String,
     /// The notices heard on `channel`, for the schedulers using this coordinator.
-    notices: broadcast::Sender<ClaimNotice>,
+    notices: NoticeSender,
     /// Stops the listener on `channel` when the coordinator is dropped.
     _listener: DropGuard,
     /// The URL with its password redacted, for messages.
@@ -133,9 +135,10 @@ fn manager_config() -> ConnectionManagerConfig {
 impl RedisCoordinator {
     /// Connects, authenticates and loads the scripts.
     ///
-    /// Fails with [`Error::InvalidUrl`] for a URL it cannot use, [`Error::Authentication`] if
-    /// Redis rejects the credentials, [`Error::Permission`] if the user may not run a command
-    /// fourit needs, and with an error for which [`Error::is_unavailable`] is true if Redis
+    /// Fails with [`Error::InvalidUrl`] for a URL it cannot use, an [`Error::Coordinator`] of
+    /// kind [`Authentication`](crate::ErrorKind::Authentication) if Redis rejects the
+    /// credentials or [`Permission`](crate::ErrorKind::Permission) if the user may not run a
+    /// command fourit needs, and with an error for which [`Error::is_unavailable`] is true if Redis
     /// cannot be reached (worth retrying).
     pub async fn connect(url: &str, namespace: &str) -> Result<RedisCoordinator, Error> {
         RedisCoordinator::connect_with(url, namespace, None).await
@@ -149,9 +152,9 @@ impl RedisCoordinator {
         tls: Option<&TlsConfig>,
     ) -> Result<RedisCoordinator, Error> {
         let redacted = redact_url(url);
-        spec::check_name(namespace).map_err(|message| Error::InvalidOption {
+        spec::check_identifier("namespace", namespace).map_err(|reason| Error::InvalidOption {
             option: "namespace",
-            reason: message.replacen("invalid job name", "invalid namespace", 1),
+            reason,
         })?;
         #[cfg(feature = "tls")]
         install_crypto_provider();
@@ -178,7 +181,7 @@ impl RedisCoordinator {
             conn,
             namespace: namespace.to_string(),
             channel: channel.clone(),
-            notices: broadcast::channel(NOTICE_BUFFER).0,
+            notices: NoticeSender::new(),
             _listener: stop.clone().drop_guard(),
             url: redacted,
             secret,
@@ -206,6 +209,11 @@ impl RedisCoordinator {
 
     fn error(&self, operation: &'static str, err: RedisError) -> Error {
         classify(operation, &self.url, self.secret.as_deref(), err)
+    }
+
+    /// An error of this coordinator's, at its (redacted) URL.
+    fn fail(&self, operation: &'static str, kind: Kind, detail: impl Into<String>) -> Error {
+        Error::Coordinator(CoordinatorError::new(BACKEND, operation, kind, detail).at(&self.url))
     }
 
     /// The namespace every key starts with.
@@ -372,7 +380,8 @@ impl RedisCoordinator {
         for reply in replies {
             if let Err(err) = reply {
                 match classify("permission check", &self.url, self.secret.as_deref(), err) {
-                    Error::Permission { detail, .. } => {
+                    Error::Coordinator(refused) if refused.kind() == Kind::Permission => {
+                        let detail = refused.detail().to_string();
                         if !denied.contains(&detail) {
                             denied.push(detail);
                         }
@@ -384,10 +393,7 @@ impl RedisCoordinator {
         if denied.is_empty() {
             Ok(())
         } else {
-            Err(Error::Permission {
-                url: self.url.clone(),
-                detail: denied.join("; "),
-            })
+            Err(self.fail("permission check", Kind::Permission, denied.join("; ")))
         }
     }
 
@@ -401,15 +407,16 @@ impl RedisCoordinator {
             Ok(Ok(value)) => Ok(value),
             Ok(Err(err)) => {
                 let err = classify(operation, &self.url, self.secret.as_deref(), err);
-                if matches!(err, Error::Authentication { .. }) {
+                if err.coordinator_kind() == Some(Kind::Authentication) {
                     self.conn.replace();
                 }
                 Err(err)
             }
-            Err(_) => Err(Error::Timeout {
+            Err(_) => Err(self.fail(
                 operation,
-                after: DEADLINE,
-            }),
+                Kind::Timeout,
+                format!("did not answer within {DEADLINE:?}"),
+            )),
         }
     }
 
@@ -490,12 +497,11 @@ impl RedisCoordinator {
                 // One error for the batch: the first run gets it, the others its text.
                 let detail = err.to_string();
                 let mut answers: Vec<Result<bool, Error>> = vec![Err(err)];
-                answers.extend(runs[1..].iter().map(|_| {
-                    Err(Error::Redis {
-                        operation: "release",
-                        detail: detail.clone(),
-                    })
-                }));
+                answers.extend(
+                    runs[1..]
+                        .iter()
+                        .map(|_| Err(self.fail("release", Kind::Unavailable, detail.clone()))),
+                );
                 return answers;
             }
         };
@@ -503,9 +509,12 @@ impl RedisCoordinator {
             .into_iter()
             .map(|reply| {
                 let reply = reply.map_err(|err| self.error("release", err))?;
-                let released: i64 = redis::from_redis_value(reply).map_err(|_| Error::Redis {
-                    operation: "release",
-                    detail: "the release script answered in an unexpected shape".to_string(),
+                let released: i64 = redis::from_redis_value(reply).map_err(|_| {
+                    self.fail(
+                        "release",
+                        Kind::Protocol,
+                        "the release script answered in an unexpected shape",
+                    )
                 })?;
                 Ok(released == 1)
             })
@@ -596,7 +605,7 @@ async fn listen(
     client: redis::Client,
     channel: String,
     subscription: PubSub,
-    notices: broadcast::Sender<ClaimNotice>,
+    notices: NoticeSender,
     stop: CancellationToken,
 ) {
     let mut subscription = Some(subscription);
@@ -638,8 +647,7 @@ async fn listen(
                 break;
             };
             if let Some(notice) = parse_notice(message.get_payload_bytes()) {
-                // No receiver is not an error: no scheduler is waiting for notices.
-                let _ = notices.send(notice);
+                notices.send(notice);
             }
         }
     }
@@ -656,9 +664,13 @@ fn parse_notice(payload: &[u8]) -> Option<ClaimNotice> {
 }
 
 fn decode_claim(request: &ClaimRequest, reply: Value) -> Result<ClaimOutcome, Error> {
-    let malformed = || Error::Redis {
-        operation: "claim",
-        detail: "the claim script answered in an unexpected shape".to_string(),
+    let malformed = || {
+        Error::Coordinator(CoordinatorError::new(
+            BACKEND,
+            "claim",
+            Kind::Protocol,
+            "the claim script answered in an unexpected shape",
+        ))
     };
     let items: Vec<Value> = redis::from_redis_value(reply).map_err(|_| malformed())?;
     let mut items = items.into_iter();
@@ -730,41 +742,33 @@ fn classify(operation: &'static str, url: &str, secret: Option<&str>, err: Redis
     if let Some(secret) = secret.filter(|s| !s.is_empty()) {
         detail = detail.replace(secret, "***");
     }
-    match err.kind() {
-        ErrorKind::AuthenticationFailed => Error::Authentication {
-            url: url.to_string(),
-            detail,
-        },
-        ErrorKind::Server(ServerErrorKind::NoPerm) => Error::Permission {
-            url: url.to_string(),
-            detail,
-        },
+    let kind = match err.kind() {
+        ErrorKind::AuthenticationFailed => Kind::Authentication,
+        ErrorKind::Server(ServerErrorKind::NoPerm) => Kind::Permission,
         // A script's refused command comes back as a script error quoting NOPERM.
         _ if detail.contains("NOPERM")
             || detail.contains("no permissions to")
             || detail.contains("can't run this command") =>
         {
-            Error::Permission {
-                url: url.to_string(),
-                detail,
-            }
+            Kind::Permission
         }
         _ if detail.contains("certificate") || detail.contains("TLS") || detail.contains("tls") => {
-            Error::Tls {
-                url: url.to_string(),
-                detail,
-            }
+            Kind::Tls
         }
-        ErrorKind::InvalidClientConfig => Error::InvalidUrl {
-            url: url.to_string(),
-            reason: detail,
-        },
-        _ if detail.contains("WRONGPASS") || detail.contains("NOAUTH") => Error::Authentication {
-            url: url.to_string(),
-            detail,
-        },
-        _ => Error::Redis { operation, detail },
-    }
+        ErrorKind::InvalidClientConfig => {
+            return Error::InvalidUrl {
+                url: url.to_string(),
+                reason: detail,
+            };
+        }
+        _ if detail.contains("WRONGPASS") || detail.contains("NOAUTH") => Kind::Authentication,
+        _ => Kind::Unavailable,
+    };
+    Error::Coordinator(
+        CoordinatorError::new(BACKEND, operation, kind, detail)
+            .at(url)
+            .caused_by(&err, secret),
+    )
 }
 
 /// A client for `url`, with the certificates of `tls` when the `tls` feature is on.
@@ -809,7 +813,11 @@ fn install_crypto_provider() {
 }
 
 impl Coordinator for RedisCoordinator {
-    fn claim_notices(&self) -> Option<broadcast::Receiver<ClaimNotice>> {
+    fn backend(&self) -> &'static str {
+        BACKEND
+    }
+
+    fn claim_notices(&self) -> Option<ClaimNotices> {
         Some(self.notices.subscribe())
     }
 
@@ -846,10 +854,7 @@ impl Coordinator for RedisCoordinator {
         Box::pin(async move {
             let run = [(lease.clone(), record.clone())];
             self.release_runs(&run).await.pop().unwrap_or_else(|| {
-                Err(Error::Redis {
-                    operation: "release",
-                    detail: "no answer for the release".to_string(),
-                })
+                Err(self.fail("release", Kind::Protocol, "no answer for the release"))
             })
         })
     }

@@ -6,15 +6,10 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use chrono::{DateTime, TimeZone, Utc};
-use tokio::sync::broadcast;
 use tokio::time::Instant;
 
 use crate::clock::Clock;
-use crate::coordinator::{
-    ClaimNotice, ClaimOutcome, ClaimRequest, Coordinator, Heartbeat, HistoryEntry, Lease,
-    MemoryCoordinator, RunRecord,
-};
-use crate::job::BoxFuture;
+use crate::coordinator::{Call, Coordinator, MemoryCoordinator, Observed, Observer};
 use crate::{Job, JobContext, Overlap, Scheduler};
 
 /// Wall time that advances with tokio's (paused) clock, from a fixed start.
@@ -440,7 +435,7 @@ fn duplicate_names_are_refused_naming_both_places() {
         .map(|e| e.to_string())
         .unwrap_or_default();
     assert!(err.starts_with("job `report` is defined twice: "), "{err}");
-    assert_eq!(err.matches("scheduler_tests.rs:").count(), 2, "{err}");
+    assert_eq!(err.matches("scheduler/tests.rs:").count(), 2, "{err}");
 }
 
 #[test]
@@ -449,7 +444,7 @@ fn default_lease_ttl_is_the_interval_clamped_to_one_to_thirty_seconds() {
     // As the driver computes it: from the job's tick after `tick`.
     let ttl = |schedule: &str, fixed: Option<Duration>| {
         let job = Job::new("j", schedule, |_| async {}).unwrap_or_else(|err| panic!("job: {err}"));
-        super::lease_ttl_until(tick, job.schedule().next_after(tick), fixed)
+        super::driver::lease_ttl_until(tick, job.schedule().next_after(tick), fixed)
     };
     assert_eq!(ttl("*/5 * * * * *", None), Duration::from_secs(5));
     assert_eq!(ttl("* * * * * *", None), Duration::from_secs(1));
@@ -460,62 +455,17 @@ fn default_lease_ttl_is_the_interval_clamped_to_one_to_thirty_seconds() {
     );
 }
 
-/// The memory coordinator, counting the claim requests per tick that reach it.
-#[derive(Debug)]
-struct Counting {
-    inner: MemoryCoordinator,
-    claims: Mutex<Vec<i64>>,
-}
+/// Records the tick of every claim request that reaches the coordinator.
+#[derive(Debug, Default)]
+struct ClaimedTicks(Mutex<Vec<i64>>);
 
-impl Coordinator for Counting {
-    fn claim<'a>(
-        &'a self,
-        requests: &'a [ClaimRequest],
-    ) -> BoxFuture<'a, Result<Vec<ClaimOutcome>, crate::Error>> {
-        if let Ok(mut claims) = self.claims.lock() {
-            claims.extend(requests.iter().map(|request| request.tick_ms));
+impl Observer for ClaimedTicks {
+    fn observe(&self, call: Call<'_>) {
+        if let Call::Claim(requests) = call
+            && let Ok(mut ticks) = self.0.lock()
+        {
+            ticks.extend(requests.iter().map(|request| request.tick_ms));
         }
-        self.inner.claim(requests)
-    }
-    fn keep_alive<'a>(
-        &'a self,
-        lease: &'a Lease,
-        ttl: Duration,
-    ) -> BoxFuture<'a, Result<bool, crate::Error>> {
-        self.inner.keep_alive(lease, ttl)
-    }
-    fn release<'a>(
-        &'a self,
-        lease: &'a Lease,
-        record: &'a RunRecord,
-    ) -> BoxFuture<'a, Result<bool, crate::Error>> {
-        self.inner.release(lease, record)
-    }
-    fn heartbeat<'a>(
-        &'a self,
-        node: &'a str,
-        stale_after: Duration,
-    ) -> BoxFuture<'a, Result<Heartbeat, crate::Error>> {
-        self.inner.heartbeat(node, stale_after)
-    }
-    fn server_time(&self) -> BoxFuture<'_, Result<Option<i64>, crate::Error>> {
-        self.inner.server_time()
-    }
-    fn leave<'a>(&'a self, node: &'a str) -> BoxFuture<'a, Result<(), crate::Error>> {
-        self.inner.leave(node)
-    }
-    fn members(&self) -> BoxFuture<'_, Result<Vec<(String, i64)>, crate::Error>> {
-        self.inner.members()
-    }
-    fn history<'a>(
-        &'a self,
-        job: &'a str,
-        limit: usize,
-    ) -> BoxFuture<'a, Result<Vec<HistoryEntry>, crate::Error>> {
-        self.inner.history(job, limit)
-    }
-    fn claim_notices(&self) -> Option<broadcast::Receiver<ClaimNotice>> {
-        self.inner.claim_notices()
     }
 }
 
@@ -523,11 +473,13 @@ impl Coordinator for Counting {
 async fn members_waiting_out_the_handoff_do_not_claim_ticks_they_heard_were_claimed() {
     const JOBS: usize = 4;
     let seen = Arc::new(Mutex::new(Vec::new()));
-    let counting = Arc::new(Counting {
-        inner: MemoryCoordinator::with_clock(PausedClock::starting_at(start())),
-        claims: Mutex::new(Vec::new()),
-    });
-    let coordinator: Arc<dyn Coordinator> = counting.clone();
+    let claimed = Arc::new(ClaimedTicks::default());
+    let coordinator: Arc<dyn Coordinator> = Arc::new(Observed::new(
+        Arc::new(MemoryCoordinator::with_clock(PausedClock::starting_at(
+            start(),
+        ))),
+        claimed.clone(),
+    ));
     let node = |name: &str| {
         let jobs = (0..JOBS)
             .map(|i| recording_job(&format!("job-{i}"), "* * * * * *", seen.clone()))
@@ -549,11 +501,7 @@ async fn members_waiting_out_the_handoff_do_not_claim_ticks_they_heard_were_clai
     // From the fifth second on both know each other (heartbeats every 2 s): each tick of each
     // job is claimed once, by its preferred member, and the other member sends nothing.
     let settled = (start() + Duration::from_secs(5)).timestamp_millis();
-    let claims = counting
-        .claims
-        .lock()
-        .map(|c| c.clone())
-        .unwrap_or_default();
+    let claims = claimed.0.lock().map(|c| c.clone()).unwrap_or_default();
     let late_claims = claims.iter().filter(|tick| **tick >= settled).count();
     let seen = seen.lock().map(|s| s.clone()).unwrap_or_default();
     let late_runs = seen

@@ -1,0 +1,79 @@
+//! The feed of decided ticks a coordinator may offer (see [`Coordinator::claim_notices`]).
+//!
+//! [`Coordinator::claim_notices`]: super::Coordinator::claim_notices
+
+use std::sync::Arc;
+
+use tokio::sync::broadcast;
+
+/// A tick that has been decided: some process claimed it (to run it, or to skip it as an
+/// overlap). Processes that were waiting for the handoff window to close need not claim it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ClaimNotice {
+    /// The job's name.
+    pub job: Arc<str>,
+    /// The tick, in UTC milliseconds.
+    pub tick_ms: i64,
+}
+
+/// How many notices a slow listener may fall behind before it misses some (it then claims
+/// those ticks itself and is refused: a round trip lost, nothing else).
+pub const NOTICE_BUFFER: usize = 4096;
+
+/// The sending side of a coordinator's notice feed: what a backend holds. Cheap to clone.
+#[derive(Clone, Debug)]
+pub struct NoticeSender {
+    sender: broadcast::Sender<ClaimNotice>,
+}
+
+impl Default for NoticeSender {
+    fn default() -> Self {
+        NoticeSender {
+            sender: broadcast::channel(NOTICE_BUFFER).0,
+        }
+    }
+}
+
+impl NoticeSender {
+    /// A feed with room for [`NOTICE_BUFFER`] notices per listener.
+    pub fn new() -> NoticeSender {
+        NoticeSender::default()
+    }
+
+    /// Hands `notice` to every listener; nobody listening is not an error.
+    pub fn send(&self, notice: ClaimNotice) {
+        let _ = self.sender.send(notice);
+    }
+
+    /// Whether anyone listens (so a backend can skip building notices nobody reads).
+    pub fn has_listeners(&self) -> bool {
+        self.sender.receiver_count() > 0
+    }
+
+    /// A new listener, hearing the notices sent from now on.
+    pub fn subscribe(&self) -> ClaimNotices {
+        ClaimNotices {
+            receiver: self.sender.subscribe(),
+        }
+    }
+}
+
+/// A listener of a coordinator's notice feed.
+#[derive(Debug)]
+pub struct ClaimNotices {
+    receiver: broadcast::Receiver<ClaimNotice>,
+}
+
+impl ClaimNotices {
+    /// The next notice, or `None` once the coordinator is gone. A listener that fell behind
+    /// skips what it missed: notices are best effort.
+    pub async fn next(&mut self) -> Option<ClaimNotice> {
+        loop {
+            match self.receiver.recv().await {
+                Ok(notice) => return Some(notice),
+                Err(broadcast::error::RecvError::Lagged(_)) => continue,
+                Err(broadcast::error::RecvError::Closed) => return None,
+            }
+        }
+    }
+}

@@ -1,0 +1,148 @@
+//! Claiming a batch of ticks: one round trip, the retries the coordinator asks for (the
+//! handoff window, a tick still in its future), then the runs this process won.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::DateTime;
+use tracing::{debug, info, warn};
+
+use super::notices::Heard;
+use super::outage::Outage;
+use super::releases::ClaimsInFlight;
+use super::runner::Runner;
+use crate::clock::Clock;
+use crate::coordinator::{ClaimOutcome, ClaimRequest};
+use crate::job::Job;
+
+/// How many times a claimer that is told to wait (the handoff, an early tick) tries again.
+const CLAIM_RETRIES: usize = 3;
+
+/// A claim of one tick of the job at an index of the scheduler's jobs.
+pub(crate) type IndexedClaim = (usize, ClaimRequest);
+
+/// What claiming needs.
+#[derive(Debug)]
+pub(crate) struct Claims {
+    pub(crate) runner: Arc<Runner>,
+    pub(crate) heard: Arc<Heard>,
+    pub(crate) outage: Arc<Outage>,
+    pub(crate) in_flight: Arc<ClaimsInFlight>,
+}
+
+impl Claims {
+    /// Claims `batch` in one round trip (after `not_before`, fleet time, if given), retries
+    /// what the coordinator asked to retry, then starts the runs this process won.
+    pub(crate) async fn claim_and_run(
+        &self,
+        jobs: &[Job],
+        mut batch: Vec<IndexedClaim>,
+        not_before: Option<i64>,
+    ) {
+        let runner = &self.runner;
+        if let Some(at_ms) = not_before {
+            let wait_ms = at_ms - runner.clock.now().timestamp_millis();
+            if !self.sleep_ms(wait_ms).await {
+                return;
+            }
+        }
+        for attempt in 0..=CLAIM_RETRIES {
+            if not_before.is_some() {
+                // Waiting out the handoff: claim only what the preferred members have not.
+                batch.retain(|(index, request)| !self.heard.decided(*index, request.tick_ms));
+                if batch.is_empty() {
+                    return;
+                }
+            }
+            let requests: Vec<ClaimRequest> =
+                batch.iter().map(|(_, request)| request.clone()).collect();
+            let in_flight = self.in_flight.start();
+            let answer = runner.coordinator.claim(&requests).await;
+            drop(in_flight);
+            let outcomes = match answer {
+                Ok(outcomes) => {
+                    self.outage.succeeded();
+                    outcomes
+                }
+                Err(err) => {
+                    let skipped = u64::try_from(requests.len()).unwrap_or(u64::MAX);
+                    self.outage.failed("claim", &err, skipped);
+                    return;
+                }
+            };
+            let mut retry = Vec::new();
+            // How long to wait before retrying, by the coordinator's clock (ms).
+            let mut retry_wait_ms = 0i64;
+            for ((index, request), outcome) in batch.into_iter().zip(outcomes) {
+                let job = &jobs[index];
+                let tick = DateTime::from_timestamp_millis(request.tick_ms).unwrap_or_default();
+                match outcome {
+                    ClaimOutcome::Run(lease) => {
+                        runner.start(job.clone(), lease, request.lease_ttl);
+                    }
+                    ClaimOutcome::Taken => {
+                        debug!(job = job.name(), tick = %tick, node = %runner.node, "tick claimed elsewhere");
+                    }
+                    ClaimOutcome::Overlap { holder } => {
+                        info!(
+                            job = job.name(),
+                            tick = %tick,
+                            node = %runner.node,
+                            holder = %holder,
+                            "tick skipped: the previous run still holds the lease \
+                             (overlap = \"skip\")"
+                        );
+                    }
+                    ClaimOutcome::Retry { at_ms, now_ms } => {
+                        retry_wait_ms = retry_wait_ms.max(at_ms - now_ms);
+                        retry.push((index, request));
+                    }
+                    ClaimOutcome::Early { now_ms } => {
+                        // This host's clock runs ahead of the coordinator's by more than the
+                        // estimate allows: wait for the tick by the coordinator's clock, and
+                        // have the offset measured again.
+                        debug!(
+                            job = job.name(),
+                            tick = %tick,
+                            early_ms = request.tick_ms - now_ms,
+                            "claim refused as early: retrying at the tick"
+                        );
+                        runner.clock.request_measurement();
+                        retry_wait_ms = retry_wait_ms.max(request.tick_ms - now_ms);
+                        retry.push((index, request));
+                    }
+                }
+            }
+            if retry.is_empty() {
+                return;
+            }
+            if attempt == CLAIM_RETRIES {
+                warn!(
+                    node = %runner.node,
+                    ticks = retry.len(),
+                    "the coordinator kept refusing claims for the handoff window or as early; \
+                     is this host's clock far off?"
+                );
+                return;
+            }
+            // The coordinator says how long to wait, by its own clock, so the wait is right
+            // even while this host's clock is off.
+            if !self.sleep_ms(retry_wait_ms).await {
+                return;
+            }
+            batch = retry;
+        }
+    }
+
+    /// Sleeps `wait_ms` (monotonic time); `false` if shutdown came first.
+    async fn sleep_ms(&self, wait_ms: i64) -> bool {
+        if wait_ms <= 0 {
+            return !self.runner.shutdown.is_cancelled();
+        }
+        let wait = Duration::from_millis(wait_ms.unsigned_abs());
+        tokio::select! {
+            () = tokio::time::sleep(wait) => true,
+            () = self.runner.shutdown.cancelled() => false,
+        }
+    }
+}
