@@ -1,0 +1,163 @@
+//! The connection to Redis: the client, a connection manager that is replaced after an
+//! authentication failure, TLS, and how the client's errors map to fourit's.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+
+use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use redis::{ErrorKind, RedisError, ServerErrorKind};
+use tracing::debug;
+
+use super::{BACKEND, DEADLINE};
+use crate::coordinator::TlsConfig;
+use crate::error::{CoordinatorError, Error, ErrorKind as Kind};
+
+/// The connection every call goes through, and a way to start it afresh.
+///
+/// The client library's `ConnectionManager` reconnects after I/O errors, but a reconnection
+/// that fails authentication (a restarted Redis whose users are not loaded yet, a password
+/// being rotated) leaves it failed for good: every later call gets the same error. So a call
+/// failing authentication replaces the manager, at most once a second, in the background.
+pub(super) struct Connection {
+    pub(super) manager: RwLock<ConnectionManager>,
+    pub(super) client: redis::Client,
+    /// A replacement is being made.
+    pub(super) replacing: AtomicBool,
+}
+
+impl Connection {
+    /// A handle to the current connection (cheap: handles share it).
+    pub(super) fn get(&self) -> ConnectionManager {
+        match self.manager.read() {
+            Ok(manager) => manager.clone(),
+            Err(poisoned) => poisoned.into_inner().clone(),
+        }
+    }
+
+    /// Starts connecting afresh, unless that is already under way.
+    pub(super) fn replace(self: &Arc<Self>) {
+        if self.replacing.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        let this = self.clone();
+        tokio::spawn(async move {
+            let fresh = tokio::time::timeout(
+                DEADLINE,
+                ConnectionManager::new_with_config(this.client.clone(), manager_config()),
+            )
+            .await;
+            match fresh {
+                Ok(Ok(manager)) => {
+                    match this.manager.write() {
+                        Ok(mut current) => *current = manager,
+                        Err(poisoned) => *poisoned.into_inner() = manager,
+                    }
+                    debug!("reconnected to Redis after an authentication failure");
+                }
+                // Still refused or unreachable: the next failing call tries again.
+                Ok(Err(err)) => debug!(error = err.category(), "reconnecting failed"),
+                Err(_) => debug!("reconnecting timed out"),
+            }
+            // At most one attempt a second, however many calls fail meanwhile.
+            tokio::time::sleep(Duration::from_secs(1)).await;
+            this.replacing.store(false, Ordering::Release);
+        });
+    }
+}
+
+/// How every connection to Redis behaves: one quick retry, then the call fails (and the
+/// scheduler fails closed); 2 s to connect and to answer.
+pub(super) fn manager_config() -> ConnectionManagerConfig {
+    ConnectionManagerConfig::new()
+        .set_number_of_retries(1)
+        .set_min_delay(Duration::from_millis(50))
+        .set_max_delay(Duration::from_millis(500))
+        .set_connection_timeout(Some(Duration::from_secs(2)))
+        .set_response_timeout(Some(Duration::from_secs(2)))
+}
+
+/// Maps a client error to fourit's, with any password scrubbed from its text.
+pub(super) fn classify(
+    operation: &'static str,
+    url: &str,
+    secret: Option<&str>,
+    err: RedisError,
+) -> Error {
+    let mut detail = err.to_string();
+    if let Some(secret) = secret.filter(|s| !s.is_empty()) {
+        detail = detail.replace(secret, "***");
+    }
+    let kind = match err.kind() {
+        ErrorKind::AuthenticationFailed => Kind::Authentication,
+        ErrorKind::Server(ServerErrorKind::NoPerm) => Kind::Permission,
+        // A script's refused command comes back as a script error quoting NOPERM.
+        _ if detail.contains("NOPERM")
+            || detail.contains("no permissions to")
+            || detail.contains("can't run this command") =>
+        {
+            Kind::Permission
+        }
+        _ if detail.contains("certificate") || detail.contains("TLS") || detail.contains("tls") => {
+            Kind::Tls
+        }
+        ErrorKind::InvalidClientConfig => {
+            return Error::InvalidUrl {
+                url: url.to_string(),
+                reason: detail,
+            };
+        }
+        _ if detail.contains("WRONGPASS") || detail.contains("NOAUTH") => Kind::Authentication,
+        _ => Kind::Unavailable,
+    };
+    Error::Coordinator(
+        CoordinatorError::new(BACKEND, operation, kind, detail)
+            .at(url)
+            .caused_by(&err, secret),
+    )
+}
+
+/// A client for `url`, with the certificates of `tls` when the `tls` feature is on.
+pub(super) fn open_client(url: &str, tls: Option<&TlsConfig>) -> Result<redis::Client, RedisError> {
+    #[cfg(feature = "tls")]
+    if let Some(tls) = tls.filter(|tls| !tls.is_empty()) {
+        return redis::Client::build_with_tls(
+            url,
+            redis::TlsCertificates {
+                client_tls: tls.client_identity.as_ref().map(|(cert, key)| {
+                    redis::ClientTlsConfig {
+                        client_cert: cert.clone(),
+                        client_key: key.clone(),
+                    }
+                }),
+                root_cert: tls.root_certificates.clone(),
+            },
+        );
+    }
+    #[cfg(not(feature = "tls"))]
+    let _ = tls;
+    redis::Client::open(url)
+}
+
+pub(super) fn invalid_url_reason(url: &str, err: &RedisError) -> String {
+    if url.starts_with("rediss://") && !cfg!(feature = "tls") {
+        return "rediss:// (TLS) needs fourit's `tls` cargo feature: \
+                fourit = { version = \"...\", features = [\"tls\"] }"
+            .to_string();
+    }
+    // The client library's text may quote the URL: say what is wrong without it.
+    match err.detail() {
+        Some(detail) if !detail.contains(url) => format!("{} ({detail})", err.category()),
+        _ => err.category().to_string(),
+    }
+}
+
+#[cfg(feature = "tls")]
+pub(super) fn install_crypto_provider() {
+    // Installing twice is refused, harmlessly: the first provider stays.
+    let _ = rustls::crypto::ring::default_provider().install_default();
+}
+
+pub(super) fn is_noscript(err: &RedisError) -> bool {
+    err.kind() == ErrorKind::Server(ServerErrorKind::NoScript)
+}

@@ -1,0 +1,442 @@
+//! The Redis coordinator: the protocol as Lua scripts, one round trip per call.
+
+mod connection;
+mod notices;
+mod probe;
+mod scripts;
+
+use std::collections::HashMap;
+use std::fmt;
+use std::future::Future;
+use std::sync::atomic::AtomicBool;
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+
+use redis::aio::ConnectionManager;
+use redis::{RedisError, Value};
+use tokio_util::sync::{CancellationToken, DropGuard};
+
+use self::connection::{
+    Connection, classify, invalid_url_reason, is_noscript, manager_config, open_client,
+};
+use self::scripts::{JobKeys, Scripts};
+use super::{
+    ClaimNotices, ClaimOutcome, ClaimRequest, Coordinator, Heartbeat, HistoryEntry, Lease,
+    NoticeSender, RunRecord, TlsConfig, redact_url,
+};
+use crate::error::{CoordinatorError, Error, ErrorKind as Kind};
+use crate::job::BoxFuture;
+use crate::spec;
+
+/// How errors and logs name this backend.
+const BACKEND: &str = "Redis";
+
+/// Every call's deadline: past it the call counts as failed (and no job runs on it).
+const DEADLINE: Duration = Duration::from_secs(3);
+
+/// The production coordinator: a Redis server (or a Redis Cluster slot per job) holds the
+/// fleet's claims, leases, fences, members and history under a namespace.
+///
+/// Keys of job `j` in namespace `ns` all carry the hash tag `{j}`: `ns:{j}` (hash),
+/// `ns:{j}:lease` (string with TTL), `ns:{j}:runs` (capped stream); members are in
+/// `ns:nodes` (sorted set). Decided ticks are announced on the channel `ns:claims`.
+pub struct RedisCoordinator {
+    conn: Arc<Connection>,
+    namespace: String,
+    /// `ns:claims`: the claim script publishes `<tick ms> <job>` there for each decided tick.
+    channel: String,
+    /// The notices heard on `channel`, for the schedulers using this coordinator.
+    notices: NoticeSender,
+    /// Stops the listener on `channel` when the coordinator is dropped.
+    _listener: DropGuard,
+    /// The URL with its password redacted, for messages.
+    url: String,
+    /// The password, to scrub from any text the client library produces.
+    secret: Option<String>,
+    scripts: Scripts,
+}
+
+impl fmt::Debug for RedisCoordinator {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RedisCoordinator")
+            .field("url", &self.url)
+            .field("namespace", &self.namespace)
+            .finish()
+    }
+}
+
+impl RedisCoordinator {
+    /// Connects, authenticates and loads the scripts.
+    ///
+    /// Fails with [`Error::InvalidUrl`] for a URL it cannot use, an [`Error::Coordinator`] of
+    /// kind [`Authentication`](crate::ErrorKind::Authentication) if Redis rejects the
+    /// credentials or [`Permission`](crate::ErrorKind::Permission) if the user may not run a
+    /// command fourit needs, and with an error for which [`Error::is_unavailable`] is true if Redis
+    /// cannot be reached (worth retrying).
+    pub async fn connect(url: &str, namespace: &str) -> Result<RedisCoordinator, Error> {
+        RedisCoordinator::connect_with(url, namespace, None).await
+    }
+
+    /// [`connect`](Self::connect), trusting the root certificates and presenting the client
+    /// certificate of `tls` for `rediss://` URLs (with the `tls` feature).
+    pub async fn connect_with(
+        url: &str,
+        namespace: &str,
+        tls: Option<&TlsConfig>,
+    ) -> Result<RedisCoordinator, Error> {
+        let redacted = redact_url(url);
+        spec::check_identifier("namespace", namespace).map_err(|reason| Error::InvalidOption {
+            option: "namespace",
+            reason,
+        })?;
+        #[cfg(feature = "tls")]
+        connection::install_crypto_provider();
+        let client = open_client(url, tls).map_err(|err| Error::InvalidUrl {
+            url: redacted.clone(),
+            reason: invalid_url_reason(url, &err),
+        })?;
+        let secret = client
+            .get_connection_info()
+            .redis_settings()
+            .password()
+            .map(str::to_string);
+        let conn = ConnectionManager::new_with_config(client.clone(), manager_config())
+            .await
+            .map_err(|err| classify("connect", &redacted, secret.as_deref(), err))?;
+        let conn = Arc::new(Connection {
+            manager: RwLock::new(conn),
+            client: client.clone(),
+            replacing: AtomicBool::new(false),
+        });
+        let channel = format!("{namespace}:claims");
+        let stop = CancellationToken::new();
+        let mut coordinator = RedisCoordinator {
+            conn,
+            namespace: namespace.to_string(),
+            channel: channel.clone(),
+            notices: NoticeSender::new(),
+            _listener: stop.clone().drop_guard(),
+            url: redacted,
+            secret,
+            scripts: Scripts::new(),
+        };
+        coordinator.load_scripts().await?;
+        coordinator.check_permissions().await?;
+        // Subscribing at start also proves the user may: a refusal is an error now, not a
+        // silent loss of every notice.
+        let subscription = notices::subscribe(&client, &channel)
+            .await
+            .map_err(|err| coordinator.error("subscribe", err))?;
+        tokio::spawn(notices::listen(
+            client,
+            channel,
+            subscription,
+            coordinator.notices.clone(),
+            stop,
+        ));
+        Ok(coordinator)
+    }
+
+    fn error(&self, operation: &'static str, err: RedisError) -> Error {
+        classify(operation, &self.url, self.secret.as_deref(), err)
+    }
+
+    /// An error of this coordinator's, at its (redacted) URL.
+    fn fail(&self, operation: &'static str, kind: Kind, detail: impl Into<String>) -> Error {
+        Error::Coordinator(CoordinatorError::new(BACKEND, operation, kind, detail).at(&self.url))
+    }
+
+    /// The namespace every key starts with.
+    pub fn namespace(&self) -> &str {
+        &self.namespace
+    }
+
+    fn job_keys(&self, job: &str) -> JobKeys {
+        JobKeys::new(&self.namespace, job)
+    }
+
+    fn nodes_key(&self) -> String {
+        format!("{}:nodes", self.namespace)
+    }
+
+    /// Loads every script (the server forgets them on restart or `SCRIPT FLUSH`), which
+    /// also proves at start that the user may run them.
+    async fn load_scripts(&mut self) -> Result<(), Error> {
+        let mut pipe = redis::pipe();
+        for code in Scripts::sources() {
+            pipe.cmd("SCRIPT").arg("LOAD").arg(code);
+        }
+        let mut conn = self.conn.get();
+        let _: Vec<String> = self
+            .call("script load", pipe.query_async(&mut conn))
+            .await?;
+        Ok(())
+    }
+
+    /// Awaits a Redis call under the deadline, mapping its error.
+    async fn call<T>(
+        &self,
+        operation: &'static str,
+        fut: impl Future<Output = Result<T, RedisError>>,
+    ) -> Result<T, Error> {
+        match tokio::time::timeout(DEADLINE, fut).await {
+            Ok(Ok(value)) => Ok(value),
+            Ok(Err(err)) => {
+                let err = classify(operation, &self.url, self.secret.as_deref(), err);
+                if err.coordinator_kind() == Some(Kind::Authentication) {
+                    self.conn.replace();
+                }
+                Err(err)
+            }
+            Err(_) => Err(self.fail(
+                operation,
+                Kind::Timeout,
+                format!("did not answer within {DEADLINE:?}"),
+            )),
+        }
+    }
+
+    async fn claim_all(&self, requests: &[ClaimRequest]) -> Result<Vec<ClaimOutcome>, Error> {
+        if requests.is_empty() {
+            return Ok(Vec::new());
+        }
+        let replies = self
+            .pipeline("claim", scripts::CLAIM, requests, |request| {
+                // Only a claim that others may be waiting out the handoff for is announced.
+                let notice = request
+                    .preferred
+                    .as_ref()
+                    .map(|_| (self.channel.as_str(), &*request.job));
+                self.scripts
+                    .claim(&self.job_keys(&request.job), request, notice)
+            })
+            .await?;
+        requests
+            .iter()
+            .zip(replies)
+            .map(|(request, reply)| {
+                scripts::decode_claim(request, reply.map_err(|err| self.error("claim", err))?)
+            })
+            .collect()
+    }
+
+    async fn release_runs(&self, runs: &[(Lease, RunRecord)]) -> Vec<Result<bool, Error>> {
+        if runs.is_empty() {
+            return Vec::new();
+        }
+        let replies = match self
+            .pipeline("release", scripts::RELEASE, runs, |(lease, record)| {
+                let keys = self.job_keys(&lease.job);
+                self.scripts
+                    .release(&keys, &keys.lease_of(lease), lease, record)
+            })
+            .await
+        {
+            Ok(replies) => replies,
+            Err(err) => {
+                // One error for the batch: the first run gets it, the others its text.
+                let detail = err.to_string();
+                let mut answers: Vec<Result<bool, Error>> = vec![Err(err)];
+                answers.extend(
+                    runs[1..]
+                        .iter()
+                        .map(|_| Err(self.fail("release", Kind::Unavailable, detail.clone()))),
+                );
+                return answers;
+            }
+        };
+        replies
+            .into_iter()
+            .map(|reply| scripts::decode_release(reply.map_err(|err| self.error("release", err))?))
+            .collect()
+    }
+
+    /// Sends one script call per item in one pipeline and answers each in order. After a
+    /// restart the server has forgotten the scripts: a NOSCRIPT reply means that call did not
+    /// run, so loading the script and sending those calls again is safe.
+    async fn pipeline<T>(
+        &self,
+        operation: &'static str,
+        code: &str,
+        items: &[T],
+        command: impl Fn(&T) -> redis::Cmd,
+    ) -> Result<Vec<Result<Value, RedisError>>, Error> {
+        let mut pipe = redis::pipe();
+        pipe.ignore_errors();
+        for item in items {
+            pipe.add_command(command(item));
+        }
+        let mut conn = self.conn.get();
+        let mut replies: Vec<Result<Value, RedisError>> =
+            self.call(operation, pipe.query_async(&mut conn)).await?;
+        let missing: Vec<usize> = replies
+            .iter()
+            .enumerate()
+            .filter(|(_, reply)| matches!(reply, Err(err) if is_noscript(err)))
+            .map(|(index, _)| index)
+            .collect();
+        if !missing.is_empty() {
+            let mut retry = redis::pipe();
+            retry.ignore_errors();
+            retry.cmd("SCRIPT").arg("LOAD").arg(code).ignore();
+            for index in &missing {
+                retry.add_command(command(&items[*index]));
+            }
+            let again: Vec<Result<Value, RedisError>> =
+                self.call(operation, retry.query_async(&mut conn)).await?;
+            for (index, reply) in missing.into_iter().zip(again) {
+                replies[index] = reply;
+            }
+        }
+        Ok(replies)
+    }
+
+    /// Runs one script call, loading the script first if the server has forgotten it.
+    async fn script(
+        &self,
+        operation: &'static str,
+        code: &str,
+        command: redis::Cmd,
+    ) -> Result<Value, Error> {
+        let mut replies = self
+            .pipeline(operation, code, &[()], |()| command.clone())
+            .await?;
+        match replies.pop() {
+            Some(reply) => reply.map_err(|err| self.error(operation, err)),
+            None => Err(self.fail(operation, Kind::Protocol, "no answer")),
+        }
+    }
+}
+
+fn number<T: std::str::FromStr>(text: Option<String>) -> Option<T> {
+    text.and_then(|t| t.parse().ok())
+}
+
+impl Coordinator for RedisCoordinator {
+    fn backend(&self) -> &'static str {
+        BACKEND
+    }
+
+    fn claim_notices(&self) -> Option<ClaimNotices> {
+        Some(self.notices.subscribe())
+    }
+
+    fn claim<'a>(
+        &'a self,
+        requests: &'a [ClaimRequest],
+    ) -> BoxFuture<'a, Result<Vec<ClaimOutcome>, Error>> {
+        Box::pin(self.claim_all(requests))
+    }
+
+    fn keep_alive<'a>(
+        &'a self,
+        lease: &'a Lease,
+        ttl: Duration,
+    ) -> BoxFuture<'a, Result<bool, Error>> {
+        Box::pin(async move {
+            let key = self.job_keys(&lease.job).lease_of(lease);
+            let command = self.scripts.keep_alive(&key, &lease.run_id(), ttl);
+            let reply = self
+                .script("keep-alive", scripts::KEEP_ALIVE, command)
+                .await?;
+            scripts::decode_keep_alive(reply)
+        })
+    }
+
+    fn release<'a>(
+        &'a self,
+        lease: &'a Lease,
+        record: &'a RunRecord,
+    ) -> BoxFuture<'a, Result<bool, Error>> {
+        Box::pin(async move {
+            let run = [(lease.clone(), record.clone())];
+            self.release_runs(&run).await.pop().unwrap_or_else(|| {
+                Err(self.fail("release", Kind::Protocol, "no answer for the release"))
+            })
+        })
+    }
+
+    fn release_all<'a>(
+        &'a self,
+        runs: &'a [(Lease, RunRecord)],
+    ) -> BoxFuture<'a, Vec<Result<bool, Error>>> {
+        Box::pin(self.release_runs(runs))
+    }
+
+    fn heartbeat<'a>(
+        &'a self,
+        node: &'a str,
+        stale_after: Duration,
+    ) -> BoxFuture<'a, Result<Heartbeat, Error>> {
+        Box::pin(async move {
+            let command = self.scripts.heartbeat(&self.nodes_key(), node, stale_after);
+            let reply = self
+                .script("heartbeat", scripts::HEARTBEAT, command)
+                .await?;
+            let (server_us, members) = scripts::decode_heartbeat(reply)?;
+            Ok(Heartbeat { server_us, members })
+        })
+    }
+
+    fn server_time(&self) -> BoxFuture<'_, Result<Option<i64>, Error>> {
+        Box::pin(async move {
+            let mut conn = self.conn.get();
+            let (seconds, micros): (i64, i64) = self
+                .call("time", redis::cmd("TIME").query_async(&mut conn))
+                .await?;
+            Ok(Some(seconds * 1_000_000 + micros))
+        })
+    }
+
+    fn leave<'a>(&'a self, node: &'a str) -> BoxFuture<'a, Result<(), Error>> {
+        Box::pin(async move {
+            let mut conn = self.conn.get();
+            let mut cmd = redis::cmd("ZREM");
+            cmd.arg(self.nodes_key()).arg(node);
+            let _: i64 = self.call("leave", cmd.query_async(&mut conn)).await?;
+            Ok(())
+        })
+    }
+
+    fn members(&self) -> BoxFuture<'_, Result<Vec<(String, i64)>, Error>> {
+        Box::pin(async move {
+            let mut conn = self.conn.get();
+            let mut cmd = redis::cmd("ZRANGE");
+            cmd.arg(self.nodes_key()).arg(0).arg(-1).arg("WITHSCORES");
+            let members: Vec<(String, f64)> =
+                self.call("members", cmd.query_async(&mut conn)).await?;
+            Ok(members
+                .into_iter()
+                .map(|(node, at)| (node, at as i64))
+                .collect())
+        })
+    }
+
+    fn history<'a>(
+        &'a self,
+        job: &'a str,
+        limit: usize,
+    ) -> BoxFuture<'a, Result<Vec<HistoryEntry>, Error>> {
+        Box::pin(async move {
+            let runs = self.job_keys(job).runs;
+            let mut conn = self.conn.get();
+            let mut cmd = redis::cmd("XREVRANGE");
+            // Redis takes a signed 64-bit count.
+            let count = i64::try_from(limit).unwrap_or(i64::MAX);
+            cmd.arg(runs).arg("+").arg("-").arg("COUNT").arg(count);
+            let entries: Vec<(String, HashMap<String, String>)> =
+                self.call("history", cmd.query_async(&mut conn)).await?;
+            Ok(entries
+                .into_iter()
+                .map(|(_, mut fields)| HistoryEntry {
+                    tick_ms: number(fields.remove("tick")).unwrap_or_default(),
+                    node: fields.remove("node").unwrap_or_default(),
+                    outcome: fields.remove("outcome").unwrap_or_default(),
+                    detail: fields.remove("detail"),
+                    fence: number(fields.remove("fence")),
+                    duration_ms: number(fields.remove("duration_ms")),
+                })
+                .collect())
+        })
+    }
+}

@@ -1,0 +1,96 @@
+//! The claim notices: a subscription to `ns:claims` that resubscribes by itself, feeding the
+//! schedulers' notice listeners.
+
+use std::pin::Pin;
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures_core::Stream;
+use redis::aio::PubSub;
+use redis::{ErrorKind, RedisError};
+use tokio_util::sync::CancellationToken;
+use tracing::debug;
+
+use super::DEADLINE;
+use crate::coordinator::{ClaimNotice, NoticeSender};
+
+/// A connection subscribed to `channel`, within the call deadline.
+pub(super) async fn subscribe(client: &redis::Client, channel: &str) -> Result<PubSub, RedisError> {
+    let subscribing = async {
+        let mut pubsub = client.get_async_pubsub().await?;
+        pubsub.subscribe(channel).await?;
+        Ok(pubsub)
+    };
+    match tokio::time::timeout(DEADLINE, subscribing).await {
+        Ok(result) => result,
+        Err(_) => Err(RedisError::from((
+            ErrorKind::Io,
+            "subscribing timed out",
+            format!("no answer within {DEADLINE:?}"),
+        ))),
+    }
+}
+
+/// Forwards the notices heard on `channel` until `stop`; resubscribes, with backoff, when
+/// the connection drops (notices sent meanwhile are lost, which only costs refused claims).
+pub(super) async fn listen(
+    client: redis::Client,
+    channel: String,
+    subscription: PubSub,
+    notices: NoticeSender,
+    stop: CancellationToken,
+) {
+    let mut subscription = Some(subscription);
+    let mut backoff = Duration::from_millis(200);
+    loop {
+        let pubsub = match subscription.take() {
+            Some(pubsub) => pubsub,
+            None => {
+                tokio::select! {
+                    () = tokio::time::sleep(backoff) => {}
+                    () = stop.cancelled() => return,
+                }
+                match subscribe(&client, &channel).await {
+                    Ok(pubsub) => {
+                        backoff = Duration::from_millis(200);
+                        pubsub
+                    }
+                    Err(err) => {
+                        // The category only: the error's text could quote the URL.
+                        debug!(
+                            error = err.category(),
+                            "claim notices: could not resubscribe yet"
+                        );
+                        backoff = (backoff * 2).min(Duration::from_secs(5));
+                        continue;
+                    }
+                }
+            }
+        };
+        let mut stream = pubsub.into_on_message();
+        loop {
+            let next = std::future::poll_fn(|cx| Pin::new(&mut stream).poll_next(cx));
+            let message = tokio::select! {
+                message = next => message,
+                () = stop.cancelled() => return,
+            };
+            let Some(message) = message else {
+                debug!("claim notices: the subscription closed; resubscribing");
+                break;
+            };
+            if let Some(notice) = parse_notice(message.get_payload_bytes()) {
+                notices.send(notice);
+            }
+        }
+    }
+}
+
+/// `<tick ms> <job>`, as the claim script publishes it.
+fn parse_notice(payload: &[u8]) -> Option<ClaimNotice> {
+    let text = std::str::from_utf8(payload).ok()?;
+    let (tick, job) = text.split_once(' ')?;
+    Some(ClaimNotice {
+        job: Arc::from(job),
+        tick_ms: tick.parse().ok()?,
+    })
+}

@@ -1,0 +1,241 @@
+//! The Lua scripts and their typed invocations. Each script's KEYS and ARGV order and its
+//! reply codes are written here once, beside the `.lua` files; the coordinator and the
+//! permission probe build every call through these functions.
+//!
+//! The run id (`node:fence:tick`) is made by the claim script from its ARGV and by
+//! [`Lease::run_id`] in Rust; the conformance suite checks that the two agree (an overlap
+//! names the holder's run id as the claim script stored it).
+
+use std::time::Duration;
+
+use redis::{Cmd, Script, Value};
+
+use super::BACKEND;
+use crate::coordinator::{
+    ClaimOutcome, ClaimRequest, FUTURE_TICK_TOLERANCE, HISTORY_LEN, Lease, RunRecord,
+};
+use crate::error::{CoordinatorError, Error, ErrorKind};
+use crate::job::{FenceToken, Overlap};
+
+/// Claims one tick: see the header of `claim.lua`.
+pub(super) const CLAIM: &str = include_str!("claim.lua");
+/// Extends a lease that is still the run's.
+pub(super) const KEEP_ALIVE: &str = include_str!("keep_alive.lua");
+/// Ends a run: deletes its lease if still held, records the outcome.
+pub(super) const RELEASE: &str = include_str!("release.lua");
+/// Marks a member alive, forgets silent ones, answers the time and the members.
+pub(super) const HEARTBEAT: &str = include_str!("heartbeat.lua");
+
+/// The claim script's reply codes, the first element of its answer.
+mod reply {
+    /// `{0}`: the tick (or a later one) is already claimed.
+    pub(super) const TAKEN: i64 = 0;
+    /// `{1, fence}`: run it.
+    pub(super) const RUN: i64 = 1;
+    /// `{2, holder}`: skipped as an overlap; the holder's run id.
+    pub(super) const OVERLAP: i64 = 2;
+    /// `{3, at, now}`: the handoff window is open until `at` (ms); Redis's time `now`.
+    pub(super) const HANDOFF: i64 = 3;
+    /// `{4, now}`: the tick is in Redis's future; Redis's time `now` (ms).
+    pub(super) const EARLY: i64 = 4;
+}
+
+/// The keys of one job: `ns:{job}`, `ns:{job}:lease`, `ns:{job}:runs`. One hash tag, so one
+/// Redis Cluster slot.
+#[derive(Clone, Debug)]
+pub(super) struct JobKeys {
+    pub(super) state: String,
+    pub(super) lease: String,
+    pub(super) runs: String,
+}
+
+impl JobKeys {
+    pub(super) fn new(namespace: &str, job: &str) -> JobKeys {
+        let state = format!("{namespace}:{{{job}}}");
+        JobKeys {
+            lease: format!("{state}:lease"),
+            runs: format!("{state}:runs"),
+            state,
+        }
+    }
+
+    /// The key of `lease`: the job's one lease, or the run's own with `overlap = "allow"`.
+    pub(super) fn lease_of(&self, lease: &Lease) -> String {
+        match lease.overlap {
+            Overlap::Skip => self.lease.clone(),
+            Overlap::Allow => format!("{}:{}", self.lease, lease.fence),
+        }
+    }
+}
+
+/// The loaded scripts, by hash.
+#[derive(Debug)]
+pub(super) struct Scripts {
+    claim: Script,
+    keep_alive: Script,
+    release: Script,
+    heartbeat: Script,
+}
+
+impl Scripts {
+    pub(super) fn new() -> Scripts {
+        Scripts {
+            claim: Script::new(CLAIM),
+            keep_alive: Script::new(KEEP_ALIVE),
+            release: Script::new(RELEASE),
+            heartbeat: Script::new(HEARTBEAT),
+        }
+    }
+
+    /// Every script's source, for `SCRIPT LOAD`.
+    pub(super) fn sources() -> [&'static str; 4] {
+        [CLAIM, KEEP_ALIVE, RELEASE, HEARTBEAT]
+    }
+
+    /// Claims `request` on `keys`; `notice` is the channel and job name to announce the
+    /// decision on, for claims that others may be waiting out the handoff for.
+    pub(super) fn claim(
+        &self,
+        keys: &JobKeys,
+        request: &ClaimRequest,
+        notice: Option<(&str, &str)>,
+    ) -> Cmd {
+        let mut cmd = evalsha(&self.claim, &[&keys.state, &keys.lease, &keys.runs]);
+        cmd.arg(request.tick_ms)
+            .arg(&*request.node)
+            .arg(millis(request.lease_ttl).max(1))
+            .arg(flag(request.overlap == Overlap::Allow))
+            .arg(HISTORY_LEN)
+            .arg(request.preferred.as_deref().unwrap_or(""))
+            .arg(millis(request.handoff))
+            .arg(millis(FUTURE_TICK_TOLERANCE));
+        if let Some((channel, job)) = notice {
+            cmd.arg(channel).arg(job);
+        }
+        cmd
+    }
+
+    /// Extends the lease at `lease_key` by `ttl` if it still holds `run_id`.
+    pub(super) fn keep_alive(&self, lease_key: &str, run_id: &str, ttl: Duration) -> Cmd {
+        let mut cmd = evalsha(&self.keep_alive, &[lease_key]);
+        cmd.arg(run_id).arg(millis(ttl).max(1));
+        cmd
+    }
+
+    /// Releases `lease` (at `lease_key`) with `record`.
+    pub(super) fn release(
+        &self,
+        keys: &JobKeys,
+        lease_key: &str,
+        lease: &Lease,
+        record: &RunRecord,
+    ) -> Cmd {
+        let error = record.outcome.error();
+        let mut cmd = evalsha(&self.release, &[&keys.state, lease_key, &keys.runs]);
+        cmd.arg(lease.run_id())
+            .arg(lease.tick_ms)
+            .arg(&*lease.node)
+            .arg(lease.fence.get())
+            .arg(record.outcome.as_str())
+            .arg(error.unwrap_or_default())
+            .arg(millis(record.duration))
+            .arg(HISTORY_LEN)
+            .arg(flag(error.is_some()));
+        cmd
+    }
+
+    /// Marks `node` alive in `nodes_key`, forgetting members silent for `stale_after`.
+    pub(super) fn heartbeat(&self, nodes_key: &str, node: &str, stale_after: Duration) -> Cmd {
+        let mut cmd = evalsha(&self.heartbeat, &[nodes_key]);
+        cmd.arg(node).arg(millis(stale_after).max(1));
+        cmd
+    }
+}
+
+fn evalsha(script: &Script, keys: &[&str]) -> Cmd {
+    let mut cmd = redis::cmd("EVALSHA");
+    cmd.arg(script.get_hash()).arg(keys.len()).arg(keys);
+    cmd
+}
+
+fn flag(on: bool) -> &'static str {
+    if on { "1" } else { "0" }
+}
+
+pub(super) fn millis(duration: Duration) -> u64 {
+    u64::try_from(duration.as_millis()).unwrap_or(u64::MAX)
+}
+
+fn malformed(operation: &'static str) -> Error {
+    Error::Coordinator(CoordinatorError::new(
+        BACKEND,
+        operation,
+        ErrorKind::Protocol,
+        format!("the {operation} script answered in an unexpected shape"),
+    ))
+}
+
+/// The claim script's answer to `request`.
+pub(super) fn decode_claim(request: &ClaimRequest, reply: Value) -> Result<ClaimOutcome, Error> {
+    let items: Vec<Value> = redis::from_redis_value(reply).map_err(|_| malformed("claim"))?;
+    let mut items = items.into_iter();
+    let mut next = || items.next().ok_or_else(|| malformed("claim"));
+    let integer = |value: Value| -> Result<i64, Error> {
+        redis::from_redis_value(value).map_err(|_| malformed("claim"))
+    };
+    // Times go as text: Lua numbers are doubles, which Redis would truncate to integers
+    // anyway, but text keeps the script's formatting in one place.
+    let millis_text = |value: Value| -> Result<i64, Error> {
+        let text: String = redis::from_redis_value(value).map_err(|_| malformed("claim"))?;
+        text.parse().map_err(|_| malformed("claim"))
+    };
+    match integer(next()?)? {
+        reply::TAKEN => Ok(ClaimOutcome::Taken),
+        reply::RUN => {
+            let fence = u64::try_from(integer(next()?)?).map_err(|_| malformed("claim"))?;
+            Ok(ClaimOutcome::Run(Lease {
+                job: request.job.clone(),
+                tick_ms: request.tick_ms,
+                fence: FenceToken(fence),
+                node: request.node.clone(),
+                overlap: request.overlap,
+            }))
+        }
+        reply::OVERLAP => {
+            let holder: String =
+                redis::from_redis_value(next()?).map_err(|_| malformed("claim"))?;
+            Ok(ClaimOutcome::Overlap { holder })
+        }
+        reply::HANDOFF => {
+            let at_ms = millis_text(next()?)?;
+            let now_ms = millis_text(next()?)?;
+            Ok(ClaimOutcome::Retry { at_ms, now_ms })
+        }
+        reply::EARLY => Ok(ClaimOutcome::Early {
+            now_ms: millis_text(next()?)?,
+        }),
+        _ => Err(malformed("claim")),
+    }
+}
+
+/// The release script's answer: whether the lease was still the run's.
+pub(super) fn decode_release(reply: Value) -> Result<bool, Error> {
+    let released: i64 = redis::from_redis_value(reply).map_err(|_| malformed("release"))?;
+    Ok(released == 1)
+}
+
+/// The keep-alive script's answer: whether the lease was extended.
+pub(super) fn decode_keep_alive(reply: Value) -> Result<bool, Error> {
+    let extended: i64 = redis::from_redis_value(reply).map_err(|_| malformed("keep-alive"))?;
+    Ok(extended == 1)
+}
+
+/// The heartbeat script's answer: Redis's time (µs) and the live members, sorted.
+pub(super) fn decode_heartbeat(reply: Value) -> Result<(Option<i64>, Vec<String>), Error> {
+    let reply: Vec<String> = redis::from_redis_value(reply).map_err(|_| malformed("heartbeat"))?;
+    let mut reply = reply.into_iter();
+    let server_us = reply.next().and_then(|us| us.parse().ok());
+    let mut members: Vec<String> = reply.collect();
+    members.sort();
+    Ok((server_us, members))
+}
