@@ -1,7 +1,7 @@
 //! The conformance suite: every `Coordinator` backend keeps the same promises.
 //!
 //! Each case is written once, in [`cases`], as an async fn taking the coordinator as an
-//! `Arc<dyn Coordinator>`. The [`conformance!`] macro instantiates every case for the memory
+//! `Arc<dyn Store>`. The [`conformance!`] macro instantiates every case for the memory
 //! backend (`memory::<case>`) and for Redis (`redis::<case>`, each test against a
 //! `redis-server` of its own). Cases that only make sense for Redis (outages, key layout,
 //! namespaces) are in [`redis_cases`] and run as `redis::<case>`.
@@ -13,8 +13,8 @@ use std::time::Duration;
 
 use chrono::Utc;
 use fourit::coordinator::{
-    ClaimOutcome, ClaimRequest, Coordinator, FUTURE_TICK_TOLERANCE, HISTORY_LEN, HistoryEntry,
-    Lease, MemoryCoordinator, Outcome, RedisCoordinator, RunRecord,
+    ClaimOutcome, ClaimRequest, FUTURE_TICK_TOLERANCE, HISTORY_LEN, HistoryEntry, Lease,
+    MemoryCoordinator, Outcome, RedisCoordinator, RunRecord, Store,
 };
 use fourit::{FenceToken, Overlap};
 use fourit_tests::{RedisServer, init_tracing};
@@ -31,7 +31,7 @@ const T0: i64 = 1_767_225_600_000;
 
 /// A backend under test. Keeps its Redis server (if any) alive as long as the coordinator.
 struct Backend {
-    coordinator: Arc<dyn Coordinator>,
+    coordinator: Arc<dyn Store>,
     _server: Option<RedisServer>,
 }
 
@@ -56,7 +56,7 @@ impl Backend {
 }
 
 /// A Redis coordinator on `server`, under `namespace`.
-async fn connect(server: &RedisServer, namespace: &str) -> Arc<dyn Coordinator> {
+async fn connect(server: &RedisServer, namespace: &str) -> Arc<dyn Store> {
     let coordinator = RedisCoordinator::connect(&server.url(), namespace)
         .await
         .unwrap_or_else(|e| panic!("connecting to the test Redis at {}: {e}", server.url()));
@@ -187,7 +187,7 @@ fn request_allow(job: &str, tick_ms: i64, node: &str) -> ClaimRequest {
 }
 
 /// Claims one tick; the call itself must succeed and answer once.
-async fn claim(c: &dyn Coordinator, request: ClaimRequest) -> ClaimOutcome {
+async fn claim(c: &dyn Store, request: ClaimRequest) -> ClaimOutcome {
     let mut outcomes = c
         .claim(std::slice::from_ref(&request))
         .await
@@ -222,25 +222,25 @@ fn record(outcome: Outcome, duration_ms: u64) -> RunRecord {
     }
 }
 
-async fn keep_alive(c: &dyn Coordinator, lease: &Lease, ttl: Duration) -> bool {
+async fn keep_alive(c: &dyn Store, lease: &Lease, ttl: Duration) -> bool {
     c.keep_alive(lease, ttl)
         .await
         .unwrap_or_else(|e| panic!("keep_alive of {lease:?} failed: {e}"))
 }
 
-async fn release(c: &dyn Coordinator, lease: &Lease, record: &RunRecord) -> bool {
+async fn release(c: &dyn Store, lease: &Lease, record: &RunRecord) -> bool {
     c.release(lease, record)
         .await
         .unwrap_or_else(|e| panic!("release of {lease:?} failed: {e}"))
 }
 
-async fn history(c: &dyn Coordinator, job: &str, limit: usize) -> Vec<HistoryEntry> {
+async fn history(c: &dyn Store, job: &str, limit: usize) -> Vec<HistoryEntry> {
     c.history(job, limit)
         .await
         .unwrap_or_else(|e| panic!("history of {job} failed: {e}"))
 }
 
-async fn members(c: &dyn Coordinator) -> Vec<(String, i64)> {
+async fn members(c: &dyn Store) -> Vec<(String, i64)> {
     c.members()
         .await
         .unwrap_or_else(|e| panic!("members failed: {e}"))
@@ -277,7 +277,7 @@ mod cases {
     use super::*;
 
     /// 16 tasks, each its own node, race for the same tick: exactly one runs it.
-    pub async fn a_tick_is_claimed_once_among_concurrent_claimers(c: Arc<dyn Coordinator>) {
+    pub async fn a_tick_is_claimed_once_among_concurrent_claimers(c: Arc<dyn Store>) {
         const CLAIMERS: usize = 16;
         let mut last_fence = None;
         for n in 0..8 {
@@ -316,7 +316,7 @@ mod cases {
 
     /// The high-water mark: a tick at or below the highest claimed one is refused, to
     /// everyone, whatever the overlap policy.
-    pub async fn a_late_or_repeated_claim_of_a_tick_is_refused(c: Arc<dyn Coordinator>) {
+    pub async fn a_late_or_repeated_claim_of_a_tick_is_refused(c: Arc<dyn Store>) {
         let c = &*c;
         let lease = expect_run(
             claim(c, request("late", 2000, "node-a")).await,
@@ -370,7 +370,7 @@ mod cases {
 
     /// While run A holds its lease, the next tick (overlap forbidden) is skipped, naming A,
     /// and recorded; once A releases, the tick after runs.
-    pub async fn overlap_skip_reports_the_holder_and_records_the_overlap(c: Arc<dyn Coordinator>) {
+    pub async fn overlap_skip_reports_the_holder_and_records_the_overlap(c: Arc<dyn Store>) {
         let c = &*c;
         let a = expect_run(claim(c, request("skip", tick(0), "node-a")).await, "run A");
         let holder = expect_overlap(claim(c, request("skip", tick(1), "node-b")).await, "tick 1");
@@ -400,7 +400,7 @@ mod cases {
     }
 
     /// With overlap allowed, consecutive ticks both run, each under a lease of its own.
-    pub async fn overlap_allow_gives_each_run_its_own_lease(c: Arc<dyn Coordinator>) {
+    pub async fn overlap_allow_gives_each_run_its_own_lease(c: Arc<dyn Store>) {
         let c = &*c;
         let ttl = Duration::from_secs(30);
         let a = expect_run(
@@ -435,7 +435,7 @@ mod cases {
 
     /// A lease that is not the holder's own (other node, other fence, other job) can neither
     /// extend nor release the real one.
-    pub async fn only_the_owner_extends_or_releases_a_lease(c: Arc<dyn Coordinator>) {
+    pub async fn only_the_owner_extends_or_releases_a_lease(c: Arc<dyn Store>) {
         let c = &*c;
         let ttl = Duration::from_secs(30);
         let real = expect_run(claim(c, request("owned", tick(0), "node-a")).await, "owner");
@@ -478,7 +478,7 @@ mod cases {
 
     /// A lease that is not kept alive expires: the job runs again, and the old owner learns
     /// it lost the lease (its outcome is still recorded).
-    pub async fn an_expired_lease_frees_the_job(c: Arc<dyn Coordinator>) {
+    pub async fn an_expired_lease_frees_the_job(c: Arc<dyn Store>) {
         let c = &*c;
         let ttl = Duration::from_millis(300);
         let claimed_at = Instant::now();
@@ -543,7 +543,7 @@ mod cases {
     }
 
     /// Keeping a 400 ms lease alive every 100 ms holds the job for 1.5 s.
-    pub async fn keep_alive_extends_the_lease(c: Arc<dyn Coordinator>) {
+    pub async fn keep_alive_extends_the_lease(c: Arc<dyn Store>) {
         let c = &*c;
         let ttl = Duration::from_millis(400);
         let lease = expect_run(
@@ -582,7 +582,7 @@ mod cases {
     /// Fences strictly increase across the runs of a job, whichever node runs them, and a
     /// job's fences do not depend on other jobs' runs.
     pub async fn fence_tokens_increase_across_runs_and_nodes_and_are_independent_per_job(
-        c: Arc<dyn Coordinator>,
+        c: Arc<dyn Store>,
     ) {
         let c = &*c;
         let mut fences = Vec::new();
@@ -626,7 +626,7 @@ mod cases {
 
     /// History keeps every finished or skipped tick, newest first, with its details, and
     /// about [`HISTORY_LEN`] of them.
-    pub async fn history_is_newest_first_capped_and_complete(c: Arc<dyn Coordinator>) {
+    pub async fn history_is_newest_first_capped_and_complete(c: Arc<dyn Store>) {
         let c = &*c;
         assert_eq!(history(c, "written", 10).await, vec![], "no history yet");
 
@@ -687,7 +687,7 @@ mod cases {
     }
 
     /// Error texts come back as written: unicode, newlines, separators, empty.
-    pub async fn history_keeps_error_text_verbatim(c: Arc<dyn Coordinator>) {
+    pub async fn history_keeps_error_text_verbatim(c: Arc<dyn Store>) {
         let c = &*c;
         let texts = [
             "connection refused: 10.0.0.1:5432",
@@ -713,7 +713,7 @@ mod cases {
     }
 
     /// A heartbeat makes a node a member with a recent timestamp; leaving removes it.
-    pub async fn heartbeat_adds_a_member_and_leave_removes_it(c: Arc<dyn Coordinator>) {
+    pub async fn heartbeat_adds_a_member_and_leave_removes_it(c: Arc<dyn Store>) {
         let c = &*c;
         let slack = 2_000; // ms between this process's clock and the backend's
         assert_eq!(members(c).await, vec![]);
@@ -753,9 +753,7 @@ mod cases {
 
     /// A heartbeat answers the coordinator's time and the members alive within the given
     /// time, and forgets the others.
-    pub async fn a_heartbeat_answers_the_live_members_and_forgets_silent_ones(
-        c: Arc<dyn Coordinator>,
-    ) {
+    pub async fn a_heartbeat_answers_the_live_members_and_forgets_silent_ones(c: Arc<dyn Store>) {
         let c = &*c;
         let beat = c.heartbeat("node-a", MEMBER_TTL).await.unwrap();
         assert_eq!(beat.members, ["node-a"]);
@@ -784,7 +782,7 @@ mod cases {
     }
 
     /// The preferred member is admitted at once, even inside the handoff window.
-    pub async fn the_preferred_claimer_is_admitted_at_once(c: Arc<dyn Coordinator>) {
+    pub async fn the_preferred_claimer_is_admitted_at_once(c: Arc<dyn Store>) {
         let c = &*c;
         let now = Utc::now().timestamp_millis();
         let handoff = Duration::from_secs(30);
@@ -810,7 +808,7 @@ mod cases {
 
     /// Until tick + handoff (by the coordinator's clock), another member is told when to try
     /// again, and is not admitted.
-    pub async fn others_are_refused_until_the_handoff_window_closes(c: Arc<dyn Coordinator>) {
+    pub async fn others_are_refused_until_the_handoff_window_closes(c: Arc<dyn Store>) {
         let c = &*c;
         let now = Utc::now().timestamp_millis();
         let handoff = Duration::from_secs(30);
@@ -843,7 +841,7 @@ mod cases {
 
     /// After tick + handoff, any member is admitted: a dead preferred member costs the
     /// handoff, not the tick.
-    pub async fn anyone_is_admitted_after_the_handoff_window(c: Arc<dyn Coordinator>) {
+    pub async fn anyone_is_admitted_after_the_handoff_window(c: Arc<dyn Store>) {
         let c = &*c;
         let past = Utc::now().timestamp_millis() - 5_000;
         let lease = expect_run(
@@ -864,7 +862,7 @@ mod cases {
     }
 
     /// A refused early claim leaves no trace: no high-water mark, no fence, no history.
-    pub async fn a_refused_early_claim_records_nothing(c: Arc<dyn Coordinator>) {
+    pub async fn a_refused_early_claim_records_nothing(c: Arc<dyn Store>) {
         let c = &*c;
         let now = Utc::now().timestamp_millis();
         let handoff = Duration::from_secs(30);
@@ -887,7 +885,7 @@ mod cases {
     /// whoever claims it, preferred or not: nothing is recorded, so the high-water mark never
     /// moves past the coordinator's present and the ticks in between stay claimable.
     pub async fn a_tick_in_the_coordinators_future_is_refused_and_records_nothing(
-        c: Arc<dyn Coordinator>,
+        c: Arc<dyn Store>,
     ) {
         let c = &*c;
         let now = Utc::now().timestamp_millis();
@@ -932,7 +930,7 @@ mod cases {
     /// A claim sent just before its tick (the scheduler prepares claims a moment ahead, and
     /// its offset estimate errs by a fraction of a round trip) is admitted.
     pub async fn a_tick_within_the_tolerance_of_the_coordinators_clock_is_admitted(
-        c: Arc<dyn Coordinator>,
+        c: Arc<dyn Store>,
     ) {
         let c = &*c;
         // The coordinator's clock is this host's (Redis runs here), and the claim reaches it
@@ -950,7 +948,7 @@ mod cases {
     }
 
     /// In one batch, a future tick is refused and the due ones beside it are decided as usual.
-    pub async fn a_future_tick_in_a_batch_does_not_hold_back_the_others(c: Arc<dyn Coordinator>) {
+    pub async fn a_future_tick_in_a_batch_does_not_hold_back_the_others(c: Arc<dyn Store>) {
         let c = &*c;
         let now = Utc::now().timestamp_millis();
         let outcomes = c
@@ -971,7 +969,7 @@ mod cases {
 
     /// One call claims many jobs, answering each request in order; requests in one batch
     /// see the effects of the earlier ones.
-    pub async fn a_batch_claim_answers_each_request_in_order(c: Arc<dyn Coordinator>) {
+    pub async fn a_batch_claim_answers_each_request_in_order(c: Arc<dyn Store>) {
         let c = &*c;
         const JOBS: usize = 500;
         let job = |i: usize| format!("batch-{i:03}");
@@ -1048,7 +1046,7 @@ mod cases {
     /// A tick decided under a handoff (run, or skipped as an overlap) is announced on the
     /// notice feed, in order; a claim that decides nothing (refused in the window, taken) or
     /// that nobody waits for (no preferred member) is not.
-    pub async fn decided_ticks_are_announced_and_nothing_else(c: Arc<dyn Coordinator>) {
+    pub async fn decided_ticks_are_announced_and_nothing_else(c: Arc<dyn Store>) {
         let mut notices = c
             .claim_notices()
             .unwrap_or_else(|| panic!("the backend has no notice feed"));
@@ -1096,7 +1094,7 @@ mod cases {
 
     /// Runs released together in one call are each answered as a single release would be:
     /// ours is deleted and recorded, a stale one is recorded but reported as not held.
-    pub async fn a_batch_release_answers_each_run_in_order(c: Arc<dyn Coordinator>) {
+    pub async fn a_batch_release_answers_each_run_in_order(c: Arc<dyn Store>) {
         let c = &*c;
         let first = expect_run(
             claim(c, request("released-a", tick(1), "node-a")).await,

@@ -14,7 +14,7 @@ mod validate;
 // The checks of cron strings, names, durations and time zones, shared with the run time so
 // both say the same thing about the same text.
 #[allow(dead_code)]
-#[path = "../../fourit/src/spec.rs"]
+#[path = "../../fourit/src/spec/mod.rs"]
 mod spec;
 
 /// Runs an `async fn` on a cron schedule, once per tick across the fleet.

@@ -3,7 +3,7 @@
 use std::fmt;
 use std::future::Future;
 use std::panic::Location;
-use std::pin::Pin;
+
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -14,8 +14,8 @@ use crate::error::Error;
 use crate::schedule::Schedule;
 use crate::spec;
 
-/// A boxed, sendable future, as job bodies and coordinators return.
-pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+/// A boxed, sendable future, as job bodies and coordinators return (`futures-core`'s).
+pub use futures_core::future::BoxFuture;
 
 /// What a job body ends with: `Ok(())`, or the text of its error.
 pub type JobResult = Result<(), String>;

@@ -39,6 +39,9 @@ mod clock;
 pub mod coordinator;
 mod error;
 mod job;
+/// Who is preferred to claim each tick: public for the benchmarks and the spread tests, not
+/// an API.
+#[doc(hidden)]
 pub mod placement;
 mod registry;
 mod schedule;
@@ -46,7 +49,7 @@ mod scheduler;
 mod spec;
 
 pub use clock::{Clock, OffsetClock, SystemClock};
-pub use coordinator::redact_url;
+pub use coordinator::connect::redact_url;
 pub use error::{CoordinatorError, Error, ErrorKind};
 pub use job::{
     BoxFuture, FenceToken, IntoJobResult, Job, JobContext, JobResult, Overlap, SourceLocation,

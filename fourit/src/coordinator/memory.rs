@@ -7,8 +7,8 @@ use std::time::Duration;
 use tokio::time::Instant;
 
 use super::{
-    ClaimNotice, ClaimNotices, ClaimOutcome, ClaimRequest, Coordinator, FUTURE_TICK_TOLERANCE,
-    HISTORY_LEN, Heartbeat, HistoryEntry, Lease, NoticeSender, RunRecord,
+    Admin, ClaimNotice, ClaimNotices, ClaimOutcome, ClaimRequest, Coordinator,
+    FUTURE_TICK_TOLERANCE, HISTORY_LEN, Heartbeat, HistoryEntry, Lease, NoticeSender, RunRecord,
 };
 use crate::clock::{Clock, SystemClock};
 use crate::error::Error;
@@ -316,7 +316,9 @@ impl Coordinator for MemoryCoordinator {
             Ok(())
         })
     }
+}
 
+impl Admin for MemoryCoordinator {
     fn members(&self) -> BoxFuture<'_, Result<Vec<(String, i64)>, Error>> {
         Box::pin(async move {
             let mut members: Vec<(String, i64)> = self

@@ -21,11 +21,14 @@ use chrono::{DateTime, Utc};
 use crate::error::Error;
 use crate::job::{BoxFuture, FenceToken, Overlap};
 
+pub(crate) mod connect;
 mod memory;
 mod notices;
 mod observed;
 mod redis;
 
+pub(crate) use self::connect::redact_url;
+pub use self::connect::{TlsConfig, connect, connect_with};
 pub use self::memory::MemoryCoordinator;
 pub use self::notices::{ClaimNotice, ClaimNotices, NOTICE_BUFFER, NoticeSender};
 pub use self::observed::{Call, Observed, Observer};
@@ -250,16 +253,6 @@ pub trait Coordinator: Send + Sync + fmt::Debug + 'static {
     /// Removes `node` from the members, as a graceful shutdown does.
     fn leave<'a>(&'a self, node: &'a str) -> BoxFuture<'a, Result<(), Error>>;
 
-    /// The members and their last heartbeat (UTC milliseconds), oldest first.
-    fn members(&self) -> BoxFuture<'_, Result<Vec<(String, i64)>, Error>>;
-
-    /// The job's most recent history entries, newest first.
-    fn history<'a>(
-        &'a self,
-        job: &'a str,
-        limit: usize,
-    ) -> BoxFuture<'a, Result<Vec<HistoryEntry>, Error>>;
-
     /// Releases several runs in one round trip, answering each as
     /// [`release`](Self::release) would, in order. The default calls `release` for each.
     fn release_all<'a>(
@@ -289,133 +282,24 @@ pub trait Coordinator: Send + Sync + fmt::Debug + 'static {
     }
 }
 
-/// TLS material for `rediss://` beyond the public root certificates that fourit trusts by
-/// default: a private certificate authority, and a client certificate for mutual TLS.
-/// Needs the `tls` cargo feature to have any effect.
-///
-/// ```
-/// let tls = fourit::coordinator::TlsConfig::new()
-///     .root_certificates(b"-----BEGIN CERTIFICATE-----\n...".to_vec());
-/// assert!(!tls.is_empty());
-/// ```
-#[derive(Clone, Default)]
-pub struct TlsConfig {
-    root_certificates: Option<Vec<u8>>,
-    client_identity: Option<(Vec<u8>, Vec<u8>)>,
+/// The read side of a coordinator, for operators, tools and tests: what the fleet recorded.
+/// The scheduler does not need it; every backend implements it beside [`Coordinator`] (see
+/// [`Store`]).
+pub trait Admin: Send + Sync + fmt::Debug + 'static {
+    /// The members and their last heartbeat (UTC milliseconds), oldest first.
+    fn members(&self) -> BoxFuture<'_, Result<Vec<(String, i64)>, Error>>;
+
+    /// The job's most recent history entries, newest first.
+    fn history<'a>(
+        &'a self,
+        job: &'a str,
+        limit: usize,
+    ) -> BoxFuture<'a, Result<Vec<HistoryEntry>, Error>>;
 }
 
-impl TlsConfig {
-    /// No extra material.
-    pub fn new() -> TlsConfig {
-        TlsConfig::default()
-    }
+/// A backend: the scheduler's seam ([`Coordinator`]) and the read side ([`Admin`]) together.
+/// Implemented for every type that implements both; an `Arc<dyn Store>` coerces to an
+/// `Arc<dyn Coordinator>`.
+pub trait Store: Coordinator + Admin {}
 
-    /// Trusts the certificate authorities in `pem` (PEM-encoded) instead of the public roots.
-    pub fn root_certificates(mut self, pem: Vec<u8>) -> TlsConfig {
-        self.root_certificates = Some(pem);
-        self
-    }
-
-    /// Presents this client certificate and key (both PEM) for mutual TLS.
-    pub fn client_identity(mut self, cert_pem: Vec<u8>, key_pem: Vec<u8>) -> TlsConfig {
-        self.client_identity = Some((cert_pem, key_pem));
-        self
-    }
-
-    /// Whether nothing was configured.
-    pub fn is_empty(&self) -> bool {
-        self.root_certificates.is_none() && self.client_identity.is_none()
-    }
-}
-
-impl fmt::Debug for TlsConfig {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        // Never print key material.
-        f.debug_struct("TlsConfig")
-            .field("root_certificates", &self.root_certificates.is_some())
-            .field("client_identity", &self.client_identity.is_some())
-            .finish()
-    }
-}
-
-/// Opens the coordinator a URL names: `redis://`, `rediss://` or `memory://`.
-pub async fn connect(url: &str, namespace: &str) -> Result<Arc<dyn Coordinator>, Error> {
-    connect_with(url, namespace, None).await
-}
-
-/// [`connect`], with TLS material for `rediss://`.
-pub async fn connect_with(
-    url: &str,
-    namespace: &str,
-    tls: Option<&TlsConfig>,
-) -> Result<Arc<dyn Coordinator>, Error> {
-    match scheme(url) {
-        Some("redis") | Some("rediss") | Some("redis+unix") | Some("unix") => Ok(Arc::new(
-            RedisCoordinator::connect_with(url, namespace, tls).await?,
-        )),
-        Some("memory") => Ok(Arc::new(MemoryCoordinator::new())),
-        Some(other) => Err(Error::InvalidUrl {
-            url: redact_url(url),
-            reason: format!(
-                "unknown scheme `{other}`; use redis://, rediss:// (TLS) or memory:// (one process)"
-            ),
-        }),
-        None => Err(Error::InvalidUrl {
-            url: redact_url(url),
-            reason: "it has no scheme; write e.g. redis://127.0.0.1:6379 or memory://".to_string(),
-        }),
-    }
-}
-
-fn scheme(url: &str) -> Option<&str> {
-    let (scheme, _) = url.split_once("://")?;
-    (!scheme.is_empty()).then_some(scheme)
-}
-
-/// The URL with any password replaced by `***`, fit for logs and errors.
-///
-/// ```
-/// assert_eq!(
-///     fourit::redact_url("redis://app:s3cret@cache:6379/2"),
-///     "redis://app:***@cache:6379/2"
-/// );
-/// assert_eq!(fourit::redact_url("redis://:s3cret@cache"), "redis://:***@cache");
-/// assert_eq!(fourit::redact_url("redis://cache:6379"), "redis://cache:6379");
-/// ```
-pub fn redact_url(url: &str) -> String {
-    let Some((scheme, rest)) = url.split_once("://") else {
-        // Not a URL we can read: show nothing that might be a secret.
-        return "<unparsable URL>".to_string();
-    };
-    let authority_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
-    let (authority, tail) = rest.split_at(authority_end);
-    let mut out = format!("{scheme}://");
-    match authority.rfind('@') {
-        Some(at) => {
-            let userinfo = &authority[..at];
-            match userinfo.split_once(':') {
-                Some((user, _password)) => out.push_str(&format!("{user}:***")),
-                None => out.push_str(userinfo),
-            }
-            out.push_str(&authority[at..]);
-        }
-        None => out.push_str(authority),
-    }
-    // Passwords may also travel in the query (`?password=`): hide every query value.
-    match tail.split_once('?') {
-        Some((path, query)) => {
-            out.push_str(path);
-            out.push('?');
-            let hidden: Vec<String> = query
-                .split('&')
-                .map(|pair| match pair.split_once('=') {
-                    Some((key, _)) => format!("{key}=***"),
-                    None => pair.to_string(),
-                })
-                .collect();
-            out.push_str(&hidden.join("&"));
-        }
-        None => out.push_str(tail),
-    }
-    out
-}
+impl<T: Coordinator + Admin> Store for T {}

@@ -4,10 +4,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use super::{
-    ClaimNotices, ClaimOutcome, ClaimRequest, Coordinator, Heartbeat, HistoryEntry, Lease,
-    RunRecord,
-};
+use super::{ClaimNotices, ClaimOutcome, ClaimRequest, Coordinator, Heartbeat, Lease, RunRecord};
 use crate::error::Error;
 use crate::job::BoxFuture;
 
@@ -28,10 +25,6 @@ pub enum Call<'a> {
     ServerTime,
     /// [`Coordinator::leave`] of this node.
     Leave(&'a str),
-    /// [`Coordinator::members`].
-    Members,
-    /// [`Coordinator::history`] of this job.
-    History(&'a str),
 }
 
 /// Sees every call an [`Observed`] coordinator forwards.
@@ -130,20 +123,6 @@ impl Coordinator for Observed {
     fn leave<'a>(&'a self, node: &'a str) -> BoxFuture<'a, Result<(), Error>> {
         self.observer.observe(Call::Leave(node));
         self.inner.leave(node)
-    }
-
-    fn members(&self) -> BoxFuture<'_, Result<Vec<(String, i64)>, Error>> {
-        self.observer.observe(Call::Members);
-        self.inner.members()
-    }
-
-    fn history<'a>(
-        &'a self,
-        job: &'a str,
-        limit: usize,
-    ) -> BoxFuture<'a, Result<Vec<HistoryEntry>, Error>> {
-        self.observer.observe(Call::History(job));
-        self.inner.history(job, limit)
     }
 
     fn claim_notices(&self) -> Option<ClaimNotices> {

@@ -9,7 +9,7 @@ use chrono::{DateTime, TimeZone, Utc};
 use tokio::time::Instant;
 
 use crate::clock::Clock;
-use crate::coordinator::{Call, Coordinator, MemoryCoordinator, Observed, Observer};
+use crate::coordinator::{Admin, Call, Coordinator, MemoryCoordinator, Observed, Observer};
 use crate::{Job, JobContext, Overlap, Scheduler};
 
 /// Wall time that advances with tokio's (paused) clock, from a fixed start.

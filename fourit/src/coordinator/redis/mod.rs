@@ -1,11 +1,11 @@
 //! The Redis coordinator: the protocol as Lua scripts, one round trip per call.
 
+mod admin;
 mod connection;
 mod notices;
 mod probe;
 mod scripts;
 
-use std::collections::HashMap;
 use std::fmt;
 use std::future::Future;
 use std::sync::atomic::AtomicBool;
@@ -21,8 +21,8 @@ use self::connection::{
 };
 use self::scripts::{JobKeys, Scripts};
 use super::{
-    ClaimNotices, ClaimOutcome, ClaimRequest, Coordinator, Heartbeat, HistoryEntry, Lease,
-    NoticeSender, RunRecord, TlsConfig, redact_url,
+    ClaimNotices, ClaimOutcome, ClaimRequest, Coordinator, Heartbeat, Lease, NoticeSender,
+    RunRecord, TlsConfig, redact_url,
 };
 use crate::error::{CoordinatorError, Error, ErrorKind as Kind};
 use crate::job::BoxFuture;
@@ -308,10 +308,6 @@ impl RedisCoordinator {
     }
 }
 
-fn number<T: std::str::FromStr>(text: Option<String>) -> Option<T> {
-    text.and_then(|t| t.parse().ok())
-}
-
 impl Coordinator for RedisCoordinator {
     fn backend(&self) -> &'static str {
         BACKEND
@@ -395,48 +391,6 @@ impl Coordinator for RedisCoordinator {
             cmd.arg(self.nodes_key()).arg(node);
             let _: i64 = self.call("leave", cmd.query_async(&mut conn)).await?;
             Ok(())
-        })
-    }
-
-    fn members(&self) -> BoxFuture<'_, Result<Vec<(String, i64)>, Error>> {
-        Box::pin(async move {
-            let mut conn = self.conn.get();
-            let mut cmd = redis::cmd("ZRANGE");
-            cmd.arg(self.nodes_key()).arg(0).arg(-1).arg("WITHSCORES");
-            let members: Vec<(String, f64)> =
-                self.call("members", cmd.query_async(&mut conn)).await?;
-            Ok(members
-                .into_iter()
-                .map(|(node, at)| (node, at as i64))
-                .collect())
-        })
-    }
-
-    fn history<'a>(
-        &'a self,
-        job: &'a str,
-        limit: usize,
-    ) -> BoxFuture<'a, Result<Vec<HistoryEntry>, Error>> {
-        Box::pin(async move {
-            let runs = self.job_keys(job).runs;
-            let mut conn = self.conn.get();
-            let mut cmd = redis::cmd("XREVRANGE");
-            // Redis takes a signed 64-bit count.
-            let count = i64::try_from(limit).unwrap_or(i64::MAX);
-            cmd.arg(runs).arg("+").arg("-").arg("COUNT").arg(count);
-            let entries: Vec<(String, HashMap<String, String>)> =
-                self.call("history", cmd.query_async(&mut conn)).await?;
-            Ok(entries
-                .into_iter()
-                .map(|(_, mut fields)| HistoryEntry {
-                    tick_ms: number(fields.remove("tick")).unwrap_or_default(),
-                    node: fields.remove("node").unwrap_or_default(),
-                    outcome: fields.remove("outcome").unwrap_or_default(),
-                    detail: fields.remove("detail"),
-                    fence: number(fields.remove("fence")),
-                    duration_ms: number(fields.remove("duration_ms")),
-                })
-                .collect())
         })
     }
 }

@@ -1,0 +1,51 @@
+//! Unit tests of the option checks.
+
+use std::time::Duration;
+
+use super::{check_name, parse_duration, parse_tz};
+
+#[test]
+fn durations_combine_units() {
+    let ok = |text: &str| parse_duration(text).unwrap_or_else(|err| panic!("{err}"));
+    assert_eq!(ok("90s"), Duration::from_secs(90));
+    assert_eq!(ok("10m"), Duration::from_secs(600));
+    assert_eq!(ok("1h30m"), Duration::from_secs(5400));
+    assert_eq!(ok("2d"), Duration::from_secs(172_800));
+    assert_eq!(ok("500ms"), Duration::from_millis(500));
+    assert_eq!(ok("1m30s250ms"), Duration::from_millis(90_250));
+}
+
+#[test]
+fn bad_durations_say_what_to_write() {
+    for text in ["", "90", "5 min", "0s", "s", "99999999999999999999s"] {
+        let err = parse_duration(text).err().unwrap_or_default();
+        assert!(
+            err.starts_with(&format!("invalid duration `{text}`: ")),
+            "{text:?}: {err}"
+        );
+        assert!(err.contains("e.g. \"90s\""), "{text:?}: {err}");
+    }
+}
+
+#[test]
+fn names_refuse_what_breaks_redis_keys_or_logs() {
+    assert!(check_name("report").is_ok());
+    assert!(check_name("billing.nightly-export_v2").is_ok());
+    assert!(check_name("").is_err());
+    assert!(check_name(&"x".repeat(201)).is_err());
+    assert!(check_name(&"x".repeat(200)).is_ok());
+    for bad in ["a b", "a\tb", "a{b", "a}b", "a\u{7}b"] {
+        assert!(check_name(bad).is_err(), "{bad:?} accepted");
+    }
+}
+
+#[test]
+fn time_zones_suggest_the_closest_name() {
+    assert!(parse_tz("Europe/Berlin").is_ok());
+    assert_eq!(
+        parse_tz("europe/berlin").err().as_deref(),
+        Some("unknown time zone `europe/berlin`; did you mean \"Europe/Berlin\"?")
+    );
+    let far = parse_tz("Mars/Olympus").err().unwrap_or_default();
+    assert!(far.contains("use an IANA name"), "{far}");
+}
