@@ -3,10 +3,10 @@
 //! one run on this machine.
 //!
 //! ```text
-//! cargo run --release --example bench                         # every scenario (~25 min)
-//! cargo run --release --example bench -- --quick              # short windows (~8 min)
-//! cargo run --release --example bench -- start-delay burst    # some scenarios
-//! cargo run --release --example bench -- --help
+//! cargo run --release -p fourit-bench                         # every scenario (~25 min)
+//! cargo run --release -p fourit-bench -- --quick              # short windows (~8 min)
+//! cargo run --release -p fourit-bench -- start-delay burst    # some scenarios
+//! cargo run --release -p fourit-bench -- --help
 //! ```
 //!
 //! It starts its own `redis-server` on a free loopback port (no persistence), starts the
@@ -157,7 +157,7 @@ fn options(args: Vec<String>) -> Result<Option<Options>, String> {
     Ok(Some(options))
 }
 
-/// `target/bench/results.json` beside this binary's `target/release/examples/`.
+/// `target/bench/results.json` in the target folder this binary was built in.
 fn default_out(exe: &std::path::Path) -> PathBuf {
     exe.ancestors()
         .find(|dir| dir.file_name().is_some_and(|name| name == "target"))
@@ -194,15 +194,13 @@ async fn parent(args: Vec<String>) -> Result<ExitCode, String> {
     };
     let exe = std::env::current_exe().map_err(|err| format!("finding this binary: {err}"))?;
     if cfg!(debug_assertions) {
-        println!("note: a debug build; measure with `cargo run --release --example bench`");
+        println!("note: a debug build; measure with `cargo run --release -p fourit-bench`");
     }
     let redis = RedisServer::start().await?;
     let conn = redis.connect().await?;
     let redis_version = redis.version().await;
 
-    let peer_dir = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("bench")
-        .join("peer");
+    let peer_dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("peer");
     let mut report = Report::default();
     let peer = if options.peer {
         match prepare_peer(&peer_dir) {

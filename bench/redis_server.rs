@@ -2,84 +2,40 @@
 //! it reports through `INFO`.
 
 use std::collections::BTreeMap;
-use std::net::TcpListener;
-use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
 
 use redis::aio::MultiplexedConnection;
 
-/// A `redis-server` started for the benchmark (no persistence); stopped when dropped.
-pub struct RedisServer {
-    child: Child,
-    port: u16,
-    dir: PathBuf,
-}
+/// A `redis-server` started for the benchmark (no persistence), through the launcher the
+/// tests use; stopped when dropped.
+pub struct RedisServer(fourit_testkit::RedisServer);
 
 impl RedisServer {
     /// Starts `redis-server --save "" --appendonly no` on a free loopback port and waits until
     /// it answers.
     pub async fn start() -> Result<RedisServer, String> {
-        let port = TcpListener::bind("127.0.0.1:0")
-            .and_then(|listener| listener.local_addr())
-            .map_err(|err| format!("finding a free port: {err}"))?
-            .port();
-        let dir = std::env::temp_dir().join(format!("fourit-bench-{}-{port}", std::process::id()));
-        std::fs::create_dir_all(&dir)
-            .map_err(|err| format!("creating {}: {err}", dir.display()))?;
-        let child = Command::new("redis-server")
-            .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
-            .args(["--save", "", "--appendonly", "no"])
-            .arg("--dir")
-            .arg(&dir)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .map_err(|err| {
-                format!("starting redis-server (is it installed and on the PATH?): {err}")
-            })?;
-        let server = RedisServer { child, port, dir };
-        let deadline = Instant::now() + Duration::from_secs(10);
-        loop {
-            if let Ok(mut conn) = server.connect().await
-                && redis::cmd("PING")
-                    .query_async::<String>(&mut conn)
-                    .await
-                    .is_ok()
-            {
-                return Ok(server);
-            }
-            if Instant::now() > deadline {
-                return Err(format!(
-                    "redis-server on port {port} did not answer within 10 s"
-                ));
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
+        fourit_testkit::RedisServer::builder()
+            .try_start()
+            .map(RedisServer)
     }
 
     /// `redis://127.0.0.1:PORT`.
     pub fn url(&self) -> String {
-        format!("redis://127.0.0.1:{}", self.port)
+        self.0.url()
     }
 
     /// The port it listens on.
     pub fn port(&self) -> u16 {
-        self.port
+        self.0.port()
     }
 
-    /// The server's process id.
+    /// The server's process id (0 if it is not running).
     pub fn pid(&self) -> u32 {
-        self.child.id()
+        self.0.pid().unwrap_or_default()
     }
 
     /// A new connection of the benchmark's own.
     pub async fn connect(&self) -> Result<MultiplexedConnection, String> {
-        redis::Client::open(self.url())
-            .map_err(|err| err.to_string())?
-            .get_multiplexed_async_connection()
-            .await
-            .map_err(|err| err.to_string())
+        self.0.try_connection().await
     }
 
     /// The server's version, e.g. `7.0.15`.
@@ -97,14 +53,6 @@ impl RedisServer {
             .unwrap_or("?")
             .trim()
             .to_string()
-    }
-}
-
-impl Drop for RedisServer {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        let _ = std::fs::remove_dir_all(&self.dir);
     }
 }
 

@@ -1,0 +1,562 @@
+//! A real `redis-server` of one's own, for fourit's tests, benchmarks and micro-benchmarks:
+//! one launcher, so all three start, probe and stop Redis the same way.
+//!
+//! Nothing here mocks Redis. Each [`RedisServer`] is its own `redis-server` process on a free
+//! loopback port, in its own temporary directory, so tests that start one are hermetic and
+//! may run in parallel:
+//!
+//! ```no_run
+//! # async fn demo() {
+//! let mut server = fourit_testkit::RedisServer::start();
+//! let mut con = server.connection().await;
+//! let pong: String = redis::cmd("PING").query_async(&mut con).await.unwrap();
+//! assert_eq!(pong, "PONG");
+//! server.restart(); // same port, same directory
+//! # }
+//! ```
+//!
+//! The server's lifecycle calls ([`RedisServer::start`], [`RedisServer::stop`],
+//! [`RedisServer::restart`]) block the calling thread until the server is ready or gone
+//! (bounded by a deadline of about ten seconds), which is fine in a
+//! `#[tokio::test(flavor = "multi_thread")]`. [`RedisServerBuilder::try_start`] answers an
+//! error instead of panicking, for tools.
+
+#![warn(missing_docs)]
+
+use std::fmt::Write as _;
+use std::fs::{self, File};
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::thread;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+/// How long a server may take to answer PING after it was started, or to exit after SHUTDOWN.
+const DEADLINE: Duration = Duration::from_secs(10);
+/// How often readiness and exit are polled.
+const POLL_INTERVAL: Duration = Duration::from_millis(10);
+/// How long one readiness probe may take.
+const PROBE_TIMEOUT: Duration = Duration::from_millis(500);
+/// How many free ports [`RedisServerBuilder::start`] tries before giving up.
+const START_ATTEMPTS: usize = 10;
+
+const NOT_INSTALLED: &str = "redis-server is not installed: the fourit tests start their own \
+     Redis. Install it (Debian/Ubuntu: apt-get install redis-server; macOS: brew install redis)";
+
+/// A `redis-server` process of its own, on a free loopback port, in a fresh temporary
+/// directory.
+///
+/// By default it neither snapshots nor appends (`--save "" --appendonly no`), binds
+/// `127.0.0.1` only and logs to `redis.log` in its directory. Dropping it kills the process
+/// and removes the directory.
+#[derive(Debug)]
+pub struct RedisServer {
+    port: u16,
+    dir: PathBuf,
+    extra_args: Vec<String>,
+    appendonly: bool,
+    password: Option<String>,
+    tls: Option<TlsFiles>,
+    tls_port: u16,
+    child: Option<Child>,
+}
+
+/// The PEM files of a TLS listener: the server's certificate chain and key, and the CA that
+/// client certificates would be checked against (clients need none: `--tls-auth-clients no`).
+#[derive(Clone, Debug)]
+pub struct TlsFiles {
+    /// The server's certificate (chain), PEM.
+    pub cert: PathBuf,
+    /// The server's private key, PEM.
+    pub key: PathBuf,
+    /// A CA certificate, PEM.
+    pub ca: PathBuf,
+}
+
+/// Options for a [`RedisServer`], from [`RedisServer::builder`].
+#[derive(Clone, Debug, Default)]
+#[must_use = "a builder does nothing until `.start()`"]
+pub struct RedisServerBuilder {
+    extra_args: Vec<String>,
+    appendonly: bool,
+    tls: Option<TlsFiles>,
+}
+
+impl RedisServerBuilder {
+    /// Adds one command-line argument for `redis-server`, after the defaults (so it overrides
+    /// them), e.g. `.arg("--requirepass").arg("s3cret")`.
+    ///
+    /// A `--requirepass` given this way is remembered: [`RedisServer::client`],
+    /// [`RedisServer::connection`] and the harness's own readiness and shutdown commands
+    /// authenticate with it.
+    pub fn arg(mut self, arg: impl Into<String>) -> Self {
+        self.extra_args.push(arg.into());
+        self
+    }
+
+    /// Turns the append-only file on (`--appendonly yes`, `appendfsync everysec`), so data
+    /// survives [`RedisServer::stop`] + [`RedisServer::restart`]. Off by default.
+    pub fn appendonly(mut self, on: bool) -> Self {
+        self.appendonly = on;
+        self
+    }
+
+    /// Adds a TLS listener on a second free port ([`RedisServer::tls_port`]) with these
+    /// files, beside the plain one the harness (and assertions) use.
+    pub fn tls(mut self, files: TlsFiles) -> Self {
+        self.tls = Some(files);
+        self
+    }
+
+    /// Starts the server and waits until it answers PING.
+    ///
+    /// # Panics
+    ///
+    /// If `redis-server` is not installed, or it does not start within about ten seconds
+    /// (the panic message includes its log). [`try_start`](Self::try_start) answers an error
+    /// instead.
+    pub fn start(self) -> RedisServer {
+        self.try_start().unwrap_or_else(|why| panic!("{why}"))
+    }
+
+    /// [`start`](Self::start), answering why it could not start instead of panicking.
+    pub fn try_start(self) -> Result<RedisServer, String> {
+        let password = requirepass(&self.extra_args);
+        let mut server = RedisServer {
+            port: 0,
+            dir: fresh_dir(),
+            extra_args: self.extra_args,
+            appendonly: self.appendonly,
+            password,
+            tls: self.tls,
+            tls_port: 0,
+            child: None,
+        };
+        for _ in 0..START_ATTEMPTS {
+            server.port = free_port();
+            if server.tls.is_some() {
+                server.tls_port = free_port();
+            }
+            match server.launch() {
+                Ok(()) => return Ok(server),
+                // Someone took the port between our probe and redis-server's bind: try another.
+                Err(LaunchError::PortTaken) => continue,
+                Err(LaunchError::Failed(why)) => return Err(why),
+            }
+        }
+        Err(format!(
+            "redis-server could not find a free port in {START_ATTEMPTS} attempts"
+        ))
+    }
+}
+
+impl RedisServer {
+    /// Starts a server with the default options. See [`RedisServerBuilder::start`].
+    pub fn start() -> RedisServer {
+        RedisServer::builder().start()
+    }
+
+    /// A builder, for extra `redis-server` arguments or persistence.
+    pub fn builder() -> RedisServerBuilder {
+        RedisServerBuilder::default()
+    }
+
+    /// The process id of the running server, if it runs.
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
+    }
+
+    /// A fresh async connection, or why there is none.
+    pub async fn try_connection(&self) -> Result<redis::aio::MultiplexedConnection, String> {
+        self.client()
+            .get_multiplexed_async_connection()
+            .await
+            .map_err(|e| format!("connecting to the Redis at {}: {e}", self.url()))
+    }
+
+    /// The TCP port it listens on (on 127.0.0.1); stable across [`RedisServer::restart`].
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// The TLS port, with [`RedisServerBuilder::tls`] (else 0); stable across restarts.
+    pub fn tls_port(&self) -> u16 {
+        self.tls_port
+    }
+
+    /// Its URL without credentials: `redis://127.0.0.1:PORT`.
+    pub fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}", self.port)
+    }
+
+    /// Its URL with credentials: `redis://USER:PASSWORD@127.0.0.1:PORT` (an empty `user`
+    /// gives `redis://:PASSWORD@...`, the default user). Both are percent-encoded.
+    pub fn url_with(&self, user: &str, password: &str) -> String {
+        format!(
+            "redis://{}:{}@127.0.0.1:{}",
+            percent_encode(user),
+            percent_encode(password),
+            self.port
+        )
+    }
+
+    /// Its temporary directory, holding `redis.log` and any persistence files.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// The server's log so far (empty if there is none yet), for failure messages.
+    pub fn log(&self) -> String {
+        fs::read_to_string(self.log_path()).unwrap_or_default()
+    }
+
+    /// True while the process started by this harness has not exited.
+    pub fn is_running(&mut self) -> bool {
+        match &mut self.child {
+            Some(child) => matches!(child.try_wait(), Ok(None)),
+            None => false,
+        }
+    }
+
+    /// A client for assertions, authenticated with the `--requirepass` given to the builder,
+    /// if any.
+    pub fn client(&self) -> redis::Client {
+        let url = match &self.password {
+            Some(password) => self.url_with("", password),
+            None => self.url(),
+        };
+        redis::Client::open(url).expect("a loopback redis:// URL is valid")
+    }
+
+    /// A fresh async connection for assertions (see [`RedisServer::client`]).
+    ///
+    /// # Panics
+    ///
+    /// If the server does not accept the connection.
+    pub async fn connection(&self) -> redis::aio::MultiplexedConnection {
+        self.client()
+            .get_multiplexed_async_connection()
+            .await
+            .unwrap_or_else(|e| panic!("connecting to the test Redis at {}: {e}", self.url()))
+    }
+
+    /// Stops the server gracefully and waits for the process to exit: `SHUTDOWN NOSAVE`
+    /// without persistence, plain `SHUTDOWN` (which flushes the append-only file) with it.
+    /// If the server does not take the command, or does not exit within about ten seconds,
+    /// the process is killed. Does nothing if it is not running. The directory is kept, for
+    /// [`RedisServer::restart`].
+    pub fn stop(&mut self) {
+        let Some(mut child) = self.child.take() else {
+            return;
+        };
+        let shutdown: &[&str] = if self.appendonly {
+            &["SHUTDOWN"]
+        } else {
+            &["SHUTDOWN", "NOSAVE"]
+        };
+        let asked = self.send_shutdown(shutdown).is_ok();
+        if !asked || wait_exit(&mut child, DEADLINE).is_none() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// Kills the process at once (SIGKILL), as a crash would, and waits for it to exit.
+    /// Unflushed writes are lost. Does nothing if it is not running.
+    pub fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// Starts the server again on the same port and directory (stopping it first if it
+    /// runs), and waits until it answers PING. With [`RedisServerBuilder::appendonly`] its
+    /// data survives; without, it starts empty.
+    ///
+    /// # Panics
+    ///
+    /// If it does not start within about ten seconds, e.g. because another process took the
+    /// port meanwhile.
+    pub fn restart(&mut self) {
+        self.stop();
+        let deadline = Instant::now() + DEADLINE;
+        loop {
+            match self.launch() {
+                Ok(()) => return,
+                // The port may be held for a moment (e.g. by a client's socket): retry.
+                Err(LaunchError::PortTaken) if Instant::now() < deadline => {
+                    thread::sleep(POLL_INTERVAL * 10);
+                }
+                Err(LaunchError::PortTaken) => panic!(
+                    "restarting redis-server: port {} stayed taken by another process for {DEADLINE:?}",
+                    self.port
+                ),
+                Err(LaunchError::Failed(why)) => panic!("restarting redis-server: {why}"),
+            }
+        }
+    }
+
+    fn log_path(&self) -> PathBuf {
+        self.dir.join("redis.log")
+    }
+
+    /// Spawns `redis-server` on `self.port` and waits until it is ready.
+    fn launch(&mut self) -> Result<(), LaunchError> {
+        let log_path = self.log_path();
+        let log_start = fs::metadata(&log_path).map(|m| m.len()).unwrap_or(0);
+        let output_path = self.dir.join("redis.out");
+        let output = File::create(&output_path).expect("creating redis.out in the server's dir");
+        let mut command = Command::new("redis-server");
+        command
+            .arg("--port")
+            .arg(self.port.to_string())
+            .args(["--bind", "127.0.0.1", "--daemonize", "no", "--save", ""])
+            .args(["--appendonly", if self.appendonly { "yes" } else { "no" }])
+            .arg("--dir")
+            .arg(&self.dir)
+            .arg("--logfile")
+            .arg(&log_path)
+            .args(&self.extra_args);
+        if let Some(tls) = &self.tls {
+            command
+                .arg("--tls-port")
+                .arg(self.tls_port.to_string())
+                .arg("--tls-cert-file")
+                .arg(&tls.cert)
+                .arg("--tls-key-file")
+                .arg(&tls.key)
+                .arg("--tls-ca-cert-file")
+                .arg(&tls.ca)
+                .args(["--tls-auth-clients", "no"]);
+        }
+        command
+            .stdin(Stdio::null())
+            .stdout(output.try_clone().expect("duplicating a file handle"))
+            .stderr(output);
+        let mut child = match command.spawn() {
+            Ok(child) => child,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => panic!("{NOT_INSTALLED}"),
+            Err(e) => panic!("starting redis-server: {e}"),
+        };
+
+        let deadline = Instant::now() + DEADLINE;
+        loop {
+            if let Ok(Some(status)) = child.try_wait() {
+                let log = read_from(&log_path, log_start) + &read_from(&output_path, 0);
+                if log.contains("Address already in use") {
+                    return Err(LaunchError::PortTaken);
+                }
+                return Err(LaunchError::Failed(self.failure(
+                    &format!("redis-server exited during startup ({status})"),
+                    &log,
+                )));
+            }
+            if self.probe(child.id()) {
+                self.child = Some(child);
+                return Ok(());
+            }
+            if Instant::now() >= deadline {
+                let _ = child.kill();
+                let _ = child.wait();
+                let log = read_from(&log_path, log_start) + &read_from(&output_path, 0);
+                return Err(LaunchError::Failed(self.failure(
+                    &format!("redis-server did not answer PING within {DEADLINE:?}"),
+                    &log,
+                )));
+            }
+            thread::sleep(POLL_INTERVAL);
+        }
+    }
+
+    fn failure(&self, what: &str, log: &str) -> String {
+        format!(
+            "{what} on port {} in {}; its output:\n{log}",
+            self.port,
+            self.dir.display()
+        )
+    }
+
+    /// True if the server on our port answers PING with PONG and is our process (not another
+    /// test's server that took the port first).
+    fn probe(&self, pid: u32) -> bool {
+        let Ok(mut con) = RespConnection::open(self.port, PROBE_TIMEOUT) else {
+            return false;
+        };
+        if let Some(password) = &self.password {
+            match con.command(&["AUTH", password]) {
+                Ok(reply) if reply == "+OK" => {}
+                _ => return false,
+            }
+        }
+        match con.command(&["PING"]) {
+            Ok(reply) if reply == "+PONG" => {}
+            // Authentication needed but unknown (e.g. ACL users from extra arguments): it
+            // serves commands, and a process that is still alive owns the port.
+            Ok(reply) if reply.starts_with("-NOAUTH") => return true,
+            _ => return false, // e.g. -LOADING while it reads its append-only file
+        }
+        match con.command(&["INFO", "server"]) {
+            Ok(info) => info
+                .lines()
+                .any(|line| line.trim() == format!("process_id:{pid}")),
+            Err(_) => false,
+        }
+    }
+
+    fn send_shutdown(&self, command: &[&str]) -> std::io::Result<()> {
+        let mut con = RespConnection::open(self.port, Duration::from_secs(1))?;
+        if let Some(password) = &self.password {
+            con.command(&["AUTH", password])?;
+        }
+        con.send(command)?;
+        // A successful SHUTDOWN closes the connection without a reply.
+        match con.read_line() {
+            Ok(line) if line.is_empty() => Ok(()),
+            Ok(line) => Err(std::io::Error::other(format!("SHUTDOWN answered {line}"))),
+            Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => Ok(()),
+            Err(e) => Err(e),
+        }
+    }
+}
+
+impl Drop for RedisServer {
+    fn drop(&mut self) {
+        self.kill();
+        let _ = fs::remove_dir_all(&self.dir);
+    }
+}
+
+enum LaunchError {
+    /// The port was taken before redis-server could bind it.
+    PortTaken,
+    /// Anything else, with a message that includes the server's output.
+    Failed(String),
+}
+
+/// A minimal blocking RESP connection, for the harness's own readiness and shutdown commands
+/// (independent of the `redis` crate under test).
+struct RespConnection {
+    reader: BufReader<TcpStream>,
+}
+
+impl RespConnection {
+    fn open(port: u16, timeout: Duration) -> std::io::Result<RespConnection> {
+        let addr = SocketAddr::from((Ipv4Addr::LOCALHOST, port));
+        let stream = TcpStream::connect_timeout(&addr, timeout)?;
+        stream.set_read_timeout(Some(timeout))?;
+        stream.set_write_timeout(Some(timeout))?;
+        stream.set_nodelay(true)?;
+        Ok(RespConnection {
+            reader: BufReader::new(stream),
+        })
+    }
+
+    fn send(&mut self, args: &[&str]) -> std::io::Result<()> {
+        let mut out = format!("*{}\r\n", args.len());
+        for arg in args {
+            let _ = write!(out, "${}\r\n{arg}\r\n", arg.len());
+        }
+        self.reader.get_mut().write_all(out.as_bytes())
+    }
+
+    /// One reply line without its CRLF; empty at end of stream.
+    fn read_line(&mut self) -> std::io::Result<String> {
+        let mut line = String::new();
+        self.reader.read_line(&mut line)?;
+        Ok(line.trim_end_matches(['\r', '\n']).to_string())
+    }
+
+    /// Sends a command and reads its reply: a simple string or error line as is (`+OK`,
+    /// `-ERR ...`), a bulk string as its contents.
+    fn command(&mut self, args: &[&str]) -> std::io::Result<String> {
+        self.send(args)?;
+        let line = self.read_line()?;
+        let Some(len) = line.strip_prefix('$') else {
+            return Ok(line);
+        };
+        let len: i64 = len
+            .parse()
+            .map_err(|_| std::io::Error::other(format!("bad bulk length {line:?}")))?;
+        if len < 0 {
+            return Ok(String::new());
+        }
+        let mut body = vec![0; len as usize + 2];
+        self.reader.read_exact(&mut body)?;
+        body.truncate(len as usize);
+        Ok(String::from_utf8_lossy(&body).into_owned())
+    }
+}
+
+/// A port that was free a moment ago (the OS picks it; we release it for redis-server).
+fn free_port() -> u16 {
+    let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).expect("binding 127.0.0.1:0");
+    listener
+        .local_addr()
+        .expect("a bound socket's address")
+        .port()
+}
+
+/// A new, empty directory under the system's temp dir, unique to this server.
+fn fresh_dir() -> PathBuf {
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    loop {
+        let nanos = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map(|d| d.subsec_nanos())
+            .unwrap_or(0);
+        let name = format!(
+            "fourit-redis-{}-{}-{nanos}",
+            std::process::id(),
+            COUNTER.fetch_add(1, Ordering::Relaxed)
+        );
+        let dir = std::env::temp_dir().join(name);
+        match fs::create_dir(&dir) {
+            Ok(()) => return dir,
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => continue,
+            Err(e) => panic!("creating {}: {e}", dir.display()),
+        }
+    }
+}
+
+/// Waits up to `limit` for the child to exit.
+fn wait_exit(child: &mut Child, limit: Duration) -> Option<ExitStatus> {
+    let deadline = Instant::now() + limit;
+    loop {
+        match child.try_wait() {
+            Ok(Some(status)) => return Some(status),
+            Ok(None) if Instant::now() < deadline => thread::sleep(POLL_INTERVAL),
+            _ => return None,
+        }
+    }
+}
+
+/// The file's text from byte `offset` on (empty if it cannot be read).
+fn read_from(path: &Path, offset: u64) -> String {
+    let bytes = fs::read(path).unwrap_or_default();
+    let start = (offset as usize).min(bytes.len());
+    String::from_utf8_lossy(&bytes[start..]).into_owned()
+}
+
+/// The value after the last `--requirepass` argument, if any.
+fn requirepass(args: &[String]) -> Option<String> {
+    args.windows(2)
+        .rfind(|pair| pair[0] == "--requirepass")
+        .map(|pair| pair[1].clone())
+        .filter(|password| !password.is_empty())
+}
+
+/// Percent-encodes everything but RFC 3986 unreserved characters.
+fn percent_encode(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for byte in text.bytes() {
+        if byte.is_ascii_alphanumeric() || matches!(byte, b'-' | b'.' | b'_' | b'~') {
+            out.push(byte as char);
+        } else {
+            let _ = write!(out, "%{byte:02X}");
+        }
+    }
+    out
+}
