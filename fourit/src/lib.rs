@@ -39,8 +39,8 @@ mod clock;
 pub mod coordinator;
 mod error;
 mod job;
-/// Who is preferred to claim each tick: public for the benchmarks and the spread tests, not
-/// an API.
+// Who is preferred to claim each tick: public for the benchmark and the spread tests, not an
+// API.
 #[doc(hidden)]
 pub mod placement;
 mod registry;

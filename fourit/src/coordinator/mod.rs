@@ -1,9 +1,10 @@
 //! Coordinators: where the fleet agrees on who runs each tick.
 //!
-//! A [`Coordinator`] claims ticks, keeps leases alive, releases them and keeps history.
-//! [`RedisCoordinator`] is the production backend; [`MemoryCoordinator`] serves a single
-//! process (and tests of the scheduler's logic). Both pass one conformance suite, and both
-//! follow the protocol of the README's "Redis protocol" section:
+//! A [`Coordinator`] claims ticks, keeps leases alive and releases them; its [`Admin`] side
+//! answers members and history. [`RedisCoordinator`] is the production backend;
+//! [`MemoryCoordinator`] serves a single process (and tests of the scheduler's logic). Both
+//! pass one conformance suite, and both follow the protocol of the README's "Redis protocol"
+//! section:
 //!
 //! - a job's *high-water mark* is the highest tick ever claimed: a claim of a tick at or
 //!   below it is refused, so each tick is claimed once, and a late process can never claim an
@@ -211,10 +212,30 @@ pub struct Heartbeat {
     pub members: Vec<String>,
 }
 
-/// The fleet's shared state: claims, leases, membership and history.
+/// The fleet's shared state as the scheduler needs it: claims, leases, membership, the clock.
 ///
-/// Every method is one round trip for the Redis backend, and has a deadline: an `Err` means
-/// the effect did not happen or is unknown, and the scheduler never runs a job on an `Err`.
+/// # The contract every backend keeps
+///
+/// - **Errors.** Every call has a deadline. An `Err` means the effect did not happen *or is
+///   unknown*; the scheduler never runs a job on an `Err` (fail closed). Say which
+///   [`ErrorKind`] it is: `Unavailable` and `Timeout` are retried, the others are not.
+/// - **Atomic.** A claim decides one tick in one indivisible step against the job's
+///   high-water mark: check the mark and the coordinator's clock (a tick later than it plus
+///   [`FUTURE_TICK_TOLERANCE`] is [`ClaimOutcome::Early`], recording nothing), the handoff
+///   window for a claimer that is not preferred ([`ClaimOutcome::Retry`], recording nothing),
+///   then set the mark, and either record an overlap or take the fence and the lease. A
+///   keep-alive and a release act only if the lease still holds the run's id
+///   ([`Lease::run_id`]); a release records the outcome either way. Requests in one batch see
+///   the effects of the earlier ones.
+/// - **Clock.** The handoff, the future-tick refusal, lease expiry and member timestamps all
+///   follow the coordinator's own clock, which [`server_time`](Self::server_time) and the
+///   heartbeat answer; the fleet schedules by it.
+/// - **Notices** ([`claim_notices`](Self::claim_notices)) are best effort: a notice may be
+///   lost, but one is only ever sent for a tick that a claim decided (run or overlap) and that
+///   named a preferred member. A notice that was never sent costs a refused claim; a wrong
+///   notice would cost a tick, so there are none.
+///
+/// Every backend passes the conformance suite (`tests/conformance.rs`) unchanged.
 pub trait Coordinator: Send + Sync + fmt::Debug + 'static {
     /// Claims the given ticks, all in one round trip, answering each in order.
     fn claim<'a>(

@@ -1,0 +1,289 @@
+//! The scheduler's lifecycle: connecting (with backoff), wiring the parts together, running
+//! until a signal or a stop, and the graceful shutdown.
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+use tracing::{info, warn};
+
+use super::claims::Claims;
+use super::dispatch::Dispatcher;
+use super::driver::Driver;
+use super::membership::{Heartbeat, Members};
+use super::notices::Heard;
+use super::options::{Config, Target};
+use super::outage::Outage;
+use super::releases::{ClaimsInFlight, Releases};
+use super::runner::Runner;
+use crate::clock::FleetClock;
+use crate::coordinator::{self, Coordinator, MemoryCoordinator, redact_url};
+use crate::error::Error;
+use crate::job::Job;
+
+/// Runs the jobs registered with `#[fourit::job]` against the coordinator at `url`, until
+/// SIGINT or SIGTERM, then shuts down gracefully.
+///
+/// `url` is `redis://[user:password@]host[:port][/db]`, `rediss://...` (TLS, with the `tls`
+/// feature) or `memory://` (this process only). Returns `Err` at once for a URL it cannot use,
+/// credentials Redis rejects, or two jobs with one name; an unreachable Redis is retried.
+/// For other options use [`Scheduler::builder`].
+pub async fn run(url: &str) -> Result<(), Error> {
+    Scheduler::builder().url(url).build()?.run().await
+}
+
+/// A configured scheduler, ready to run. Made by [`Scheduler::builder`].
+#[derive(Debug)]
+pub struct Scheduler {
+    pub(super) config: Config,
+    pub(super) jobs: Vec<Job>,
+    pub(super) stop: CancellationToken,
+}
+
+/// Stops a running [`Scheduler`] from elsewhere. Cheap to clone.
+#[derive(Clone, Debug)]
+pub struct SchedulerHandle {
+    stop: CancellationToken,
+}
+
+impl SchedulerHandle {
+    /// Starts a graceful shutdown: no new claims, running jobs get the shutdown timeout to
+    /// finish, then the scheduler's `run` returns.
+    pub fn stop(&self) {
+        self.stop.cancel();
+    }
+
+    /// Whether [`stop`](Self::stop) has been called.
+    pub fn is_stopped(&self) -> bool {
+        self.stop.is_cancelled()
+    }
+}
+
+impl Scheduler {
+    /// A handle whose [`stop`](SchedulerHandle::stop) shuts this scheduler down.
+    pub fn handle(&self) -> SchedulerHandle {
+        SchedulerHandle {
+            stop: self.stop.clone(),
+        }
+    }
+
+    /// The jobs this scheduler runs.
+    pub fn jobs(&self) -> &[Job] {
+        &self.jobs
+    }
+
+    /// This process's node id.
+    pub fn node_id(&self) -> &str {
+        &self.config.node
+    }
+
+    /// Runs until SIGINT or SIGTERM (or [`SchedulerHandle::stop`]), then shuts down gracefully.
+    pub async fn run(self) -> Result<(), Error> {
+        let signals = shutdown_signal()?;
+        self.run_until(signals).await
+    }
+
+    /// Runs until `shutdown` completes (or [`SchedulerHandle::stop`]), then shuts down
+    /// gracefully. Installs no signal handlers.
+    pub async fn run_until(self, shutdown: impl Future<Output = ()> + Send) -> Result<(), Error> {
+        let Scheduler { config, jobs, stop } = self;
+        let stop_on_signal = stop.clone();
+        let watcher = async move {
+            tokio::select! {
+                () = shutdown => stop_on_signal.cancel(),
+                () = stop_on_signal.cancelled() => {}
+            }
+        };
+        let driver = async move {
+            let result = drive_until_stopped(config, jobs, &stop).await;
+            // On an error at start, end the watcher too.
+            stop.cancel();
+            result
+        };
+        let (result, ()) = tokio::join!(driver, watcher);
+        result
+    }
+}
+
+/// Connects, wires the parts together, drives the jobs until `stop`, then shuts down
+/// gracefully.
+async fn drive_until_stopped(
+    config: Config,
+    jobs: Vec<Job>,
+    stop: &CancellationToken,
+) -> Result<(), Error> {
+    let Some(coordinator) = open_coordinator(&config, stop).await? else {
+        return Ok(());
+    };
+    let Config {
+        options, node: id, ..
+    } = config;
+    let clock = Arc::new(FleetClock::new(options.clock.clone()));
+    let outage = Arc::new(Outage::default());
+    let members = Arc::new(Members::alone(&id));
+    let heartbeat = Heartbeat {
+        coordinator: coordinator.clone(),
+        node: id.clone(),
+        clock: clock.clone(),
+        members: members.clone(),
+        outage: outage.clone(),
+        interval: options.heartbeat_interval,
+        max_clock_offset: options.max_clock_offset,
+    };
+    let clock_off = heartbeat.sync_clock().await;
+    let in_flight = Arc::new(ClaimsInFlight::default());
+    let (releases, releaser) = Releases::start(coordinator.clone(), in_flight.clone());
+    let heard = Arc::new(Heard::new(&jobs));
+    let listener = coordinator
+        .claim_notices()
+        .map(|notices| tokio::spawn(heard.clone().listen(notices)));
+    let runner = Arc::new(Runner {
+        coordinator: coordinator.clone(),
+        releases,
+        clock: clock.clone(),
+        node: id.clone(),
+        shutdown: stop.clone(),
+        abort: CancellationToken::new(),
+        tasks: TaskTracker::new(),
+    });
+    let driver = Driver {
+        clock,
+        dispatcher: Dispatcher {
+            claims: Arc::new(Claims {
+                runner: runner.clone(),
+                heard,
+                outage,
+                in_flight,
+            }),
+            members,
+            handoff: options.handoff,
+        },
+        shutdown: stop.clone(),
+        node: id.clone(),
+        options,
+    };
+    info!(
+        node = %id,
+        jobs = jobs.len(),
+        namespace = %driver.options.namespace,
+        "scheduler started"
+    );
+    let heartbeat = tokio::spawn(heartbeat.run(clock_off));
+    driver.drive(jobs).await;
+    shut_down(&runner, driver.options.shutdown_timeout).await;
+    heartbeat.abort();
+    releaser.abort();
+    if let Some(listener) = listener {
+        listener.abort();
+    }
+    if let Err(err) = coordinator.leave(&id).await {
+        warn!(node = %id, error = %err, "could not leave the members set");
+    }
+    info!(node = %id, "scheduler stopped");
+    Ok(())
+}
+
+/// Waits for running jobs up to the timeout, then cancels the rest and waits for them to
+/// release their leases.
+async fn shut_down(runner: &Runner, timeout: Duration) {
+    let tasks = &runner.tasks;
+    tasks.close();
+    let running = tasks.len();
+    if running > 0 {
+        info!(
+            node = %runner.node,
+            running,
+            timeout = ?timeout,
+            "shutting down: waiting for running jobs"
+        );
+    }
+    if tokio::time::timeout(timeout, tasks.wait()).await.is_err() {
+        warn!(
+            node = %runner.node,
+            running = tasks.len(),
+            "shutdown timeout passed: cancelling the jobs still running"
+        );
+        runner.abort.cancel();
+        // Cancelled runs only release their leases now: each release has its own deadline.
+        tasks.wait().await;
+    }
+}
+
+/// Connects, retrying with backoff while the coordinator is unreachable. `None` if shutdown
+/// was requested first.
+async fn open_coordinator(
+    config: &Config,
+    stop: &CancellationToken,
+) -> Result<Option<Arc<dyn Coordinator>>, Error> {
+    let url = match &config.target {
+        Target::Coordinator(coordinator) => return Ok(Some(coordinator.clone())),
+        Target::Url(url) => url,
+    };
+    let options = &config.options;
+    if url.starts_with("memory://") {
+        info!(
+            "coordinating through memory://: jobs run once per tick within this process only; \
+             use redis:// to coordinate a fleet"
+        );
+        // Its time is the configured clock, which the scheduler then syncs to.
+        return Ok(Some(Arc::new(MemoryCoordinator::with_clock(
+            options.clock.clone(),
+        ))));
+    }
+    let mut backoff = Duration::from_millis(200);
+    let mut warned = false;
+    loop {
+        match coordinator::connect_with(url, &options.namespace, options.tls.as_ref()).await {
+            Ok(coordinator) => {
+                if warned {
+                    info!(url = %redact_url(url), "coordinator reachable; scheduling starts");
+                }
+                return Ok(Some(coordinator));
+            }
+            Err(err) if err.is_unavailable() => {
+                if !warned {
+                    warn!(
+                        url = %redact_url(url),
+                        error = %err,
+                        "coordinator unreachable; retrying with backoff, no job runs until it answers"
+                    );
+                    warned = true;
+                }
+                tokio::select! {
+                    () = tokio::time::sleep(backoff) => {}
+                    () = stop.cancelled() => return Ok(None),
+                }
+                backoff = (backoff * 2).min(Duration::from_secs(5));
+            }
+            Err(err) => return Err(err),
+        }
+    }
+}
+
+#[cfg(unix)]
+fn shutdown_signal() -> Result<impl Future<Output = ()> + Send, Error> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let io = |source| Error::Io {
+        context: "installing the SIGINT/SIGTERM handlers",
+        source,
+    };
+    let mut interrupt = signal(SignalKind::interrupt()).map_err(io)?;
+    let mut terminate = signal(SignalKind::terminate()).map_err(io)?;
+    Ok(async move {
+        tokio::select! {
+            _ = interrupt.recv() => info!("SIGINT received: shutting down"),
+            _ = terminate.recv() => info!("SIGTERM received: shutting down"),
+        }
+    })
+}
+
+#[cfg(not(unix))]
+fn shutdown_signal() -> Result<impl Future<Output = ()> + Send, Error> {
+    Ok(async {
+        if tokio::signal::ctrl_c().await.is_ok() {
+            info!("Ctrl-C received: shutting down");
+        }
+    })
+}
