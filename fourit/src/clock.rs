@@ -189,12 +189,14 @@ impl FleetClock {
     }
 
     /// Reads the local wall clock and monotonic time together, noticing a step; returns the
-    /// wall time (µs) and the monotonic instant.
-    fn read(&self, state: &mut State) -> (i64, Instant) {
+    /// wall time (at full precision: two readings are never equal, which the driver relies
+    /// on to tell a real clock from a paused test clock) and the monotonic instant.
+    fn read(&self, state: &mut State) -> (DateTime<Utc>, Instant) {
         let mut attempts = 1;
         loop {
             let before = Instant::now();
-            let wall_us = self.local.now().timestamp_micros();
+            let wall = self.local.now();
+            let wall_us = wall.timestamp_micros();
             let spread = before.elapsed();
             let tight = spread <= READING_SPREAD;
             if tight || attempts == 3 {
@@ -207,7 +209,7 @@ impl FleetClock {
                         self.note_local_step(state, step);
                     }
                 }
-                return (wall_us, mono);
+                return (wall, mono);
             }
             attempts += 1;
         }
@@ -226,7 +228,8 @@ impl FleetClock {
     /// Starts an offset sample: call just before asking the coordinator for its time.
     pub(crate) fn sample_start(&self) -> SampleStart {
         let mut state = self.state();
-        let (wall_us, mono) = self.read(&mut state);
+        let (wall, mono) = self.read(&mut state);
+        let wall_us = wall.timestamp_micros();
         SampleStart {
             mono,
             wall_us,
@@ -312,10 +315,10 @@ fn best_sample(samples: &VecDeque<Sample>) -> Option<Sample> {
 impl Clock for FleetClock {
     fn now(&self) -> DateTime<Utc> {
         let mut state = self.state();
-        let (wall_us, _) = self.read(&mut state);
-        let fleet_us = wall_us.saturating_add(state.offset_us);
+        let (wall, _) = self.read(&mut state);
+        let offset = TimeDelta::microseconds(state.offset_us);
         drop(state);
-        DateTime::from_timestamp_micros(fleet_us).unwrap_or_else(|| self.local.now())
+        wall.checked_add_signed(offset).unwrap_or(wall)
     }
 }
 

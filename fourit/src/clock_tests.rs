@@ -162,3 +162,20 @@ async fn samples_within_their_round_trip_keep_the_best() {
     );
     assert!(!clock.step_pending());
 }
+
+#[test]
+fn the_fleet_clock_keeps_the_local_clocks_precision() {
+    // The driver tells a real clock from a paused test clock by two readings being equal: a
+    // fleet clock rounded to whole microseconds made it sleep on tokio's millisecond timer
+    // before every tick, starting runs up to a millisecond late.
+    let clock = FleetClock::new(Arc::new(SystemClock));
+    let start = clock.sample_start();
+    clock.record(start, Utc::now().timestamp_micros() + 1_234);
+    let sub_microsecond = (0..100)
+        .map(|_| clock.now().timestamp_subsec_nanos() % 1_000)
+        .any(|nanos| nanos != 0);
+    assert!(
+        sub_microsecond,
+        "every reading was rounded to a whole microsecond"
+    );
+}

@@ -8,6 +8,7 @@
 use std::time::Duration;
 
 mod cron;
+mod field;
 
 pub use self::cron::parse_cron;
 
