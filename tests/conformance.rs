@@ -2,8 +2,9 @@
 //!
 //! Each case is written once, in [`cases`], as an async fn taking the coordinator as an
 //! `Arc<dyn Store>`. The [`conformance!`] macro instantiates every case for the memory
-//! backend (`memory::<case>`) and for Redis (`redis::<case>`, each test against a
-//! `redis-server` of its own). Cases that only make sense for Redis (outages, key layout,
+//! backend (`memory::<case>`), for Redis (`redis::<case>`, each test against a
+//! `redis-server` of its own) and for Redis Cluster (`cluster::<case>`, each against a
+//! three-primary cluster of its own). Cases that only make sense for Redis (outages, key layout,
 //! namespaces) are in [`redis_cases`] and run as `redis::<case>`.
 
 use std::collections::{BTreeSet, HashMap};
@@ -17,7 +18,7 @@ use fourit::coordinator::{
     MemoryCoordinator, Outcome, RedisCoordinator, RunRecord, Store,
 };
 use fourit::{FenceToken, Overlap};
-use fourit_tests::{RedisServer, init_tracing};
+use fourit_tests::{RedisCluster, RedisServer, init_tracing};
 use tokio::time::Instant;
 
 /// No case may take longer than this: a hang fails the test instead of stalling the suite.
@@ -29,10 +30,12 @@ const NAMESPACE: &str = "conformance";
 /// A realistic first tick: 2026-01-01T00:00:00Z in UTC milliseconds.
 const T0: i64 = 1_767_225_600_000;
 
-/// A backend under test. Keeps its Redis server (if any) alive as long as the coordinator.
+/// A backend under test. Keeps its Redis server or cluster (if any) alive as long as the
+/// coordinator.
 struct Backend {
     coordinator: Arc<dyn Store>,
     _server: Option<RedisServer>,
+    _cluster: Option<RedisCluster>,
 }
 
 impl Backend {
@@ -41,6 +44,7 @@ impl Backend {
         Backend {
             coordinator: Arc::new(MemoryCoordinator::new()),
             _server: None,
+            _cluster: None,
         }
     }
 
@@ -51,6 +55,22 @@ impl Backend {
         Backend {
             coordinator,
             _server: Some(server),
+            _cluster: None,
+        }
+    }
+
+    /// A Redis Cluster of three primaries (no replicas: the suite tests the protocol; the
+    /// failover tests are in `tests/cluster.rs`).
+    async fn cluster() -> Backend {
+        init_tracing();
+        let cluster = RedisCluster::start(3, 0);
+        let coordinator = RedisCoordinator::connect(&cluster.url(), NAMESPACE)
+            .await
+            .unwrap_or_else(|e| panic!("connecting to the test cluster {}: {e}", cluster.url()));
+        Backend {
+            coordinator: Arc::new(coordinator),
+            _server: None,
+            _cluster: Some(cluster),
         }
     }
 }
@@ -81,6 +101,16 @@ macro_rules! conformance {
                 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
                 async fn $case() {
                     let backend = super::Backend::memory();
+                    super::bounded(super::cases::$case(backend.coordinator.clone())).await;
+                }
+            )+
+        }
+
+        mod cluster {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $case() {
+                    let backend = super::Backend::cluster().await;
                     super::bounded(super::cases::$case(backend.coordinator.clone())).await;
                 }
             )+

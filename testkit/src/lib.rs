@@ -560,3 +560,143 @@ fn percent_encode(text: &str) -> String {
     }
     out
 }
+
+/// A Redis Cluster of its own: `primaries` primaries with `replicas` replicas each, every node
+/// a [`RedisServer`] with `--cluster-enabled yes` on a free loopback port, joined by
+/// `redis-cli --cluster create` and ready (`cluster_state:ok` on every node) when
+/// [`start`](RedisCluster::start) returns. Dropping it kills every node.
+#[derive(Debug)]
+pub struct RedisCluster {
+    nodes: Vec<RedisServer>,
+}
+
+impl RedisCluster {
+    /// Starts and joins the cluster, waiting until every node says it is ready.
+    ///
+    /// # Panics
+    ///
+    /// If `redis-server` or `redis-cli` is missing, or the cluster does not form within
+    /// about ten seconds (the message says what was seen).
+    pub fn start(primaries: usize, replicas: usize) -> RedisCluster {
+        RedisCluster::try_start(primaries, replicas).unwrap_or_else(|why| panic!("{why}"))
+    }
+
+    /// [`start`](Self::start), answering why the cluster did not form instead of panicking.
+    pub fn try_start(primaries: usize, replicas: usize) -> Result<RedisCluster, String> {
+        let count = primaries * (1 + replicas);
+        let mut nodes = Vec::with_capacity(count);
+        for _ in 0..count {
+            nodes.push(
+                RedisServer::builder()
+                    .arg("--cluster-enabled")
+                    .arg("yes")
+                    .arg("--cluster-config-file")
+                    .arg("nodes.conf")
+                    .arg("--cluster-node-timeout")
+                    .arg("1000")
+                    .try_start()?,
+            );
+        }
+        let cluster = RedisCluster { nodes };
+        let addresses: Vec<String> = cluster
+            .nodes
+            .iter()
+            .map(|node| format!("127.0.0.1:{}", node.port()))
+            .collect();
+        let output = Command::new("redis-cli")
+            .arg("--cluster")
+            .arg("create")
+            .args(&addresses)
+            .args(["--cluster-replicas", &replicas.to_string(), "--cluster-yes"])
+            .stdin(Stdio::null())
+            .output()
+            .map_err(|err| format!("running redis-cli --cluster create: {err}"))?;
+        if !output.status.success() {
+            return Err(format!(
+                "redis-cli --cluster create failed: {}{}",
+                String::from_utf8_lossy(&output.stdout),
+                String::from_utf8_lossy(&output.stderr)
+            ));
+        }
+        cluster.wait_ready(DEADLINE)?;
+        Ok(cluster)
+    }
+
+    /// Waits until every running node reports `cluster_state:ok` and knows every slot.
+    pub fn wait_ready(&self, within: Duration) -> Result<(), String> {
+        let deadline = Instant::now() + within;
+        loop {
+            let states: Vec<String> = self
+                .nodes
+                .iter()
+                .map(|node| node_state(node.port()).unwrap_or_else(|err| err.to_string()))
+                .collect();
+            if states.iter().all(|state| state == "ok") {
+                return Ok(());
+            }
+            if Instant::now() > deadline {
+                return Err(format!(
+                    "the cluster was not ready within {within:?}: node states {states:?}"
+                ));
+            }
+            thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// `redis+cluster://127.0.0.1:P1,127.0.0.1:P2,...`, every node as a seed.
+    pub fn url(&self) -> String {
+        let seeds: Vec<String> = self
+            .nodes
+            .iter()
+            .map(|node| format!("127.0.0.1:{}", node.port()))
+            .collect();
+        format!("redis+cluster://{}", seeds.join(","))
+    }
+
+    /// Every node, primaries and replicas (which is which changes with failovers).
+    pub fn nodes(&mut self) -> &mut [RedisServer] {
+        &mut self.nodes
+    }
+
+    /// A cluster client for assertions.
+    pub fn client(&self) -> redis::cluster::ClusterClient {
+        redis::cluster::ClusterClient::new(
+            self.nodes
+                .iter()
+                .map(|node| format!("redis://127.0.0.1:{}", node.port()))
+                .collect::<Vec<_>>(),
+        )
+        .expect("loopback redis:// URLs are valid")
+    }
+
+    /// A cluster connection for assertions.
+    ///
+    /// # Panics
+    ///
+    /// If the cluster does not accept it.
+    pub async fn connection(&self) -> redis::cluster_async::ClusterConnection {
+        self.client()
+            .get_async_connection()
+            .await
+            .unwrap_or_else(|e| panic!("connecting to the test cluster {}: {e}", self.url()))
+    }
+}
+
+/// `ok` when the node on `port` serves every slot, else what it says.
+fn node_state(port: u16) -> std::io::Result<String> {
+    let mut con = RespConnection::open(port, PROBE_TIMEOUT)?;
+    let info = con.command(&["CLUSTER", "INFO"])?;
+    let field = |name: &str| {
+        info.lines()
+            .find_map(|line| line.strip_prefix(name))
+            .map(|value| value.trim().to_string())
+            .unwrap_or_default()
+    };
+    let state = field("cluster_state:");
+    let assigned = field("cluster_slots_ok:");
+    Ok(if state == "ok" && assigned == "16384" {
+        "ok".to_string()
+    } else {
+        format!("state {state}, slots ok {assigned}")
+    })
+}

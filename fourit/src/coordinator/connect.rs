@@ -61,6 +61,8 @@ const SCHEMES: &[(&str, Backend)] = &[
     ("redis", Backend::Redis),
     ("rediss", Backend::Redis),
     ("redis+unix", Backend::Redis),
+    ("redis+cluster", Backend::Redis),
+    ("rediss+cluster", Backend::Redis),
     ("unix", Backend::Redis),
     ("memory", Backend::Memory),
 ];
@@ -71,7 +73,8 @@ enum Backend {
     Memory,
 }
 
-/// Opens the coordinator a URL names: `redis://`, `rediss://` or `memory://`.
+/// Opens the coordinator a URL names: `redis://`, `rediss://`, `redis+cluster://host:port,...`,
+/// `rediss+cluster://...` or `memory://`.
 pub async fn connect(url: &str, namespace: &str) -> Result<Arc<dyn Store>, Error> {
     connect_with(url, namespace, None).await
 }
@@ -96,7 +99,8 @@ pub async fn connect_with(
         None => Err(Error::InvalidUrl {
             url: redact_url(url),
             reason: format!(
-                "unknown scheme `{scheme}`; use redis://, rediss:// (TLS) or memory:// (one process)"
+                "unknown scheme `{scheme}`; use redis://, rediss:// (TLS), redis+cluster:// \
+                 (Redis Cluster) or memory:// (one process)"
             ),
         }),
     }

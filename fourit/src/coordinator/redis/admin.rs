@@ -10,7 +10,7 @@ use crate::job::BoxFuture;
 impl Admin for RedisCoordinator {
     fn members(&self) -> BoxFuture<'_, Result<Vec<(String, i64)>, Error>> {
         Box::pin(async move {
-            let mut conn = self.conn.get();
+            let mut conn = self.link.get();
             let mut cmd = redis::cmd("ZRANGE");
             cmd.arg(self.nodes_key()).arg(0).arg(-1).arg("WITHSCORES");
             let members: Vec<(String, f64)> =
@@ -29,7 +29,7 @@ impl Admin for RedisCoordinator {
     ) -> BoxFuture<'a, Result<Vec<HistoryEntry>, Error>> {
         Box::pin(async move {
             let runs = self.job_keys(job).runs;
-            let mut conn = self.conn.get();
+            let mut conn = self.link.get();
             let mut cmd = redis::cmd("XREVRANGE");
             // Redis takes a signed 64-bit count.
             let count = i64::try_from(limit).unwrap_or(i64::MAX);

@@ -107,7 +107,13 @@ pub(super) fn classify(
                 reason: detail,
             };
         }
-        _ if detail.contains("WRONGPASS") || detail.contains("NOAUTH") => Kind::Authentication,
+        // The cluster client wraps a refused AUTH in its own "initial connections" error.
+        _ if detail.contains("WRONGPASS")
+            || detail.contains("NOAUTH")
+            || detail.contains("AuthenticationFailed") =>
+        {
+            Kind::Authentication
+        }
         _ => Kind::Unavailable,
     };
     Error::Coordinator(
@@ -160,4 +166,101 @@ pub(super) fn install_crypto_provider() {
 
 pub(super) fn is_noscript(err: &RedisError) -> bool {
     err.kind() == ErrorKind::Server(ServerErrorKind::NoScript)
+}
+
+/// For `redis+cluster://` and `rediss+cluster://` URLs, the URL of each seed node
+/// (`redis://[user:password@]host:port`, `rediss://` with TLS); `None` for other URLs.
+pub(super) fn cluster_nodes(url: &str) -> Option<Result<Vec<String>, String>> {
+    let (scheme, rest) = url.split_once("://")?;
+    let node_scheme = match scheme {
+        "redis+cluster" => "redis",
+        "rediss+cluster" => "rediss",
+        _ => return None,
+    };
+    Some(parse_cluster_nodes(node_scheme, rest))
+}
+
+fn parse_cluster_nodes(node_scheme: &str, rest: &str) -> Result<Vec<String>, String> {
+    // The seeds end where a path or query would start.
+    let authority_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+    let (authority, tail) = rest.split_at(authority_end);
+    if !tail.trim_start_matches('/').is_empty() {
+        return Err(
+            "a cluster URL takes no database or options (Redis Cluster has database 0 only)"
+                .to_string(),
+        );
+    }
+    let (userinfo, hosts) = match authority.rfind('@') {
+        Some(at) => (Some(&authority[..at]), &authority[at + 1..]),
+        None => (None, authority),
+    };
+    let nodes: Vec<String> = hosts
+        .split(',')
+        .map(str::trim)
+        .filter(|host| !host.is_empty())
+        .map(|host| match userinfo {
+            Some(userinfo) => format!("{node_scheme}://{userinfo}@{host}"),
+            None => format!("{node_scheme}://{host}"),
+        })
+        .collect();
+    if nodes.is_empty() {
+        return Err(
+            "it names no node; write e.g. redis+cluster://10.0.0.1:6379,10.0.0.2:6379".to_string(),
+        );
+    }
+    Ok(nodes)
+}
+
+/// A cluster client for the seed `nodes`, with the same time limits as a single server's
+/// connection (the client follows `MOVED`/`ASK` and failovers by itself).
+pub(super) fn open_cluster(
+    nodes: &[String],
+    tls: Option<&TlsConfig>,
+) -> Result<redis::cluster::ClusterClient, RedisError> {
+    let builder = redis::cluster::ClusterClient::builder(nodes.iter().map(String::as_str))
+        .connection_timeout(Duration::from_secs(2))
+        .response_timeout(Duration::from_secs(2));
+    #[cfg(feature = "tls")]
+    let builder = match tls.filter(|tls| !tls.is_empty()) {
+        Some(tls) => builder.certs(redis::TlsCertificates {
+            client_tls: tls
+                .client_identity
+                .as_ref()
+                .map(|(cert, key)| redis::ClientTlsConfig {
+                    client_cert: cert.clone(),
+                    client_key: key.clone(),
+                }),
+            root_cert: tls.root_certificates.clone(),
+        }),
+        None => builder,
+    };
+    #[cfg(not(feature = "tls"))]
+    let _ = tls;
+    builder.build()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::cluster_nodes;
+
+    #[test]
+    fn cluster_urls_name_each_seed_with_the_credentials() {
+        assert_eq!(
+            cluster_nodes("redis+cluster://app:s3cret@10.0.0.1:6379,10.0.0.2:6380"),
+            Some(Ok(vec![
+                "redis://app:s3cret@10.0.0.1:6379".to_string(),
+                "redis://app:s3cret@10.0.0.2:6380".to_string(),
+            ]))
+        );
+        assert_eq!(
+            cluster_nodes("rediss+cluster://cache:6379/"),
+            Some(Ok(vec!["rediss://cache:6379".to_string()]))
+        );
+        assert!(matches!(
+            cluster_nodes("redis+cluster://cache:6379/2"),
+            Some(Err(_))
+        ));
+        assert!(matches!(cluster_nodes("redis+cluster://"), Some(Err(_))));
+        assert_eq!(cluster_nodes("redis://cache:6379"), None);
+    }
 }

@@ -2,6 +2,7 @@
 
 mod admin;
 mod connection;
+mod link;
 mod notices;
 mod probe;
 mod scripts;
@@ -16,9 +17,8 @@ use redis::aio::ConnectionManager;
 use redis::{RedisError, Value};
 use tokio_util::sync::{CancellationToken, DropGuard};
 
-use self::connection::{
-    Connection, classify, invalid_url_reason, is_noscript, manager_config, open_client,
-};
+use self::connection::{Connection, classify, invalid_url_reason, manager_config, open_client};
+use self::link::Link;
 use self::scripts::{JobKeys, Scripts};
 use super::{
     ClaimNotices, ClaimOutcome, ClaimRequest, Coordinator, Heartbeat, Lease, NoticeSender,
@@ -27,6 +27,15 @@ use super::{
 use crate::error::{CoordinatorError, Error, ErrorKind as Kind};
 use crate::job::BoxFuture;
 use crate::spec;
+
+/// The password in a client's URL, to scrub from any text the client library produces.
+fn password(client: &redis::Client) -> Option<String> {
+    client
+        .get_connection_info()
+        .redis_settings()
+        .password()
+        .map(str::to_string)
+}
 
 /// How errors and logs name this backend.
 const BACKEND: &str = "Redis";
@@ -41,7 +50,7 @@ const DEADLINE: Duration = Duration::from_secs(3);
 /// `ns:{j}:lease` (string with TTL), `ns:{j}:runs` (capped stream); members are in
 /// `ns:nodes` (sorted set). Decided ticks are announced on the channel `ns:claims`.
 pub struct RedisCoordinator {
-    conn: Arc<Connection>,
+    link: Link,
     namespace: String,
     /// `ns:claims`: the claim script publishes `<tick ms> <job>` there for each decided tick.
     channel: String,
@@ -91,27 +100,56 @@ impl RedisCoordinator {
         })?;
         #[cfg(feature = "tls")]
         connection::install_crypto_provider();
-        let client = open_client(url, tls).map_err(|err| Error::InvalidUrl {
+        let invalid = |reason: String| Error::InvalidUrl {
             url: redacted.clone(),
-            reason: invalid_url_reason(url, &err),
-        })?;
-        let secret = client
-            .get_connection_info()
-            .redis_settings()
-            .password()
-            .map(str::to_string);
-        let conn = ConnectionManager::new_with_config(client.clone(), manager_config())
-            .await
-            .map_err(|err| classify("connect", &redacted, secret.as_deref(), err))?;
-        let conn = Arc::new(Connection {
-            manager: RwLock::new(conn),
-            client: client.clone(),
-            replacing: AtomicBool::new(false),
-        });
+            reason,
+        };
+        let (link, subscribers, secret) = match connection::cluster_nodes(url) {
+            Some(nodes) => {
+                let nodes = nodes.map_err(invalid)?;
+                let clients = nodes
+                    .iter()
+                    .map(|node| open_client(node, tls))
+                    .collect::<Result<Vec<_>, _>>()
+                    .map_err(|err| invalid(invalid_url_reason(url, &err)))?;
+                let secret = clients.first().and_then(password);
+                let cluster = connection::open_cluster(&nodes, tls)
+                    .map_err(|err| invalid(invalid_url_reason(url, &err)))?
+                    .get_async_connection()
+                    .await
+                    .map_err(|err| {
+                        // A standalone server answers the cluster client's first question so.
+                        if err.to_string().contains("cluster support disabled") {
+                            invalid(
+                                "the server is not a Redis Cluster node (cluster support \
+                                 disabled); use redis://host:port for a single server"
+                                    .to_string(),
+                            )
+                        } else {
+                            classify("connect", &redacted, secret.as_deref(), err)
+                        }
+                    })?;
+                (Link::Cluster(cluster), clients, secret)
+            }
+            None => {
+                let client =
+                    open_client(url, tls).map_err(|err| invalid(invalid_url_reason(url, &err)))?;
+                let secret = password(&client);
+                let manager = ConnectionManager::new_with_config(client.clone(), manager_config())
+                    .await
+                    .map_err(|err| classify("connect", &redacted, secret.as_deref(), err))?;
+                let link = Link::Single(Arc::new(Connection {
+                    manager: RwLock::new(manager),
+                    client: client.clone(),
+                    replacing: AtomicBool::new(false),
+                }));
+                (link, vec![client], secret)
+            }
+        };
         let channel = format!("{namespace}:claims");
         let stop = CancellationToken::new();
         let mut coordinator = RedisCoordinator {
-            conn,
+            link,
             namespace: namespace.to_string(),
             channel: channel.clone(),
             notices: NoticeSender::new(),
@@ -120,15 +158,18 @@ impl RedisCoordinator {
             secret,
             scripts: Scripts::new(),
         };
+        coordinator
+            .refuse_cluster_node_without_cluster_url()
+            .await?;
         coordinator.load_scripts().await?;
         coordinator.check_permissions().await?;
         // Subscribing at start also proves the user may: a refusal is an error now, not a
         // silent loss of every notice.
-        let subscription = notices::subscribe(&client, &channel)
+        let subscription = notices::subscribe_any(&subscribers, &channel)
             .await
             .map_err(|err| coordinator.error("subscribe", err))?;
         tokio::spawn(notices::listen(
-            client,
+            subscribers,
             channel,
             subscription,
             coordinator.notices.clone(),
@@ -160,16 +201,38 @@ impl RedisCoordinator {
     }
 
     /// Loads every script (the server forgets them on restart or `SCRIPT FLUSH`), which
-    /// also proves at start that the user may run them.
+    /// also proves at start that the user may run them. To a cluster, each `SCRIPT LOAD`
+    /// goes to every node.
     async fn load_scripts(&mut self) -> Result<(), Error> {
-        let mut pipe = redis::pipe();
         for code in Scripts::sources() {
-            pipe.cmd("SCRIPT").arg("LOAD").arg(code);
+            let mut conn = self.link.get();
+            let mut load = redis::cmd("SCRIPT");
+            load.arg("LOAD").arg(code);
+            let _: Value = self
+                .call("script load", load.query_async(&mut conn))
+                .await?;
         }
-        let mut conn = self.conn.get();
-        let _: Vec<String> = self
-            .call("script load", pipe.query_async(&mut conn))
-            .await?;
+        Ok(())
+    }
+
+    /// A plain `redis://` URL naming a node of a Redis Cluster would see every other node's
+    /// slots answered `MOVED`, so every tick skipped: an error at start instead.
+    async fn refuse_cluster_node_without_cluster_url(&self) -> Result<(), Error> {
+        if self.link.is_cluster() {
+            return Ok(());
+        }
+        let mut conn = self.link.get();
+        let mut info = redis::cmd("INFO");
+        info.arg("cluster");
+        let text: String = self.call("connect", info.query_async(&mut conn)).await?;
+        if text.lines().any(|line| line.trim() == "cluster_enabled:1") {
+            return Err(Error::InvalidUrl {
+                url: self.url.clone(),
+                reason: "this server is a node of a Redis Cluster; use \
+                         redis+cluster://host:port[,host:port...] (rediss+cluster:// with TLS)"
+                    .to_string(),
+            });
+        }
         Ok(())
     }
 
@@ -184,7 +247,7 @@ impl RedisCoordinator {
             Ok(Err(err)) => {
                 let err = classify(operation, &self.url, self.secret.as_deref(), err);
                 if err.coordinator_kind() == Some(Kind::Authentication) {
-                    self.conn.replace();
+                    self.link.replace();
                 }
                 Err(err)
             }
@@ -207,8 +270,11 @@ impl RedisCoordinator {
                     .preferred
                     .as_ref()
                     .map(|_| (self.channel.as_str(), &*request.job));
-                self.scripts
-                    .claim(&self.job_keys(&request.job), request, notice)
+                let keys = self.job_keys(&request.job);
+                (
+                    link::slot(&keys.state),
+                    self.scripts.claim(&keys, request, notice),
+                )
             })
             .await?;
         requests
@@ -227,8 +293,11 @@ impl RedisCoordinator {
         let replies = match self
             .pipeline("release", scripts::RELEASE, runs, |(lease, record)| {
                 let keys = self.job_keys(&lease.job);
-                self.scripts
-                    .release(&keys, &keys.lease_of(lease), lease, record)
+                (
+                    link::slot(&keys.state),
+                    self.scripts
+                        .release(&keys, &keys.lease_of(lease), lease, record),
+                )
             })
             .await
         {
@@ -251,55 +320,29 @@ impl RedisCoordinator {
             .collect()
     }
 
-    /// Sends one script call per item in one pipeline and answers each in order. After a
-    /// restart the server has forgotten the scripts: a NOSCRIPT reply means that call did not
-    /// run, so loading the script and sending those calls again is safe.
+    /// Sends one script call per item (each with its hash slot) and answers each in order,
+    /// under the deadline; see [`Link::pipeline`].
     async fn pipeline<T>(
         &self,
         operation: &'static str,
-        code: &str,
+        code: &'static str,
         items: &[T],
-        command: impl Fn(&T) -> redis::Cmd,
+        command: impl Fn(&T) -> (u16, redis::Cmd),
     ) -> Result<Vec<Result<Value, RedisError>>, Error> {
-        let mut pipe = redis::pipe();
-        pipe.ignore_errors();
-        for item in items {
-            pipe.add_command(command(item));
-        }
-        let mut conn = self.conn.get();
-        let mut replies: Vec<Result<Value, RedisError>> =
-            self.call(operation, pipe.query_async(&mut conn)).await?;
-        let missing: Vec<usize> = replies
-            .iter()
-            .enumerate()
-            .filter(|(_, reply)| matches!(reply, Err(err) if is_noscript(err)))
-            .map(|(index, _)| index)
-            .collect();
-        if !missing.is_empty() {
-            let mut retry = redis::pipe();
-            retry.ignore_errors();
-            retry.cmd("SCRIPT").arg("LOAD").arg(code).ignore();
-            for index in &missing {
-                retry.add_command(command(&items[*index]));
-            }
-            let again: Vec<Result<Value, RedisError>> =
-                self.call(operation, retry.query_async(&mut conn)).await?;
-            for (index, reply) in missing.into_iter().zip(again) {
-                replies[index] = reply;
-            }
-        }
-        Ok(replies)
+        let commands = items.iter().map(command).collect();
+        self.call(operation, self.link.pipeline(code, commands))
+            .await
     }
 
     /// Runs one script call, loading the script first if the server has forgotten it.
     async fn script(
         &self,
         operation: &'static str,
-        code: &str,
+        code: &'static str,
         command: redis::Cmd,
     ) -> Result<Value, Error> {
         let mut replies = self
-            .pipeline(operation, code, &[()], |()| command.clone())
+            .pipeline(operation, code, &[()], |()| (0, command.clone()))
             .await?;
         match replies.pop() {
             Some(reply) => reply.map_err(|err| self.error(operation, err)),
@@ -376,17 +419,15 @@ impl Coordinator for RedisCoordinator {
 
     fn server_time(&self) -> BoxFuture<'_, Result<Option<i64>, Error>> {
         Box::pin(async move {
-            let mut conn = self.conn.get();
-            let (seconds, micros): (i64, i64) = self
-                .call("time", redis::cmd("TIME").query_async(&mut conn))
-                .await?;
+            let slot = link::slot(&self.nodes_key());
+            let (seconds, micros) = self.call("time", self.link.time(slot)).await?;
             Ok(Some(seconds * 1_000_000 + micros))
         })
     }
 
     fn leave<'a>(&'a self, node: &'a str) -> BoxFuture<'a, Result<(), Error>> {
         Box::pin(async move {
-            let mut conn = self.conn.get();
+            let mut conn = self.link.get();
             let mut cmd = redis::cmd("ZREM");
             cmd.arg(self.nodes_key()).arg(node);
             let _: i64 = self.call("leave", cmd.query_async(&mut conn)).await?;

@@ -15,7 +15,7 @@ use super::DEADLINE;
 use crate::coordinator::{ClaimNotice, NoticeSender};
 
 /// A connection subscribed to `channel`, within the call deadline.
-pub(super) async fn subscribe(client: &redis::Client, channel: &str) -> Result<PubSub, RedisError> {
+async fn subscribe(client: &redis::Client, channel: &str) -> Result<PubSub, RedisError> {
     let subscribing = async {
         let mut pubsub = client.get_async_pubsub().await?;
         pubsub.subscribe(channel).await?;
@@ -31,10 +31,28 @@ pub(super) async fn subscribe(client: &redis::Client, channel: &str) -> Result<P
     }
 }
 
+/// A subscription to `channel` through the first of `clients` that answers; the last
+/// error if none does.
+pub(super) async fn subscribe_any(
+    clients: &[redis::Client],
+    channel: &str,
+) -> Result<PubSub, RedisError> {
+    let mut last = RedisError::from((ErrorKind::Io, "no node to subscribe to"));
+    for client in clients {
+        match subscribe(client, channel).await {
+            Ok(pubsub) => return Ok(pubsub),
+            Err(err) => last = err,
+        }
+    }
+    Err(last)
+}
+
 /// Forwards the notices heard on `channel` until `stop`; resubscribes, with backoff, when
-/// the connection drops (notices sent meanwhile are lost, which only costs refused claims).
+/// the connection drops, to the first of `clients` that answers (the seeds of a cluster,
+/// where a `PUBLISH` reaches every node; notices sent meanwhile are lost, which only costs
+/// refused claims).
 pub(super) async fn listen(
-    client: redis::Client,
+    clients: Vec<redis::Client>,
     channel: String,
     subscription: PubSub,
     notices: NoticeSender,
@@ -50,7 +68,7 @@ pub(super) async fn listen(
                     () = tokio::time::sleep(backoff) => {}
                     () = stop.cancelled() => return,
                 }
-                match subscribe(&client, &channel).await {
+                match subscribe_any(&clients, &channel).await {
                     Ok(pubsub) => {
                         backoff = Duration::from_millis(200);
                         pubsub

@@ -123,7 +123,7 @@ impl RedisCoordinator {
             .arg(&lease)
             .arg(&runs)
             .arg(&nodes);
-        let mut conn = self.conn.get();
+        let mut conn = self.link.get();
         let replies: Vec<Result<Value, RedisError>> = self
             .call("permission check", pipe.query_async(&mut conn))
             .await?;

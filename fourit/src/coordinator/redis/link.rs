@@ -1,0 +1,237 @@
+//! What the coordinator talks through: one Redis (a connection manager), or a Redis Cluster
+//! (the client library's cluster connection, which follows `MOVED`/`ASK` and failovers).
+//! Pipelines to a cluster are split by hash slot, sent concurrently, answered in order.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use redis::aio::{ConnectionLike, ConnectionManager};
+use redis::cluster_async::ClusterConnection;
+use redis::{Cmd, Pipeline, RedisError, RedisFuture, Value};
+
+use super::connection::{Connection, is_noscript};
+
+/// The connection of a coordinator.
+pub(super) enum Link {
+    /// One Redis server.
+    Single(Arc<Connection>),
+    /// A Redis Cluster.
+    Cluster(ClusterConnection),
+}
+
+/// A handle for one call: cheap to make, either kind.
+#[derive(Clone)]
+pub(super) enum Handle {
+    Single(ConnectionManager),
+    Cluster(ClusterConnection),
+}
+
+impl Link {
+    /// A handle to the current connection.
+    pub(super) fn get(&self) -> Handle {
+        match self {
+            Link::Single(connection) => Handle::Single(connection.get()),
+            Link::Cluster(cluster) => Handle::Cluster(cluster.clone()),
+        }
+    }
+
+    /// After an authentication failure: a single server's connection manager is replaced
+    /// (it stays failed otherwise); the cluster client reconnects by itself.
+    pub(super) fn replace(&self) {
+        if let Link::Single(connection) = self {
+            connection.replace();
+        }
+    }
+
+    /// The server's `TIME`: to a cluster, from the primary of `slot` (the members key's), the
+    /// node whose clock the heartbeat reads too, so the fleet clock samples one clock.
+    pub(super) async fn time(&self, slot: u16) -> Result<(i64, i64), RedisError> {
+        let time = redis::cmd("TIME");
+        match self {
+            Link::Single(_) => time.query_async(&mut self.get()).await,
+            Link::Cluster(cluster) => {
+                use redis::cluster_routing::{Route, RoutingInfo, SingleNodeRoutingInfo, SlotAddr};
+                let route = RoutingInfo::SingleNode(SingleNodeRoutingInfo::SpecificNode(
+                    Route::new(slot, SlotAddr::Master),
+                ));
+                let value = cluster.clone().route_command(time, route).await?;
+                Ok(redis::from_redis_value(value)?)
+            }
+        }
+    }
+
+    /// Whether this is a cluster.
+    pub(super) fn is_cluster(&self) -> bool {
+        matches!(self, Link::Cluster(_))
+    }
+
+    /// Sends `commands` (each with the hash slot of its keys) and answers each in order.
+    /// A script a server has forgotten (`NOSCRIPT`) is loaded from `code` and the calls
+    /// that needed it sent again. To a cluster, the commands go in one pipeline per slot,
+    /// all at once.
+    pub(super) async fn pipeline(
+        &self,
+        code: &'static str,
+        commands: Vec<(u16, Cmd)>,
+    ) -> Result<Vec<Result<Value, RedisError>>, RedisError> {
+        if !self.is_cluster() || commands.len() < 2 {
+            let commands = commands.into_iter().map(|(_, cmd)| cmd).collect();
+            return send(self.get(), code, commands).await;
+        }
+        // Indices of the commands per slot, in request order.
+        let mut by_slot: BTreeMap<u16, Vec<usize>> = BTreeMap::new();
+        for (index, (slot, _)) in commands.iter().enumerate() {
+            by_slot.entry(*slot).or_default().push(index);
+        }
+        let mut commands: Vec<Option<Cmd>> = commands.into_iter().map(|(_, c)| Some(c)).collect();
+        let mut sends = tokio::task::JoinSet::new();
+        for (group, indices) in by_slot.into_values().enumerate() {
+            let group_commands: Vec<Cmd> = indices
+                .iter()
+                .filter_map(|index| commands[*index].take())
+                .collect();
+            let handle = self.get();
+            sends.spawn(async move { (group, indices, send(handle, code, group_commands).await) });
+        }
+        let mut replies: Vec<Option<Result<Value, RedisError>>> =
+            (0..commands.len()).map(|_| None).collect();
+        while let Some(joined) = sends.join_next().await {
+            let (_, indices, answer) = joined.map_err(|err| {
+                RedisError::from((
+                    redis::ErrorKind::Io,
+                    "a cluster pipeline task ended",
+                    err.to_string(),
+                ))
+            })?;
+            for (index, reply) in indices.into_iter().zip(answer?) {
+                replies[index] = Some(reply);
+            }
+        }
+        Ok(replies
+            .into_iter()
+            .map(|reply| {
+                reply.unwrap_or_else(|| {
+                    Err(RedisError::from((
+                        redis::ErrorKind::Io,
+                        "no answer in the pipeline",
+                    )))
+                })
+            })
+            .collect())
+    }
+}
+
+/// One pipeline on one connection, reloading forgotten scripts.
+async fn send(
+    mut conn: Handle,
+    code: &'static str,
+    commands: Vec<Cmd>,
+) -> Result<Vec<Result<Value, RedisError>>, RedisError> {
+    let mut pipe = redis::pipe();
+    pipe.ignore_errors();
+    for command in &commands {
+        pipe.add_command(command.clone());
+    }
+    let mut replies: Vec<Result<Value, RedisError>> = pipe.query_async(&mut conn).await?;
+    let missing: Vec<usize> = replies
+        .iter()
+        .enumerate()
+        .filter(|(_, reply)| matches!(reply, Err(err) if is_noscript(err)))
+        .map(|(index, _)| index)
+        .collect();
+    if !missing.is_empty() {
+        // A NOSCRIPT reply means that call did not run: loading the script and sending those
+        // calls again is safe. (To a cluster this pipeline goes to the slot's node: the
+        // keyless SCRIPT LOAD does not decide the route.)
+        let mut retry = redis::pipe();
+        retry.ignore_errors();
+        retry.cmd("SCRIPT").arg("LOAD").arg(code).ignore();
+        for index in &missing {
+            retry.add_command(commands[*index].clone());
+        }
+        let again: Vec<Result<Value, RedisError>> = retry.query_async(&mut conn).await?;
+        for (index, reply) in missing.into_iter().zip(again) {
+            replies[index] = reply;
+        }
+    }
+    Ok(replies)
+}
+
+impl ConnectionLike for Handle {
+    fn req_packed_command<'a>(&'a mut self, cmd: &'a Cmd) -> RedisFuture<'a, Value> {
+        match self {
+            Handle::Single(conn) => conn.req_packed_command(cmd),
+            Handle::Cluster(conn) => conn.req_packed_command(cmd),
+        }
+    }
+
+    fn req_packed_commands<'a>(
+        &'a mut self,
+        cmd: &'a Pipeline,
+        offset: usize,
+        count: usize,
+    ) -> RedisFuture<'a, Vec<Value>> {
+        match self {
+            Handle::Single(conn) => conn.req_packed_commands(cmd, offset, count),
+            Handle::Cluster(conn) => conn.req_packed_commands(cmd, offset, count),
+        }
+    }
+
+    fn get_db(&self) -> i64 {
+        match self {
+            Handle::Single(conn) => conn.get_db(),
+            Handle::Cluster(conn) => conn.get_db(),
+        }
+    }
+}
+
+/// The Redis Cluster hash slot of `key`: CRC16 (XMODEM) of its hash tag (the part between
+/// the first `{` and the next `}`, when not empty), or of the whole key, modulo 16384.
+pub(super) fn slot(key: &str) -> u16 {
+    let bytes = key.as_bytes();
+    let tagged = bytes.iter().position(|b| *b == b'{').and_then(|open| {
+        let rest = &bytes[open + 1..];
+        rest.iter()
+            .position(|b| *b == b'}')
+            .filter(|close| *close > 0)
+            .map(|close| &rest[..close])
+    });
+    crc16(tagged.unwrap_or(bytes)) % 16384
+}
+
+fn crc16(bytes: &[u8]) -> u16 {
+    let mut crc: u16 = 0;
+    for byte in bytes {
+        crc ^= u16::from(*byte) << 8;
+        for _ in 0..8 {
+            crc = if crc & 0x8000 != 0 {
+                (crc << 1) ^ 0x1021
+            } else {
+                crc << 1
+            };
+        }
+    }
+    crc
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{crc16, slot};
+
+    #[test]
+    fn slots_match_redis_cluster_keyslot() {
+        // The check value of CRC16/XMODEM, and slots `CLUSTER KEYSLOT` answers.
+        assert_eq!(crc16(b"123456789"), 0x31c3);
+        assert_eq!(slot("foo"), 12182);
+        assert_eq!(slot("bar"), 5061);
+        assert_eq!(slot("{user1000}.following"), slot("{user1000}.followers"));
+        assert_eq!(slot("{user1000}.following"), slot("user1000"));
+        // An empty tag does not count: the whole key is hashed.
+        assert_eq!(slot("{}foo"), crc16(b"{}foo") % 16384);
+        // Every key of a job shares its slot.
+        // As `redis-cli CLUSTER KEYSLOT` answers for a fourit key.
+        assert_eq!(slot("ns:{report}"), 4432);
+        assert_eq!(slot("ns:{report}"), slot("ns:{report}:lease"));
+        assert_eq!(slot("ns:{report}"), slot("ns:{report}:runs"));
+    }
+}
