@@ -597,7 +597,7 @@ impl RedisCluster {
                     .try_start()?,
             );
         }
-        let cluster = RedisCluster { nodes };
+        let mut cluster = RedisCluster { nodes };
         let addresses: Vec<String> = cluster
             .nodes
             .iter()
@@ -622,14 +622,16 @@ impl RedisCluster {
         Ok(cluster)
     }
 
-    /// Waits until every running node reports `cluster_state:ok` and knows every slot.
-    pub fn wait_ready(&self, within: Duration) -> Result<(), String> {
+    /// Waits until every running node reports `cluster_state:ok` and knows every slot (after
+    /// a node was killed: until a replica has taken over its slots).
+    pub fn wait_ready(&mut self, within: Duration) -> Result<(), String> {
         let deadline = Instant::now() + within;
         loop {
             let states: Vec<String> = self
                 .nodes
-                .iter()
-                .map(|node| node_state(node.port()).unwrap_or_else(|err| err.to_string()))
+                .iter_mut()
+                .filter_map(|node| node.is_running().then_some(node.port()))
+                .map(|port| node_state(port).unwrap_or_else(|err| err.to_string()))
                 .collect();
             if states.iter().all(|state| state == "ok") {
                 return Ok(());

@@ -92,6 +92,13 @@ pub enum ClaimOutcome {
         /// `at_ms - now_ms`, whatever its own clock says.
         now_ms: i64,
     },
+    /// This claim got no answer while others of its batch did (a Redis Cluster node that
+    /// owns its slot did not answer). Whether it was decided is unknown: it is not run
+    /// (fail closed), and the tick is skipped unless the claim is retried.
+    Unanswered {
+        /// Why, as the client library said it (no secrets).
+        detail: String,
+    },
     /// The tick is later than the coordinator's clock (beyond [`FUTURE_TICK_TOLERANCE`]):
     /// the claimer's clock runs ahead. Nothing was recorded; try again at the tick, which is
     /// `tick_ms - now_ms` from now.

@@ -93,6 +93,9 @@ impl Claims {
                              (overlap = \"skip\")"
                         );
                     }
+                    ClaimOutcome::Unanswered { detail } => {
+                        self.outage.failed("claim", &detail, 1);
+                    }
                     ClaimOutcome::Retry { at_ms, now_ms } => {
                         retry_wait_ms = retry_wait_ms.max(at_ms - now_ms);
                         retry.push((index, request));

@@ -4,8 +4,6 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use tracing::{debug, info, warn};
 
-use crate::error::Error;
-
 /// Tracks whether the coordinator is answering, for the claims and the heartbeat alike.
 #[derive(Debug, Default)]
 pub(crate) struct Outage {
@@ -15,7 +13,7 @@ pub(crate) struct Outage {
 
 impl Outage {
     /// A call failed during `what`; `skipped_ticks` ticks were skipped because of it.
-    pub(crate) fn failed(&self, what: &str, err: &Error, skipped_ticks: u64) {
+    pub(crate) fn failed(&self, what: &str, err: &dyn std::fmt::Display, skipped_ticks: u64) {
         self.skipped.fetch_add(skipped_ticks, Ordering::Relaxed);
         if !self.down.swap(true, Ordering::AcqRel) {
             warn!(

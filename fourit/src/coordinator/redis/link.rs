@@ -11,6 +11,10 @@ use redis::{Cmd, Pipeline, RedisError, RedisFuture, Value};
 
 use super::connection::{Connection, is_noscript};
 
+/// How long one slot's pipeline may take in a cluster before its commands count as
+/// unanswered; shorter than a call's deadline, so the other slots' answers are kept.
+const GROUP_DEADLINE: std::time::Duration = std::time::Duration::from_secs(2);
+
 /// The connection of a coordinator.
 pub(super) enum Link {
     /// One Redis server.
@@ -84,6 +88,7 @@ impl Link {
             by_slot.entry(*slot).or_default().push(index);
         }
         let mut commands: Vec<Option<Cmd>> = commands.into_iter().map(|(_, c)| Some(c)).collect();
+        let groups = by_slot.len();
         let mut sends = tokio::task::JoinSet::new();
         for (group, indices) in by_slot.into_values().enumerate() {
             let group_commands: Vec<Cmd> = indices
@@ -91,21 +96,56 @@ impl Link {
                 .filter_map(|index| commands[*index].take())
                 .collect();
             let handle = self.get();
-            sends.spawn(async move { (group, indices, send(handle, code, group_commands).await) });
+            sends.spawn(async move {
+                // A node that does not answer must not hold back the others' answers, which
+                // the caller's own deadline would otherwise throw away with its.
+                let answer =
+                    tokio::time::timeout(GROUP_DEADLINE, send(handle, code, group_commands))
+                        .await
+                        .unwrap_or_else(|_| {
+                            Err(RedisError::from((
+                                redis::ErrorKind::Io,
+                                "the node owning these slots did not answer in time",
+                            )))
+                        });
+                (group, indices, answer)
+            });
         }
         let mut replies: Vec<Option<Result<Value, RedisError>>> =
             (0..commands.len()).map(|_| None).collect();
+        let mut failures = 0;
+        let mut last_failure = None;
         while let Some(joined) = sends.join_next().await {
-            let (_, indices, answer) = joined.map_err(|err| {
-                RedisError::from((
-                    redis::ErrorKind::Io,
-                    "a cluster pipeline task ended",
-                    err.to_string(),
-                ))
-            })?;
-            for (index, reply) in indices.into_iter().zip(answer?) {
-                replies[index] = Some(reply);
+            let Ok((_, indices, answer)) = joined else {
+                // A task that ended without answering leaves its commands unanswered below.
+                continue;
+            };
+            match answer {
+                Ok(answer) => {
+                    for (index, reply) in indices.into_iter().zip(answer) {
+                        replies[index] = Some(reply);
+                    }
+                }
+                // One primary not answering leaves the others' answers standing: its own
+                // commands are answered with its error, each on its own.
+                Err(err) => {
+                    failures += 1;
+                    for index in indices {
+                        replies[index] = Some(Err(RedisError::from((
+                            err.kind(),
+                            "the node owning this slot did not answer",
+                            err.to_string(),
+                        ))));
+                    }
+                    last_failure = Some(err);
+                }
             }
+        }
+        // Every node failed: the call failed as a whole, as with one server.
+        if failures == groups
+            && let Some(err) = last_failure
+        {
+            return Err(err);
         }
         Ok(replies
             .into_iter()

@@ -280,8 +280,19 @@ impl RedisCoordinator {
         requests
             .iter()
             .zip(replies)
-            .map(|(request, reply)| {
-                scripts::decode_claim(request, reply.map_err(|err| self.error("claim", err))?)
+            .map(|(request, reply)| match reply {
+                Ok(reply) => scripts::decode_claim(request, reply),
+                Err(err) => {
+                    let err = self.error("claim", err);
+                    if err.is_unavailable() {
+                        // Part of a batch a cluster node did not answer: this claim alone.
+                        Ok(ClaimOutcome::Unanswered {
+                            detail: err.to_string(),
+                        })
+                    } else {
+                        Err(err)
+                    }
+                }
             })
             .collect()
     }
