@@ -28,6 +28,23 @@ use crate::error::{CoordinatorError, Error, ErrorKind as Kind};
 use crate::job::BoxFuture;
 use crate::spec;
 
+/// Every text in a reply (a cluster answers `INFO` with one text per node).
+fn collect_text(value: &Value, out: &mut Vec<String>) {
+    match value {
+        Value::BulkString(bytes) => out.push(String::from_utf8_lossy(bytes).into_owned()),
+        Value::VerbatimString { text, .. } => out.push(text.clone()),
+        Value::SimpleString(text) => out.push(text.clone()),
+        Value::Array(items) | Value::Set(items) => {
+            items.iter().for_each(|item| collect_text(item, out));
+        }
+        Value::Map(pairs) => pairs.iter().for_each(|(key, item)| {
+            collect_text(key, out);
+            collect_text(item, out);
+        }),
+        _ => {}
+    }
+}
+
 /// The password in a client's URL, to scrub from any text the client library produces.
 fn password(client: &redis::Client) -> Option<String> {
     client
@@ -161,6 +178,7 @@ impl RedisCoordinator {
         coordinator
             .refuse_cluster_node_without_cluster_url()
             .await?;
+        coordinator.warn_about_eviction().await;
         coordinator.load_scripts().await?;
         coordinator.check_permissions().await?;
         // Subscribing at start also proves the user may: a refusal is an error now, not a
@@ -215,6 +233,47 @@ impl RedisCoordinator {
         Ok(())
     }
 
+    /// Says at start when the server may evict fourit's keys: `allkeys-*` can evict a
+    /// job's high-water mark (then a tick can run twice), `volatile-*` its leases (then a
+    /// run can overlap the next). A server that will not tell is not an error.
+    async fn warn_about_eviction(&self) {
+        let mut conn = self.link.get();
+        let mut info = redis::cmd("INFO");
+        info.arg("memory");
+        let Ok(reply) = self
+            .call("connect", info.query_async::<Value>(&mut conn))
+            .await
+        else {
+            return;
+        };
+        let mut texts = Vec::new();
+        collect_text(&reply, &mut texts);
+        let policies: std::collections::BTreeSet<String> = texts
+            .iter()
+            .flat_map(|text| text.lines())
+            .filter_map(|line| line.trim().strip_prefix("maxmemory_policy:"))
+            .map(str::to_string)
+            .collect();
+        for policy in policies {
+            if policy.starts_with("allkeys-") {
+                tracing::warn!(
+                    url = %self.url,
+                    maxmemory_policy = %policy,
+                    "this Redis may evict any key when full, fourit's high-water marks \
+                     included: a tick could then run twice; set maxmemory-policy noeviction (or \
+                     a volatile-* policy) for the database fourit uses"
+                );
+            } else if policy.starts_with("volatile-") {
+                tracing::warn!(
+                    url = %self.url,
+                    maxmemory_policy = %policy,
+                    "this Redis may evict keys with a TTL when full, fourit's leases included: \
+                     a run could then overlap the next tick; noeviction avoids it"
+                );
+            }
+        }
+    }
+
     /// A plain `redis://` URL naming a node of a Redis Cluster would see every other node's
     /// slots answered `MOVED`, so every tick skipped: an error at start instead.
     async fn refuse_cluster_node_without_cluster_url(&self) -> Result<(), Error> {
@@ -224,6 +283,7 @@ impl RedisCoordinator {
         let mut conn = self.link.get();
         let mut info = redis::cmd("INFO");
         info.arg("cluster");
+        // A user who may not run `INFO` learns it here, as for any command fourit needs.
         let text: String = self.call("connect", info.query_async(&mut conn)).await?;
         if text.lines().any(|line| line.trim() == "cluster_enabled:1") {
             return Err(Error::InvalidUrl {
