@@ -159,6 +159,7 @@ conformance! {
         a_tick_in_the_coordinators_future_is_refused_and_records_nothing,
         a_tick_within_the_tolerance_of_the_coordinators_clock_is_admitted,
         a_future_tick_in_a_batch_does_not_hold_back_the_others,
+        a_claim_sent_again_after_a_lost_answer_resumes_the_same_run,
     ],
     redis_only: [
         an_unreachable_redis_yields_an_error_not_a_claim,
@@ -995,6 +996,74 @@ mod cases {
             "{outcomes:?}"
         );
         assert!(matches!(outcomes[2], ClaimOutcome::Run(_)), "{outcomes:?}");
+    }
+
+    /// A claim sent twice (its first answer lost to a cut connection or a timeout) gives one
+    /// run: the second answer is `Resumed` with the same lease and fence, so the claimer runs
+    /// the tick it had won. Nobody else gets it, and an overlap or a released run is not
+    /// resumed.
+    pub async fn a_claim_sent_again_after_a_lost_answer_resumes_the_same_run(c: Arc<dyn Store>) {
+        let c = &*c;
+        let now = Utc::now().timestamp_millis();
+        let first = expect_run(
+            claim(c, request("resend", now - 2_000, "node-a")).await,
+            "first",
+        );
+        assert_eq!(
+            claim(c, request("resend", now - 2_000, "node-a")).await,
+            ClaimOutcome::Resumed(first.clone()),
+            "the same claim again"
+        );
+        assert_eq!(
+            claim(c, request("resend", now - 2_000, "node-b")).await,
+            ClaimOutcome::Taken,
+            "another node's claim of the tick"
+        );
+        // The next tick while the first run holds the lease is an overlap; sent again, it is
+        // still not a run.
+        expect_overlap(
+            claim(c, request("resend", now - 1_000, "node-a")).await,
+            "the next tick",
+        );
+        assert_eq!(
+            claim(c, request("resend", now - 1_000, "node-a")).await,
+            ClaimOutcome::Taken,
+            "an overlap sent again"
+        );
+        // Released, the first run is not resumed either.
+        let record = RunRecord {
+            outcome: Outcome::Succeeded,
+            started: Utc::now(),
+            duration: Duration::from_millis(5),
+        };
+        assert!(
+            c.release(&first, &record)
+                .await
+                .unwrap_or_else(|e| panic!("release: {e}"))
+        );
+        let later = expect_run(claim(c, request("resend", now, "node-a")).await, "later");
+        assert_eq!(
+            later.fence.get(),
+            first.fence.get() + 1,
+            "one fence per run"
+        );
+        c.release(&later, &record)
+            .await
+            .unwrap_or_else(|e| panic!("release: {e}"));
+        assert_eq!(
+            claim(c, request("resend", now, "node-a")).await,
+            ClaimOutcome::Taken,
+            "a released run sent again"
+        );
+        // With overlap allowed, each run's own lease is checked.
+        let allowed = expect_run(
+            claim(c, request_allow("resend-allow", now, "node-a")).await,
+            "allow",
+        );
+        assert_eq!(
+            claim(c, request_allow("resend-allow", now, "node-a")).await,
+            ClaimOutcome::Resumed(allowed)
+        );
     }
 
     /// One call claims many jobs, answering each request in order; requests in one batch

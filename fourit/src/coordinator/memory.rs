@@ -128,6 +128,18 @@ impl MemoryCoordinator {
     ) -> ClaimOutcome {
         let job = state.jobs.entry(request.job.to_string()).or_default();
         if job.high_water.is_some_and(|high| high >= request.tick_ms) {
+            // As in Redis: this node's own claim of this very tick, sent again, while its
+            // lease holds it.
+            let again = Lease {
+                job: request.job.clone(),
+                tick_ms: request.tick_ms,
+                fence: FenceToken(job.fence),
+                node: request.node.clone(),
+                overlap: request.overlap,
+            };
+            if job.high_water == Some(request.tick_ms) && job.holds(&again, now) {
+                return ClaimOutcome::Resumed(again);
+            }
             return ClaimOutcome::Taken;
         }
         // As in Redis: a tick in this coordinator's future is refused, recording nothing.

@@ -75,6 +75,10 @@ pub struct ClaimRequest {
 pub enum ClaimOutcome {
     /// This process runs the tick, under this lease.
     Run(Lease),
+    /// This process had already claimed this very tick and still holds its lease: the
+    /// answer to a claim sent again after the first answer was lost (a cut connection, a
+    /// timeout). Run it, under this lease, the same as the first claim's.
+    Resumed(Lease),
     /// Another process claimed this tick (or a later one) first.
     Taken,
     /// The tick was claimed, but the previous run still holds the lease (overlap is

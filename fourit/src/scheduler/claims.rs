@@ -46,9 +46,13 @@ impl Claims {
                 return;
             }
         }
+        // Whether the batch (or part of it) was already sent again after a lost answer.
+        let mut resent = false;
         for attempt in 0..=CLAIM_RETRIES {
-            if not_before.is_some() {
+            if not_before.is_some() && !resent {
                 // Waiting out the handoff: claim only what the preferred members have not.
+                // (Not when sending again after a lost answer: the notice heard may be of
+                // this very claim.)
                 batch.retain(|(index, request)| !self.heard.decided(*index, request.tick_ms));
                 if batch.is_empty() {
                     return;
@@ -64,6 +68,15 @@ impl Claims {
                     self.outage.succeeded();
                     outcomes
                 }
+                // The answer was lost (a cut connection, a timeout): the claims may have been
+                // decided. Sent once more, a claim this process had won is answered
+                // `Resumed` with the same fence, so a lost answer costs no tick and can
+                // never cost two runs.
+                Err(err) if err.is_unavailable() && !resent => {
+                    debug!(error = %err, "claim answer lost: sending the claims again");
+                    resent = true;
+                    continue;
+                }
                 Err(err) => {
                     let skipped = u64::try_from(requests.len()).unwrap_or(u64::MAX);
                     self.outage.failed("claim", &err, skipped);
@@ -71,6 +84,7 @@ impl Claims {
                 }
             };
             let mut retry = Vec::new();
+            let mut unanswered = Vec::new();
             // How long to wait before retrying, by the coordinator's clock (ms).
             let mut retry_wait_ms = 0i64;
             for ((index, request), outcome) in batch.into_iter().zip(outcomes) {
@@ -78,6 +92,15 @@ impl Claims {
                 let tick = DateTime::from_timestamp_millis(request.tick_ms).unwrap_or_default();
                 match outcome {
                     ClaimOutcome::Run(lease) => {
+                        runner.start(job.clone(), lease, request.lease_ttl);
+                    }
+                    ClaimOutcome::Resumed(lease) => {
+                        info!(
+                            job = job.name(),
+                            tick = %tick,
+                            fence = lease.fence.get(),
+                            "claim answered again after its first answer was lost: running it"
+                        );
                         runner.start(job.clone(), lease, request.lease_ttl);
                     }
                     ClaimOutcome::Taken => {
@@ -92,6 +115,11 @@ impl Claims {
                             "tick skipped: the previous run still holds the lease \
                              (overlap = \"skip\")"
                         );
+                    }
+                    ClaimOutcome::Unanswered { detail } if !resent => {
+                        // Its node did not answer: once more, as for a lost answer.
+                        debug!(job = job.name(), tick = %tick, error = %detail, "claim unanswered: sending it again");
+                        unanswered.push((index, request));
                     }
                     ClaimOutcome::Unanswered { detail } => {
                         self.outage.failed("claim", &detail, 1);
@@ -115,6 +143,10 @@ impl Claims {
                         retry.push((index, request));
                     }
                 }
+            }
+            if !unanswered.is_empty() {
+                resent = true;
+                retry.extend(unanswered);
             }
             if retry.is_empty() {
                 return;

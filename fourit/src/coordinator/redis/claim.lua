@@ -10,10 +10,23 @@
 -- {2, holder} if the previous run still holds the lease (the tick is skipped as an overlap),
 -- {3, at, now} if the claimer is not the preferred node and must wait until `at` (ms),
 -- {4, now} if the tick is still in Redis's future: retry at the tick. `now` is Redis's time (ms).
+-- {5, fence} if this node had already claimed this very tick and still holds its lease: the
+-- answer to a claim sent again after its first answer was lost.
 local tick = tonumber(ARGV[1])
 
-local state = redis.call('HMGET', KEYS[1], 'tick', 'fence')
+local state = redis.call('HMGET', KEYS[1], 'tick', 'fence', 'node')
 if state[1] and tonumber(state[1]) >= tick then
+  -- This node's own claim of this very tick, sent again because the answer was lost (a cut
+  -- connection, a timeout): the same run, with the same fence, while its lease holds it.
+  if tonumber(state[1]) == tick and state[3] == ARGV[2] and state[2] then
+    local lease = KEYS[2]
+    if ARGV[4] == '1' then
+      lease = KEYS[2] .. ':' .. state[2]
+    end
+    if redis.call('GET', lease) == ARGV[2] .. ':' .. state[2] .. ':' .. ARGV[1] then
+      return {5, tonumber(state[2])}
+    end
+  end
   return {0}
 end
 

@@ -38,6 +38,8 @@ mod reply {
     pub(super) const HANDOFF: i64 = 3;
     /// `{4, now}`: the tick is in Redis's future; Redis's time `now` (ms).
     pub(super) const EARLY: i64 = 4;
+    /// `{5, fence}`: this node's own claim of this tick, sent again: run it, same fence.
+    pub(super) const RESUMED: i64 = 5;
 }
 
 /// The keys of one job: `ns:{job}`, `ns:{job}:lease`, `ns:{job}:runs`. One hash tag, so one
@@ -191,15 +193,20 @@ pub(super) fn decode_claim(request: &ClaimRequest, reply: Value) -> Result<Claim
     };
     match integer(next()?)? {
         reply::TAKEN => Ok(ClaimOutcome::Taken),
-        reply::RUN => {
+        code @ (reply::RUN | reply::RESUMED) => {
             let fence = u64::try_from(integer(next()?)?).map_err(|_| malformed("claim"))?;
-            Ok(ClaimOutcome::Run(Lease {
+            let lease = Lease {
                 job: request.job.clone(),
                 tick_ms: request.tick_ms,
                 fence: FenceToken(fence),
                 node: request.node.clone(),
                 overlap: request.overlap,
-            }))
+            };
+            Ok(if code == reply::RUN {
+                ClaimOutcome::Run(lease)
+            } else {
+                ClaimOutcome::Resumed(lease)
+            })
         }
         reply::OVERLAP => {
             let holder: String =

@@ -520,3 +520,103 @@ async fn members_waiting_out_the_handoff_do_not_claim_ticks_they_heard_were_clai
 }
 
 mod clock_steps;
+
+/// The memory coordinator behind a connection that loses the answer to the first claim of
+/// a tick at or after `from_ms`: the claim reaches the store and is decided there, but the
+/// scheduler gets an error, as after a cut connection.
+#[derive(Debug)]
+struct LosesOneAnswer {
+    inner: MemoryCoordinator,
+    from_ms: i64,
+    lost: std::sync::atomic::AtomicBool,
+}
+
+impl Coordinator for LosesOneAnswer {
+    fn claim<'a>(
+        &'a self,
+        requests: &'a [crate::coordinator::ClaimRequest],
+    ) -> crate::BoxFuture<'a, Result<Vec<crate::coordinator::ClaimOutcome>, crate::Error>> {
+        Box::pin(async move {
+            let answer = self.inner.claim(requests).await;
+            if requests.iter().any(|r| r.tick_ms >= self.from_ms)
+                && !self.lost.swap(true, Ordering::SeqCst)
+            {
+                return Err(crate::Error::Coordinator(crate::CoordinatorError::new(
+                    "memory",
+                    "claim",
+                    crate::ErrorKind::Unavailable,
+                    "connection reset (injected after the claim was decided)",
+                )));
+            }
+            answer
+        })
+    }
+    fn keep_alive<'a>(
+        &'a self,
+        lease: &'a crate::coordinator::Lease,
+        ttl: Duration,
+    ) -> crate::BoxFuture<'a, Result<bool, crate::Error>> {
+        self.inner.keep_alive(lease, ttl)
+    }
+    fn release<'a>(
+        &'a self,
+        lease: &'a crate::coordinator::Lease,
+        record: &'a crate::coordinator::RunRecord,
+    ) -> crate::BoxFuture<'a, Result<bool, crate::Error>> {
+        self.inner.release(lease, record)
+    }
+    fn heartbeat<'a>(
+        &'a self,
+        node: &'a str,
+        stale_after: Duration,
+    ) -> crate::BoxFuture<'a, Result<crate::coordinator::Heartbeat, crate::Error>> {
+        self.inner.heartbeat(node, stale_after)
+    }
+    fn server_time(&self) -> crate::BoxFuture<'_, Result<Option<i64>, crate::Error>> {
+        self.inner.server_time()
+    }
+    fn leave<'a>(&'a self, node: &'a str) -> crate::BoxFuture<'a, Result<(), crate::Error>> {
+        self.inner.leave(node)
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_lost_claim_answer_costs_no_tick_and_no_second_run() {
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let lossy = Arc::new(LosesOneAnswer {
+        inner: MemoryCoordinator::with_clock(PausedClock::starting_at(start())),
+        from_ms: (start() + Duration::from_millis(2_500)).timestamp_millis(),
+        lost: std::sync::atomic::AtomicBool::new(false),
+    });
+    let scheduler = scheduler_with(
+        vec![recording_job("lossy", "* * * * * *", seen.clone())],
+        lossy.clone(),
+        PausedClock::starting_at(start()),
+        "node-a",
+    );
+    scheduler
+        .run_until(tokio::time::sleep(Duration::from_secs(6)))
+        .await
+        .unwrap_or_else(|err| panic!("run: {err}"));
+    assert!(lossy.lost.load(Ordering::SeqCst), "no answer was lost");
+    let seen = seen.lock().map(|s| s.clone()).unwrap_or_default();
+    let expected: Vec<DateTime<Utc>> = (0..=6)
+        .map(|s| start() - Duration::from_millis(500) + Duration::from_secs(s))
+        .collect();
+    assert_eq!(
+        seen, expected,
+        "every tick once, the one whose answer was lost included"
+    );
+    // And one fence per run: the resent claim reused the first one's.
+    let fences: Vec<u64> = lossy
+        .inner
+        .history("lossy", 100)
+        .await
+        .unwrap_or_default()
+        .iter()
+        .filter_map(|entry| entry.fence)
+        .collect();
+    let mut sorted = fences.clone();
+    sorted.sort_unstable();
+    assert_eq!(sorted, (1..=7).collect::<Vec<u64>>(), "{fences:?}");
+}
