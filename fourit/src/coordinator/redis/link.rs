@@ -3,24 +3,86 @@
 //! Pipelines to a cluster are split by hash slot, sent concurrently, answered in order.
 
 use std::collections::BTreeMap;
-use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
 
 use redis::aio::{ConnectionLike, ConnectionManager};
 use redis::cluster_async::ClusterConnection;
 use redis::{Cmd, Pipeline, RedisError, RedisFuture, Value};
+use tracing::debug;
 
 use super::connection::{Connection, is_noscript};
 
 /// How long one slot's pipeline may take in a cluster before its commands count as
 /// unanswered; shorter than a call's deadline, so the other slots' answers are kept.
-const GROUP_DEADLINE: std::time::Duration = std::time::Duration::from_secs(2);
+const GROUP_DEADLINE: Duration = Duration::from_secs(2);
 
 /// The connection of a coordinator.
 pub(super) enum Link {
     /// One Redis server.
     Single(Arc<Connection>),
     /// A Redis Cluster.
-    Cluster(ClusterConnection),
+    Cluster(Arc<Cluster>),
+}
+
+/// A cluster connection, and a way to start it afresh.
+///
+/// The client library's cluster connection refreshes its slot map when a node answers
+/// `MOVED`; a dead primary answers nothing, and the client keeps repairing its connection to
+/// the dead address. So a call that finds the cluster unavailable also starts a fresh
+/// connection from the seeds, at most once a second, in the background, which learns the
+/// slot map anew once a replica has taken over.
+pub(super) struct Cluster {
+    client: redis::cluster::ClusterClient,
+    connection: RwLock<ClusterConnection>,
+    replacing: AtomicBool,
+}
+
+impl Cluster {
+    pub(super) fn new(
+        client: redis::cluster::ClusterClient,
+        connection: ClusterConnection,
+    ) -> Cluster {
+        Cluster {
+            client,
+            connection: RwLock::new(connection),
+            replacing: AtomicBool::new(false),
+        }
+    }
+
+    fn get(&self) -> ClusterConnection {
+        match self.connection.read() {
+            Ok(connection) => connection.clone(),
+            Err(poisoned) => poisoned.into_inner().clone(),
+        }
+    }
+
+    fn replace(self: &Arc<Self>) {
+        if self.replacing.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        let this = self.clone();
+        tokio::spawn(async move {
+            match tokio::time::timeout(Duration::from_secs(3), this.client.get_async_connection())
+                .await
+            {
+                Ok(Ok(fresh)) => {
+                    match this.connection.write() {
+                        Ok(mut current) => *current = fresh,
+                        Err(poisoned) => *poisoned.into_inner() = fresh,
+                    }
+                    debug!("reconnected to the cluster from its seeds");
+                }
+                Ok(Err(err)) => {
+                    debug!(error = err.category(), "reconnecting to the cluster failed")
+                }
+                Err(_) => debug!("reconnecting to the cluster timed out"),
+            }
+            tokio::time::sleep(Duration::from_secs(1)).await;
+            this.replacing.store(false, Ordering::Release);
+        });
+    }
 }
 
 /// A handle for one call: cheap to make, either kind.
@@ -35,15 +97,26 @@ impl Link {
     pub(super) fn get(&self) -> Handle {
         match self {
             Link::Single(connection) => Handle::Single(connection.get()),
-            Link::Cluster(cluster) => Handle::Cluster(cluster.clone()),
+            Link::Cluster(cluster) => Handle::Cluster(cluster.get()),
         }
     }
 
-    /// After an authentication failure: a single server's connection manager is replaced
-    /// (it stays failed otherwise); the cluster client reconnects by itself.
-    pub(super) fn replace(&self) {
-        if let Link::Single(connection) = self {
-            connection.replace();
+    /// After a failed call of `kind`: a single server's connection manager is replaced after
+    /// an authentication failure (it stays failed otherwise); a cluster's connection after
+    /// any failure to reach it (see [`Cluster`]).
+    pub(super) fn replace_after(&self, kind: crate::error::ErrorKind) {
+        use crate::error::ErrorKind as Kind;
+        match self {
+            Link::Single(connection) if kind == Kind::Authentication => connection.replace(),
+            Link::Cluster(cluster)
+                if matches!(
+                    kind,
+                    Kind::Authentication | Kind::Unavailable | Kind::Timeout
+                ) =>
+            {
+                cluster.replace();
+            }
+            _ => {}
         }
     }
 
@@ -58,7 +131,7 @@ impl Link {
                 let route = RoutingInfo::SingleNode(SingleNodeRoutingInfo::SpecificNode(
                     Route::new(slot, SlotAddr::Master),
                 ));
-                let value = cluster.clone().route_command(time, route).await?;
+                let value = cluster.get().route_command(time, route).await?;
                 Ok(redis::from_redis_value(value)?)
             }
         }
@@ -129,6 +202,9 @@ impl Link {
                 // One primary not answering leaves the others' answers standing: its own
                 // commands are answered with its error, each on its own.
                 Err(err) => {
+                    if let Link::Cluster(cluster) = self {
+                        cluster.replace();
+                    }
                     failures += 1;
                     for index in indices {
                         replies[index] = Some(Err(RedisError::from((

@@ -130,23 +130,22 @@ impl RedisCoordinator {
                     .collect::<Result<Vec<_>, _>>()
                     .map_err(|err| invalid(invalid_url_reason(url, &err)))?;
                 let secret = clients.first().and_then(password);
-                let cluster = connection::open_cluster(&nodes, tls)
-                    .map_err(|err| invalid(invalid_url_reason(url, &err)))?
-                    .get_async_connection()
-                    .await
-                    .map_err(|err| {
-                        // A standalone server answers the cluster client's first question so.
-                        if err.to_string().contains("cluster support disabled") {
-                            invalid(
-                                "the server is not a Redis Cluster node (cluster support \
+                let cluster_client = connection::open_cluster(&nodes, tls)
+                    .map_err(|err| invalid(invalid_url_reason(url, &err)))?;
+                let cluster = cluster_client.get_async_connection().await.map_err(|err| {
+                    // A standalone server answers the cluster client's first question so.
+                    if err.to_string().contains("cluster support disabled") {
+                        invalid(
+                            "the server is not a Redis Cluster node (cluster support \
                                  disabled); use redis://host:port for a single server"
-                                    .to_string(),
-                            )
-                        } else {
-                            classify("connect", &redacted, secret.as_deref(), err)
-                        }
-                    })?;
-                (Link::Cluster(cluster), clients, secret)
+                                .to_string(),
+                        )
+                    } else {
+                        classify("connect", &redacted, secret.as_deref(), err)
+                    }
+                })?;
+                let cluster = link::Cluster::new(cluster_client, cluster);
+                (Link::Cluster(Arc::new(cluster)), clients, secret)
             }
             None => {
                 let client =
@@ -306,16 +305,19 @@ impl RedisCoordinator {
             Ok(Ok(value)) => Ok(value),
             Ok(Err(err)) => {
                 let err = classify(operation, &self.url, self.secret.as_deref(), err);
-                if err.coordinator_kind() == Some(Kind::Authentication) {
-                    self.link.replace();
+                if let Some(kind) = err.coordinator_kind() {
+                    self.link.replace_after(kind);
                 }
                 Err(err)
             }
-            Err(_) => Err(self.fail(
-                operation,
-                Kind::Timeout,
-                format!("did not answer within {DEADLINE:?}"),
-            )),
+            Err(_) => {
+                self.link.replace_after(Kind::Timeout);
+                Err(self.fail(
+                    operation,
+                    Kind::Timeout,
+                    format!("did not answer within {DEADLINE:?}"),
+                ))
+            }
         }
     }
 
