@@ -361,11 +361,17 @@ mod cases {
             claim(c, request("late", 2000, "node-b")).await,
             ClaimOutcome::Taken
         );
+        // The winner's own claim sent again is not a second run: it resumes the first (see
+        // `a_claim_sent_again_after_a_lost_answer_resumes_the_same_run`).
+        assert_eq!(
+            claim(c, request("late", 2000, "node-a")).await,
+            ClaimOutcome::Resumed(lease.clone())
+        );
+        assert!(release(c, &lease, &record(Outcome::Succeeded, 1)).await);
         assert_eq!(
             claim(c, request("late", 2000, "node-a")).await,
             ClaimOutcome::Taken
         );
-        assert!(release(c, &lease, &record(Outcome::Succeeded, 1)).await);
         // Still refused once the run is over: the mark is not the lease.
         assert_eq!(
             claim(c, request("late", 1000, "node-b")).await,
@@ -385,12 +391,17 @@ mod cases {
         );
         assert!(next.fence > lease.fence);
 
-        // Overlap allowed changes nothing about the mark.
-        expect_run(
+        // Overlap allowed changes nothing about the mark (the winner's own claim sent again
+        // resumes its run, as above).
+        let allowed = expect_run(
             claim(c, request_allow("late-allow", 5000, "node-a")).await,
             "allow",
         );
-        for (tick_ms, node) in [(5000, "node-a"), (5000, "node-b"), (4000, "node-b")] {
+        assert_eq!(
+            claim(c, request_allow("late-allow", 5000, "node-a")).await,
+            ClaimOutcome::Resumed(allowed)
+        );
+        for (tick_ms, node) in [(5000, "node-b"), (4000, "node-b"), (4000, "node-a")] {
             assert_eq!(
                 claim(c, request_allow("late-allow", tick_ms, node)).await,
                 ClaimOutcome::Taken,
