@@ -7,12 +7,11 @@
 //! (the stepped host's own clock lies). The stepped worker keeps running its share, and logs
 //! the step once.
 
-use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use fourit_tests::RedisServer;
-use fourit_tests::faults::{Event, Fleet, Records, now_ms, tick_report};
+use fourit_tests::faults::{Fleet, Records, distinct_ticks, now_ms, tick_report};
 
 const WORKER: &str = env!("CARGO_BIN_EXE_worker");
 const JOBS: [&str; 2] = ["job-0", "job-1"];
@@ -64,17 +63,6 @@ fn set_offset(file: &Path, offset: &str) {
         .unwrap_or_else(|err| panic!("renaming to {}: {err}", file.display()));
 }
 
-/// Distinct ticks of `job` that started after `since_ms` (test host time), by `node` if
-/// given.
-fn ticks_since(events: &[Event], job: &str, since_ms: i64, node: Option<&str>) -> usize {
-    events
-        .iter()
-        .filter(|e| e.wall_ms >= since_ms && node.is_none_or(|n| e.node == n))
-        .filter_map(|e| e.ran(job))
-        .collect::<BTreeSet<_>>()
-        .len()
-}
-
 async fn stepped_fleet(namespace: &str, offset: &str) {
     let server = RedisServer::start();
     let url = server.url();
@@ -107,10 +95,10 @@ async fn stepped_fleet(namespace: &str, offset: &str) {
             &format!("{TICKS_BEFORE} ticks of each job, the stepped worker running one"),
             |events| {
                 JOBS.iter()
-                    .all(|job| ticks_since(events, job, started_ms, None) >= TICKS_BEFORE)
+                    .all(|job| distinct_ticks(events, job, started_ms, None) >= TICKS_BEFORE)
                     && JOBS
                         .iter()
-                        .map(|job| ticks_since(events, job, started_ms, Some("stepped")))
+                        .map(|job| distinct_ticks(events, job, started_ms, Some("stepped")))
                         .sum::<usize>()
                         >= 1
             },
@@ -128,10 +116,10 @@ async fn stepped_fleet(namespace: &str, offset: &str) {
             ),
             |events| {
                 JOBS.iter()
-                    .all(|job| ticks_since(events, job, stepped_ms, None) >= TICKS_AFTER)
+                    .all(|job| distinct_ticks(events, job, stepped_ms, None) >= TICKS_AFTER)
                     && JOBS
                         .iter()
-                        .map(|job| ticks_since(events, job, stepped_ms, Some("stepped")))
+                        .map(|job| distinct_ticks(events, job, stepped_ms, Some("stepped")))
                         .sum::<usize>()
                         >= STEPPED_RUNS_AFTER
             },

@@ -95,6 +95,17 @@ impl Event {
     }
 }
 
+/// How many distinct ticks of `job` started in `events` since `since_ms` (test host time),
+/// on `node` if given: what the fleet tests wait for.
+pub fn distinct_ticks(events: &[Event], job: &str, since_ms: i64, node: Option<&str>) -> usize {
+    events
+        .iter()
+        .filter(|e| e.wall_ms >= since_ms && node.is_none_or(|n| e.node == n))
+        .filter_map(|e| e.ran(job))
+        .collect::<std::collections::BTreeSet<_>>()
+        .len()
+}
+
 /// One worker process.
 #[derive(Debug)]
 pub struct Worker {
