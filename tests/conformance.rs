@@ -206,6 +206,7 @@ fn request(job: &str, tick_ms: i64, node: &str) -> ClaimRequest {
         overlap: Overlap::Skip,
         preferred: None,
         handoff: Duration::ZERO,
+        claim_id: fourit::coordinator::new_claim_id(),
     }
 }
 
@@ -361,17 +362,13 @@ mod cases {
             claim(c, request("late", 2000, "node-b")).await,
             ClaimOutcome::Taken
         );
-        // The winner's own claim sent again is not a second run: it resumes the first (see
-        // `a_claim_sent_again_after_a_lost_answer_resumes_the_same_run`).
-        assert_eq!(
-            claim(c, request("late", 2000, "node-a")).await,
-            ClaimOutcome::Resumed(lease.clone())
-        );
-        assert!(release(c, &lease, &record(Outcome::Succeeded, 1)).await);
+        // A new claim from the winner's node id (a restarted process) is refused too: only
+        // the very claim sent again resumes (`a_claim_sent_again_...`).
         assert_eq!(
             claim(c, request("late", 2000, "node-a")).await,
             ClaimOutcome::Taken
         );
+        assert!(release(c, &lease, &record(Outcome::Succeeded, 1)).await);
         // Still refused once the run is over: the mark is not the lease.
         assert_eq!(
             claim(c, request("late", 1000, "node-b")).await,
@@ -391,17 +388,12 @@ mod cases {
         );
         assert!(next.fence > lease.fence);
 
-        // Overlap allowed changes nothing about the mark (the winner's own claim sent again
-        // resumes its run, as above).
-        let allowed = expect_run(
+        // Overlap allowed changes nothing about the mark.
+        expect_run(
             claim(c, request_allow("late-allow", 5000, "node-a")).await,
             "allow",
         );
-        assert_eq!(
-            claim(c, request_allow("late-allow", 5000, "node-a")).await,
-            ClaimOutcome::Resumed(allowed)
-        );
-        for (tick_ms, node) in [(5000, "node-b"), (4000, "node-b"), (4000, "node-a")] {
+        for (tick_ms, node) in [(5000, "node-a"), (5000, "node-b"), (4000, "node-b")] {
             assert_eq!(
                 claim(c, request_allow("late-allow", tick_ms, node)).await,
                 ClaimOutcome::Taken,
@@ -1011,37 +1003,39 @@ mod cases {
 
     /// A claim sent twice (its first answer lost to a cut connection or a timeout) gives one
     /// run: the second answer is `Resumed` with the same lease and fence, so the claimer runs
-    /// the tick it had won. Nobody else gets it, and an overlap or a released run is not
-    /// resumed.
+    /// the tick it had won, with its lease taken again if it expired meanwhile. A new claim
+    /// (another process, even with the same node id), an overlap or a released run sent
+    /// again is not resumed.
     pub async fn a_claim_sent_again_after_a_lost_answer_resumes_the_same_run(c: Arc<dyn Store>) {
         let c = &*c;
         let now = Utc::now().timestamp_millis();
-        let first = expect_run(
-            claim(c, request("resend", now - 2_000, "node-a")).await,
-            "first",
-        );
+        let sent = request("resend", now - 2_000, "node-a");
+        let first = expect_run(claim(c, sent.clone()).await, "first");
         assert_eq!(
-            claim(c, request("resend", now - 2_000, "node-a")).await,
+            claim(c, sent.clone()).await,
             ClaimOutcome::Resumed(first.clone()),
             "the same claim again"
         );
-        assert_eq!(
-            claim(c, request("resend", now - 2_000, "node-b")).await,
-            ClaimOutcome::Taken,
-            "another node's claim of the tick"
-        );
+        for other in [
+            request("resend", now - 2_000, "node-a"),
+            request("resend", now - 2_000, "node-b"),
+        ] {
+            assert_eq!(
+                claim(c, other.clone()).await,
+                ClaimOutcome::Taken,
+                "a new claim of the tick: {other:?}"
+            );
+        }
         // The next tick while the first run holds the lease is an overlap; sent again, it is
         // still not a run.
-        expect_overlap(
-            claim(c, request("resend", now - 1_000, "node-a")).await,
-            "the next tick",
-        );
+        let next = request("resend", now - 1_000, "node-a");
+        expect_overlap(claim(c, next.clone()).await, "the next tick");
         assert_eq!(
-            claim(c, request("resend", now - 1_000, "node-a")).await,
+            claim(c, next).await,
             ClaimOutcome::Taken,
             "an overlap sent again"
         );
-        // Released, the first run is not resumed either.
+        // Released, the first run is not resumed.
         let record = RunRecord {
             outcome: Outcome::Succeeded,
             started: Utc::now(),
@@ -1052,29 +1046,33 @@ mod cases {
                 .await
                 .unwrap_or_else(|e| panic!("release: {e}"))
         );
-        let later = expect_run(claim(c, request("resend", now, "node-a")).await, "later");
         assert_eq!(
-            later.fence.get(),
-            first.fence.get() + 1,
-            "one fence per run"
-        );
-        c.release(&later, &record)
-            .await
-            .unwrap_or_else(|e| panic!("release: {e}"));
-        assert_eq!(
-            claim(c, request("resend", now, "node-a")).await,
+            claim(c, sent).await,
             ClaimOutcome::Taken,
             "a released run sent again"
         );
-        // With overlap allowed, each run's own lease is checked.
-        let allowed = expect_run(
-            claim(c, request_allow("resend-allow", now, "node-a")).await,
-            "allow",
-        );
+        // A lease that expired before the claim was sent again is taken again, by that claim
+        // alone.
+        let short = ClaimRequest {
+            lease_ttl: Duration::from_millis(50),
+            ..request("resend-expired", now, "node-a")
+        };
+        let won = expect_run(claim(c, short.clone()).await, "short lease");
+        tokio::time::sleep(Duration::from_millis(120)).await;
         assert_eq!(
-            claim(c, request_allow("resend-allow", now, "node-a")).await,
-            ClaimOutcome::Resumed(allowed)
+            claim(c, short.clone()).await,
+            ClaimOutcome::Resumed(won.clone())
         );
+        assert!(
+            c.keep_alive(&won, LONG_LEASE)
+                .await
+                .unwrap_or_else(|e| panic!("keep-alive: {e}")),
+            "the lease is the run's again"
+        );
+        // With overlap allowed, each run's own lease is checked.
+        let allowed = request_allow("resend-allow", now, "node-a");
+        let run = expect_run(claim(c, allowed.clone()).await, "allow");
+        assert_eq!(claim(c, allowed).await, ClaimOutcome::Resumed(run));
     }
 
     /// One call claims many jobs, answering each request in order; requests in one batch

@@ -28,6 +28,7 @@ fn requests(batch: usize) -> Vec<ClaimRequest> {
             overlap: Overlap::Allow,
             preferred: Some(node.clone()),
             handoff: Duration::from_millis(25),
+            claim_id: fourit::coordinator::new_claim_id(),
         })
         .collect()
 }

@@ -110,6 +110,8 @@ fn threshold_us() -> i64 {
 struct Sample {
     round_trip_us: i64,
     offset_us: i64,
+    /// When it was taken: an older sample may be off by the clocks' drift since.
+    at: Instant,
 }
 
 /// A sample in progress, from [`FleetClock::sample_start`].
@@ -253,7 +255,9 @@ impl FleetClock {
         if let Some(best) = best_sample(&state.samples) {
             // Each sample is within half its round trip of the truth: beyond that and the
             // threshold, the clocks moved against each other.
-            let slack = threshold_us() + round_trip_us / 2 + best.round_trip_us / 2;
+            let age_us = i64::try_from(best.at.elapsed().as_micros()).unwrap_or(i64::MAX);
+            let drift_us = age_us.saturating_mul(MAX_DRIFT_PPM) / 1_000_000;
+            let slack = threshold_us() + round_trip_us / 2 + best.round_trip_us / 2 + drift_us;
             if (offset_us - best.offset_us).abs() > slack {
                 state.samples.clear();
                 let pending = state.pending.get_or_insert_with(PendingStep::default);
@@ -267,6 +271,7 @@ impl FleetClock {
         state.samples.push_back(Sample {
             round_trip_us,
             offset_us,
+            at: start.mono,
         });
         let best = best_sample(&state.samples).map_or(offset_us, |sample| sample.offset_us);
         state.offset_us = best;

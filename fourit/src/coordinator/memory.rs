@@ -50,6 +50,8 @@ struct JobState {
     /// Per-run leases of jobs that allow overlap, by fence.
     run_leases: HashMap<u64, (String, Instant)>,
     history: VecDeque<HistoryEntry>,
+    /// The id of the claim that won the latest run, until that run is released.
+    claim: Option<u64>,
 }
 
 impl JobState {
@@ -82,6 +84,28 @@ impl JobState {
                     .is_some_and(|(held, _)| *held == run_id)
             }
         }
+    }
+
+    /// Takes `lease`'s slot again if nobody holds it; whether it did.
+    fn retake(&mut self, lease: &Lease, expires: Instant, now: Instant) -> bool {
+        let held = (lease.run_id(), expires);
+        match lease.overlap {
+            Overlap::Skip => {
+                expire(&mut self.lease, now);
+                if self.lease.is_some() {
+                    return false;
+                }
+                self.lease = Some(held);
+            }
+            Overlap::Allow => {
+                self.run_leases.retain(|_, (_, at)| *at > now);
+                if self.run_leases.contains_key(&lease.fence.get()) {
+                    return false;
+                }
+                self.run_leases.insert(lease.fence.get(), held);
+            }
+        }
+        true
     }
 
     fn record(&mut self, entry: HistoryEntry) {
@@ -128,17 +152,19 @@ impl MemoryCoordinator {
     ) -> ClaimOutcome {
         let job = state.jobs.entry(request.job.to_string()).or_default();
         if job.high_water.is_some_and(|high| high >= request.tick_ms) {
-            // As in Redis: this node's own claim of this very tick, sent again, while its
-            // lease holds it.
-            let again = Lease {
-                job: request.job.clone(),
-                tick_ms: request.tick_ms,
-                fence: FenceToken(job.fence),
-                node: request.node.clone(),
-                overlap: request.overlap,
-            };
-            if job.high_water == Some(request.tick_ms) && job.holds(&again, now) {
-                return ClaimOutcome::Resumed(again);
+            // As in Redis: this very claim sent again resumes its run, taking its lease again
+            // if it expired meanwhile.
+            if job.high_water == Some(request.tick_ms) && job.claim == Some(request.claim_id) {
+                let again = Lease {
+                    job: request.job.clone(),
+                    tick_ms: request.tick_ms,
+                    fence: FenceToken(job.fence),
+                    node: request.node.clone(),
+                    overlap: request.overlap,
+                };
+                if job.holds(&again, now) || job.retake(&again, now + request.lease_ttl, now) {
+                    return ClaimOutcome::Resumed(again);
+                }
             }
             return ClaimOutcome::Taken;
         }
@@ -184,6 +210,7 @@ impl MemoryCoordinator {
             node: request.node.clone(),
             overlap: request.overlap,
         };
+        job.claim = Some(request.claim_id);
         let held = (lease.run_id(), now + request.lease_ttl);
         match request.overlap {
             Overlap::Skip => job.lease = Some(held),
@@ -276,6 +303,10 @@ impl Coordinator for MemoryCoordinator {
             let mut state = self.state();
             let job = state.jobs.entry(lease.job.to_string()).or_default();
             let held = job.holds(lease, now);
+            if job.fence == lease.fence.get() {
+                // The run is over: a late resend of its claim must not resume it.
+                job.claim = None;
+            }
             if held {
                 match lease.overlap {
                     Overlap::Skip => job.lease = None,

@@ -68,6 +68,20 @@ pub struct ClaimRequest {
     pub preferred: Option<Arc<str>>,
     /// How long the preferred member has the tick to itself.
     pub handoff: Duration,
+    /// This claim's own id ([`new_claim_id`]): a claim sent again after its answer was lost
+    /// keeps it, and only that resend is answered [`ClaimOutcome::Resumed`]; another
+    /// process, even one with the same node id (a restart), is not.
+    pub claim_id: u64,
+}
+
+/// A fresh, unpredictable id for a [`ClaimRequest`].
+pub fn new_claim_id() -> u64 {
+    use std::hash::{BuildHasher, Hasher};
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    let mut hasher = std::collections::hash_map::RandomState::new().build_hasher();
+    hasher.write_u64(COUNTER.fetch_add(1, Ordering::Relaxed));
+    hasher.finish()
 }
 
 /// The answer to a [`ClaimRequest`].
@@ -75,9 +89,10 @@ pub struct ClaimRequest {
 pub enum ClaimOutcome {
     /// This process runs the tick, under this lease.
     Run(Lease),
-    /// This process had already claimed this very tick and still holds its lease: the
-    /// answer to a claim sent again after the first answer was lost (a cut connection, a
-    /// timeout). Run it, under this lease, the same as the first claim's.
+    /// This very claim (same [`ClaimRequest::claim_id`]) had already won the tick: the answer
+    /// to a claim sent again after the first answer was lost (a cut connection, a timeout).
+    /// Run it, under this lease, the same as the first claim's (taken again if it expired
+    /// meanwhile).
     Resumed(Lease),
     /// Another process claimed this tick (or a later one) first.
     Taken,

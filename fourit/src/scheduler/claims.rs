@@ -48,7 +48,9 @@ impl Claims {
         }
         // Whether the batch (or part of it) was already sent again after a lost answer.
         let mut resent = false;
-        for attempt in 0..=CLAIM_RETRIES {
+        // Waits the coordinator asked for (handoff, early); a resend does not count.
+        let mut waits = 0;
+        loop {
             if not_before.is_some() && !resent {
                 // Waiting out the handoff: claim only what the preferred members have not.
                 // (Not when sending again after a lost answer: the notice heard may be of
@@ -65,7 +67,13 @@ impl Claims {
             drop(in_flight);
             let outcomes = match answer {
                 Ok(outcomes) => {
-                    self.outage.succeeded();
+                    // Part of a cluster batch unanswered is not the coordinator back.
+                    if !outcomes
+                        .iter()
+                        .any(|outcome| matches!(outcome, ClaimOutcome::Unanswered { .. }))
+                    {
+                        self.outage.succeeded();
+                    }
                     outcomes
                 }
                 // The answer was lost (a cut connection, a timeout): the claims may have been
@@ -145,13 +153,16 @@ impl Claims {
                 }
             }
             if !unanswered.is_empty() {
+                // Sent again at once: the wait below is only for what the coordinator refused.
                 resent = true;
-                retry.extend(unanswered);
+                batch = unanswered;
+                batch.extend(retry);
+                continue;
             }
             if retry.is_empty() {
                 return;
             }
-            if attempt == CLAIM_RETRIES {
+            if waits == CLAIM_RETRIES {
                 warn!(
                     node = %runner.node,
                     ticks = retry.len(),
@@ -160,6 +171,7 @@ impl Claims {
                 );
                 return;
             }
+            waits += 1;
             // The coordinator says how long to wait, by its own clock, so the wait is right
             // even while this host's clock is off.
             if !self.sleep_ms(retry_wait_ms).await {

@@ -14,7 +14,7 @@ use super::claims::IndexedClaim;
 use super::dispatch::Dispatcher;
 use super::options::{LEASE_TTL_BOUNDS, Options};
 use crate::clock::{Clock, FleetClock};
-use crate::coordinator::ClaimRequest;
+use crate::coordinator::{ClaimRequest, new_claim_id};
 use crate::job::Job;
 
 /// The driver sleeps until this long before a tick and yields until the tick itself, so the
@@ -180,6 +180,7 @@ impl Driver {
                         overlap: job.overlap_policy(),
                         preferred: None,
                         handoff: self.options.handoff,
+                        claim_id: new_claim_id(),
                     },
                 ));
             } else {

@@ -1,29 +1,33 @@
 -- Claims one tick of one job. Atomic: the whole script runs as one Redis command.
--- KEYS[1] ns:{job}        hash: tick (high-water mark), fence, node, started, finished, outcome, error
+-- KEYS[1] ns:{job}        hash: tick (high-water mark), fence, node, claim (the winning claim's
+--                         id, until its release), started, finished, outcome, error
 -- KEYS[2] ns:{job}:lease  run id (node:fence:tick) of the run in progress, with a TTL
 -- KEYS[3] ns:{job}:runs   capped stream of finished and skipped ticks
 -- ARGV: tick (ms), node id, lease TTL (ms), "1" if overlap is allowed, history cap,
 --       preferred node ("" for none), handoff (ms), how far ahead of Redis's clock a tick may
---       be (ms), and, only when others may be waiting out the handoff, the notice channel and
---       the job name
+--       be (ms), the claim's id, and, only when others may be waiting out the handoff, the
+--       notice channel and the job name
 -- Returns {1, fence} to run, {0} if the tick (or a later one) is already claimed,
 -- {2, holder} if the previous run still holds the lease (the tick is skipped as an overlap),
 -- {3, at, now} if the claimer is not the preferred node and must wait until `at` (ms),
 -- {4, now} if the tick is still in Redis's future: retry at the tick. `now` is Redis's time (ms).
--- {5, fence} if this node had already claimed this very tick and still holds its lease: the
--- answer to a claim sent again after its first answer was lost.
+-- {5, fence} if this very claim (same id) had already won the tick: the answer to a claim
+-- sent again after its first answer was lost.
 local tick = tonumber(ARGV[1])
 
-local state = redis.call('HMGET', KEYS[1], 'tick', 'fence', 'node')
+local state = redis.call('HMGET', KEYS[1], 'tick', 'fence', 'claim')
 if state[1] and tonumber(state[1]) >= tick then
-  -- This node's own claim of this very tick, sent again because the answer was lost (a cut
-  -- connection, a timeout): the same run, with the same fence, while its lease holds it.
-  if tonumber(state[1]) == tick and state[3] == ARGV[2] and state[2] then
+  -- This very claim sent again, because its answer was lost (a cut connection, a timeout):
+  -- the same run with the same fence. Its lease is taken again if it expired meanwhile: no
+  -- other claim of this tick can have been admitted.
+  if tonumber(state[1]) == tick and state[3] == ARGV[9] and state[2] then
     local lease = KEYS[2]
     if ARGV[4] == '1' then
       lease = KEYS[2] .. ':' .. state[2]
     end
-    if redis.call('GET', lease) == ARGV[2] .. ':' .. state[2] .. ':' .. ARGV[1] then
+    local run_id = ARGV[2] .. ':' .. state[2] .. ':' .. ARGV[1]
+    local holder = redis.call('GET', lease)
+    if holder == run_id or (not holder and redis.call('SET', lease, run_id, 'PX', ARGV[3], 'NX')) then
       return {5, tonumber(state[2])}
     end
   end
@@ -61,15 +65,15 @@ elseif not redis.call('SET', KEYS[2], run_id, 'PX', ARGV[3], 'NX') then
     'tick', ARGV[1], 'node', ARGV[2], 'outcome', 'overlap', 'detail', holder)
   -- Tell the members waiting out the handoff that this tick is decided, so they need not
   -- claim it. Best effort (pcall): a refused or lost notice only costs them a refused claim.
-  if ARGV[9] then
-    redis.pcall('PUBLISH', ARGV[9], ARGV[1] .. ' ' .. ARGV[10])
+  if ARGV[10] then
+    redis.pcall('PUBLISH', ARGV[10], ARGV[1] .. ' ' .. ARGV[11])
   end
   return {2, holder}
 end
 -- One write for the high-water mark, the fence and the new run; the last run's end is cleared.
-redis.call('HSET', KEYS[1], 'tick', ARGV[1], 'fence', fence, 'node', ARGV[2],
+redis.call('HSET', KEYS[1], 'tick', ARGV[1], 'fence', fence, 'node', ARGV[2], 'claim', ARGV[9],
   'started', string.format('%.0f', now_ms), 'outcome', 'running', 'finished', '', 'error', '')
-if ARGV[9] then
-  redis.pcall('PUBLISH', ARGV[9], ARGV[1] .. ' ' .. ARGV[10])
+if ARGV[10] then
+  redis.pcall('PUBLISH', ARGV[10], ARGV[1] .. ' ' .. ARGV[11])
 end
 return {1, fence}

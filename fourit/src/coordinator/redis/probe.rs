@@ -88,6 +88,7 @@ impl RedisCoordinator {
             overlap: Overlap::Skip,
             preferred: None,
             handoff: Duration::ZERO,
+            claim_id: 1,
         };
         pipe.add_command(self.scripts.claim(&keys, &probe_claim, Some((&base, node))));
         pipe.add_command(

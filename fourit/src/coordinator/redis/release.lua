@@ -15,8 +15,9 @@ if redis.call('HGET', KEYS[1], 'fence') == ARGV[4] then
   if ARGV[9] == '1' then
     error_text = ARGV[6]
   end
+  -- The claim's id goes: the run is over, so a late resend of its claim must not resume it.
   redis.call('HSET', KEYS[1], 'finished', string.format('%.0f', now[1] * 1000 + math.floor(now[2] / 1000)),
-    'outcome', ARGV[5], 'error', error_text)
+    'outcome', ARGV[5], 'error', error_text, 'claim', '')
 end
 local entry = {'tick', ARGV[2], 'node', ARGV[3], 'outcome', ARGV[5],
   'fence', ARGV[4], 'duration_ms', ARGV[7]}

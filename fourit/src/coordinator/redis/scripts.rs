@@ -110,7 +110,8 @@ impl Scripts {
             .arg(HISTORY_LEN)
             .arg(request.preferred.as_deref().unwrap_or(""))
             .arg(millis(request.handoff))
-            .arg(millis(FUTURE_TICK_TOLERANCE));
+            .arg(millis(FUTURE_TICK_TOLERANCE))
+            .arg(request.claim_id.to_string());
         if let Some((channel, job)) = notice {
             cmd.arg(channel).arg(job);
         }
