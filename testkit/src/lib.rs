@@ -594,6 +594,10 @@ impl RedisCluster {
                     .arg("nodes.conf")
                     .arg("--cluster-node-timeout")
                     .arg("1000")
+                    // Replicas sync at once (the default waits 5 s to batch them): a replica
+                    // that has not synced cannot be promoted.
+                    .arg("--repl-diskless-sync-delay")
+                    .arg("0")
                     .try_start()?,
             );
         }
@@ -632,6 +636,23 @@ impl RedisCluster {
                 .iter_mut()
                 .filter_map(|node| node.is_running().then_some(node.port()))
                 .map(|port| node_state(port).unwrap_or_else(|err| err.to_string()))
+                .collect();
+            // ... and every replica has its primary's data, so a failover can promote it.
+            let states: Vec<String> = states
+                .into_iter()
+                .zip(
+                    self.nodes
+                        .iter_mut()
+                        .filter_map(|node| node.is_running().then_some(node.port())),
+                )
+                .map(
+                    |(state, port)| match (state.as_str(), replica_synced(port)) {
+                        ("ok", Ok(true)) => "ok".to_string(),
+                        ("ok", Ok(false)) => "replica not synced yet".to_string(),
+                        ("ok", Err(err)) => err.to_string(),
+                        _ => state,
+                    },
+                )
                 .collect();
             if states.iter().all(|state| state == "ok") {
                 return Ok(());
@@ -682,6 +703,17 @@ impl RedisCluster {
             .await
             .unwrap_or_else(|e| panic!("connecting to the test cluster {}: {e}", self.url()))
     }
+}
+
+/// Whether the node on `port` is a primary, or a replica whose link to its primary is up.
+fn replica_synced(port: u16) -> std::io::Result<bool> {
+    let mut con = RespConnection::open(port, PROBE_TIMEOUT)?;
+    let info = con.command(&["INFO", "replication"])?;
+    let role = info.lines().any(|line| line.trim() == "role:slave");
+    Ok(!role
+        || info
+            .lines()
+            .any(|line| line.trim() == "master_link_status:up"))
 }
 
 /// `ok` when the node on `port` serves every slot, else what it says.
