@@ -167,6 +167,7 @@ conformance! {
         claims_survive_a_restart_with_appendonly,
         a_jobs_keys_share_its_hash_tag,
         namespaces_on_one_server_do_not_see_each_other,
+        membership_changes_reach_every_member_and_a_steady_heartbeat_carries_no_list,
     ],
 }
 
@@ -1554,6 +1555,106 @@ mod redis_cases {
             all.iter()
                 .all(|key| key.starts_with("alpha:") || key.starts_with("beta:")),
             "{all:?}"
+        );
+    }
+
+    /// The membership has a version: every change (a join, a leave, a member forgotten, the
+    /// keys lost) hands out a new one and reaches every coordinator at its next heartbeat,
+    /// while a heartbeat whose version is current is answered without the member list.
+    pub async fn membership_changes_reach_every_member_and_a_steady_heartbeat_carries_no_list() {
+        let server = RedisServer::start();
+        let alpha = connect(&server, NAMESPACE).await;
+        let beta = connect(&server, NAMESPACE).await;
+        let beat = |c: Arc<dyn Store>, node: &'static str, ttl: Duration| async move {
+            c.heartbeat(node, ttl)
+                .await
+                .unwrap_or_else(|e| panic!("heartbeat of {node}: {e}"))
+                .members
+        };
+        assert_eq!(beat(alpha.clone(), "node-a", MEMBER_TTL).await, ["node-a"]);
+        assert_eq!(
+            beat(beta.clone(), "node-b", MEMBER_TTL).await,
+            ["node-a", "node-b"]
+        );
+        // Alpha learns of node-b although its own heartbeat changed nothing.
+        assert_eq!(
+            beat(alpha.clone(), "node-a", MEMBER_TTL).await,
+            ["node-a", "node-b"]
+        );
+
+        // The steady answer, as the script gives it: the time and the version, no list.
+        let nodes = format!("{NAMESPACE}:nodes");
+        let version_key = format!("{nodes}:version{{{nodes}}}");
+        let mut con = server.connection().await;
+        let version: String = ::redis::cmd("GET")
+            .arg(&version_key)
+            .query_async(&mut con)
+            .await
+            .unwrap();
+        let script = include_str!("../fourit/src/coordinator/redis/heartbeat.lua");
+        let eval = |known: &str| {
+            let mut cmd = ::redis::cmd("EVAL");
+            cmd.arg(script)
+                .arg(2)
+                .arg(&nodes)
+                .arg(&version_key)
+                .arg("node-a")
+                .arg(MEMBER_TTL.as_millis() as u64)
+                .arg(known.to_string());
+            cmd
+        };
+        let steady: Vec<String> = eval(&version).query_async(&mut con).await.unwrap();
+        assert_eq!(steady.len(), 2, "time and version only: {steady:?}");
+        assert_eq!(
+            steady[1], version,
+            "a heartbeat of a known member changes nothing"
+        );
+        let stale: Vec<String> = eval("0").query_async(&mut con).await.unwrap();
+        let listed: BTreeSet<String> = stale[2..].iter().cloned().collect();
+        assert_eq!(
+            listed,
+            set(&["node-a", "node-b"]),
+            "an old version gets the list"
+        );
+
+        // A leave reaches the others.
+        beta.leave("node-b").await.unwrap();
+        assert_eq!(beat(alpha.clone(), "node-a", MEMBER_TTL).await, ["node-a"]);
+        // So does a member forgotten for silence, and its return.
+        assert_eq!(
+            beat(beta.clone(), "node-b", MEMBER_TTL).await,
+            ["node-a", "node-b"]
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        assert_eq!(
+            beat(alpha.clone(), "node-a", Duration::from_millis(10)).await,
+            ["node-a"]
+        );
+        assert_eq!(
+            beat(beta.clone(), "node-b", MEMBER_TTL).await,
+            ["node-a", "node-b"]
+        );
+        assert_eq!(
+            beat(alpha.clone(), "node-a", MEMBER_TTL).await,
+            ["node-a", "node-b"]
+        );
+
+        // Redis losing its data (a restart without persistence) is a change too, even if
+        // the same members come back: no coordinator keeps a list Redis no longer has.
+        let () = ::redis::cmd("FLUSHALL")
+            .query_async(&mut con)
+            .await
+            .unwrap();
+        assert_eq!(beat(alpha.clone(), "node-a", MEMBER_TTL).await, ["node-a"]);
+        let fresh: String = ::redis::cmd("GET")
+            .arg(&version_key)
+            .query_async(&mut con)
+            .await
+            .unwrap();
+        assert_ne!(fresh, version, "versions are never handed out twice");
+        assert_eq!(
+            beat(beta.clone(), "node-b", MEMBER_TTL).await,
+            ["node-a", "node-b"]
         );
     }
 }

@@ -96,6 +96,13 @@ impl RedisServerBuilder {
         self
     }
 
+    /// Starts it as a replica of the server on `port` (`--replicaof 127.0.0.1 <port>`).
+    pub fn replica_of(self, port: u16) -> Self {
+        self.arg("--replicaof")
+            .arg("127.0.0.1")
+            .arg(port.to_string())
+    }
+
     /// Turns the append-only file on (`--appendonly yes`, `appendfsync everysec`), so data
     /// survives [`RedisServer::stop`] + [`RedisServer::restart`]. Off by default.
     pub fn appendonly(mut self, on: bool) -> Self {
@@ -174,6 +181,67 @@ impl RedisServer {
             .get_multiplexed_async_connection()
             .await
             .map_err(|e| format!("connecting to the Redis at {}: {e}", self.url()))
+    }
+
+    /// Sends the process a signal by name (`STOP`, `CONT`, `KILL`), as `kill -<name>` does.
+    ///
+    /// # Panics
+    ///
+    /// If the server does not run, or `kill` fails.
+    pub fn signal(&self, name: &str) {
+        let pid = self
+            .pid()
+            .unwrap_or_else(|| panic!("redis-server on port {} does not run", self.port));
+        let status = Command::new("kill")
+            .arg(format!("-{name}"))
+            .arg(pid.to_string())
+            .status()
+            .unwrap_or_else(|err| panic!("running kill -{name} {pid}: {err}"));
+        assert!(status.success(), "kill -{name} {pid} failed: {status}");
+    }
+
+    /// Waits until this server is a primary with at least `replicas` replicas online and in
+    /// sync (their acknowledged offset equals the primary's).
+    ///
+    /// # Panics
+    ///
+    /// If that does not happen within about ten seconds.
+    pub fn wait_for_replicas(&self, replicas: usize) {
+        let deadline = Instant::now() + DEADLINE;
+        let mut info = String::new();
+        while Instant::now() < deadline {
+            info = self
+                .info("replication")
+                .unwrap_or_else(|err| err.to_string());
+            let offset = info
+                .lines()
+                .find_map(|line| line.trim().strip_prefix("master_repl_offset:"))
+                .unwrap_or("?")
+                .to_string();
+            let synced = info
+                .lines()
+                .filter(|line| line.starts_with("slave"))
+                .filter(|line| line.contains("state=online"))
+                .filter(|line| line.contains(&format!("offset={offset},")))
+                .count();
+            if synced >= replicas {
+                return;
+            }
+            thread::sleep(POLL_INTERVAL * 5);
+        }
+        panic!(
+            "redis-server on port {} did not get {replicas} synced replicas: {info}",
+            self.port
+        );
+    }
+
+    /// The text of `INFO <section>`, over a plain connection.
+    pub fn info(&self, section: &str) -> std::io::Result<String> {
+        let mut con = RespConnection::open(self.port, PROBE_TIMEOUT)?;
+        if let Some(password) = &self.password {
+            con.command(&["AUTH", password])?;
+        }
+        con.command(&["INFO", section])
     }
 
     /// The TCP port it listens on (on 127.0.0.1); stable across [`RedisServer::restart`].
@@ -315,6 +383,8 @@ impl RedisServer {
             .arg(self.port.to_string())
             .args(["--bind", "127.0.0.1", "--daemonize", "no", "--save", ""])
             .args(["--appendonly", if self.appendonly { "yes" } else { "no" }])
+            // Replicas sync at once (the default waits 5 s to batch them).
+            .args(["--repl-diskless-sync-delay", "0"])
             .arg("--dir")
             .arg(&self.dir)
             .arg("--logfile")
@@ -733,4 +803,218 @@ fn node_state(port: u16) -> std::io::Result<String> {
     } else {
         format!("state {state}, slots ok {assigned}")
     })
+}
+
+/// A Redis Sentinel deployment of its own: one primary, `replicas` replicas and `sentinels`
+/// sentinels (quorum: a majority), every process on a free loopback port, monitoring the
+/// primary under the name [`SentinelGroup::MASTER`] with `down-after-milliseconds 1000`. Ready
+/// when [`start`](SentinelGroup::start) returns: the replicas are in sync and every sentinel
+/// knows every replica and every other sentinel, so a failover can be decided at once.
+#[derive(Debug)]
+pub struct SentinelGroup {
+    nodes: Vec<RedisServer>,
+    sentinels: Vec<SentinelProcess>,
+}
+
+/// One `redis-server sentinel.conf --sentinel` process.
+#[derive(Debug)]
+struct SentinelProcess {
+    port: u16,
+    dir: PathBuf,
+    child: Child,
+}
+
+impl Drop for SentinelProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let _ = fs::remove_dir_all(&self.dir);
+    }
+}
+
+impl SentinelProcess {
+    fn start(primary: u16, quorum: usize) -> Result<SentinelProcess, String> {
+        let mut last = String::new();
+        for _ in 0..START_ATTEMPTS {
+            let port = free_port();
+            let dir = fresh_dir();
+            let conf = dir.join("sentinel.conf");
+            let log = dir.join("sentinel.log");
+            let text = format!(
+                "port {port}\nbind 127.0.0.1\ndaemonize no\ndir {dir}\nlogfile {log}\n\
+                 sentinel monitor {name} 127.0.0.1 {primary} {quorum}\n\
+                 sentinel down-after-milliseconds {name} 1000\n\
+                 sentinel failover-timeout {name} 3000\n\
+                 sentinel parallel-syncs {name} 4\n",
+                dir = dir.display(),
+                log = log.display(),
+                name = SentinelGroup::MASTER,
+            );
+            fs::write(&conf, text).map_err(|err| format!("writing {}: {err}", conf.display()))?;
+            let child = Command::new("redis-server")
+                .arg(&conf)
+                .arg("--sentinel")
+                .stdin(Stdio::null())
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .map_err(|err| format!("starting redis-server --sentinel: {err}"))?;
+            let mut sentinel = SentinelProcess { port, dir, child };
+            let deadline = Instant::now() + DEADLINE;
+            while Instant::now() < deadline {
+                if let Ok(Some(status)) = sentinel.child.try_wait() {
+                    last = format!(
+                        "the sentinel on port {port} exited ({status}): {}",
+                        fs::read_to_string(&log).unwrap_or_default()
+                    );
+                    break;
+                }
+                if RespConnection::open(port, PROBE_TIMEOUT)
+                    .and_then(|mut con| con.command(&["PING"]))
+                    .is_ok_and(|pong| pong == "+PONG")
+                {
+                    return Ok(sentinel);
+                }
+                thread::sleep(POLL_INTERVAL);
+            }
+            if last.is_empty() {
+                last = format!("the sentinel on port {port} did not answer within {DEADLINE:?}");
+            }
+            let _ = sentinel.child.kill();
+        }
+        Err(last)
+    }
+
+    /// This sentinel's `INFO sentinel` line about the master.
+    fn master_line(&self) -> std::io::Result<String> {
+        let mut con = RespConnection::open(self.port, PROBE_TIMEOUT)?;
+        let info = con.command(&["INFO", "sentinel"])?;
+        Ok(info
+            .lines()
+            .find(|line| line.starts_with("master0:"))
+            .unwrap_or_default()
+            .to_string())
+    }
+}
+
+impl SentinelGroup {
+    /// The name the sentinels know the primary by.
+    pub const MASTER: &'static str = "main";
+
+    /// Starts the primary, its replicas and the sentinels, and waits until all are ready.
+    ///
+    /// # Panics
+    ///
+    /// If `redis-server` is missing or the deployment is not ready within about 20 seconds.
+    pub fn start(replicas: usize, sentinels: usize) -> SentinelGroup {
+        SentinelGroup::try_start(replicas, sentinels).unwrap_or_else(|why| panic!("{why}"))
+    }
+
+    /// [`start`](Self::start), answering why instead of panicking.
+    pub fn try_start(replicas: usize, sentinels: usize) -> Result<SentinelGroup, String> {
+        let primary = RedisServer::builder().try_start()?;
+        let port = primary.port();
+        let mut nodes = vec![primary];
+        for _ in 0..replicas {
+            nodes.push(RedisServer::builder().replica_of(port).try_start()?);
+        }
+        nodes[0].wait_for_replicas(replicas);
+        let quorum = sentinels / 2 + 1;
+        let sentinels = (0..sentinels)
+            .map(|_| SentinelProcess::start(port, quorum))
+            .collect::<Result<Vec<_>, _>>()?;
+        let group = SentinelGroup { nodes, sentinels };
+        group.wait_ready(Duration::from_secs(20))?;
+        Ok(group)
+    }
+
+    /// Waits until every sentinel sees the master as `ok` with every running replica and
+    /// every other sentinel (after a failover: the new master, with the old one as a replica
+    /// once it runs again).
+    pub fn wait_ready(&self, within: Duration) -> Result<(), String> {
+        let deadline = Instant::now() + within;
+        let replicas = self.nodes.len() - 1;
+        let want = format!(
+            "status=ok,address=127.0.0.1:{},slaves={replicas},sentinels={}",
+            self.primary_port()?,
+            self.sentinels.len()
+        );
+        loop {
+            let lines: Vec<String> = self
+                .sentinels
+                .iter()
+                .map(|sentinel| sentinel.master_line().unwrap_or_else(|err| err.to_string()))
+                .collect();
+            if lines.iter().all(|line| line.ends_with(&want)) {
+                return Ok(());
+            }
+            if Instant::now() > deadline {
+                return Err(format!(
+                    "the sentinels were not ready within {within:?} (want {want}): {lines:?}"
+                ));
+            }
+            thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    /// The port of the primary, as the first sentinel that answers reports it.
+    pub fn primary_port(&self) -> Result<u16, String> {
+        for sentinel in &self.sentinels {
+            if let Ok(line) = sentinel.master_line()
+                && let Some(address) = line
+                    .split(',')
+                    .find_map(|field| field.strip_prefix("address="))
+                && let Some((_, port)) = address.rsplit_once(':')
+                && let Ok(port) = port.parse()
+            {
+                return Ok(port);
+            }
+        }
+        Err("no sentinel reports a primary".to_string())
+    }
+
+    /// `redis+sentinel://127.0.0.1:S1,127.0.0.1:S2,.../main`, every sentinel as a seed.
+    pub fn url(&self) -> String {
+        let seeds: Vec<String> = self
+            .sentinels
+            .iter()
+            .map(|sentinel| format!("127.0.0.1:{}", sentinel.port))
+            .collect();
+        format!(
+            "redis+sentinel://{}/{}",
+            seeds.join(","),
+            SentinelGroup::MASTER
+        )
+    }
+
+    /// The data nodes, primary first at the start (which is which changes with failovers).
+    pub fn nodes(&mut self) -> &mut [RedisServer] {
+        &mut self.nodes
+    }
+
+    /// The data node on `port`.
+    ///
+    /// # Panics
+    ///
+    /// If none listens there.
+    pub fn node(&mut self, port: u16) -> &mut RedisServer {
+        self.nodes
+            .iter_mut()
+            .find(|node| node.port() == port)
+            .unwrap_or_else(|| panic!("no data node on port {port}"))
+    }
+
+    /// Asks a sentinel for a graceful failover (`SENTINEL FAILOVER main`).
+    pub fn failover(&self) -> Result<(), String> {
+        let mut con = RespConnection::open(self.sentinels[0].port, PROBE_TIMEOUT)
+            .map_err(|err| err.to_string())?;
+        let reply = con
+            .command(&["SENTINEL", "FAILOVER", SentinelGroup::MASTER])
+            .map_err(|err| err.to_string())?;
+        if reply == "+OK" {
+            Ok(())
+        } else {
+            Err(format!("SENTINEL FAILOVER answered {reply}"))
+        }
+    }
 }

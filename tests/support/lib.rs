@@ -7,7 +7,7 @@ pub mod faults;
 
 use std::sync::Once;
 
-pub use fourit_testkit::{RedisCluster, RedisServer, RedisServerBuilder, TlsFiles};
+pub use fourit_testkit::{RedisCluster, RedisServer, RedisServerBuilder, SentinelGroup, TlsFiles};
 
 /// The words of the README's "Minimal ACL" command (`ACL SETUSER fourit on ...`), which the
 /// tests use verbatim so the README cannot drift from what fourit needs.

@@ -29,7 +29,9 @@ mod observed;
 mod redis;
 
 pub(crate) use self::connect::redact_url;
-pub use self::connect::{TlsConfig, connect, connect_with};
+pub use self::connect::{
+    ConnectOptions, EvictionCheck, MAX_REPLICA_WAIT, ReplicaAcks, TlsConfig, connect, connect_with,
+};
 pub use self::memory::MemoryCoordinator;
 pub use self::notices::{ClaimNotice, ClaimNotices, NOTICE_BUFFER, NoticeSender};
 pub use self::observed::{Call, Observed, Observer};
@@ -118,6 +120,18 @@ pub enum ClaimOutcome {
         /// Why, as the client library said it (no secrets).
         detail: String,
     },
+    /// The tick was claimed for this process, but fewer replicas acknowledged the claim than
+    /// [`ConnectOptions::wait_for_replicas`] asks: a failover now could lose it and let the
+    /// tick run again elsewhere, so it is not run (fail closed). The claimer releases the
+    /// lease with [`Outcome::NotReplicated`], which records the tick in history.
+    Unreplicated {
+        /// The lease the claim took.
+        lease: Lease,
+        /// How many replicas acknowledged it.
+        acknowledged: usize,
+        /// How many were asked for.
+        wanted: usize,
+    },
     /// The tick is later than the coordinator's clock (beyond [`FUTURE_TICK_TOLERANCE`]):
     /// the claimer's clock runs ahead. Nothing was recorded; try again at the tick, which is
     /// `tick_ms - now_ms` from now.
@@ -165,11 +179,14 @@ pub enum Outcome {
     Cancelled,
     /// The lease was lost (expired or taken) while the body ran; it was told to stop.
     LeaseLost,
+    /// Not run: too few replicas acknowledged the claim
+    /// ([`ConnectOptions::wait_for_replicas`]); the text says how many.
+    NotReplicated(String),
 }
 
 impl Outcome {
     /// The outcome's short name as history records it: `succeeded`, `failed`, `panicked`,
-    /// `timed out`, `cancelled`, `lease lost`.
+    /// `timed out`, `cancelled`, `lease lost`, `not replicated`.
     pub fn as_str(&self) -> &'static str {
         match self {
             Outcome::Succeeded => "succeeded",
@@ -178,13 +195,16 @@ impl Outcome {
             Outcome::TimedOut => "timed out",
             Outcome::Cancelled => "cancelled",
             Outcome::LeaseLost => "lease lost",
+            Outcome::NotReplicated(_) => "not replicated",
         }
     }
 
-    /// The error text of a failure or panic.
+    /// The error text of a failure or panic, or why a claim was not replicated.
     pub fn error(&self) -> Option<&str> {
         match self {
-            Outcome::Failed(text) | Outcome::Panicked(text) => Some(text),
+            Outcome::Failed(text) | Outcome::Panicked(text) | Outcome::NotReplicated(text) => {
+                Some(text)
+            }
             _ => None,
         }
     }
@@ -217,8 +237,8 @@ pub struct HistoryEntry {
     pub tick_ms: i64,
     /// The node that ran it (or that found the overlap).
     pub node: String,
-    /// `succeeded`, `failed`, `panicked`, `timed out`, `cancelled`, `lease lost` or
-    /// `overlap`.
+    /// `succeeded`, `failed`, `panicked`, `timed out`, `cancelled`, `lease lost`,
+    /// `not replicated` or `overlap`.
     pub outcome: String,
     /// The error text of a failure or panic, or the holder's run id for an overlap.
     pub detail: Option<String>,

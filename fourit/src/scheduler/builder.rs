@@ -129,7 +129,37 @@ impl SchedulerBuilder {
     /// TLS material for `rediss://`: a private certificate authority to trust, a client
     /// certificate. Needs fourit's `tls` cargo feature.
     pub fn tls(mut self, tls: TlsConfig) -> Self {
-        self.options.tls = Some(tls);
+        self.options.connect = self.options.connect.tls(tls);
+        self
+    }
+
+    /// Runs a claim only once `replicas` Redis replicas have it, waiting at most `timeout`
+    /// (1 ms to 1 s) per batch of claims; a claim acknowledged by fewer is not run, and is
+    /// logged and recorded as `not replicated`. Off by default; the URL form is
+    /// `?wait_replicas=1&wait_timeout=200ms`. See
+    /// [`ConnectOptions::wait_for_replicas`](crate::coordinator::ConnectOptions::wait_for_replicas)
+    /// for what it guarantees and what it does not.
+    pub fn wait_for_replicas(mut self, replicas: usize, timeout: Duration) -> Self {
+        self.options.connect = self.options.connect.wait_for_replicas(replicas, timeout);
+        self
+    }
+
+    /// What to do when Redis may evict fourit's keys (default: warn at start);
+    /// [`EvictionCheck::Strict`](crate::coordinator::EvictionCheck::Strict) refuses to start
+    /// on an `allkeys-*` policy. The URL form is `?eviction=strict`.
+    pub fn eviction(mut self, check: crate::coordinator::EvictionCheck) -> Self {
+        self.options.connect = self.options.connect.eviction(check);
+        self
+    }
+
+    /// The credentials of the sentinels of a `redis+sentinel://` URL, when they differ from
+    /// the data nodes' (the URL's own). The URL form is
+    /// `?sentinel_username=u&sentinel_password=p`.
+    pub fn sentinel_credentials(mut self, username: Option<&str>, password: &str) -> Self {
+        self.options.connect = self
+            .options
+            .connect
+            .sentinel_credentials(username, password);
         self
     }
 

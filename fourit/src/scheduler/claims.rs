@@ -2,6 +2,7 @@
 //! handoff window, a tick still in its future), then the runs this process won.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use chrono::DateTime;
@@ -28,6 +29,8 @@ pub(crate) struct Claims {
     pub(crate) heard: Arc<Heard>,
     pub(crate) outage: Arc<Outage>,
     pub(crate) in_flight: Arc<ClaimsInFlight>,
+    /// Claims won but not run because too few replicas acknowledged them.
+    pub(crate) unreplicated: AtomicU64,
 }
 
 impl Claims {
@@ -110,6 +113,27 @@ impl Claims {
                             "claim answered again after its first answer was lost: running it"
                         );
                         runner.start(job.clone(), lease, request.lease_ttl);
+                    }
+                    ClaimOutcome::Unreplicated {
+                        lease,
+                        acknowledged,
+                        wanted,
+                    } => {
+                        let declined = self.unreplicated.fetch_add(1, Ordering::Relaxed) + 1;
+                        warn!(
+                            job = job.name(),
+                            tick = %tick,
+                            node = %runner.node,
+                            fence = lease.fence.get(),
+                            acknowledged,
+                            wanted,
+                            declined_so_far = declined,
+                            "tick not run: too few replicas acknowledged the claim, so a \
+                             failover could lose it and the tick run again elsewhere"
+                        );
+                        let why =
+                            format!("{acknowledged} of {wanted} replicas acknowledged the claim");
+                        runner.decline(lease, crate::coordinator::Outcome::NotReplicated(why));
                     }
                     ClaimOutcome::Taken => {
                         debug!(job = job.name(), tick = %tick, node = %runner.node, "tick claimed elsewhere");

@@ -156,6 +156,7 @@ async fn drive_until_stopped(
                 heard,
                 outage,
                 in_flight,
+                unreplicated: Default::default(),
             }),
             members,
             handoff: options.handoff,
@@ -217,12 +218,23 @@ async fn open_coordinator(
     config: &Config,
     stop: &CancellationToken,
 ) -> Result<Option<Arc<dyn Coordinator>>, Error> {
+    let options = &config.options;
     let url = match &config.target {
-        Target::Coordinator(coordinator) => return Ok(Some(coordinator.clone())),
+        Target::Coordinator(coordinator) => {
+            if options.connect.replica_acks().is_some() {
+                return Err(Error::InvalidOption {
+                    option: "wait_for_replicas",
+                    reason: "it applies to a URL the scheduler connects to; for a coordinator \
+                             you connected yourself, use RedisCoordinator::connect_with_options"
+                        .to_string(),
+                });
+            }
+            return Ok(Some(coordinator.clone()));
+        }
         Target::Url(url) => url,
     };
-    let options = &config.options;
     if url.starts_with("memory://") {
+        coordinator::connect::refuse_replica_acks(url, &options.connect)?;
         info!(
             "coordinating through memory://: jobs run once per tick within this process only; \
              use redis:// to coordinate a fleet"
@@ -235,7 +247,7 @@ async fn open_coordinator(
     let mut backoff = Duration::from_millis(200);
     let mut warned = false;
     loop {
-        match coordinator::connect_with(url, &options.namespace, options.tls.as_ref()).await {
+        match coordinator::connect_with(url, &options.namespace, &options.connect).await {
             Ok(coordinator) => {
                 if warned {
                     info!(url = %redact_url(url), "coordinator reachable; scheduling starts");

@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::clock::{Clock, SystemClock};
-use crate::coordinator::{Coordinator, TlsConfig};
+use crate::coordinator::{ConnectOptions, Coordinator};
 use crate::error::Error;
 
 /// Default for [`SchedulerBuilder::namespace`](crate::SchedulerBuilder::namespace).
@@ -47,7 +47,7 @@ pub(crate) struct Options {
     pub(crate) handoff: Duration,
     pub(crate) max_clock_offset: Duration,
     pub(crate) clock: Arc<dyn Clock>,
-    pub(crate) tls: Option<TlsConfig>,
+    pub(crate) connect: ConnectOptions,
 }
 
 impl Default for Options {
@@ -62,7 +62,7 @@ impl Default for Options {
             handoff: DEFAULT_HANDOFF,
             max_clock_offset: DEFAULT_MAX_CLOCK_OFFSET,
             clock: Arc::new(SystemClock),
-            tls: None,
+            connect: ConnectOptions::new(),
         }
     }
 }
@@ -103,6 +103,12 @@ impl Options {
                 option: "lease_ttl",
                 reason: format!("{ttl:?} is too short to renew; use at least 10 ms"),
             });
+        }
+        if let Some(acks) = self.connect.replica_acks() {
+            acks.check().map_err(|reason| Error::InvalidOption {
+                option: "wait_for_replicas",
+                reason,
+            })?;
         }
         match &self.node_id {
             Some(id) => {

@@ -47,6 +47,22 @@ impl Runner {
             .spawn(self.clone().run(job, lease, tick, ttl).instrument(span));
     }
 
+    /// Gives back `lease` unrun, with `outcome` recorded in the job's history (a claim too
+    /// few replicas acknowledged), as a tracked task.
+    pub(crate) fn decline(self: &Arc<Self>, lease: Lease, outcome: Outcome) {
+        let record = RunRecord {
+            outcome,
+            started: self.clock.now(),
+            duration: Duration::ZERO,
+        };
+        let releases = self.releases.clone();
+        self.tasks.spawn(async move {
+            if let Err(err) = releases.release(lease, record).await {
+                warn!(error = %err, "could not release the unrun claim's lease; it expires by itself");
+            }
+        });
+    }
+
     async fn run(self: Arc<Self>, job: Job, lease: Lease, tick: DateTime<Utc>, ttl: Duration) {
         // The context is cancelled when shutdown starts (a child of the shutdown token), and
         // by this runner on lease loss or timeout.

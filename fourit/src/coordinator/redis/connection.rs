@@ -19,9 +19,15 @@ use crate::error::{CoordinatorError, Error, ErrorKind as Kind};
 /// that fails authentication (a restarted Redis whose users are not loaded yet, a password
 /// being rotated) leaves it failed for good: every later call gets the same error. So a call
 /// failing authentication replaces the manager, at most once a second, in the background.
+///
+/// Under Sentinel, the primary moves: a call that finds the server unavailable (or answering
+/// `READONLY`, a demoted primary) replaces the manager too, with one to the primary the
+/// sentinels name now.
 pub(super) struct Connection {
     pub(super) manager: RwLock<ConnectionManager>,
-    pub(super) client: redis::Client,
+    pub(super) client: RwLock<redis::Client>,
+    /// The sentinels to ask where the primary is, for a `redis+sentinel://` URL.
+    pub(super) sentinel: Option<Arc<super::sentinel::Sentinel>>,
     /// A replacement is being made.
     pub(super) replacing: AtomicBool,
 }
@@ -35,17 +41,44 @@ impl Connection {
         }
     }
 
-    /// Starts connecting afresh, unless that is already under way.
+    /// The client of the server connected to now.
+    pub(super) fn current_client(&self) -> redis::Client {
+        match self.client.read() {
+            Ok(client) => client.clone(),
+            Err(poisoned) => poisoned.into_inner().clone(),
+        }
+    }
+
+    /// Starts connecting afresh (under Sentinel: to the primary the sentinels name now),
+    /// unless that is already under way.
     pub(super) fn replace(self: &Arc<Self>) {
         if self.replacing.swap(true, Ordering::AcqRel) {
             return;
         }
         let this = self.clone();
         tokio::spawn(async move {
-            let fresh = tokio::time::timeout(
-                DEADLINE,
-                ConnectionManager::new_with_config(this.client.clone(), manager_config()),
-            )
+            let fresh = tokio::time::timeout(DEADLINE, async {
+                let client = match &this.sentinel {
+                    Some(sentinel) => match sentinel.discover().await {
+                        Ok(client) => {
+                            match this.client.write() {
+                                Ok(mut current) => *current = client.clone(),
+                                Err(poisoned) => *poisoned.into_inner() = client.clone(),
+                            }
+                            client
+                        }
+                        Err(super::sentinel::Discovery::Failed(err)) => return Err(err),
+                        Err(super::sentinel::Discovery::UnknownMaster) => {
+                            return Err(RedisError::from((
+                                ErrorKind::Io,
+                                "the sentinels no longer know the master",
+                            )));
+                        }
+                    },
+                    None => this.current_client(),
+                };
+                ConnectionManager::new_with_config(client, manager_config()).await
+            })
             .await;
             match fresh {
                 Ok(Ok(manager)) => {
@@ -53,7 +86,7 @@ impl Connection {
                         Ok(mut current) => *current = manager,
                         Err(poisoned) => *poisoned.into_inner() = manager,
                     }
-                    debug!("reconnected to Redis after an authentication failure");
+                    debug!("connected afresh to Redis");
                 }
                 // Still refused or unreachable: the next failing call tries again.
                 Ok(Err(err)) => debug!(error = err.category(), "reconnecting failed"),
@@ -146,7 +179,7 @@ pub(super) fn open_client(url: &str, tls: Option<&TlsConfig>) -> Result<redis::C
 }
 
 pub(super) fn invalid_url_reason(url: &str, err: &RedisError) -> String {
-    if url.starts_with("rediss://") && !cfg!(feature = "tls") {
+    if url.starts_with("rediss") && !cfg!(feature = "tls") {
         return "rediss:// (TLS) needs fourit's `tls` cargo feature: \
                 fourit = { version = \"...\", features = [\"tls\"] }"
             .to_string();
@@ -262,5 +295,176 @@ mod tests {
         ));
         assert!(matches!(cluster_nodes("redis+cluster://"), Some(Err(_))));
         assert_eq!(cluster_nodes("redis://cache:6379"), None);
+    }
+}
+
+/// fourit's own settings in a URL's query (`wait_replicas`, `wait_timeout`, `eviction`,
+/// `sentinel_username`, `sentinel_password`), taken out: the URL without them, for the client
+/// library, and the settings. Other query parameters stay for the client library.
+pub(super) fn split_url_options(
+    url: &str,
+) -> Result<(String, crate::coordinator::ConnectOptions), String> {
+    use crate::coordinator::{ConnectOptions, EvictionCheck};
+    let mut options = ConnectOptions::new();
+    let Some((base, query)) = url.split_once('?') else {
+        return Ok((url.to_string(), options));
+    };
+    let (query, fragment) = match query.split_once('#') {
+        Some((query, fragment)) => (query, Some(fragment)),
+        None => (query, None),
+    };
+    let mut kept = Vec::new();
+    let mut replicas = None;
+    let mut timeout = None;
+    let mut sentinel_user = None;
+    let mut sentinel_password = None;
+    for pair in query.split('&').filter(|pair| !pair.is_empty()) {
+        let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
+        let value = percent_decode(value);
+        match key {
+            "wait_replicas" => {
+                replicas =
+                    Some(value.parse::<usize>().map_err(|_| {
+                        format!("wait_replicas={value} is not a number of replicas")
+                    })?);
+            }
+            "wait_timeout" => {
+                timeout = Some(parse_duration(&value).ok_or_else(|| {
+                    format!("wait_timeout={value} is not a duration; write e.g. 200ms or 1s")
+                })?);
+            }
+            "eviction" => {
+                options.eviction = Some(match value.as_str() {
+                    "warn" => EvictionCheck::Warn,
+                    "strict" => EvictionCheck::Strict,
+                    _ => return Err(format!("eviction={value}: use warn or strict")),
+                });
+            }
+            "sentinel_username" => sentinel_user = Some(value),
+            "sentinel_password" => sentinel_password = Some(value),
+            _ => kept.push(pair),
+        }
+    }
+    match (replicas, timeout) {
+        (Some(replicas), timeout) => {
+            let timeout = timeout.unwrap_or(Duration::from_millis(200));
+            options = options.wait_for_replicas(replicas, timeout);
+        }
+        (None, Some(_)) => {
+            return Err("wait_timeout needs wait_replicas (how many replicas)".to_string());
+        }
+        (None, None) => {}
+    }
+    match (sentinel_user, sentinel_password) {
+        (user, Some(password)) => {
+            options = options.sentinel_credentials(user.as_deref(), &password);
+        }
+        (Some(_), None) => {
+            return Err("sentinel_username needs sentinel_password".to_string());
+        }
+        (None, None) => {}
+    }
+    let mut rest = base.to_string();
+    if !kept.is_empty() {
+        rest.push('?');
+        rest.push_str(&kept.join("&"));
+    }
+    if let Some(fragment) = fragment {
+        rest.push('#');
+        rest.push_str(fragment);
+    }
+    Ok((rest, options))
+}
+
+/// `200ms`, `1s`, `1.5s`, or a bare number of milliseconds.
+fn parse_duration(text: &str) -> Option<Duration> {
+    let text = text.trim();
+    if let Some(ms) = text.strip_suffix("ms") {
+        return ms.trim().parse::<u64>().ok().map(Duration::from_millis);
+    }
+    if let Some(seconds) = text.strip_suffix('s') {
+        let seconds: f64 = seconds.trim().parse().ok()?;
+        return (0.0..1e6).contains(&seconds)
+            .then(|| Duration::from_secs_f64(seconds));
+    }
+    text.parse::<u64>().ok().map(Duration::from_millis)
+}
+
+/// `%XX` escapes decoded (a password may hold `&` or `=`); invalid escapes stay as written.
+fn percent_decode(text: &str) -> String {
+    let bytes = text.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut index = 0;
+    while index < bytes.len() {
+        if bytes[index] == b'%'
+            && let Some(hex) = text.get(index + 1..index + 3)
+            && let Ok(byte) = u8::from_str_radix(hex, 16)
+        {
+            out.push(byte);
+            index += 3;
+            continue;
+        }
+        out.push(bytes[index]);
+        index += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+#[cfg(test)]
+mod option_tests {
+    use std::time::Duration;
+
+    use super::split_url_options;
+    use crate::coordinator::EvictionCheck;
+
+    #[test]
+    fn fourits_own_query_settings_are_taken_out_of_the_url() {
+        let (url, options) = split_url_options(
+            "redis://cache:6379/2?wait_replicas=2&wait_timeout=150ms&protocol=resp3&eviction=strict",
+        )
+        .unwrap();
+        assert_eq!(url, "redis://cache:6379/2?protocol=resp3");
+        let acks = options.replica_acks().unwrap();
+        assert_eq!(
+            (acks.replicas, acks.timeout),
+            (2, Duration::from_millis(150))
+        );
+        assert_eq!(options.eviction, Some(EvictionCheck::Strict));
+
+        let (url, options) = split_url_options("redis+cluster://a:1,b:2?wait_replicas=1").unwrap();
+        assert_eq!(url, "redis+cluster://a:1,b:2");
+        assert_eq!(
+            options.replica_acks().unwrap().timeout,
+            Duration::from_millis(200),
+            "the default wait"
+        );
+        let (_, options) = split_url_options(
+            "redis+sentinel://s:26379/main?sentinel_username=watch&sentinel_password=a%26b",
+        )
+        .unwrap();
+        assert_eq!(
+            options.sentinel_credentials,
+            Some((Some("watch".to_string()), "a&b".to_string()))
+        );
+        let (url, options) = split_url_options("redis://cache").unwrap();
+        assert_eq!(url, "redis://cache");
+        assert!(options.replica_acks().is_none());
+    }
+
+    #[test]
+    fn bad_query_settings_say_what_is_wrong() {
+        for (url, says) in [
+            ("redis://c?wait_replicas=two", "wait_replicas=two"),
+            (
+                "redis://c?wait_replicas=1&wait_timeout=soon",
+                "wait_timeout=soon",
+            ),
+            ("redis://c?wait_timeout=1s", "needs wait_replicas"),
+            ("redis://c?eviction=never", "use warn or strict"),
+            ("redis://c?sentinel_username=u", "needs sentinel_password"),
+        ] {
+            let err = split_url_options(url).unwrap_err();
+            assert!(err.contains(says), "{url}: {err}");
+        }
     }
 }

@@ -1,11 +1,31 @@
 -- Marks a node alive at Redis's own time, forgets nodes silent for too long, and answers the
--- time and the live members.
--- KEYS[1] ns:nodes (sorted set: node -> last heartbeat, ms); ARGV: node, forget after (ms)
--- Returns {time (µs, as text), member, member, ...}.
+-- time, the membership's version and, only when the caller's copy is out of date, the members.
+-- KEYS[1] ns:nodes (sorted set: node -> last heartbeat, ms)
+-- KEYS[2] ns:nodes:version{ns:nodes} (string: the membership's version; same slot as KEYS[1])
+-- ARGV: node, forget after (ms), the version the caller knows ("" for none)
+-- Returns {time (µs, as text), version, member, member, ...}: the members only when the
+-- version differs from the caller's, so a steady fleet's heartbeat costs the same at any size.
 local now = redis.call('TIME')
+local us = tonumber(now[1]) * 1000000 + tonumber(now[2])
 local ms = tonumber(now[1]) * 1000 + math.floor(tonumber(now[2]) / 1000)
-redis.call('ZADD', KEYS[1], ms, ARGV[1])
-redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', '(' .. string.format('%.0f', ms - tonumber(ARGV[2])))
-local reply = redis.call('ZRANGE', KEYS[1], 0, -1)
-table.insert(reply, 1, string.format('%.0f', tonumber(now[1]) * 1000000 + tonumber(now[2])))
+local changed = redis.call('ZADD', KEYS[1], ms, ARGV[1])
+changed = changed + redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', '(' .. string.format('%.0f', ms - tonumber(ARGV[2])))
+local version = redis.call('GET', KEYS[2])
+if changed > 0 or not version then
+  -- A version never handed out before, even after Redis lost its data: Redis's time (µs),
+  -- above the previous version.
+  local fresh = us
+  if version and tonumber(version) and tonumber(version) >= fresh then
+    fresh = tonumber(version) + 1
+  end
+  version = string.format('%.0f', fresh)
+  redis.call('SET', KEYS[2], version)
+end
+local reply = {string.format('%.0f', us), version}
+if version ~= ARGV[3] then
+  local members = redis.call('ZRANGE', KEYS[1], 0, -1)
+  for i = 1, #members do
+    reply[i + 2] = members[i]
+  end
+end
 return reply

@@ -13,6 +13,7 @@ use redis::{Cmd, Pipeline, RedisError, RedisFuture, Value};
 use tracing::debug;
 
 use super::connection::{Connection, is_noscript};
+use crate::coordinator::ReplicaAcks;
 
 /// How long one slot's pipeline may take in a cluster before its commands count as
 /// unanswered; shorter than a call's deadline, so the other slots' answers are kept.
@@ -102,12 +103,20 @@ impl Link {
     }
 
     /// After a failed call of `kind`: a single server's connection manager is replaced after
-    /// an authentication failure (it stays failed otherwise); a cluster's connection after
-    /// any failure to reach it (see [`Cluster`]).
+    /// an authentication failure (it stays failed otherwise), and under Sentinel after any
+    /// failure to reach the primary; a cluster's connection after any failure to reach it
+    /// (see [`Cluster`]).
     pub(super) fn replace_after(&self, kind: crate::error::ErrorKind) {
         use crate::error::ErrorKind as Kind;
         match self {
             Link::Single(connection) if kind == Kind::Authentication => connection.replace(),
+            // The primary may have moved (a `READONLY` answer is `Unavailable` too).
+            Link::Single(connection)
+                if connection.sentinel.is_some()
+                    && matches!(kind, Kind::Unavailable | Kind::Timeout) =>
+            {
+                connection.replace();
+            }
             Link::Cluster(cluster)
                 if matches!(
                     kind,
@@ -146,14 +155,18 @@ impl Link {
     /// A script a server has forgotten (`NOSCRIPT`) is loaded from `code` and the calls
     /// that needed it sent again. To a cluster, the commands go in one pipeline per slot,
     /// all at once.
+    ///
+    /// With `acks`, each pipeline ends with `WAIT replicas timeout` on its connection, and
+    /// each answer comes with the number of replicas that acknowledged its pipeline.
     pub(super) async fn pipeline(
         &self,
         code: &'static str,
         commands: Vec<(u16, Cmd)>,
-    ) -> Result<Vec<Result<Value, RedisError>>, RedisError> {
+        acks: Option<ReplicaAcks>,
+    ) -> Result<Vec<Result<Answer, RedisError>>, RedisError> {
         if !self.is_cluster() || commands.len() < 2 {
             let commands = commands.into_iter().map(|(_, cmd)| cmd).collect();
-            return send(self.get(), code, commands).await;
+            return send(self.get(), code, commands, acks).await;
         }
         // Indices of the commands per slot, in request order.
         let mut by_slot: BTreeMap<u16, Vec<usize>> = BTreeMap::new();
@@ -173,7 +186,7 @@ impl Link {
                 // A node that does not answer must not hold back the others' answers, which
                 // the caller's own deadline would otherwise throw away with its.
                 let answer =
-                    tokio::time::timeout(GROUP_DEADLINE, send(handle, code, group_commands))
+                    tokio::time::timeout(GROUP_DEADLINE, send(handle, code, group_commands, acks))
                         .await
                         .unwrap_or_else(|_| {
                             Err(RedisError::from((
@@ -184,7 +197,7 @@ impl Link {
                 (group, indices, answer)
             });
         }
-        let mut replies: Vec<Option<Result<Value, RedisError>>> =
+        let mut replies: Vec<Option<Result<Answer, RedisError>>> =
             (0..commands.len()).map(|_| None).collect();
         let mut failures = 0;
         let mut last_failure = None;
@@ -237,18 +250,52 @@ impl Link {
     }
 }
 
-/// One pipeline on one connection, reloading forgotten scripts.
+/// One command's answer, and how many replicas acknowledged the writes of its pipeline
+/// (`None` when no acknowledgement was asked for).
+#[derive(Debug)]
+pub(super) struct Answer {
+    pub(super) value: Value,
+    pub(super) acknowledged: Option<usize>,
+}
+
+/// `WAIT replicas timeout`: Redis answers once that many replicas have every write made on
+/// this connection so far, or at the timeout, with the number that have.
+fn wait_command(acks: ReplicaAcks) -> Cmd {
+    let mut wait = redis::cmd("WAIT");
+    wait.arg(acks.replicas)
+        .arg(super::scripts::millis(acks.timeout).max(1));
+    wait
+}
+
+/// How many replicas a `WAIT` answer counts; none for an error (fail closed).
+fn acknowledged(reply: Option<Result<Value, RedisError>>) -> usize {
+    match reply {
+        Some(Ok(value)) => redis::from_redis_value::<i64>(value)
+            .ok()
+            .and_then(|count| usize::try_from(count).ok())
+            .unwrap_or(0),
+        _ => 0,
+    }
+}
+
+/// One pipeline on one connection, reloading forgotten scripts, then waiting for replicas
+/// if asked.
 async fn send(
     mut conn: Handle,
     code: &'static str,
     commands: Vec<Cmd>,
-) -> Result<Vec<Result<Value, RedisError>>, RedisError> {
+    acks: Option<ReplicaAcks>,
+) -> Result<Vec<Result<Answer, RedisError>>, RedisError> {
     let mut pipe = redis::pipe();
     pipe.ignore_errors();
     for command in &commands {
         pipe.add_command(command.clone());
     }
+    if let Some(acks) = acks {
+        pipe.add_command(wait_command(acks));
+    }
     let mut replies: Vec<Result<Value, RedisError>> = pipe.query_async(&mut conn).await?;
+    let mut acknowledged_count = acks.map(|_| acknowledged(replies.pop()));
     let missing: Vec<usize> = replies
         .iter()
         .enumerate()
@@ -265,12 +312,28 @@ async fn send(
         for index in &missing {
             retry.add_command(commands[*index].clone());
         }
-        let again: Vec<Result<Value, RedisError>> = retry.query_async(&mut conn).await?;
+        if let Some(acks) = acks {
+            retry.add_command(wait_command(acks));
+        }
+        let mut again: Vec<Result<Value, RedisError>> = retry.query_async(&mut conn).await?;
+        if acks.is_some() {
+            // The second WAIT covers both pipelines' writes; the fewer acks count.
+            let second = acknowledged(again.pop());
+            acknowledged_count = acknowledged_count.map(|first| first.min(second));
+        }
         for (index, reply) in missing.into_iter().zip(again) {
             replies[index] = reply;
         }
     }
-    Ok(replies)
+    Ok(replies
+        .into_iter()
+        .map(|reply| {
+            reply.map(|value| Answer {
+                value,
+                acknowledged: acknowledged_count,
+            })
+        })
+        .collect())
 }
 
 impl ConnectionLike for Handle {

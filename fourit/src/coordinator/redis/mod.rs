@@ -6,6 +6,7 @@ mod link;
 mod notices;
 mod probe;
 mod scripts;
+mod sentinel;
 
 use std::fmt;
 use std::future::Future;
@@ -19,10 +20,11 @@ use tokio_util::sync::{CancellationToken, DropGuard};
 
 use self::connection::{Connection, classify, invalid_url_reason, manager_config, open_client};
 use self::link::Link;
+use self::notices::Subscribers;
 use self::scripts::{JobKeys, Scripts};
 use super::{
-    ClaimNotices, ClaimOutcome, ClaimRequest, Coordinator, Heartbeat, Lease, NoticeSender,
-    RunRecord, TlsConfig, redact_url,
+    ClaimNotices, ClaimOutcome, ClaimRequest, ConnectOptions, Coordinator, EvictionCheck,
+    Heartbeat, Lease, NoticeSender, ReplicaAcks, RunRecord, TlsConfig, redact_url,
 };
 use crate::error::{CoordinatorError, Error, ErrorKind as Kind};
 use crate::job::BoxFuture;
@@ -42,6 +44,36 @@ fn collect_text(value: &Value, out: &mut Vec<String>) {
             collect_text(item, out);
         }),
         _ => {}
+    }
+}
+
+/// The primary the sentinels name, or an error that says why there is none: an unknown
+/// master name is a mistake in the URL; sentinels that do not answer are an outage.
+async fn discover_primary(
+    sentinel: &sentinel::Sentinel,
+    url: &str,
+) -> Result<redis::Client, Error> {
+    match tokio::time::timeout(DEADLINE, sentinel.discover()).await {
+        Ok(Ok(client)) => Ok(client),
+        Ok(Err(sentinel::Discovery::UnknownMaster)) => Err(Error::InvalidUrl {
+            url: url.to_string(),
+            reason: format!(
+                "no sentinel knows a master named `{}`; check the name in the URL's path \
+                 (`SENTINEL MASTERS` on a sentinel lists them)",
+                sentinel.master()
+            ),
+        }),
+        // The sentinels' errors carry no data-node password; theirs is not in the text.
+        Ok(Err(sentinel::Discovery::Failed(err))) => Err(classify("connect", url, None, err)),
+        Err(_) => Err(Error::Coordinator(
+            CoordinatorError::new(
+                BACKEND,
+                "connect",
+                Kind::Timeout,
+                format!("the sentinels did not name a reachable primary within {DEADLINE:?}"),
+            )
+            .at(url),
+        )),
     }
 }
 
@@ -80,6 +112,11 @@ pub struct RedisCoordinator {
     /// The password, to scrub from any text the client library produces.
     secret: Option<String>,
     scripts: Scripts,
+    /// The membership as last fetched, with its version: a heartbeat fetches the list again
+    /// only when the version changed.
+    members: std::sync::Mutex<Option<(String, Vec<String>)>>,
+    /// Replicas that must acknowledge a claim before it runs.
+    replica_acks: Option<ReplicaAcks>,
 }
 
 impl fmt::Debug for RedisCoordinator {
@@ -110,6 +147,19 @@ impl RedisCoordinator {
         namespace: &str,
         tls: Option<&TlsConfig>,
     ) -> Result<RedisCoordinator, Error> {
+        let mut options = ConnectOptions::new();
+        options.tls = tls.cloned();
+        RedisCoordinator::connect_with_options(url, namespace, &options).await
+    }
+
+    /// [`connect`](Self::connect) with [`ConnectOptions`]; settings in the URL's query
+    /// (`?wait_replicas=1&wait_timeout=200ms`, `?eviction=strict`, ...) apply where
+    /// `options` leaves them unset.
+    pub async fn connect_with_options(
+        url: &str,
+        namespace: &str,
+        options: &ConnectOptions,
+    ) -> Result<RedisCoordinator, Error> {
         let redacted = redact_url(url);
         spec::check_identifier("namespace", namespace).map_err(|reason| Error::InvalidOption {
             option: "namespace",
@@ -120,6 +170,26 @@ impl RedisCoordinator {
         let invalid = |reason: String| Error::InvalidUrl {
             url: redacted.clone(),
             reason,
+        };
+        let (url, from_url) = connection::split_url_options(url).map_err(invalid)?;
+        let url = url.as_str();
+        let options = options.clone().or(from_url);
+        if let Some(acks) = options.replica_acks {
+            acks.check().map_err(|reason| Error::InvalidOption {
+                option: "wait_for_replicas",
+                reason,
+            })?;
+        }
+        let tls = options.tls.as_ref();
+        let sentinel = match sentinel::parse(url) {
+            Some(parsed) => {
+                let parsed = parsed.map_err(invalid)?;
+                let sentinel =
+                    sentinel::Sentinel::new(parsed, options.sentinel_credentials.as_ref(), tls)
+                        .map_err(|err| invalid(invalid_url_reason(url, &err)))?;
+                Some(Arc::new(sentinel))
+            }
+            None => None,
         };
         let (link, subscribers, secret) = match connection::cluster_nodes(url) {
             Some(nodes) => {
@@ -145,21 +215,33 @@ impl RedisCoordinator {
                     }
                 })?;
                 let cluster = link::Cluster::new(cluster_client, cluster);
-                (Link::Cluster(Arc::new(cluster)), clients, secret)
+                (
+                    Link::Cluster(Arc::new(cluster)),
+                    Subscribers::Nodes(clients),
+                    secret,
+                )
             }
             None => {
-                let client =
-                    open_client(url, tls).map_err(|err| invalid(invalid_url_reason(url, &err)))?;
+                let client = match &sentinel {
+                    Some(sentinel) => discover_primary(sentinel, &redacted).await?,
+                    None => open_client(url, tls)
+                        .map_err(|err| invalid(invalid_url_reason(url, &err)))?,
+                };
                 let secret = password(&client);
                 let manager = ConnectionManager::new_with_config(client.clone(), manager_config())
                     .await
                     .map_err(|err| classify("connect", &redacted, secret.as_deref(), err))?;
                 let link = Link::Single(Arc::new(Connection {
                     manager: RwLock::new(manager),
-                    client: client.clone(),
+                    client: RwLock::new(client.clone()),
+                    sentinel: sentinel.clone(),
                     replacing: AtomicBool::new(false),
                 }));
-                (link, vec![client], secret)
+                let subscribers = match sentinel {
+                    Some(sentinel) => Subscribers::Sentinel(sentinel),
+                    None => Subscribers::Nodes(vec![client]),
+                };
+                (link, subscribers, secret)
             }
         };
         let channel = format!("{namespace}:claims");
@@ -173,11 +255,16 @@ impl RedisCoordinator {
             url: redacted,
             secret,
             scripts: Scripts::new(),
+            members: std::sync::Mutex::new(None),
+            replica_acks: options.replica_acks,
         };
         coordinator
             .refuse_cluster_node_without_cluster_url()
             .await?;
-        coordinator.warn_about_eviction().await;
+        coordinator
+            .check_eviction(options.eviction.unwrap_or_default())
+            .await?;
+        coordinator.check_replicas().await;
         coordinator.load_scripts().await?;
         coordinator.check_permissions().await?;
         // Subscribing at start also proves the user may: a refusal is an error now, not a
@@ -217,6 +304,22 @@ impl RedisCoordinator {
         format!("{}:nodes", self.namespace)
     }
 
+    /// The membership as last fetched, and its version.
+    fn known_members(&self) -> Option<(String, Vec<String>)> {
+        match self.members.lock() {
+            Ok(known) => known.clone(),
+            Err(poisoned) => poisoned.into_inner().clone(),
+        }
+    }
+
+    fn remember_members(&self, version: String, members: Vec<String>) {
+        let fresh = Some((version, members));
+        match self.members.lock() {
+            Ok(mut known) => *known = fresh,
+            Err(poisoned) => *poisoned.into_inner() = fresh,
+        }
+    }
+
     /// Loads every script (the server forgets them on restart or `SCRIPT FLUSH`), which
     /// also proves at start that the user may run them. To a cluster, each `SCRIPT LOAD`
     /// goes to every node.
@@ -232,28 +335,51 @@ impl RedisCoordinator {
         Ok(())
     }
 
-    /// Says at start when the server may evict fourit's keys: `allkeys-*` can evict a
-    /// job's high-water mark (then a tick can run twice), `volatile-*` its leases (then a
-    /// run can overlap the next). A server that will not tell is not an error.
-    async fn warn_about_eviction(&self) {
+    /// The values of `field` in the server's `INFO section` (one per node of a cluster);
+    /// none if the server will not tell.
+    async fn info_field(&self, section: &str, field: &str) -> Vec<String> {
         let mut conn = self.link.get();
         let mut info = redis::cmd("INFO");
-        info.arg("memory");
+        info.arg(section);
         let Ok(reply) = self
             .call("connect", info.query_async::<Value>(&mut conn))
             .await
         else {
-            return;
+            return Vec::new();
         };
         let mut texts = Vec::new();
         collect_text(&reply, &mut texts);
-        let policies: std::collections::BTreeSet<String> = texts
+        let prefix = format!("{field}:");
+        texts
             .iter()
             .flat_map(|text| text.lines())
-            .filter_map(|line| line.trim().strip_prefix("maxmemory_policy:"))
+            .filter_map(|line| line.trim().strip_prefix(prefix.as_str()))
             .map(str::to_string)
+            .collect()
+    }
+
+    /// Says at start when the server may evict fourit's keys: `allkeys-*` can evict a
+    /// job's high-water mark (then a tick can run twice: refused with
+    /// [`EvictionCheck::Strict`]), `volatile-*` its leases (then a run can overlap the
+    /// next). A server that will not tell is not an error.
+    async fn check_eviction(&self, check: EvictionCheck) -> Result<(), Error> {
+        let policies: std::collections::BTreeSet<String> = self
+            .info_field("memory", "maxmemory_policy")
+            .await
+            .into_iter()
             .collect();
         for policy in policies {
+            if policy.starts_with("allkeys-") && check == EvictionCheck::Strict {
+                return Err(Error::InvalidOption {
+                    option: "eviction",
+                    reason: format!(
+                        "{} has maxmemory-policy {policy}, which may evict fourit's \
+                         high-water marks (a tick could then run twice); set it to \
+                         noeviction or a volatile-* policy, or drop eviction=strict",
+                        self.url
+                    ),
+                });
+            }
             if policy.starts_with("allkeys-") {
                 tracing::warn!(
                     url = %self.url,
@@ -270,6 +396,32 @@ impl RedisCoordinator {
                      a run could then overlap the next tick; noeviction avoids it"
                 );
             }
+        }
+        Ok(())
+    }
+
+    /// With replica acknowledgements asked for, says at start when fewer replicas are
+    /// connected than asked (every claim would then be refused until they are).
+    async fn check_replicas(&self) {
+        let Some(acks) = self.replica_acks else {
+            return;
+        };
+        let connected: Vec<usize> = self
+            .info_field("replication", "connected_slaves")
+            .await
+            .iter()
+            .filter_map(|count| count.parse().ok())
+            .collect();
+        if let Some(fewest) = connected.iter().min()
+            && *fewest < acks.replicas
+        {
+            tracing::warn!(
+                url = %self.url,
+                connected = fewest,
+                wanted = acks.replicas,
+                "fewer replicas are connected than wait_for_replicas asks: claims will not \
+                 run until enough replicas acknowledge them"
+            );
         }
     }
 
@@ -325,8 +477,9 @@ impl RedisCoordinator {
         if requests.is_empty() {
             return Ok(Vec::new());
         }
-        let replies = self
-            .pipeline("claim", scripts::CLAIM, requests, |request| {
+        let commands = requests
+            .iter()
+            .map(|request| {
                 // Only a claim that others may be waiting out the handoff for is announced.
                 let notice = request
                     .preferred
@@ -338,12 +491,33 @@ impl RedisCoordinator {
                     self.scripts.claim(&keys, request, notice),
                 )
             })
+            .collect();
+        let replies = self
+            .call(
+                "claim",
+                self.link
+                    .pipeline(scripts::CLAIM, commands, self.replica_acks),
+            )
             .await?;
         requests
             .iter()
             .zip(replies)
             .map(|(request, reply)| match reply {
-                Ok(reply) => scripts::decode_claim(request, reply),
+                Ok(answer) => {
+                    let outcome = scripts::decode_claim(request, answer.value)?;
+                    Ok(match (outcome, self.replica_acks, answer.acknowledged) {
+                        (
+                            ClaimOutcome::Run(lease) | ClaimOutcome::Resumed(lease),
+                            Some(acks),
+                            Some(acknowledged),
+                        ) if acknowledged < acks.replicas => ClaimOutcome::Unreplicated {
+                            lease,
+                            acknowledged,
+                            wanted: acks.replicas,
+                        },
+                        (outcome, _, _) => outcome,
+                    })
+                }
                 Err(err) => {
                     let err = self.error("claim", err);
                     if err.is_unavailable() {
@@ -403,8 +577,13 @@ impl RedisCoordinator {
         command: impl Fn(&T) -> (u16, redis::Cmd),
     ) -> Result<Vec<Result<Value, RedisError>>, Error> {
         let commands = items.iter().map(command).collect();
-        self.call(operation, self.link.pipeline(code, commands))
-            .await
+        let answers = self
+            .call(operation, self.link.pipeline(code, commands, None))
+            .await?;
+        Ok(answers
+            .into_iter()
+            .map(|answer| answer.map(|answer| answer.value))
+            .collect())
     }
 
     /// Runs one script call, loading the script first if the server has forgotten it.
@@ -481,12 +660,41 @@ impl Coordinator for RedisCoordinator {
         stale_after: Duration,
     ) -> BoxFuture<'a, Result<Heartbeat, Error>> {
         Box::pin(async move {
-            let command = self.scripts.heartbeat(&self.nodes_key(), node, stale_after);
+            let known = self.known_members().map(|(version, _)| version);
+            let command =
+                self.scripts
+                    .heartbeat(&self.nodes_key(), node, stale_after, known.as_deref());
             let reply = self
                 .script("heartbeat", scripts::HEARTBEAT, command)
                 .await?;
-            let (server_us, members) = scripts::decode_heartbeat(reply)?;
-            Ok(Heartbeat { server_us, members })
+            let reply = scripts::decode_heartbeat(reply)?;
+            let members = match reply.members {
+                Some(members) => {
+                    self.remember_members(reply.version, members.clone());
+                    members
+                }
+                None => match self.known_members() {
+                    Some((version, members)) if version == reply.version => members,
+                    // Another heartbeat of this coordinator replaced the copy meanwhile:
+                    // ask for the list outright.
+                    _ => {
+                        let command =
+                            self.scripts
+                                .heartbeat(&self.nodes_key(), node, stale_after, None);
+                        let reply = self
+                            .script("heartbeat", scripts::HEARTBEAT, command)
+                            .await?;
+                        let reply = scripts::decode_heartbeat(reply)?;
+                        let members = reply.members.unwrap_or_default();
+                        self.remember_members(reply.version, members.clone());
+                        members
+                    }
+                },
+            };
+            Ok(Heartbeat {
+                server_us: reply.server_us,
+                members,
+            })
         })
     }
 
@@ -500,10 +708,19 @@ impl Coordinator for RedisCoordinator {
 
     fn leave<'a>(&'a self, node: &'a str) -> BoxFuture<'a, Result<(), Error>> {
         Box::pin(async move {
+            // The version goes with the member, so the next heartbeat anywhere hands out a new
+            // one and every member fetches the list again. (Both keys share a slot.)
+            let nodes = self.nodes_key();
+            let mut pipe = redis::pipe();
+            pipe.cmd("ZREM")
+                .arg(&nodes)
+                .arg(node)
+                .ignore()
+                .cmd("DEL")
+                .arg(scripts::version_key(&nodes))
+                .ignore();
             let mut conn = self.link.get();
-            let mut cmd = redis::cmd("ZREM");
-            cmd.arg(self.nodes_key()).arg(node);
-            let _: i64 = self.call("leave", cmd.query_async(&mut conn)).await?;
+            let () = self.call("leave", pipe.query_async(&mut conn)).await?;
             Ok(())
         })
     }

@@ -12,6 +12,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::debug;
 
 use super::DEADLINE;
+use super::sentinel::Sentinel;
 use crate::coordinator::{ClaimNotice, NoticeSender};
 
 /// A connection subscribed to `channel`, within the call deadline.
@@ -31,14 +32,32 @@ async fn subscribe(client: &redis::Client, channel: &str) -> Result<PubSub, Redi
     }
 }
 
-/// A subscription to `channel` through the first of `clients` that answers; the last
+/// Where to subscribe: any of some nodes (one server, or the seeds of a cluster, where a
+/// `PUBLISH` reaches every node), or the primary the sentinels name now.
+pub(super) enum Subscribers {
+    /// These nodes, in turn.
+    Nodes(Vec<redis::Client>),
+    /// The current primary of a Sentinel deployment.
+    Sentinel(Arc<Sentinel>),
+}
+
+impl Subscribers {
+    async fn clients(&self) -> Vec<redis::Client> {
+        match self {
+            Subscribers::Nodes(clients) => clients.clone(),
+            Subscribers::Sentinel(sentinel) => sentinel.discover().await.into_iter().collect(),
+        }
+    }
+}
+
+/// A subscription to `channel` through the first of `subscribers` that answers; the last
 /// error if none does.
 pub(super) async fn subscribe_any(
-    clients: &[redis::Client],
+    subscribers: &Subscribers,
     channel: &str,
 ) -> Result<PubSub, RedisError> {
     let mut last = RedisError::from((ErrorKind::Io, "no node to subscribe to"));
-    for client in clients {
+    for client in &subscribers.clients().await {
         match subscribe(client, channel).await {
             Ok(pubsub) => return Ok(pubsub),
             Err(err) => last = err,
@@ -48,11 +67,10 @@ pub(super) async fn subscribe_any(
 }
 
 /// Forwards the notices heard on `channel` until `stop`; resubscribes, with backoff, when
-/// the connection drops, to the first of `clients` that answers (the seeds of a cluster,
-/// where a `PUBLISH` reaches every node; notices sent meanwhile are lost, which only costs
-/// refused claims).
+/// the connection drops, to the first of `subscribers` that answers (notices sent meanwhile
+/// are lost, which only costs refused claims).
 pub(super) async fn listen(
-    clients: Vec<redis::Client>,
+    subscribers: Subscribers,
     channel: String,
     subscription: PubSub,
     notices: NoticeSender,
@@ -68,7 +86,7 @@ pub(super) async fn listen(
                     () = tokio::time::sleep(backoff) => {}
                     () = stop.cancelled() => return,
                 }
-                match subscribe_any(&clients, &channel).await {
+                match subscribe_any(&subscribers, &channel).await {
                     Ok(pubsub) => {
                         backoff = Duration::from_millis(200);
                         pubsub

@@ -8,7 +8,7 @@ use redis::{RedisError, Value};
 
 use super::RedisCoordinator;
 use super::connection::classify;
-use super::scripts::JobKeys;
+use super::scripts::{self, JobKeys};
 use crate::coordinator::{ClaimRequest, HISTORY_LEN, Lease, Outcome, RunRecord};
 use crate::error::{Error, ErrorKind as Kind};
 use crate::job::{FenceToken, Overlap};
@@ -43,6 +43,10 @@ impl RedisCoordinator {
             .arg(&lease)
             .arg(&runs)
             .arg(&nodes);
+        if self.replica_acks.is_some() {
+            // Answers at once: no replica needs to acknowledge anything.
+            pipe.cmd("WAIT").arg(0).arg(1);
+        }
         // The commands the scripts use, called directly first: a refusal inside a script does
         // not say which command it was, a direct one does.
         pipe.cmd("HSET").arg(&state).arg("check").arg(1);
@@ -103,7 +107,7 @@ impl RedisCoordinator {
         pipe.add_command(self.scripts.release(&keys, &lease, &probe_lease, &record));
         pipe.add_command(
             self.scripts
-                .heartbeat(&nodes, node, Duration::from_secs(60)),
+                .heartbeat(&nodes, node, Duration::from_secs(60), None),
         );
         pipe.cmd("ZRANGE")
             .arg(&nodes)
@@ -123,7 +127,8 @@ impl RedisCoordinator {
             .arg(&state)
             .arg(&lease)
             .arg(&runs)
-            .arg(&nodes);
+            .arg(&nodes)
+            .arg(scripts::version_key(&nodes));
         let mut conn = self.link.get();
         let replies: Vec<Result<Value, RedisError>> = self
             .call("permission check", pipe.query_async(&mut conn))

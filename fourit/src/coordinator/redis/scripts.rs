@@ -147,12 +147,27 @@ impl Scripts {
         cmd
     }
 
-    /// Marks `node` alive in `nodes_key`, forgetting members silent for `stale_after`.
-    pub(super) fn heartbeat(&self, nodes_key: &str, node: &str, stale_after: Duration) -> Cmd {
-        let mut cmd = evalsha(&self.heartbeat, &[nodes_key]);
-        cmd.arg(node).arg(millis(stale_after).max(1));
+    /// Marks `node` alive in `nodes_key`, forgetting members silent for `stale_after`; the
+    /// members come back only if the membership's version is not `known`.
+    pub(super) fn heartbeat(
+        &self,
+        nodes_key: &str,
+        node: &str,
+        stale_after: Duration,
+        known: Option<&str>,
+    ) -> Cmd {
+        let mut cmd = evalsha(&self.heartbeat, &[nodes_key, &version_key(nodes_key)]);
+        cmd.arg(node)
+            .arg(millis(stale_after).max(1))
+            .arg(known.unwrap_or(""));
         cmd
     }
+}
+
+/// The key of the membership's version beside the members key: in its hash slot (the tag is
+/// the members key itself, or its own tag) and under the namespace, so a `~ns:*` ACL covers it.
+pub(super) fn version_key(nodes_key: &str) -> String {
+    format!("{nodes_key}:version{{{nodes_key}}}")
 }
 
 fn evalsha(script: &Script, keys: &[&str]) -> Cmd {
@@ -238,12 +253,30 @@ pub(super) fn decode_keep_alive(reply: Value) -> Result<bool, Error> {
     Ok(extended == 1)
 }
 
-/// The heartbeat script's answer: Redis's time (µs) and the live members, sorted.
-pub(super) fn decode_heartbeat(reply: Value) -> Result<(Option<i64>, Vec<String>), Error> {
+/// The heartbeat script's answer.
+#[derive(Debug)]
+pub(super) struct HeartbeatReply {
+    /// Redis's time (µs).
+    pub(super) server_us: Option<i64>,
+    /// The membership's version.
+    pub(super) version: String,
+    /// The live members, sorted; `None` when the caller's version was current.
+    pub(super) members: Option<Vec<String>>,
+}
+
+/// The heartbeat script's answer: Redis's time, the membership's version and, if the
+/// caller's copy was out of date, the live members.
+pub(super) fn decode_heartbeat(reply: Value) -> Result<HeartbeatReply, Error> {
     let reply: Vec<String> = redis::from_redis_value(reply).map_err(|_| malformed("heartbeat"))?;
     let mut reply = reply.into_iter();
     let server_us = reply.next().and_then(|us| us.parse().ok());
+    let version = reply.next().ok_or_else(|| malformed("heartbeat"))?;
+    // The caller is always a member, so a list is never empty: no list means "unchanged".
     let mut members: Vec<String> = reply.collect();
     members.sort();
-    Ok((server_us, members))
+    Ok(HeartbeatReply {
+        server_us,
+        version,
+        members: (!members.is_empty()).then_some(members),
+    })
 }

@@ -1,0 +1,168 @@
+//! Redis Sentinel: a fleet of real worker processes on a real deployment (one primary, two
+//! replicas, three sentinels) started from `redis-server` on free loopback ports, through a
+//! graceful `SENTINEL FAILOVER` and a SIGKILL of the primary; and the URL mistakes.
+
+use std::time::Duration;
+
+use fourit::Scheduler;
+use fourit_tests::faults::{Fleet, Records, distinct_ticks, now_ms, tick_report};
+use fourit_tests::{RedisServer, SentinelGroup};
+
+const WORKER: &str = env!("CARGO_BIN_EXE_worker");
+const JOBS: [&str; 3] = ["job-0", "job-1", "job-2"];
+
+/// Starts three workers on `group`, recording on `records`.
+fn start_fleet(group: &SentinelGroup, records: &RedisServer, namespace: &str) -> Fleet {
+    let (url, record_url) = (group.url(), records.url());
+    let mut fleet = Fleet::new(WORKER);
+    for node in ["s-a", "s-b", "s-c"] {
+        let args = [
+            "--url",
+            &url,
+            "--namespace",
+            namespace,
+            "--jobs",
+            "3",
+            "--body-ms",
+            "5",
+            "--record-url",
+            &record_url,
+        ];
+        fleet.start_with_env(node, &args, &[("RUST_LOG", "warn,redis=error")]);
+    }
+    fleet
+}
+
+/// The ticks each job ran twice, and those missed at or after `since_ms`, as recorded.
+async fn report(records: &RedisServer, namespace: &str, since_ms: i64) -> Vec<(usize, usize)> {
+    let records = Records::read(&mut records.connection().await, namespace).await;
+    JOBS.iter()
+        .map(|job| {
+            let report = tick_report(&records.ticks(job), 1000);
+            let missed: Vec<i64> = report
+                .missing
+                .iter()
+                .copied()
+                .filter(|tick| *tick >= since_ms)
+                .collect();
+            eprintln!(
+                "{job}: {} ticks, doubles {:?}, missed since the failover {missed:?}",
+                report.ran, report.doubles
+            );
+            (report.doubles.len(), missed.len())
+        })
+        .collect()
+}
+
+async fn wait_ticks(fleet: &mut Fleet, since_ms: i64, ticks: usize, what: &str) {
+    fleet
+        .wait_until(Duration::from_secs(60), what, |events| {
+            JOBS.iter()
+                .all(|job| distinct_ticks(events, job, since_ms, None) >= ticks)
+        })
+        .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_graceful_sentinel_failover_runs_no_tick_twice_and_misses_at_most_one() {
+    let group = SentinelGroup::start(2, 3);
+    let records = RedisServer::start();
+    let namespace = "sentinel-graceful";
+    let mut fleet = start_fleet(&group, &records, namespace);
+    wait_ticks(&mut fleet, 0, 4, "4 ticks of every job").await;
+    let before = group.primary_port().unwrap_or_else(|why| panic!("{why}"));
+    group.failover().unwrap_or_else(|why| panic!("{why}"));
+    let failed_over_ms = now_ms();
+    wait_ticks(
+        &mut fleet,
+        failed_over_ms,
+        6,
+        "6 ticks of every job after the failover",
+    )
+    .await;
+    let after = group.primary_port().unwrap_or_else(|why| panic!("{why}"));
+    assert_ne!(before, after, "the sentinels promoted a replica");
+    fleet.assert_all_running();
+    fleet.stop_all(Duration::from_secs(20)).await;
+    for (job, (doubles, missed)) in JOBS
+        .iter()
+        .zip(report(&records, namespace, failed_over_ms - 1000).await)
+    {
+        assert_eq!(doubles, 0, "{job}: ticks ran twice");
+        assert!(
+            missed <= 1,
+            "{job}: {missed} ticks missed in a graceful failover"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_killed_sentinel_primary_is_followed_and_no_tick_runs_twice() {
+    let mut group = SentinelGroup::start(2, 3);
+    let records = RedisServer::start();
+    let namespace = "sentinel-kill";
+    let mut fleet = start_fleet(&group, &records, namespace);
+    wait_ticks(&mut fleet, 0, 4, "4 ticks of every job").await;
+    let victim = group.primary_port().unwrap_or_else(|why| panic!("{why}"));
+    group.node(victim).kill();
+    let killed_ms = now_ms();
+    wait_ticks(
+        &mut fleet,
+        killed_ms,
+        6,
+        "6 ticks of every job after the kill",
+    )
+    .await;
+    let promoted = group.primary_port().unwrap_or_else(|why| panic!("{why}"));
+    assert_ne!(promoted, victim, "the sentinels promoted a replica");
+    let resumed = fleet
+        .events()
+        .iter()
+        .filter_map(|event| event.ran("job-0"))
+        .filter(|tick| *tick > killed_ms)
+        .min()
+        .unwrap_or_default();
+    eprintln!(
+        "primary {victim} killed at {killed_ms}; {promoted} promoted; the first tick after it ran \
+         {} ms after the kill",
+        resumed - killed_ms
+    );
+    fleet.assert_all_running();
+    fleet.stop_all(Duration::from_secs(20)).await;
+    for (job, (doubles, missed)) in JOBS
+        .iter()
+        .zip(report(&records, namespace, killed_ms - 1000).await)
+    {
+        assert_eq!(doubles, 0, "{job}: ticks ran twice");
+        // Down-after 1 s, then the election and the promotion: the ticks due meanwhile.
+        assert!(missed <= 10, "{job}: {missed} ticks missed after the kill");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sentinel_url_with_an_unknown_master_name_is_an_error() {
+    let group = SentinelGroup::start(0, 1);
+    let url = group.url().replace("/main", "/nosuch");
+    let err = Scheduler::builder()
+        .url(&url)
+        .registered_jobs(false)
+        .add_job("noop", "* * * * * *", |_| async {})
+        .build()
+        .unwrap_or_else(|e| panic!("build: {e}"))
+        .run()
+        .await
+        .expect_err("an unknown master name must be an error");
+    let text = err.to_string();
+    assert!(
+        text.contains("no sentinel knows a master named `nosuch`"),
+        "{text}"
+    );
+
+    // With a password in the URL: the error never shows it.
+    let url = url.replace("redis+sentinel://", "redis+sentinel://app:hunter2@");
+    let err = fourit::coordinator::connect(&url, "fourit")
+        .await
+        .expect_err("still unknown");
+    assert!(!err.to_string().contains("hunter2"), "{err}");
+    assert!(!format!("{err:?}").contains("hunter2"), "{err:?}");
+}
