@@ -200,38 +200,45 @@ impl RedisServer {
         assert!(status.success(), "kill -{name} {pid} failed: {status}");
     }
 
-    /// Waits until this server is a primary with at least `replicas` replicas online and in
-    /// sync (their acknowledged offset equals the primary's).
+    /// Waits until at least `replicas` replicas acknowledge a write to this server (`WAIT`),
+    /// which is when they stream its writes: a replica that has just finished its first sync
+    /// may show as online a second before it acknowledges anything.
     ///
     /// # Panics
     ///
     /// If that does not happen within about ten seconds.
     pub fn wait_for_replicas(&self, replicas: usize) {
         let deadline = Instant::now() + DEADLINE;
-        let mut info = String::new();
+        let mut last = String::new();
         while Instant::now() < deadline {
-            info = self
-                .info("replication")
-                .unwrap_or_else(|err| err.to_string());
-            let offset = info
-                .lines()
-                .find_map(|line| line.trim().strip_prefix("master_repl_offset:"))
-                .unwrap_or("?")
-                .to_string();
-            let synced = info
-                .lines()
-                .filter(|line| line.starts_with("slave"))
-                .filter(|line| line.contains("state=online"))
-                .filter(|line| line.contains(&format!("offset={offset},")))
-                .count();
-            if synced >= replicas {
-                return;
+            let acked = RespConnection::open(self.port, PROBE_TIMEOUT).and_then(|mut con| {
+                if let Some(password) = &self.password {
+                    con.command(&["AUTH", password])?;
+                }
+                // A write (and its removal) for the replicas to acknowledge.
+                con.command(&["SET", "fourit-testkit:sync", "1"])?;
+                con.command(&["DEL", "fourit-testkit:sync"])?;
+                con.command(&["WAIT", &replicas.to_string(), "200"])
+            });
+            match acked {
+                Ok(reply)
+                    if reply
+                        .strip_prefix(':')
+                        .and_then(|n| n.parse::<usize>().ok())
+                        >= Some(replicas) =>
+                {
+                    return;
+                }
+                Ok(reply) => last = reply,
+                Err(err) => last = err.to_string(),
             }
             thread::sleep(POLL_INTERVAL * 5);
         }
         panic!(
-            "redis-server on port {} did not get {replicas} synced replicas: {info}",
-            self.port
+            "redis-server on port {} did not get {replicas} replicas acknowledging writes \
+             (last answer {last}): {}",
+            self.port,
+            self.info("replication").unwrap_or_default()
         );
     }
 

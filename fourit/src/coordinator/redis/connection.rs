@@ -384,7 +384,8 @@ fn parse_duration(text: &str) -> Option<Duration> {
     }
     if let Some(seconds) = text.strip_suffix('s') {
         let seconds: f64 = seconds.trim().parse().ok()?;
-        return (0.0..1e6).contains(&seconds)
+        return (0.0..1e6)
+            .contains(&seconds)
             .then(|| Duration::from_secs_f64(seconds));
     }
     text.parse::<u64>().ok().map(Duration::from_millis)

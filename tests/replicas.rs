@@ -1,0 +1,306 @@
+//! Replica-acknowledged claims (`wait_for_replicas`): a claim too few replicas have is not
+//! run, and the lost-write drill, which shows the failover limit of asynchronous replication
+//! and what the acknowledgement changes. Real `redis-server` primaries and replicas on free
+//! loopback ports; the failover is the promotion of a replica (`REPLICAOF NO ONE`), as
+//! Sentinel makes it.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use fourit::Overlap;
+use fourit::Scheduler;
+use fourit::coordinator::{
+    ClaimOutcome, ClaimRequest, ConnectOptions, Coordinator, RedisCoordinator, new_claim_id,
+};
+use fourit_tests::RedisServer;
+use fourit_tests::faults::wait_for_history;
+
+const NAMESPACE: &str = "replicas";
+/// A realistic tick: 2026-01-01T00:00:00Z (the claims below are for ticks in the past).
+const T0: i64 = 1_767_225_600_000;
+
+fn request(job: &str, tick_ms: i64, node: &str) -> ClaimRequest {
+    ClaimRequest {
+        job: Arc::from(job),
+        tick_ms,
+        node: Arc::from(node),
+        lease_ttl: Duration::from_secs(30),
+        overlap: Overlap::Skip,
+        preferred: None,
+        handoff: Duration::ZERO,
+        claim_id: new_claim_id(),
+    }
+}
+
+async fn claim(c: &RedisCoordinator, request: ClaimRequest) -> ClaimOutcome {
+    let mut outcomes = c
+        .claim(std::slice::from_ref(&request))
+        .await
+        .unwrap_or_else(|e| panic!("claim of {request:?}: {e}"));
+    outcomes.pop().expect("one answer")
+}
+
+async fn connect(url: &str, options: &ConnectOptions) -> RedisCoordinator {
+    RedisCoordinator::connect_with_options(url, NAMESPACE, options)
+        .await
+        .unwrap_or_else(|e| panic!("connecting to {url}: {e}"))
+}
+
+/// A primary with one replica in sync.
+fn pair() -> (RedisServer, RedisServer) {
+    let primary = RedisServer::start();
+    let replica = RedisServer::builder().replica_of(primary.port()).start();
+    primary.wait_for_replicas(1);
+    (primary, replica)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_claim_runs_only_once_enough_replicas_acknowledge_it() {
+    let (primary, replica) = pair();
+    let one = connect(
+        &primary.url(),
+        &ConnectOptions::new().wait_for_replicas(1, Duration::from_secs(1)),
+    )
+    .await;
+    assert!(
+        matches!(
+            claim(&one, request("acked", T0, "a")).await,
+            ClaimOutcome::Run(_)
+        ),
+        "one replica is there to acknowledge"
+    );
+    // Asking for more replicas than there are: the claim is decided, but not run.
+    let two = connect(
+        &primary.url(),
+        &ConnectOptions::new().wait_for_replicas(2, Duration::from_millis(20)),
+    )
+    .await;
+    match claim(&two, request("acked-two", T0 + 1000, "b")).await {
+        ClaimOutcome::Unreplicated {
+            acknowledged,
+            wanted,
+            lease,
+        } => {
+            assert_eq!((acknowledged, wanted), (1, 2));
+            assert_eq!(lease.tick_ms, T0 + 1000);
+        }
+        other => panic!("expected Unreplicated, got {other:?}"),
+    }
+    // The URL form does the same.
+    let url = format!("{}?wait_replicas=2&wait_timeout=20ms", primary.url());
+    let from_url = connect(&url, &ConnectOptions::new()).await;
+    assert!(matches!(
+        claim(&from_url, request("acked-url", T0 + 2000, "c")).await,
+        ClaimOutcome::Unreplicated {
+            acknowledged: 1,
+            wanted: 2,
+            ..
+        }
+    ));
+    // A frozen replica acknowledges nothing: the claim waits out the timeout, then is refused.
+    replica.signal("STOP");
+    let frozen = claim(&one, request("acked-frozen", T0 + 3000, "a")).await;
+    replica.signal("CONT");
+    assert!(
+        matches!(
+            frozen,
+            ClaimOutcome::Unreplicated {
+                acknowledged: 0,
+                wanted: 1,
+                ..
+            }
+        ),
+        "{frozen:?}"
+    );
+
+    // Mistakes are errors at start.
+    for (options, says) in [
+        (
+            ConnectOptions::new().wait_for_replicas(0, Duration::from_millis(20)),
+            "at least 1",
+        ),
+        (
+            ConnectOptions::new().wait_for_replicas(1, Duration::ZERO),
+            "from 1 ms",
+        ),
+        (
+            ConnectOptions::new().wait_for_replicas(1, Duration::from_secs(5)),
+            "from 1 ms",
+        ),
+    ] {
+        let err = RedisCoordinator::connect_with_options(&primary.url(), NAMESPACE, &options)
+            .await
+            .expect_err("a bad wait_for_replicas");
+        assert!(err.to_string().contains(says), "{err}");
+    }
+    let err = fourit::coordinator::connect_with(
+        "memory://",
+        NAMESPACE,
+        &ConnectOptions::new().wait_for_replicas(1, Duration::from_millis(20)),
+    )
+    .await
+    .expect_err("memory:// has no replicas");
+    assert!(err.to_string().contains("no replicas"), "{err}");
+    let err =
+        fourit::coordinator::connect(&format!("{}?wait_timeout=1s", primary.url()), NAMESPACE)
+            .await
+            .expect_err("a timeout without a count");
+    assert!(err.to_string().contains("needs wait_replicas"), "{err}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_scheduler_does_not_run_a_tick_too_few_replicas_acknowledged_and_records_it() {
+    let (primary, _replica) = pair();
+    let runs = Arc::new(AtomicUsize::new(0));
+    let counted = runs.clone();
+    let scheduler = Scheduler::builder()
+        .url(&primary.url())
+        .namespace(NAMESPACE)
+        .registered_jobs(false)
+        .wait_for_replicas(2, Duration::from_millis(20))
+        .add_job("guarded", "* * * * * *", move |_| {
+            let counted = counted.clone();
+            async move {
+                counted.fetch_add(1, Ordering::SeqCst);
+            }
+        })
+        .build()
+        .unwrap_or_else(|e| panic!("build: {e}"));
+    let handle = scheduler.handle();
+    let running = tokio::spawn(scheduler.run());
+    let mut conn = primary.connection().await;
+    let entries = wait_for_history(
+        &mut conn,
+        NAMESPACE,
+        "guarded",
+        Duration::from_secs(10),
+        |entries| entries.len() >= 2,
+    )
+    .await;
+    handle.stop();
+    running
+        .await
+        .expect("the scheduler task")
+        .unwrap_or_else(|e| panic!("run: {e}"));
+    let outcomes: Vec<&str> = entries
+        .iter()
+        .map(|entry: &HashMap<String, String>| entry["outcome"].as_str())
+        .collect();
+    assert!(
+        outcomes.iter().all(|outcome| *outcome == "not replicated"),
+        "{outcomes:?}"
+    );
+    assert_eq!(
+        entries[0].get("detail").map(String::as_str),
+        Some("1 of 2 replicas acknowledged the claim")
+    );
+    assert_eq!(
+        runs.load(Ordering::SeqCst),
+        0,
+        "no run without the acknowledgement"
+    );
+}
+
+/// The lost-write drill: the replica is frozen and cut off, a claim lands on the primary
+/// only, the primary dies, the replica is thawed and promoted, and a fresh process claims the
+/// same tick on it. Answers whether the first claim ran and what the fresh claim got.
+async fn lost_write_drill(acks: Option<usize>) -> (ClaimOutcome, ClaimOutcome) {
+    let (mut primary, replica) = pair();
+    let options = match acks {
+        Some(replicas) => {
+            ConnectOptions::new().wait_for_replicas(replicas, Duration::from_millis(200))
+        }
+        None => ConnectOptions::new(),
+    };
+    let first = connect(&primary.url(), &options).await;
+    // SIGSTOP alone would not lose the write: it would wait in the replica's socket buffer.
+    replica.signal("STOP");
+    let mut conn = primary.connection().await;
+    let killed: i64 = redis::cmd("CLIENT")
+        .arg("KILL")
+        .arg("TYPE")
+        .arg("replica")
+        .query_async(&mut conn)
+        .await
+        .unwrap_or_else(|e| panic!("CLIENT KILL TYPE replica: {e}"));
+    assert_eq!(killed, 1, "the replica's link was cut");
+    let tick = T0 + 60_000;
+    let on_primary = claim(&first, request("report", tick, "node-a")).await;
+    primary.kill();
+    replica.signal("CONT");
+    let mut promoted = replica.connection().await;
+    let () = redis::cmd("REPLICAOF")
+        .arg("NO")
+        .arg("ONE")
+        .query_async(&mut promoted)
+        .await
+        .unwrap_or_else(|e| panic!("REPLICAOF NO ONE: {e}"));
+    // A fresh process, within the tick's grace, on the promoted replica.
+    let fresh = connect(&replica.url(), &ConnectOptions::new()).await;
+    let after = claim(&fresh, request("report", tick, "node-b")).await;
+    drop(first);
+    (on_primary, after)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_replica_acks_a_claim_lost_in_a_failover_runs_the_tick_twice() {
+    let (first, fresh) = lost_write_drill(None).await;
+    eprintln!("without wait_for_replicas: the first claim {first:?}, the fresh one {fresh:?}");
+    // The limit, made visible: both claims are told to run the same tick.
+    assert!(matches!(first, ClaimOutcome::Run(_)), "{first:?}");
+    assert!(matches!(fresh, ClaimOutcome::Run(_)), "{fresh:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_replica_acks_a_claim_lost_in_a_failover_never_runs_twice() {
+    let (first, fresh) = lost_write_drill(Some(1)).await;
+    eprintln!("with wait_for_replicas(1): the first claim {first:?}, the fresh one {fresh:?}");
+    // The unacknowledged claim is not run; the promoted replica's claim is the only run.
+    assert!(
+        matches!(
+            first,
+            ClaimOutcome::Unreplicated {
+                acknowledged: 0,
+                wanted: 1,
+                ..
+            }
+        ),
+        "{first:?}"
+    );
+    assert!(matches!(fresh, ClaimOutcome::Run(_)), "{fresh:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_acknowledged_claim_survives_the_promotion_of_its_replica() {
+    let (mut primary, replica) = pair();
+    let first = connect(
+        &primary.url(),
+        &ConnectOptions::new().wait_for_replicas(1, Duration::from_secs(1)),
+    )
+    .await;
+    let tick = T0 + 60_000;
+    let acked = claim(&first, request("report", tick, "node-a")).await;
+    assert!(
+        matches!(acked, ClaimOutcome::Run(_)),
+        "{acked:?}\n{}\n{}\n{}",
+        primary.info("replication").unwrap_or_default(),
+        primary.log(),
+        replica.log()
+    );
+    primary.kill();
+    let mut promoted = replica.connection().await;
+    let () = redis::cmd("REPLICAOF")
+        .arg("NO")
+        .arg("ONE")
+        .query_async(&mut promoted)
+        .await
+        .unwrap_or_else(|e| panic!("REPLICAOF NO ONE: {e}"));
+    let fresh = connect(&replica.url(), &ConnectOptions::new()).await;
+    assert_eq!(
+        claim(&fresh, request("report", tick, "node-b")).await,
+        ClaimOutcome::Taken,
+        "the promoted replica has the claim"
+    );
+}
