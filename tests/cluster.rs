@@ -258,3 +258,96 @@ async fn a_killed_primary_is_replaced_and_no_tick_runs_twice() {
         resumed - killed_ms
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_graceful_cluster_failover_runs_no_tick_twice_and_misses_at_most_one() {
+    let mut cluster = RedisCluster::start(3, 1);
+    let records = RedisServer::start();
+    let (url, record_url) = (cluster.url(), records.url());
+    let namespace = "cluster-graceful";
+    let mut fleet = Fleet::new(WORKER);
+    for node in ["g-a", "g-b", "g-c"] {
+        let args = [
+            "--url",
+            &url,
+            "--namespace",
+            namespace,
+            "--jobs",
+            "4",
+            "--body-ms",
+            "5",
+            "--record-url",
+            &record_url,
+        ];
+        fleet.start_with_env(node, &args, &[("RUST_LOG", "warn,redis=error")]);
+    }
+    fleet
+        .wait_until(Duration::from_secs(60), "4 ticks of every job", |events| {
+            JOBS.iter()
+                .all(|job| distinct_ticks(events, job, 0, None) >= 4)
+        })
+        .await;
+    let mut conn = cluster.connection().await;
+    let primary = owner(&mut conn, &format!("{namespace}:{{job-0}}")).await;
+    drop(conn);
+    // The replica of job-0's primary takes over, in agreement with it (`CLUSTER FAILOVER`).
+    let mut replica = None;
+    for node in cluster.nodes() {
+        let info = node.info("replication").unwrap_or_default();
+        if info.lines().any(|line| line.trim() == "role:slave")
+            && info
+                .lines()
+                .any(|line| line.trim() == format!("master_port:{primary}"))
+        {
+            replica = Some(node.port());
+        }
+    }
+    let replica = replica.unwrap_or_else(|| panic!("no replica of {primary}"));
+    let client = redis::Client::open(format!("redis://127.0.0.1:{replica}"))
+        .unwrap_or_else(|e| panic!("client: {e}"));
+    let mut to_replica = client
+        .get_multiplexed_async_connection()
+        .await
+        .unwrap_or_else(|e| panic!("connecting to the replica: {e}"));
+    let () = redis::cmd("CLUSTER")
+        .arg("FAILOVER")
+        .query_async(&mut to_replica)
+        .await
+        .unwrap_or_else(|e| panic!("CLUSTER FAILOVER: {e}"));
+    let failed_over_ms = fourit_tests::faults::now_ms();
+    fleet
+        .wait_until(
+            Duration::from_secs(60),
+            "6 ticks of every job after the failover",
+            |events| {
+                JOBS.iter()
+                    .all(|job| distinct_ticks(events, job, failed_over_ms, None) >= 6)
+            },
+        )
+        .await;
+    let mut conn = cluster.connection().await;
+    let now_owner = owner(&mut conn, &format!("{namespace}:{{job-0}}")).await;
+    assert_eq!(now_owner, replica, "the replica took over job-0's slot");
+    fleet.assert_all_running();
+    fleet.stop_all(Duration::from_secs(20)).await;
+
+    let records = Records::read(&mut records.connection().await, namespace).await;
+    for job in JOBS {
+        let report = tick_report(&records.ticks(job), 1000);
+        let missed: Vec<i64> = report
+            .missing
+            .iter()
+            .copied()
+            .filter(|tick| *tick >= failed_over_ms - 1_000)
+            .collect();
+        eprintln!(
+            "{job}: {} ticks, doubles {:?}, missed around the failover {missed:?}",
+            report.ran, report.doubles
+        );
+        assert_eq!(report.doubles, vec![], "{job}: ticks that ran twice");
+        assert!(
+            missed.len() <= 1,
+            "{job}: a graceful failover missed {missed:?}"
+        );
+    }
+}

@@ -160,6 +160,7 @@ conformance! {
         a_tick_within_the_tolerance_of_the_coordinators_clock_is_admitted,
         a_future_tick_in_a_batch_does_not_hold_back_the_others,
         a_claim_sent_again_after_a_lost_answer_resumes_the_same_run,
+        a_release_sent_again_after_a_lost_answer_is_recorded_once,
     ],
     redis_only: [
         an_unreachable_redis_yields_an_error_not_a_claim,
@@ -745,6 +746,34 @@ mod cases {
         }
         let newest_first: Vec<HistoryEntry> = written.into_iter().rev().collect();
         assert_eq!(history(c, "texts", 100).await, newest_first);
+    }
+
+    /// A release sent again because its answer was lost (a cut connection) changes nothing
+    /// the first did not: one history entry, the lease gone, and the answer still "ours".
+    pub async fn a_release_sent_again_after_a_lost_answer_is_recorded_once(c: Arc<dyn Store>) {
+        let c = &*c;
+        let lease = expect_run(claim(c, request("again", tick(0), "node-a")).await, "run");
+        let done = record(Outcome::Succeeded, 3);
+        assert!(release(c, &lease, &done).await);
+        assert!(
+            release(c, &lease, &done).await,
+            "the resend answers as the first did"
+        );
+        assert_eq!(history(c, "again", 10).await.len(), 1, "recorded once");
+        // The next run is its own: claimed, released and recorded as usual.
+        let next = expect_run(claim(c, request("again", tick(1), "node-b")).await, "next");
+        assert!(release(c, &next, &done).await);
+        assert_eq!(history(c, "again", 10).await.len(), 2);
+        // A release of an expired lease is recorded once too.
+        let short = ClaimRequest {
+            lease_ttl: Duration::from_millis(20),
+            ..request("again", tick(2), "node-c")
+        };
+        let expired = expect_run(claim(c, short).await, "short");
+        tokio::time::sleep(Duration::from_millis(60)).await;
+        assert!(!release(c, &expired, &done).await, "the lease had expired");
+        release(c, &expired, &done).await;
+        assert_eq!(history(c, "again", 10).await.len(), 3);
     }
 
     /// A heartbeat makes a node a member with a recent timestamp; leaving removes it.

@@ -52,6 +52,9 @@ struct JobState {
     history: VecDeque<HistoryEntry>,
     /// The id of the claim that won the latest run, until that run is released.
     claim: Option<u64>,
+    /// The run id of the latest run once it was released: a release sent again after its
+    /// answer was lost is not recorded twice.
+    released: Option<String>,
 }
 
 impl JobState {
@@ -303,9 +306,15 @@ impl Coordinator for MemoryCoordinator {
             let mut state = self.state();
             let job = state.jobs.entry(lease.job.to_string()).or_default();
             let held = job.holds(lease, now);
+            let run_id = lease.run_id();
+            if !held && job.released.as_deref() == Some(run_id.as_str()) {
+                // This very release sent again: already done and recorded.
+                return Ok(true);
+            }
             if job.fence == lease.fence.get() {
                 // The run is over: a late resend of its claim must not resume it.
                 job.claim = None;
+                job.released = Some(run_id);
             }
             if held {
                 match lease.overlap {

@@ -150,7 +150,23 @@ async fn release_in_batches(
             .drain(..)
             .map(|release| ((release.lease, release.record), release.answer))
             .unzip();
-        let results = coordinator.release_all(&runs).await;
+        let mut results = coordinator.release_all(&runs).await;
+        // An answer lost to a cut connection or a timeout: sent once more (a release sent
+        // again is recorded once), so a cut connection does not leave the lease to block the
+        // next tick until it expires.
+        let lost: Vec<usize> = results
+            .iter()
+            .enumerate()
+            .filter(|(_, result)| matches!(result, Err(err) if err.is_unavailable()))
+            .map(|(index, _)| index)
+            .collect();
+        if !lost.is_empty() {
+            let again: Vec<(Lease, RunRecord)> =
+                lost.iter().map(|index| runs[*index].clone()).collect();
+            for (index, result) in lost.into_iter().zip(coordinator.release_all(&again).await) {
+                results[index] = result;
+            }
+        }
         for (answer, result) in answers.into_iter().zip(results) {
             // The runner may have been dropped at shutdown: nobody left to tell.
             let _ = answer.send(result);

@@ -3,6 +3,13 @@
 -- ARGV: run id, tick (ms), node, fence, outcome, error text, duration (ms), history cap,
 --       "1" if the outcome has an error text (which may itself be empty)
 -- Returns 1 if the lease was ours and is deleted, 0 if it had expired or been taken.
+-- A release sent again after its answer was lost (the latest run's, already recorded: the
+-- hash has its fence, node and a finish time) changes nothing and answers 1.
+local latest = redis.call('HMGET', KEYS[1], 'fence', 'node', 'finished')
+if latest[1] == ARGV[4] and latest[2] == ARGV[3] and latest[3] and latest[3] ~= ''
+    and redis.call('GET', KEYS[2]) ~= ARGV[1] then
+  return 1
+end
 local held = 0
 if redis.call('GET', KEYS[2]) == ARGV[1] then
   redis.call('DEL', KEYS[2])
