@@ -351,3 +351,113 @@ async fn a_graceful_cluster_failover_runs_no_tick_twice_and_misses_at_most_one()
         );
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_resharding_while_jobs_run_runs_no_tick_twice() {
+    let mut cluster = RedisCluster::start(3, 0);
+    let records = RedisServer::start();
+    let (url, record_url) = (cluster.url(), records.url());
+    let namespace = "cluster-reshard";
+    let mut fleet = Fleet::new(WORKER);
+    for node in ["r-a", "r-b", "r-c"] {
+        let args = [
+            "--url",
+            &url,
+            "--namespace",
+            namespace,
+            "--jobs",
+            "4",
+            "--body-ms",
+            "5",
+            "--record-url",
+            &record_url,
+        ];
+        fleet.start_with_env(node, &args, &[("RUST_LOG", "warn,redis=error")]);
+    }
+    fleet
+        .wait_until(Duration::from_secs(60), "4 ticks of every job", |events| {
+            JOBS.iter()
+                .all(|job| distinct_ticks(events, job, 0, None) >= 4)
+        })
+        .await;
+    let mut conn = cluster.connection().await;
+    let owners_before: Vec<u16> = {
+        let mut owners = Vec::new();
+        for job in JOBS {
+            owners.push(owner(&mut conn, &format!("{namespace}:{{{job}}}")).await);
+        }
+        owners
+    };
+    let drained = owners_before[0];
+    // The primary that owns job-0 gives away every slot, keys and all (`MIGRATE`, with `ASK`
+    // redirections while each slot moves), while the fleet claims and releases.
+    let id = {
+        let node = cluster
+            .nodes()
+            .iter()
+            .find(|node| node.port() == drained)
+            .unwrap_or_else(|| panic!("no node on {drained}"));
+        let client = node.client();
+        let mut to_node = client
+            .get_multiplexed_async_connection()
+            .await
+            .unwrap_or_else(|e| panic!("connecting to {drained}: {e}"));
+        let id: String = redis::cmd("CLUSTER")
+            .arg("MYID")
+            .query_async(&mut to_node)
+            .await
+            .unwrap_or_else(|e| panic!("CLUSTER MYID: {e}"));
+        id
+    };
+    let started_ms = fourit_tests::faults::now_ms();
+    let output = tokio::process::Command::new("redis-cli")
+        .arg("--cluster")
+        .arg("rebalance")
+        .arg(format!("127.0.0.1:{drained}"))
+        .arg("--cluster-weight")
+        .arg(format!("{id}=0"))
+        .arg("--cluster-pipeline")
+        .arg("10")
+        .output()
+        .await
+        .unwrap_or_else(|e| panic!("running redis-cli --cluster rebalance: {e}"));
+    let finished_ms = fourit_tests::faults::now_ms();
+    assert!(
+        output.status.success(),
+        "redis-cli --cluster rebalance failed: {}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    eprintln!(
+        "moved every slot off {drained} in {} ms",
+        finished_ms - started_ms
+    );
+    cluster
+        .wait_ready(Duration::from_secs(20))
+        .unwrap_or_else(|why| panic!("{why}"));
+    let moved = owner(&mut conn, &format!("{namespace}:{{job-0}}")).await;
+    assert_ne!(moved, drained, "job-0's slot moved");
+    fleet
+        .wait_until(
+            Duration::from_secs(60),
+            "4 ticks of every job after the resharding",
+            |events| {
+                JOBS.iter()
+                    .all(|job| distinct_ticks(events, job, finished_ms, None) >= 4)
+            },
+        )
+        .await;
+    fleet.assert_all_running();
+    fleet.stop_all(Duration::from_secs(20)).await;
+
+    let records = Records::read(&mut records.connection().await, namespace).await;
+    for job in JOBS {
+        let report = tick_report(&records.ticks(job), 1000);
+        eprintln!(
+            "{job}: {} ticks, doubles {:?}, missing {:?}",
+            report.ran, report.doubles, report.missing
+        );
+        assert_eq!(report.doubles, vec![], "{job}: ticks that ran twice");
+        assert_eq!(report.missing, Vec::<i64>::new(), "{job}: ticks missed");
+    }
+}

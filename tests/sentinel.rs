@@ -165,4 +165,17 @@ async fn a_sentinel_url_with_an_unknown_master_name_is_an_error() {
         .expect_err("still unknown");
     assert!(!err.to_string().contains("hunter2"), "{err}");
     assert!(!format!("{err:?}").contains("hunter2"), "{err:?}");
+
+    // Sentinels that do not answer: an outage (retried by the scheduler), not a mistake.
+    let dead = RedisServer::start();
+    let port = dead.port();
+    drop(dead);
+    let err = fourit::coordinator::connect(
+        &format!("redis+sentinel://app:hunter2@127.0.0.1:{port}/main"),
+        "fourit",
+    )
+    .await
+    .expect_err("no sentinel answers");
+    assert!(err.is_unavailable(), "{err:?}");
+    assert!(!format!("{err:?}").contains("hunter2"), "{err:?}");
 }
