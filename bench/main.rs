@@ -25,6 +25,7 @@ mod common;
 mod costs;
 mod delay;
 mod fleet;
+mod fleet_size;
 mod measure;
 mod redis_server;
 mod report;
@@ -43,7 +44,7 @@ use crate::redis_server::RedisServer;
 use crate::report::Report;
 
 /// Every scenario, in the order they run.
-const SCENARIOS: [(&str, &str); 7] = [
+const SCENARIOS: [(&str, &str); 8] = [
     (
         "start-delay",
         "1 process, 100 jobs every second: body start minus tick (and node-cron)",
@@ -67,6 +68,10 @@ const SCENARIOS: [(&str, &str); 7] = [
     (
         "spread",
         "4 processes: shares with equal and skewed clocks, handoff vs racing, failover",
+    ),
+    (
+        "fleet-size",
+        "4 and 64 processes, idle and 32 jobs/s: Redis commands and bytes per process, shares",
     ),
     (
         "scale",
@@ -262,6 +267,7 @@ async fn parent(args: Vec<String>) -> Result<ExitCode, String> {
             "idle" => delay::idle(&mut ctx).await,
             "spread" => spread::spread(&mut ctx).await,
             "scale" => delay::scale(&mut ctx).await,
+            "fleet-size" => fleet_size::fleet_size(&mut ctx).await,
             _ => Ok(()),
         };
         if let Err(err) = result {

@@ -78,6 +78,11 @@ pub struct Info {
     pub reads: u64,
     /// `total_net_input_bytes`.
     pub net_in: u64,
+    /// `total_net_output_bytes`: replies and pub/sub messages sent.
+    pub net_out: u64,
+    /// The size of this `INFO`'s own reply, sent after the counters were read: taken out
+    /// of the next snapshot's difference.
+    own_reply: u64,
 }
 
 impl Info {
@@ -89,7 +94,11 @@ impl Info {
             .query_async(conn)
             .await
             .map_err(|err| format!("INFO: {err}"))?;
-        let mut info = Info::default();
+        let mut info = Info {
+            // The bulk string: `$<len>\r\n<text>\r\n`.
+            own_reply: text.len() as u64 + text.len().to_string().len() as u64 + 5,
+            ..Info::default()
+        };
         for line in text.lines() {
             if let Some(rest) = line.strip_prefix("cmdstat_") {
                 let Some((name, fields)) = rest.split_once(':') else {
@@ -109,6 +118,8 @@ impl Info {
                 info.reads = v.trim().parse().unwrap_or(0);
             } else if let Some(v) = line.strip_prefix("total_net_input_bytes:") {
                 info.net_in = v.trim().parse().unwrap_or(0);
+            } else if let Some(v) = line.strip_prefix("total_net_output_bytes:") {
+                info.net_out = v.trim().parse().unwrap_or(0);
             }
         }
         Ok(info)
@@ -137,6 +148,11 @@ impl Info {
                 .collect(),
             reads: self.reads.saturating_sub(before.reads),
             net_in: self.net_in.saturating_sub(before.net_in),
+            net_out: self
+                .net_out
+                .saturating_sub(before.net_out)
+                .saturating_sub(before.own_reply),
+            own_reply: 0,
         }
     }
 

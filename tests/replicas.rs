@@ -304,3 +304,57 @@ async fn an_acknowledged_claim_survives_the_promotion_of_its_replica() {
         "the promoted replica has the claim"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_demoted_primary_answers_readonly_which_is_an_outage_not_a_run() {
+    let (primary, other) = (RedisServer::start(), RedisServer::start());
+    let c = connect(&primary.url(), &ConnectOptions::new()).await;
+    let mut admin = primary.connection().await;
+    let () = redis::cmd("REPLICAOF")
+        .arg("127.0.0.1")
+        .arg(other.port())
+        .query_async(&mut admin)
+        .await
+        .unwrap_or_else(|e| panic!("REPLICAOF: {e}"));
+    // Refused as unanswered (the claim alone) or as an error (the call): never a run.
+    let refused = match c.claim(&[request("demoted", T0, "node-a")]).await {
+        Ok(outcomes) => match &outcomes[..] {
+            [ClaimOutcome::Unanswered { detail }] => detail.clone(),
+            other => panic!("a replica must refuse the claim: {other:?}"),
+        },
+        Err(err) => {
+            assert!(err.is_unavailable(), "{err:?}");
+            err.to_string()
+        }
+    };
+    assert!(
+        refused.contains("ReadOnly") || refused.contains("READONLY"),
+        "{refused}"
+    );
+    // Promoted again: the coordinator connects afresh and claims work.
+    let () = redis::cmd("REPLICAOF")
+        .arg("NO")
+        .arg("ONE")
+        .query_async(&mut admin)
+        .await
+        .unwrap_or_else(|e| panic!("REPLICAOF NO ONE: {e}"));
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        match c.claim(&[request("demoted", T0 + 1000, "node-a")]).await {
+            Ok(outcomes) => {
+                assert!(
+                    matches!(outcomes[..], [ClaimOutcome::Run(_)]),
+                    "{outcomes:?}"
+                );
+                break;
+            }
+            Err(err) => {
+                assert!(
+                    tokio::time::Instant::now() < deadline,
+                    "still failing: {err}"
+                );
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        }
+    }
+}

@@ -129,6 +129,14 @@ impl Link {
         }
     }
 
+    /// After a `READONLY` answer: a single server's (or Sentinel's) connection is made afresh;
+    /// a cluster's client refreshes its slot map by itself.
+    pub(super) fn replace_after_readonly(&self) {
+        if let Link::Single(connection) = self {
+            connection.replace();
+        }
+    }
+
     /// The server's `TIME`: to a cluster, from the primary of `slot` (the members key's), the
     /// node whose clock the heartbeat reads too, so the fleet clock samples one clock.
     pub(super) async fn time(&self, slot: u16) -> Result<(i64, i64), RedisError> {

@@ -283,7 +283,19 @@ impl RedisCoordinator {
     }
 
     fn error(&self, operation: &'static str, err: RedisError) -> Error {
+        self.after_readonly(&err);
         classify(operation, &self.url, self.secret.as_deref(), err)
+    }
+
+    /// A `READONLY` answer means the server was demoted to a replica (a failover): connect
+    /// afresh, to the primary the sentinels name now, or to the URL's host again (a DNS name
+    /// that follows the primary, as managed Redis gives). Never runs a job either way.
+    fn after_readonly(&self, err: &RedisError) {
+        if err.kind() == redis::ErrorKind::Server(redis::ServerErrorKind::ReadOnly)
+            || err.to_string().contains("READONLY")
+        {
+            self.link.replace_after_readonly();
+        }
     }
 
     /// An error of this coordinator's, at its (redacted) URL.
@@ -456,6 +468,7 @@ impl RedisCoordinator {
         match tokio::time::timeout(DEADLINE, fut).await {
             Ok(Ok(value)) => Ok(value),
             Ok(Err(err)) => {
+                self.after_readonly(&err);
                 let err = classify(operation, &self.url, self.secret.as_deref(), err);
                 if let Some(kind) = err.coordinator_kind() {
                     self.link.replace_after(kind);
