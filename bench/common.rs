@@ -175,8 +175,21 @@ pub async fn measure(
     specs: &[Spec],
     window: Window,
 ) -> Result<Measured, String> {
+    let url = ctx.redis.url();
+    measure_at(ctx, &url, kind, specs, window).await
+}
+
+/// [`measure`], with the fleet coordinating through `url` (a Redis Cluster, say) instead of
+/// the benchmark's Redis, whose counters (`info`) then show only the benchmark's own calls.
+pub async fn measure_at(
+    ctx: &mut Ctx,
+    url: &str,
+    kind: Kind,
+    specs: &[Spec],
+    window: Window,
+) -> Result<Measured, String> {
     flush(&mut ctx.conn).await?;
-    let mut fleet = Fleet::spawn(kind, &ctx.programs, &ctx.redis.url(), specs)?;
+    let mut fleet = Fleet::spawn(kind, &ctx.programs, url, specs)?;
     let ready_secs = match fleet.wait_ready(Duration::from_secs(120)).await {
         Ok(secs) => secs,
         Err(err) => {

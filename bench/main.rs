@@ -21,6 +21,7 @@
 //! when it is more than a few percent.
 
 mod burst;
+mod cluster;
 mod common;
 mod costs;
 mod delay;
@@ -44,7 +45,7 @@ use crate::redis_server::RedisServer;
 use crate::report::Report;
 
 /// Every scenario, in the order they run.
-const SCENARIOS: [(&str, &str); 8] = [
+const SCENARIOS: [(&str, &str); 9] = [
     (
         "start-delay",
         "1 process, 100 jobs every second: body start minus tick (and node-cron)",
@@ -72,6 +73,10 @@ const SCENARIOS: [(&str, &str); 8] = [
     (
         "fleet-size",
         "4 and 64 processes, idle and 32 jobs/s: Redis commands and bytes per process, shares",
+    ),
+    (
+        "cluster",
+        "the same fleets on one Redis and on a 3-primary Redis Cluster: start delay, round trips",
     ),
     (
         "scale",
@@ -268,6 +273,7 @@ async fn parent(args: Vec<String>) -> Result<ExitCode, String> {
             "spread" => spread::spread(&mut ctx).await,
             "scale" => delay::scale(&mut ctx).await,
             "fleet-size" => fleet_size::fleet_size(&mut ctx).await,
+            "cluster" => cluster::cluster(&mut ctx).await,
             _ => Ok(()),
         };
         if let Err(err) = result {

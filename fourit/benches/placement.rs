@@ -1,6 +1,6 @@
 //! `fourit::placement::preferred`: the preferred claimer of every job due at one tick, which
 //! every process computes for each batch of due jobs, for 4 members and 1, 100 and 10,000
-//! jobs; and the 64-bit `score` it ranks members by.
+//! jobs (and 1,000 members for 1 and 32 jobs); and the 64-bit `score` it ranks members by.
 //!
 //! ```text
 //! cargo bench -p fourit --bench placement
@@ -22,14 +22,27 @@ fn members(count: usize) -> Vec<Arc<str>> {
 }
 
 fn placement(c: &mut Criterion) {
-    let members = members(4);
+    let four = members(4);
     let mut group = c.benchmark_group("preferred, 4 members");
     for jobs in [1usize, 100, 10_000] {
         let names: Vec<String> = (0..jobs).map(|i| format!("job-{i}")).collect();
         let names: Vec<&str> = names.iter().map(String::as_str).collect();
         group.throughput(Throughput::Elements(jobs as u64));
         group.bench_with_input(BenchmarkId::from_parameter(jobs), &names, |b, names| {
-            b.iter(|| preferred(black_box(names), black_box(TICK_MS), black_box(&members)))
+            b.iter(|| preferred(black_box(names), black_box(TICK_MS), black_box(&four)))
+        });
+    }
+    group.finish();
+
+    // A fleet of a thousand: every process places each tick's jobs over every member.
+    let fleet = members(1_000);
+    let mut group = c.benchmark_group("preferred, 1000 members");
+    for jobs in [1usize, 32] {
+        let names: Vec<String> = (0..jobs).map(|i| format!("job-{i}")).collect();
+        let names: Vec<&str> = names.iter().map(String::as_str).collect();
+        group.throughput(Throughput::Elements(jobs as u64));
+        group.bench_with_input(BenchmarkId::from_parameter(jobs), &names, |b, names| {
+            b.iter(|| preferred(black_box(names), black_box(TICK_MS), black_box(&fleet)))
         });
     }
     group.finish();
