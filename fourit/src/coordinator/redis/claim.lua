@@ -3,6 +3,8 @@
 --                         id, until its release), started, finished, outcome, error
 -- KEYS[2] ns:{job}:lease  run id (node:fence:tick) of the run in progress, with a TTL
 -- KEYS[3] ns:{job}:runs   capped stream of finished and skipped ticks
+-- KEYS[4] ns:{job}:lease:<tick>  with overlap allowed, this run's own lease (every key the
+--                         script touches is declared, as Redis Cluster asks)
 -- ARGV: tick (ms), node id, lease TTL (ms), "1" if overlap is allowed, history cap,
 --       preferred node ("" for none), handoff (ms), how far ahead of Redis's clock a tick may
 --       be (ms), the claim's id, and, only when others may be waiting out the handoff, the
@@ -23,7 +25,7 @@ if state[1] and tonumber(state[1]) >= tick then
   if tonumber(state[1]) == tick and state[3] == ARGV[9] and state[2] then
     local lease = KEYS[2]
     if ARGV[4] == '1' then
-      lease = KEYS[2] .. ':' .. state[2]
+      lease = KEYS[4]
     end
     local run_id = ARGV[2] .. ':' .. state[2] .. ':' .. ARGV[1]
     local holder = redis.call('GET', lease)
@@ -56,7 +58,7 @@ local fence = (tonumber(state[2]) or 0) + 1
 local run_id = ARGV[2] .. ':' .. fence .. ':' .. ARGV[1]
 if ARGV[4] == '1' then
   -- A job that allows overlap gives each run a lease of its own, under the same hash tag.
-  redis.call('SET', KEYS[2] .. ':' .. fence, run_id, 'PX', ARGV[3])
+  redis.call('SET', KEYS[4], run_id, 'PX', ARGV[3])
 elseif not redis.call('SET', KEYS[2], run_id, 'PX', ARGV[3], 'NX') then
   -- The previous run still holds the lease: the tick is decided, as skipped.
   local holder = redis.call('GET', KEYS[2])

@@ -65,8 +65,14 @@ impl JobKeys {
     pub(super) fn lease_of(&self, lease: &Lease) -> String {
         match lease.overlap {
             Overlap::Skip => self.lease.clone(),
-            Overlap::Allow => format!("{}:{}", self.lease, lease.fence),
+            Overlap::Allow => self.run_lease(lease.tick_ms),
         }
+    }
+
+    /// With `overlap = "allow"`, the lease of the run of `tick_ms`: one per tick, since each
+    /// tick is claimed once, and known before the claim, so the claim script can declare it.
+    pub(super) fn run_lease(&self, tick_ms: i64) -> String {
+        format!("{}:{tick_ms}", self.lease)
     }
 }
 
@@ -102,7 +108,11 @@ impl Scripts {
         request: &ClaimRequest,
         notice: Option<(&str, &str)>,
     ) -> Cmd {
-        let mut cmd = evalsha(&self.claim, &[&keys.state, &keys.lease, &keys.runs]);
+        let run_lease = keys.run_lease(request.tick_ms);
+        let mut cmd = evalsha(
+            &self.claim,
+            &[&keys.state, &keys.lease, &keys.runs, &run_lease],
+        );
         cmd.arg(request.tick_ms)
             .arg(&*request.node)
             .arg(millis(request.lease_ttl).max(1))
