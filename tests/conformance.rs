@@ -4,7 +4,7 @@
 //! `Arc<dyn Store>`. The [`conformance!`] macro instantiates every case for the memory
 //! backend (`memory::<case>`), for Redis (`redis::<case>`, each test against a
 //! `redis-server` of its own) and for Redis Cluster (`cluster::<case>`, each against a
-//! three-primary cluster of its own). Cases that only make sense for Redis (outages, key layout,
+//! cluster of its own: three primaries, a replica each, claims waiting for the replica). Cases that only make sense for Redis (outages, key layout,
 //! namespaces) are in [`redis_cases`] and run as `redis::<case>`.
 
 use std::collections::{BTreeSet, HashMap};
@@ -59,14 +59,20 @@ impl Backend {
         }
     }
 
-    /// A Redis Cluster of three primaries (no replicas: the suite tests the protocol; the
-    /// failover tests are in `tests/cluster.rs`).
+    /// A Redis Cluster of three primaries with a replica each, every claim waiting for its
+    /// replica's acknowledgement (`WAIT` in each slot's pipeline): the protocol must hold
+    /// unchanged with replica acks on (the failover tests are in `tests/cluster.rs`).
     async fn cluster() -> Backend {
         init_tracing();
-        let cluster = RedisCluster::start(3, 0);
-        let coordinator = RedisCoordinator::connect(&cluster.url(), NAMESPACE)
-            .await
-            .unwrap_or_else(|e| panic!("connecting to the test cluster {}: {e}", cluster.url()));
+        let cluster = RedisCluster::start(3, 1);
+        let options =
+            fourit::coordinator::ConnectOptions::new().wait_for_replicas(1, Duration::from_secs(1));
+        let coordinator =
+            RedisCoordinator::connect_with_options(&cluster.url(), NAMESPACE, &options)
+                .await
+                .unwrap_or_else(|e| {
+                    panic!("connecting to the test cluster {}: {e}", cluster.url())
+                });
         Backend {
             coordinator: Arc::new(coordinator),
             _server: None,

@@ -700,7 +700,40 @@ impl RedisCluster {
             ));
         }
         cluster.wait_ready(DEADLINE)?;
+        if replicas > 0 {
+            cluster.wait_acknowledged(replicas, DEADLINE)?;
+        }
         Ok(cluster)
+    }
+
+    /// Waits until every primary's `replicas` replicas acknowledge a write to it (`WAIT`): a
+    /// replica that has just synced shows as up about a second before it acknowledges.
+    pub fn wait_acknowledged(&mut self, replicas: usize, within: Duration) -> Result<(), String> {
+        let deadline = Instant::now() + within;
+        let ports: Vec<u16> = self
+            .nodes
+            .iter_mut()
+            .filter_map(|node| node.is_running().then_some(node.port()))
+            .collect();
+        for port in ports {
+            loop {
+                match primary_acknowledged(port, replicas) {
+                    Ok(true) => break,
+                    Ok(false) if Instant::now() < deadline => {}
+                    Ok(false) => {
+                        return Err(format!(
+                            "the replicas of the node on {port} did not acknowledge within {within:?}"
+                        ));
+                    }
+                    Err(err) if Instant::now() < deadline => {
+                        let _ = err;
+                    }
+                    Err(err) => return Err(format!("node on {port}: {err}")),
+                }
+                thread::sleep(POLL_INTERVAL * 5);
+            }
+        }
+        Ok(())
     }
 
     /// Waits until every running node reports `cluster_state:ok` and knows every slot (after
@@ -780,6 +813,58 @@ impl RedisCluster {
             .await
             .unwrap_or_else(|e| panic!("connecting to the test cluster {}: {e}", self.url()))
     }
+}
+
+/// For a primary on `port`: whether `replicas` replicas acknowledge a write of a key in one of
+/// its own slots. A replica answers `true` (nothing to acknowledge).
+fn primary_acknowledged(port: u16, replicas: usize) -> std::io::Result<bool> {
+    let mut con = RespConnection::open(port, PROBE_TIMEOUT)?;
+    let info = con.command(&["INFO", "replication"])?;
+    if !info.lines().any(|line| line.trim() == "role:master") {
+        return Ok(true);
+    }
+    // Its slot ranges, from its own line of CLUSTER NODES ("... myself,master ... 0-5460").
+    let nodes = con.command(&["CLUSTER", "NODES"])?;
+    let ranges: Vec<(u16, u16)> = nodes
+        .lines()
+        .find(|line| line.contains("myself"))
+        .map(|line| {
+            line.split_whitespace()
+                .skip(8)
+                .filter_map(|range| {
+                    let (low, high) = range.split_once('-').unwrap_or((range, range));
+                    Some((low.parse().ok()?, high.parse().ok()?))
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    if ranges.is_empty() {
+        return Ok(true);
+    }
+    // A key in one of them.
+    let mut key = None;
+    for n in 0..10_000 {
+        let candidate = format!("fourit-testkit:sync:{n}");
+        let slot: u16 = con
+            .command(&["CLUSTER", "KEYSLOT", &candidate])?
+            .trim_start_matches(':')
+            .parse()
+            .unwrap_or(u16::MAX);
+        if ranges
+            .iter()
+            .any(|(low, high)| (*low..=*high).contains(&slot))
+        {
+            key = Some(candidate);
+            break;
+        }
+    }
+    let Some(key) = key else {
+        return Ok(true);
+    };
+    con.command(&["SET", &key, "1"])?;
+    con.command(&["DEL", &key])?;
+    let acked = con.command(&["WAIT", &replicas.to_string(), "200"])?;
+    Ok(acked.trim_start_matches(':').parse::<usize>().unwrap_or(0) >= replicas)
 }
 
 /// Whether the node on `port` is a primary, or a replica whose link to its primary is up.
