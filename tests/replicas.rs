@@ -358,3 +358,131 @@ async fn a_demoted_primary_answers_readonly_which_is_an_outage_not_a_run() {
         }
     }
 }
+
+/// The lost-write drill on a Redis Cluster, as the issue of record describes it: the replica
+/// of the job's primary is frozen and cut off, a claim lands on the primary, the primary is
+/// SIGKILLed, the replica thawed and promoted with `CLUSTER FAILOVER TAKEOVER`, and a fresh
+/// coordinator claims the same tick through the cluster.
+async fn lost_write_drill_on_cluster(acks: Option<usize>) -> (ClaimOutcome, ClaimOutcome) {
+    let mut cluster = fourit_tests::RedisCluster::start(3, 1);
+    let url = cluster.url();
+    let options = match acks {
+        Some(replicas) => {
+            ConnectOptions::new().wait_for_replicas(replicas, Duration::from_millis(200))
+        }
+        None => ConnectOptions::new(),
+    };
+    let first = connect(&url, &options).await;
+    // The primary owning the job's slot, and its replica.
+    let key = format!("{NAMESPACE}:{{report}}");
+    let mut conn = cluster.connection().await;
+    let slot: u16 = redis::cmd("CLUSTER")
+        .arg("KEYSLOT")
+        .arg(&key)
+        .query_async(&mut conn)
+        .await
+        .unwrap_or_else(|e| panic!("CLUSTER KEYSLOT: {e}"));
+    drop(conn);
+    let (mut primary, mut replica) = (None, None);
+    for (index, node) in cluster.nodes().iter().enumerate() {
+        let info = node.info("replication").unwrap_or_default();
+        let nodes = {
+            let client = node.client();
+            let mut c = client
+                .get_multiplexed_async_connection()
+                .await
+                .unwrap_or_else(|e| panic!("connecting to a node: {e}"));
+            let text: String = redis::cmd("CLUSTER")
+                .arg("NODES")
+                .query_async(&mut c)
+                .await
+                .unwrap_or_else(|e| panic!("CLUSTER NODES: {e}"));
+            text
+        };
+        let mine = nodes
+            .lines()
+            .find(|line| line.contains("myself"))
+            .unwrap_or_default();
+        let owns = mine.split_whitespace().skip(8).any(|range| {
+            let (low, high) = range.split_once('-').unwrap_or((range, range));
+            matches!((low.parse::<u16>(), high.parse::<u16>()), (Ok(l), Ok(h)) if (l..=h).contains(&slot))
+        });
+        if owns && info.contains("role:master") {
+            primary = Some((index, node.port()));
+        }
+    }
+    let (primary_index, primary_port) = primary.expect("a primary owns the slot");
+    for (index, node) in cluster.nodes().iter().enumerate() {
+        let info = node.info("replication").unwrap_or_default();
+        if info.contains("role:slave") && info.contains(&format!("master_port:{primary_port}")) {
+            replica = Some(index);
+        }
+    }
+    let replica_index = replica.expect("the primary has a replica");
+    cluster.nodes()[replica_index].signal("STOP");
+    {
+        let client = cluster.nodes()[primary_index].client();
+        let mut c = client
+            .get_multiplexed_async_connection()
+            .await
+            .unwrap_or_else(|e| panic!("connecting to the primary: {e}"));
+        let killed: i64 = redis::cmd("CLIENT")
+            .arg("KILL")
+            .arg("TYPE")
+            .arg("replica")
+            .query_async(&mut c)
+            .await
+            .unwrap_or_else(|e| panic!("CLIENT KILL TYPE replica: {e}"));
+        assert_eq!(killed, 1, "the replica's link was cut");
+    }
+    let tick = T0 + 60_000;
+    let on_primary = claim(&first, request("report", tick, "node-a")).await;
+    drop(first);
+    cluster.nodes()[primary_index].kill();
+    cluster.nodes()[replica_index].signal("CONT");
+    {
+        let client = cluster.nodes()[replica_index].client();
+        let mut c = client
+            .get_multiplexed_async_connection()
+            .await
+            .unwrap_or_else(|e| panic!("connecting to the replica: {e}"));
+        let () = redis::cmd("CLUSTER")
+            .arg("FAILOVER")
+            .arg("TAKEOVER")
+            .query_async(&mut c)
+            .await
+            .unwrap_or_else(|e| panic!("CLUSTER FAILOVER TAKEOVER: {e}"));
+    }
+    cluster
+        .wait_ready(Duration::from_secs(20))
+        .unwrap_or_else(|why| panic!("{why}"));
+    // A fresh process, within the tick's grace, through the cluster.
+    let fresh = connect(&url, &ConnectOptions::new()).await;
+    let after = claim(&fresh, request("report", tick, "node-b")).await;
+    (on_primary, after)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn on_a_cluster_a_lost_claim_runs_twice_without_replica_acks_and_once_with_them() {
+    let (first, fresh) = lost_write_drill_on_cluster(None).await;
+    eprintln!("cluster, without wait_for_replicas: {first:?}, then {fresh:?}");
+    assert!(matches!(first, ClaimOutcome::Run(_)), "{first:?}");
+    assert!(
+        matches!(fresh, ClaimOutcome::Run(_)),
+        "the limit: {fresh:?}"
+    );
+    let (first, fresh) = lost_write_drill_on_cluster(Some(1)).await;
+    eprintln!("cluster, with wait_for_replicas(1): {first:?}, then {fresh:?}");
+    assert!(
+        matches!(
+            first,
+            ClaimOutcome::Unreplicated {
+                acknowledged: 0,
+                wanted: 1,
+                ..
+            }
+        ),
+        "{first:?}"
+    );
+    assert!(matches!(fresh, ClaimOutcome::Run(_)), "{fresh:?}");
+}
