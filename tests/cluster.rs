@@ -133,6 +133,26 @@ async fn a_cluster_url_to_a_standalone_server_is_an_error() {
     );
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unreachable_cluster_seeds_are_an_outage_error_without_the_password() {
+    let (one, two) = (RedisServer::start(), RedisServer::start());
+    let url = format!(
+        "redis+cluster://app:s3cret@127.0.0.1:{},127.0.0.1:{}",
+        one.port(),
+        two.port()
+    );
+    drop((one, two));
+    let err = tokio::time::timeout(
+        Duration::from_secs(20),
+        fourit::coordinator::connect(&url, "ns"),
+    )
+    .await
+    .unwrap_or_else(|_| panic!("no answer within 20 s"))
+    .expect_err("no seed answers");
+    assert!(err.is_unavailable(), "an outage, retried by `run`: {err:?}");
+    assert!(!format!("{err} {err:?}").contains("s3cret"), "{err:?}");
+}
+
 /// The primary (its port) that owns `key`'s slot, from `CLUSTER SLOTS`.
 async fn owner(conn: &mut redis::cluster_async::ClusterConnection, key: &str) -> u16 {
     let slot: i64 = redis::cmd("CLUSTER")
