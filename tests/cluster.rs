@@ -6,7 +6,7 @@ use std::collections::BTreeSet;
 use std::time::Duration;
 
 use fourit::{ErrorKind, Scheduler};
-use fourit_tests::faults::{Fleet, Records, distinct_ticks, tick_report};
+use fourit_tests::faults::{Fleet, Records, assert_no_double_runs, distinct_ticks, tick_report};
 use fourit_tests::{RedisCluster, RedisServer};
 
 const WORKER: &str = env!("CARGO_BIN_EXE_worker");
@@ -189,22 +189,14 @@ async fn a_killed_primary_is_replaced_and_no_tick_runs_twice() {
     let (url, record_url) = (cluster.url(), records.url());
     let namespace = "cluster-failover";
     let mut fleet = Fleet::new(WORKER);
-    for node in ["f-a", "f-b", "f-c"] {
-        let args = [
-            "--url",
-            &url,
-            "--namespace",
-            namespace,
-            "--jobs",
-            "4",
-            "--body-ms",
-            "5",
-            "--record-url",
-            &record_url,
-        ];
-        // The cluster client warns once a second about the dead node: keep fourit's lines.
-        fleet.start_with_env(node, &args, &[("RUST_LOG", "warn,redis=error")]);
-    }
+    fleet.start_recording(
+        &["f-a", "f-b", "f-c"],
+        &url,
+        namespace,
+        4,
+        &record_url,
+        "warn,redis=error",
+    );
     fleet
         .wait_until(Duration::from_secs(60), "4 ticks of every job", |events| {
             JOBS.iter()
@@ -286,21 +278,14 @@ async fn a_graceful_cluster_failover_runs_no_tick_twice_and_misses_at_most_one()
     let (url, record_url) = (cluster.url(), records.url());
     let namespace = "cluster-graceful";
     let mut fleet = Fleet::new(WORKER);
-    for node in ["g-a", "g-b", "g-c"] {
-        let args = [
-            "--url",
-            &url,
-            "--namespace",
-            namespace,
-            "--jobs",
-            "4",
-            "--body-ms",
-            "5",
-            "--record-url",
-            &record_url,
-        ];
-        fleet.start_with_env(node, &args, &[("RUST_LOG", "warn,redis=error")]);
-    }
+    fleet.start_recording(
+        &["g-a", "g-b", "g-c"],
+        &url,
+        namespace,
+        4,
+        &record_url,
+        "warn,redis=error",
+    );
     fleet
         .wait_until(Duration::from_secs(60), "4 ticks of every job", |events| {
             JOBS.iter()
@@ -352,19 +337,8 @@ async fn a_graceful_cluster_failover_runs_no_tick_twice_and_misses_at_most_one()
     fleet.stop_all(Duration::from_secs(20)).await;
 
     let records = Records::read(&mut records.connection().await, namespace).await;
-    for job in JOBS {
-        let report = tick_report(&records.ticks(job), 1000);
-        let missed: Vec<i64> = report
-            .missing
-            .iter()
-            .copied()
-            .filter(|tick| *tick >= failed_over_ms - 1_000)
-            .collect();
-        eprintln!(
-            "{job}: {} ticks, doubles {:?}, missed around the failover {missed:?}",
-            report.ran, report.doubles
-        );
-        assert_eq!(report.doubles, vec![], "{job}: ticks that ran twice");
+    let missed = assert_no_double_runs(&records, &JOBS, failed_over_ms - 1_000);
+    for (job, missed) in JOBS.iter().zip(missed) {
         assert!(
             missed.len() <= 1,
             "{job}: a graceful failover missed {missed:?}"
@@ -379,21 +353,14 @@ async fn a_resharding_while_jobs_run_runs_no_tick_twice() {
     let (url, record_url) = (cluster.url(), records.url());
     let namespace = "cluster-reshard";
     let mut fleet = Fleet::new(WORKER);
-    for node in ["r-a", "r-b", "r-c"] {
-        let args = [
-            "--url",
-            &url,
-            "--namespace",
-            namespace,
-            "--jobs",
-            "4",
-            "--body-ms",
-            "5",
-            "--record-url",
-            &record_url,
-        ];
-        fleet.start_with_env(node, &args, &[("RUST_LOG", "warn,redis=error")]);
-    }
+    fleet.start_recording(
+        &["r-a", "r-b", "r-c"],
+        &url,
+        namespace,
+        4,
+        &record_url,
+        "warn,redis=error",
+    );
     fleet
         .wait_until(Duration::from_secs(60), "4 ticks of every job", |events| {
             JOBS.iter()
@@ -471,13 +438,6 @@ async fn a_resharding_while_jobs_run_runs_no_tick_twice() {
     fleet.stop_all(Duration::from_secs(20)).await;
 
     let records = Records::read(&mut records.connection().await, namespace).await;
-    for job in JOBS {
-        let report = tick_report(&records.ticks(job), 1000);
-        eprintln!(
-            "{job}: {} ticks, doubles {:?}, missing {:?}",
-            report.ran, report.doubles, report.missing
-        );
-        assert_eq!(report.doubles, vec![], "{job}: ticks that ran twice");
-        assert_eq!(report.missing, Vec::<i64>::new(), "{job}: ticks missed");
-    }
+    let missed = assert_no_double_runs(&records, &JOBS, 0);
+    assert!(missed.iter().all(Vec::is_empty), "ticks missed: {missed:?}");
 }

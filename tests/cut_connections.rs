@@ -7,7 +7,7 @@
 use std::time::Duration;
 
 use fourit_tests::RedisServer;
-use fourit_tests::faults::{Fleet, Records, distinct_ticks, now_ms, tick_report};
+use fourit_tests::faults::{Fleet, Records, assert_no_double_runs, distinct_ticks, now_ms};
 
 const WORKER: &str = env!("CARGO_BIN_EXE_worker");
 const JOBS: [&str; 3] = ["job-0", "job-1", "job-2"];
@@ -22,21 +22,14 @@ async fn connections_cut_while_jobs_run_cost_no_tick_and_run_none_twice() {
     let (url, record_url) = (server.url(), records.url());
     let namespace = "cut";
     let mut fleet = Fleet::new(WORKER);
-    for node in ["k-a", "k-b", "k-c"] {
-        let args = [
-            "--url",
-            &url,
-            "--namespace",
-            namespace,
-            "--jobs",
-            "3",
-            "--body-ms",
-            "5",
-            "--record-url",
-            &record_url,
-        ];
-        fleet.start_with_env(node, &args, &[("RUST_LOG", "info,fourit=debug")]);
-    }
+    fleet.start_recording(
+        &["k-a", "k-b", "k-c"],
+        &url,
+        namespace,
+        3,
+        &record_url,
+        "info,fourit=debug",
+    );
     fleet
         .wait_until(Duration::from_secs(60), "3 ticks of every job", |events| {
             JOBS.iter()
@@ -110,16 +103,9 @@ async fn connections_cut_while_jobs_run_cost_no_tick_and_run_none_twice() {
     fleet.stop_all(Duration::from_secs(20)).await;
 
     let records = Records::read(&mut records.connection().await, namespace).await;
-    for job in JOBS {
-        let report = tick_report(&records.ticks(job), 1000);
-        eprintln!(
-            "{job}: {} ticks, doubles {:?}, missing {:?}",
-            report.ran, report.doubles, report.missing
-        );
-        assert_eq!(report.doubles, vec![], "{job}: ticks that ran twice");
-        if !report.missing.is_empty() {
-            eprintln!("{}", fleet.stderr());
-        }
-        assert_eq!(report.missing, Vec::<i64>::new(), "{job}: ticks missed");
+    let missed = assert_no_double_runs(&records, &JOBS, 0);
+    if missed.iter().any(|missed| !missed.is_empty()) {
+        eprintln!("{}", fleet.stderr());
     }
+    assert!(missed.iter().all(Vec::is_empty), "ticks missed: {missed:?}");
 }

@@ -56,6 +56,37 @@ fn pair() -> (RedisServer, RedisServer) {
     (primary, replica)
 }
 
+/// Runs one command (its words) on `node`, panicking with its text if it fails.
+async fn on_node<T: redis::FromRedisValue>(node: &RedisServer, words: &[&str]) -> T {
+    let mut cmd = redis::cmd(words[0]);
+    for word in &words[1..] {
+        cmd.arg(*word);
+    }
+    let mut conn = node.connection().await;
+    cmd.query_async(&mut conn)
+        .await
+        .unwrap_or_else(|e| panic!("{}: {e}", words.join(" ")))
+}
+
+/// Options with `acks` replica acknowledgements (200 ms), or none.
+fn acks_options(acks: Option<usize>) -> ConnectOptions {
+    match acks {
+        Some(replicas) => {
+            ConnectOptions::new().wait_for_replicas(replicas, Duration::from_millis(200))
+        }
+        None => ConnectOptions::new(),
+    }
+}
+
+/// Freezes `replica` and cuts its link on `primary`: the writes that follow reach the
+/// primary only. (SIGSTOP alone would not lose them: they would wait in the replica's socket
+/// buffer.)
+async fn cut_off(primary: &RedisServer, replica: &RedisServer) {
+    replica.signal("STOP");
+    let killed: i64 = on_node(primary, &["CLIENT", "KILL", "TYPE", "replica"]).await;
+    assert_eq!(killed, 1, "the replica's link was cut");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_claim_runs_only_once_enough_replicas_acknowledge_it() {
     let (primary, replica) = pair();
@@ -208,35 +239,13 @@ async fn a_scheduler_does_not_run_a_tick_too_few_replicas_acknowledged_and_recor
 /// same tick on it. Answers whether the first claim ran and what the fresh claim got.
 async fn lost_write_drill(acks: Option<usize>) -> (ClaimOutcome, ClaimOutcome) {
     let (mut primary, replica) = pair();
-    let options = match acks {
-        Some(replicas) => {
-            ConnectOptions::new().wait_for_replicas(replicas, Duration::from_millis(200))
-        }
-        None => ConnectOptions::new(),
-    };
-    let first = connect(&primary.url(), &options).await;
-    // SIGSTOP alone would not lose the write: it would wait in the replica's socket buffer.
-    replica.signal("STOP");
-    let mut conn = primary.connection().await;
-    let killed: i64 = redis::cmd("CLIENT")
-        .arg("KILL")
-        .arg("TYPE")
-        .arg("replica")
-        .query_async(&mut conn)
-        .await
-        .unwrap_or_else(|e| panic!("CLIENT KILL TYPE replica: {e}"));
-    assert_eq!(killed, 1, "the replica's link was cut");
+    let first = connect(&primary.url(), &acks_options(acks)).await;
+    cut_off(&primary, &replica).await;
     let tick = T0 + 60_000;
     let on_primary = claim(&first, request("report", tick, "node-a")).await;
     primary.kill();
     replica.signal("CONT");
-    let mut promoted = replica.connection().await;
-    let () = redis::cmd("REPLICAOF")
-        .arg("NO")
-        .arg("ONE")
-        .query_async(&mut promoted)
-        .await
-        .unwrap_or_else(|e| panic!("REPLICAOF NO ONE: {e}"));
+    let () = on_node(&replica, &["REPLICAOF", "NO", "ONE"]).await;
     // A fresh process, within the tick's grace, on the promoted replica.
     let fresh = connect(&replica.url(), &ConnectOptions::new()).await;
     let after = claim(&fresh, request("report", tick, "node-b")).await;
@@ -366,13 +375,7 @@ async fn a_demoted_primary_answers_readonly_which_is_an_outage_not_a_run() {
 async fn lost_write_drill_on_cluster(acks: Option<usize>) -> (ClaimOutcome, ClaimOutcome) {
     let mut cluster = fourit_tests::RedisCluster::start(3, 1);
     let url = cluster.url();
-    let options = match acks {
-        Some(replicas) => {
-            ConnectOptions::new().wait_for_replicas(replicas, Duration::from_millis(200))
-        }
-        None => ConnectOptions::new(),
-    };
-    let first = connect(&url, &options).await;
+    let first = connect(&url, &acks_options(acks)).await;
     // The primary owning the job's slot, and its replica.
     let key = format!("{NAMESPACE}:{{report}}");
     let mut conn = cluster.connection().await;
@@ -386,19 +389,7 @@ async fn lost_write_drill_on_cluster(acks: Option<usize>) -> (ClaimOutcome, Clai
     let (mut primary, mut replica) = (None, None);
     for (index, node) in cluster.nodes().iter().enumerate() {
         let info = node.info("replication").unwrap_or_default();
-        let nodes = {
-            let client = node.client();
-            let mut c = client
-                .get_multiplexed_async_connection()
-                .await
-                .unwrap_or_else(|e| panic!("connecting to a node: {e}"));
-            let text: String = redis::cmd("CLUSTER")
-                .arg("NODES")
-                .query_async(&mut c)
-                .await
-                .unwrap_or_else(|e| panic!("CLUSTER NODES: {e}"));
-            text
-        };
+        let nodes: String = on_node(node, &["CLUSTER", "NODES"]).await;
         let mine = nodes
             .lines()
             .find(|line| line.contains("myself"))
@@ -419,40 +410,18 @@ async fn lost_write_drill_on_cluster(acks: Option<usize>) -> (ClaimOutcome, Clai
         }
     }
     let replica_index = replica.expect("the primary has a replica");
-    cluster.nodes()[replica_index].signal("STOP");
-    {
-        let client = cluster.nodes()[primary_index].client();
-        let mut c = client
-            .get_multiplexed_async_connection()
-            .await
-            .unwrap_or_else(|e| panic!("connecting to the primary: {e}"));
-        let killed: i64 = redis::cmd("CLIENT")
-            .arg("KILL")
-            .arg("TYPE")
-            .arg("replica")
-            .query_async(&mut c)
-            .await
-            .unwrap_or_else(|e| panic!("CLIENT KILL TYPE replica: {e}"));
-        assert_eq!(killed, 1, "the replica's link was cut");
-    }
+    let nodes = cluster.nodes();
+    cut_off(&nodes[primary_index], &nodes[replica_index]).await;
     let tick = T0 + 60_000;
     let on_primary = claim(&first, request("report", tick, "node-a")).await;
     drop(first);
     cluster.nodes()[primary_index].kill();
     cluster.nodes()[replica_index].signal("CONT");
-    {
-        let client = cluster.nodes()[replica_index].client();
-        let mut c = client
-            .get_multiplexed_async_connection()
-            .await
-            .unwrap_or_else(|e| panic!("connecting to the replica: {e}"));
-        let () = redis::cmd("CLUSTER")
-            .arg("FAILOVER")
-            .arg("TAKEOVER")
-            .query_async(&mut c)
-            .await
-            .unwrap_or_else(|e| panic!("CLUSTER FAILOVER TAKEOVER: {e}"));
-    }
+    let () = on_node(
+        &cluster.nodes()[replica_index],
+        &["CLUSTER", "FAILOVER", "TAKEOVER"],
+    )
+    .await;
     cluster
         .wait_ready(Duration::from_secs(20))
         .unwrap_or_else(|why| panic!("{why}"));

@@ -218,6 +218,36 @@ impl Fleet {
         self.start(node, &args);
     }
 
+    /// Starts one worker per node of `nodes` on `url` under `namespace`: `jobs` jobs every
+    /// second with 5 ms bodies, each run recorded on the plain Redis at `record_url` (a cut
+    /// or failed-over coordinator must not lose the records), logging as `rust_log` says.
+    pub fn start_recording(
+        &mut self,
+        nodes: &[&str],
+        url: &str,
+        namespace: &str,
+        jobs: usize,
+        record_url: &str,
+        rust_log: &str,
+    ) {
+        let jobs = jobs.to_string();
+        for node in nodes {
+            let args = [
+                "--url",
+                url,
+                "--namespace",
+                namespace,
+                "--jobs",
+                &jobs,
+                "--body-ms",
+                "5",
+                "--record-url",
+                record_url,
+            ];
+            self.start_with_env(node, &args, &[("RUST_LOG", rust_log)]);
+        }
+    }
+
     /// Starts a worker with `--node node` and `args` (at least `--url`). Its stdout lines
     /// become events; its stderr is kept (see [`Worker::stderr`]). Killed when dropped.
     pub fn start(&mut self, node: &str, args: &[&str]) {
@@ -579,6 +609,28 @@ impl Records {
         }
         ticks
     }
+}
+
+/// Each job's runs as recorded, printed, with no tick run twice (asserted): answers each
+/// job's missed ticks at or after `since_ms`.
+pub fn assert_no_double_runs(records: &Records, jobs: &[&str], since_ms: i64) -> Vec<Vec<i64>> {
+    jobs.iter()
+        .map(|job| {
+            let report = tick_report(&records.ticks(job), 1000);
+            let missed: Vec<i64> = report
+                .missing
+                .iter()
+                .copied()
+                .filter(|tick| *tick >= since_ms)
+                .collect();
+            eprintln!(
+                "{job}: {} ticks, doubles {:?}, missed since {since_ms}: {missed:?}",
+                report.ran, report.doubles
+            );
+            assert_eq!(report.doubles, vec![], "{job}: ticks that ran twice");
+            missed
+        })
+        .collect()
 }
 
 /// What a sequence of ticks shows, from its first to its last run.
