@@ -182,19 +182,24 @@ async fn owner(conn: &mut redis::cluster_async::ClusterConnection, key: &str) ->
     panic!("no primary owns slot {slot}")
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_killed_primary_is_replaced_and_no_tick_runs_twice() {
-    let mut cluster = RedisCluster::start(3, 1);
+/// A cluster of three primaries with `replicas` replicas each, a plain server for the
+/// workers' records, and three workers (`nodes`) running four every-second jobs there, once
+/// each job has run four ticks.
+async fn cluster_fleet(
+    replicas: usize,
+    namespace: &str,
+    nodes: &[&str],
+) -> (RedisCluster, RedisServer, Fleet) {
+    let cluster = RedisCluster::start(3, replicas);
     let records = RedisServer::start();
-    let (url, record_url) = (cluster.url(), records.url());
-    let namespace = "cluster-failover";
     let mut fleet = Fleet::new(WORKER);
+    // The cluster client warns once a second about a dead node: keep fourit's lines.
     fleet.start_recording(
-        &["f-a", "f-b", "f-c"],
-        &url,
+        nodes,
+        &cluster.url(),
         namespace,
         4,
-        &record_url,
+        &records.url(),
         "warn,redis=error",
     );
     fleet
@@ -203,6 +208,14 @@ async fn a_killed_primary_is_replaced_and_no_tick_runs_twice() {
                 .all(|job| distinct_ticks(events, job, 0, None) >= 4)
         })
         .await;
+    (cluster, records, fleet)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_killed_primary_is_replaced_and_no_tick_runs_twice() {
+    let namespace = "cluster-failover";
+    let (mut cluster, records, mut fleet) =
+        cluster_fleet(1, namespace, &["f-a", "f-b", "f-c"]).await;
     let mut conn = cluster.connection().await;
     let mut owners = Vec::new();
     for job in JOBS {
@@ -273,25 +286,9 @@ async fn a_killed_primary_is_replaced_and_no_tick_runs_twice() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_graceful_cluster_failover_runs_no_tick_twice_and_misses_at_most_one() {
-    let mut cluster = RedisCluster::start(3, 1);
-    let records = RedisServer::start();
-    let (url, record_url) = (cluster.url(), records.url());
     let namespace = "cluster-graceful";
-    let mut fleet = Fleet::new(WORKER);
-    fleet.start_recording(
-        &["g-a", "g-b", "g-c"],
-        &url,
-        namespace,
-        4,
-        &record_url,
-        "warn,redis=error",
-    );
-    fleet
-        .wait_until(Duration::from_secs(60), "4 ticks of every job", |events| {
-            JOBS.iter()
-                .all(|job| distinct_ticks(events, job, 0, None) >= 4)
-        })
-        .await;
+    let (mut cluster, records, mut fleet) =
+        cluster_fleet(1, namespace, &["g-a", "g-b", "g-c"]).await;
     let mut conn = cluster.connection().await;
     let primary = owner(&mut conn, &format!("{namespace}:{{job-0}}")).await;
     drop(conn);
@@ -348,25 +345,9 @@ async fn a_graceful_cluster_failover_runs_no_tick_twice_and_misses_at_most_one()
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_resharding_while_jobs_run_runs_no_tick_twice() {
-    let mut cluster = RedisCluster::start(3, 0);
-    let records = RedisServer::start();
-    let (url, record_url) = (cluster.url(), records.url());
     let namespace = "cluster-reshard";
-    let mut fleet = Fleet::new(WORKER);
-    fleet.start_recording(
-        &["r-a", "r-b", "r-c"],
-        &url,
-        namespace,
-        4,
-        &record_url,
-        "warn,redis=error",
-    );
-    fleet
-        .wait_until(Duration::from_secs(60), "4 ticks of every job", |events| {
-            JOBS.iter()
-                .all(|job| distinct_ticks(events, job, 0, None) >= 4)
-        })
-        .await;
+    let (mut cluster, records, mut fleet) =
+        cluster_fleet(0, namespace, &["r-a", "r-b", "r-c"]).await;
     let mut conn = cluster.connection().await;
     let owners_before: Vec<u16> = {
         let mut owners = Vec::new();

@@ -234,6 +234,23 @@ async fn a_scheduler_does_not_run_a_tick_too_few_replicas_acknowledged_and_recor
     );
 }
 
+/// With replica acks, the drill's unacknowledged claim is not run and the promoted
+/// replica's claim is the only run.
+fn assert_acknowledged_drill(first: &ClaimOutcome, fresh: &ClaimOutcome) {
+    assert!(
+        matches!(
+            first,
+            ClaimOutcome::Unreplicated {
+                acknowledged: 0,
+                wanted: 1,
+                ..
+            }
+        ),
+        "{first:?}"
+    );
+    assert!(matches!(fresh, ClaimOutcome::Run(_)), "{fresh:?}");
+}
+
 /// The lost-write drill: the replica is frozen and cut off, a claim lands on the primary
 /// only, the primary dies, the replica is thawed and promoted, and a fresh process claims the
 /// same tick on it. Answers whether the first claim ran and what the fresh claim got.
@@ -267,18 +284,7 @@ async fn with_replica_acks_a_claim_lost_in_a_failover_never_runs_twice() {
     let (first, fresh) = lost_write_drill(Some(1)).await;
     eprintln!("with wait_for_replicas(1): the first claim {first:?}, the fresh one {fresh:?}");
     // The unacknowledged claim is not run; the promoted replica's claim is the only run.
-    assert!(
-        matches!(
-            first,
-            ClaimOutcome::Unreplicated {
-                acknowledged: 0,
-                wanted: 1,
-                ..
-            }
-        ),
-        "{first:?}"
-    );
-    assert!(matches!(fresh, ClaimOutcome::Run(_)), "{fresh:?}");
+    assert_acknowledged_drill(&first, &fresh);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -442,16 +448,5 @@ async fn on_a_cluster_a_lost_claim_runs_twice_without_replica_acks_and_once_with
     );
     let (first, fresh) = lost_write_drill_on_cluster(Some(1)).await;
     eprintln!("cluster, with wait_for_replicas(1): {first:?}, then {fresh:?}");
-    assert!(
-        matches!(
-            first,
-            ClaimOutcome::Unreplicated {
-                acknowledged: 0,
-                wanted: 1,
-                ..
-            }
-        ),
-        "{first:?}"
-    );
-    assert!(matches!(fresh, ClaimOutcome::Run(_)), "{fresh:?}");
+    assert_acknowledged_drill(&first, &fresh);
 }
