@@ -450,3 +450,40 @@ async fn on_a_cluster_a_lost_claim_runs_twice_without_replica_acks_and_once_with
     eprintln!("cluster, with wait_for_replicas(1): {first:?}, then {fresh:?}");
     assert_acknowledged_drill(&first, &fresh);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn replica_acks_need_wait_beyond_the_minimal_acl_and_say_so_at_start() {
+    let (primary, _replica) = pair();
+    // The README's minimal ACL, as written, with the namespace of these tests.
+    let words: Vec<String> = fourit_tests::readme_acl()
+        .into_iter()
+        .map(|word| word.replace("fourit:*", &format!("{NAMESPACE}:*")))
+        .collect();
+    let password = words
+        .iter()
+        .find_map(|word| word.strip_prefix('>'))
+        .map(str::to_string)
+        .unwrap_or_else(|| panic!("no password in {words:?}"));
+    let words: Vec<&str> = words.iter().map(String::as_str).collect();
+    let () = on_node(&primary, &words).await;
+    let url = primary.url_with("fourit", &password);
+    let acks = ConnectOptions::new().wait_for_replicas(1, Duration::from_millis(200));
+    let err = RedisCoordinator::connect_with_options(&url, NAMESPACE, &acks)
+        .await
+        .expect_err("WAIT is not in the minimal ACL");
+    assert_eq!(
+        err.coordinator_kind(),
+        Some(fourit::ErrorKind::Permission),
+        "{err}"
+    );
+    assert!(err.to_string().contains("wait"), "names the command: {err}");
+    assert!(!err.to_string().contains(&password), "{err}");
+    // Without replica acks the minimal ACL is enough; with `+wait` added, acks work.
+    connect(&url, &ConnectOptions::new()).await;
+    let () = on_node(&primary, &["ACL", "SETUSER", "fourit", "+wait"]).await;
+    let c = connect(&url, &acks).await;
+    assert!(matches!(
+        claim(&c, request("acl", T0, "node-a")).await,
+        ClaimOutcome::Run(_)
+    ));
+}
