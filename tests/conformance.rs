@@ -167,6 +167,7 @@ conformance! {
         a_future_tick_in_a_batch_does_not_hold_back_the_others,
         a_claim_sent_again_after_a_lost_answer_resumes_the_same_run,
         a_release_sent_again_after_a_lost_answer_is_recorded_once,
+        a_paused_job_decides_its_ticks_as_paused_until_resumed,
     ],
     redis_only: [
         an_unreachable_redis_yields_an_error_not_a_claim,
@@ -175,6 +176,7 @@ conformance! {
         a_jobs_keys_share_its_hash_tag,
         namespaces_on_one_server_do_not_see_each_other,
         membership_changes_reach_every_member_and_a_steady_heartbeat_carries_no_list,
+        a_pause_lives_in_redis_and_every_coordinator_obeys_it,
     ],
 }
 
@@ -780,6 +782,104 @@ mod cases {
         assert!(!release(c, &expired, &done).await, "the lease had expired");
         release(c, &expired, &done).await;
         assert_eq!(history(c, "again", 10).await.len(), 3);
+    }
+
+    /// A paused job's ticks are decided as paused, by whoever claims them, run by no one and
+    /// counted; the first goes to history with who and why. Resume ends it from the next tick,
+    /// recording the count; another job is never affected.
+    pub async fn a_paused_job_decides_its_ticks_as_paused_until_resumed(c: Arc<dyn Store>) {
+        let c = &*c;
+        assert_eq!(c.pause_state("paused").await.unwrap(), None);
+        let before = expect_run(claim(c, request("paused", tick(0), "node-a")).await, "run");
+        assert!(release(c, &before, &record(Outcome::Succeeded, 1)).await);
+        c.pause("paused", "ops@host", Some("INC-1: warehouse read-only"))
+            .await
+            .unwrap();
+        assert_eq!(
+            claim(c, request("paused", tick(1), "node-a")).await,
+            ClaimOutcome::Paused
+        );
+        // Decided: the same tick again is taken, the next one paused too.
+        assert_eq!(
+            claim(c, request("paused", tick(1), "node-b")).await,
+            ClaimOutcome::Taken
+        );
+        assert_eq!(
+            claim(c, request("paused", tick(2), "node-b")).await,
+            ClaimOutcome::Paused
+        );
+        // Others are not paused.
+        expect_run(
+            claim(c, request("other", tick(1), "node-a")).await,
+            "other job",
+        );
+        let pause = c.pause_state("paused").await.unwrap().expect("paused");
+        assert_eq!(pause.by, "ops@host");
+        assert_eq!(pause.note.as_deref(), Some("INC-1: warehouse read-only"));
+        assert_eq!(
+            (pause.ticks, pause.first_tick_ms, pause.last_tick_ms),
+            (2, Some(tick(1)), Some(tick(2)))
+        );
+        assert!(pause.since_ms > 0);
+        // Pausing again replaces who and why, keeps the count.
+        c.pause("paused", "lead@host", None).await.unwrap();
+        let again = c
+            .pause_state("paused")
+            .await
+            .unwrap()
+            .expect("still paused");
+        assert_eq!(
+            (again.by.as_str(), again.note, again.ticks),
+            ("lead@host", None, 2)
+        );
+        let entries = history(c, "paused", 10).await;
+        assert_eq!(entries[0].outcome, "paused", "{entries:?}");
+        assert_eq!(entries[0].tick_ms, tick(1));
+        assert_eq!(
+            entries[0].detail.as_deref(),
+            Some("paused by ops@host: INC-1: warehouse read-only")
+        );
+        assert_eq!(
+            entries.len(),
+            2,
+            "one entry per pause, not per tick: {entries:?}"
+        );
+
+        let ended = c
+            .resume("paused", "ops@host")
+            .await
+            .unwrap()
+            .expect("was paused");
+        assert_eq!(ended.ticks, 2);
+        assert_eq!(c.pause_state("paused").await.unwrap(), None);
+        assert_eq!(
+            c.resume("paused", "ops@host").await.unwrap(),
+            None,
+            "not paused"
+        );
+        let entries = history(c, "paused", 10).await;
+        assert_eq!(entries[0].outcome, "resumed", "{entries:?}");
+        assert_eq!(entries[0].tick_ms, tick(2));
+        assert!(
+            entries[0]
+                .detail
+                .as_deref()
+                .is_some_and(|d| d.starts_with("2 ticks paused")),
+            "{entries:?}"
+        );
+        // From the next tick on, it runs again (no backfill of the paused ones).
+        assert_eq!(
+            claim(c, request("paused", tick(2), "node-a")).await,
+            ClaimOutcome::Taken
+        );
+        expect_run(
+            claim(c, request("paused", tick(3), "node-a")).await,
+            "after resume",
+        );
+        // A job paused before it ever ran, resumed before any tick: nothing to record.
+        c.pause("fresh", "ops@host", None).await.unwrap();
+        assert!(c.resume("fresh", "ops@host").await.unwrap().is_some());
+        assert_eq!(history(c, "fresh", 10).await, vec![]);
     }
 
     /// A heartbeat makes a node a member with a recent timestamp; leaving removes it.
@@ -1690,6 +1790,30 @@ mod redis_cases {
         assert_eq!(
             beat(beta.clone(), "node-b", MEMBER_TTL).await,
             ["node-a", "node-b"]
+        );
+    }
+
+    /// A pause is in Redis, not in a process: a coordinator connected later (a member
+    /// restarted) sees it and decides the job's ticks as paused.
+    pub async fn a_pause_lives_in_redis_and_every_coordinator_obeys_it() {
+        let server = RedisServer::start();
+        let alpha = connect(&server, NAMESPACE).await;
+        alpha
+            .pause("report", "ops@host", Some("maintenance"))
+            .await
+            .unwrap();
+        drop(alpha);
+        let beta = connect(&server, NAMESPACE).await;
+        let pause = beta.pause_state("report").await.unwrap().expect("paused");
+        assert_eq!(pause.note.as_deref(), Some("maintenance"));
+        assert_eq!(
+            claim(&*beta, request("report", tick(0), "node-b")).await,
+            ClaimOutcome::Paused
+        );
+        assert!(beta.resume("report", "ops@host").await.unwrap().is_some());
+        expect_run(
+            claim(&*beta, request("report", tick(1), "node-b")).await,
+            "resumed",
         );
     }
 }

@@ -35,6 +35,7 @@
 //! is not linked. Refer to it once, e.g. `use my_jobs as _;`.
 #![deny(missing_docs)]
 
+pub mod admin;
 mod clock;
 pub mod coordinator;
 mod error;

@@ -8,7 +8,8 @@ use tokio::time::Instant;
 
 use super::{
     Admin, ClaimNotice, ClaimNotices, ClaimOutcome, ClaimRequest, Coordinator,
-    FUTURE_TICK_TOLERANCE, HISTORY_LEN, Heartbeat, HistoryEntry, Lease, NoticeSender, RunRecord,
+    FUTURE_TICK_TOLERANCE, HISTORY_LEN, Heartbeat, HistoryEntry, Lease, NoticeSender, PauseState,
+    RunRecord,
 };
 use crate::clock::{Clock, SystemClock};
 use crate::error::Error;
@@ -55,6 +56,8 @@ struct JobState {
     /// The run id of the latest run once it was released: a release sent again after its
     /// answer was lost is not recorded twice.
     released: Option<String>,
+    /// The job's pause, fleet-wide (here: process-wide).
+    pause: Option<PauseState>,
 }
 
 impl JobState {
@@ -190,6 +193,28 @@ impl MemoryCoordinator {
             }
         }
         job.high_water = Some(request.tick_ms);
+        // As in Redis: a paused job's tick is decided as paused; its pause counts it, and the
+        // first one goes to history.
+        if let Some(pause) = &mut job.pause {
+            pause.ticks += 1;
+            pause.last_tick_ms = Some(request.tick_ms);
+            if pause.ticks == 1 {
+                pause.first_tick_ms = Some(request.tick_ms);
+                let detail = match &pause.note {
+                    Some(note) => format!("paused by {}: {note}", pause.by),
+                    None => format!("paused by {}", pause.by),
+                };
+                job.record(HistoryEntry {
+                    tick_ms: request.tick_ms,
+                    node: request.node.to_string(),
+                    outcome: "paused".to_string(),
+                    detail: Some(detail),
+                    fence: None,
+                    duration_ms: None,
+                });
+            }
+            return ClaimOutcome::Paused;
+        }
         if request.overlap == Overlap::Skip {
             expire(&mut job.lease, now);
             if let Some((holder, _)) = &job.lease {
@@ -252,7 +277,12 @@ impl Coordinator for MemoryCoordinator {
                 for (request, outcome) in requests.iter().zip(&outcomes) {
                     // As in Redis: only a claim others may be waiting out the handoff for.
                     if request.preferred.is_some()
-                        && matches!(outcome, ClaimOutcome::Run(_) | ClaimOutcome::Overlap { .. })
+                        && matches!(
+                            outcome,
+                            ClaimOutcome::Run(_)
+                                | ClaimOutcome::Overlap { .. }
+                                | ClaimOutcome::Paused
+                        )
                     {
                         self.notices.send(ClaimNotice {
                             job: request.job.clone(),
@@ -397,5 +427,62 @@ impl Admin for MemoryCoordinator {
                 .map(|job| job.history.iter().take(limit).cloned().collect())
                 .unwrap_or_default())
         })
+    }
+
+    fn pause<'a>(
+        &'a self,
+        job: &'a str,
+        by: &'a str,
+        note: Option<&'a str>,
+    ) -> BoxFuture<'a, Result<(), Error>> {
+        Box::pin(async move {
+            let since_ms = self.clock.now().timestamp_millis();
+            let mut state = self.state();
+            let job = state.jobs.entry(job.to_string()).or_default();
+            let kept = job.pause.take();
+            job.pause = Some(PauseState {
+                by: by.to_string(),
+                note: note.filter(|note| !note.is_empty()).map(str::to_string),
+                since_ms,
+                ticks: kept.as_ref().map_or(0, |pause| pause.ticks),
+                first_tick_ms: kept.as_ref().and_then(|pause| pause.first_tick_ms),
+                last_tick_ms: kept.as_ref().and_then(|pause| pause.last_tick_ms),
+            });
+            Ok(())
+        })
+    }
+
+    fn resume<'a>(
+        &'a self,
+        job: &'a str,
+        by: &'a str,
+    ) -> BoxFuture<'a, Result<Option<PauseState>, Error>> {
+        Box::pin(async move {
+            let mut state = self.state();
+            let Some(job) = state.jobs.get_mut(job) else {
+                return Ok(None);
+            };
+            let Some(pause) = job.pause.take() else {
+                return Ok(None);
+            };
+            if let (Some(first), Some(last)) = (pause.first_tick_ms, pause.last_tick_ms) {
+                job.record(HistoryEntry {
+                    tick_ms: last,
+                    node: by.to_string(),
+                    outcome: "resumed".to_string(),
+                    detail: Some(format!(
+                        "{} ticks paused, {first} to {last} (ms); paused by {}, resumed by {by}",
+                        pause.ticks, pause.by
+                    )),
+                    fence: None,
+                    duration_ms: None,
+                });
+            }
+            Ok(Some(pause))
+        })
+    }
+
+    fn pause_state<'a>(&'a self, job: &'a str) -> BoxFuture<'a, Result<Option<PauseState>, Error>> {
+        Box::pin(async move { Ok(self.state().jobs.get(job).and_then(|job| job.pause.clone())) })
     }
 }

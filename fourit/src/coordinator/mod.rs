@@ -120,6 +120,10 @@ pub enum ClaimOutcome {
         /// Why, as the client library said it (no secrets).
         detail: String,
     },
+    /// The job is paused fleet-wide ([`Admin::pause`]): the tick is decided as paused, run by
+    /// no member, and counted in the job's pause (the first paused tick of a pause is also
+    /// recorded in its history as `paused`).
+    Paused,
     /// The tick was claimed for this process, but fewer replicas acknowledged the claim than
     /// [`ConnectOptions::wait_for_replicas`] asks: a failover now could lose it and let the
     /// tick run again elsewhere, so it is not run (fail closed). The claimer releases the
@@ -238,7 +242,8 @@ pub struct HistoryEntry {
     /// The node that ran it (or that found the overlap).
     pub node: String,
     /// `succeeded`, `failed`, `panicked`, `timed out`, `cancelled`, `lease lost`,
-    /// `not replicated` or `overlap`.
+    /// `not replicated`, `overlap`, `paused` (the first tick of a pause) or `resumed` (the end
+    /// of a pause that paused ticks: their count, first and last in `detail`).
     pub outcome: String,
     /// The error text of a failure or panic, or the holder's run id for an overlap.
     pub detail: Option<String>,
@@ -246,6 +251,23 @@ pub struct HistoryEntry {
     pub fence: Option<u64>,
     /// How long the run took, in milliseconds (none for an overlap).
     pub duration_ms: Option<u64>,
+}
+
+/// A job's pause, fleet-wide, as [`Admin::pause_state`] answers it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PauseState {
+    /// Who paused it (a free-text operator name).
+    pub by: String,
+    /// Why, if they said.
+    pub note: Option<String>,
+    /// When it was paused (UTC milliseconds, the coordinator's clock).
+    pub since_ms: i64,
+    /// Ticks decided as paused since then.
+    pub ticks: u64,
+    /// The first and the last of them, if any.
+    pub first_tick_ms: Option<i64>,
+    /// The last of them.
+    pub last_tick_ms: Option<i64>,
 }
 
 /// The answer to a heartbeat.
@@ -362,6 +384,29 @@ pub trait Admin: Send + Sync + fmt::Debug + 'static {
         job: &'a str,
         limit: usize,
     ) -> BoxFuture<'a, Result<Vec<HistoryEntry>, Error>>;
+
+    /// Pauses `job` fleet-wide from its next claim on: every tick is decided as paused
+    /// ([`ClaimOutcome::Paused`]) until [`resume`](Self::resume). Pausing a paused job
+    /// replaces who and why, and keeps its count. The pause lives in the coordinator, so it
+    /// survives every member restarting.
+    fn pause<'a>(
+        &'a self,
+        job: &'a str,
+        by: &'a str,
+        note: Option<&'a str>,
+    ) -> BoxFuture<'a, Result<(), Error>>;
+
+    /// Resumes `job` from its next tick (no backfill), recording the pause's count in history
+    /// as `resumed` when it paused any tick; answers the pause it ended, or `None` if the job
+    /// was not paused.
+    fn resume<'a>(
+        &'a self,
+        job: &'a str,
+        by: &'a str,
+    ) -> BoxFuture<'a, Result<Option<PauseState>, Error>>;
+
+    /// The job's pause, or `None` if it is not paused.
+    fn pause_state<'a>(&'a self, job: &'a str) -> BoxFuture<'a, Result<Option<PauseState>, Error>>;
 }
 
 /// A backend: the scheduler's seam ([`Coordinator`]) and the read side ([`Admin`]) together.

@@ -135,6 +135,9 @@ impl Claims {
                             format!("{acknowledged} of {wanted} replicas acknowledged the claim");
                         runner.decline(lease, crate::coordinator::Outcome::NotReplicated(why));
                     }
+                    ClaimOutcome::Paused => {
+                        debug!(job = job.name(), tick = %tick, "tick paused fleet-wide: not run");
+                    }
                     ClaimOutcome::Taken => {
                         debug!(job = job.name(), tick = %tick, node = %runner.node, "tick claimed elsewhere");
                     }

@@ -2,8 +2,8 @@
 
 use std::collections::HashMap;
 
-use super::RedisCoordinator;
-use crate::coordinator::{Admin, HistoryEntry};
+use super::{RedisCoordinator, scripts};
+use crate::coordinator::{Admin, HistoryEntry, PauseState};
 use crate::error::Error;
 use crate::job::BoxFuture;
 
@@ -47,6 +47,61 @@ impl Admin for RedisCoordinator {
                     duration_ms: number(fields.remove("duration_ms")),
                 })
                 .collect())
+        })
+    }
+
+    fn pause<'a>(
+        &'a self,
+        job: &'a str,
+        by: &'a str,
+        note: Option<&'a str>,
+    ) -> BoxFuture<'a, Result<(), Error>> {
+        Box::pin(async move {
+            let command = self.scripts.pause(&self.job_keys(job), by, note);
+            self.script("pause", scripts::PAUSE, command).await?;
+            Ok(())
+        })
+    }
+
+    fn resume<'a>(
+        &'a self,
+        job: &'a str,
+        by: &'a str,
+    ) -> BoxFuture<'a, Result<Option<PauseState>, Error>> {
+        Box::pin(async move {
+            let command = self.scripts.resume(&self.job_keys(job), by);
+            let reply = self.script("resume", scripts::RESUME, command).await?;
+            scripts::decode_resume(reply)
+        })
+    }
+
+    fn pause_state<'a>(&'a self, job: &'a str) -> BoxFuture<'a, Result<Option<PauseState>, Error>> {
+        Box::pin(async move {
+            let mut conn = self.link.get();
+            let mut cmd = redis::cmd("HMGET");
+            cmd.arg(self.job_keys(job).state).arg(&[
+                "paused",
+                "paused_by",
+                "paused_note",
+                "paused_at",
+                "paused_ticks",
+                "paused_first",
+                "paused_last",
+            ]);
+            let fields: Vec<Option<String>> =
+                self.call("pause state", cmd.query_async(&mut conn)).await?;
+            let text = |index: usize| fields.get(index).cloned().flatten().unwrap_or_default();
+            if text(0) != "1" {
+                return Ok(None);
+            }
+            Ok(Some(scripts::pause_state(
+                &text(1),
+                &text(2),
+                &text(3),
+                &text(4),
+                &text(5),
+                &text(6),
+            )))
         })
     }
 }

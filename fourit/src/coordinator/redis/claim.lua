@@ -15,9 +15,11 @@
 -- {4, now} if the tick is still in Redis's future: retry at the tick. `now` is Redis's time (ms).
 -- {5, fence} if this very claim (same id) had already won the tick: the answer to a claim
 -- sent again after its first answer was lost.
+-- {6} if the job is paused (hash field `paused` = 1): the tick is decided as paused, run by
+-- no one; the pause counts it, and its first paused tick goes to history.
 local tick = tonumber(ARGV[1])
 
-local state = redis.call('HMGET', KEYS[1], 'tick', 'fence', 'claim')
+local state = redis.call('HMGET', KEYS[1], 'tick', 'fence', 'claim', 'paused', 'paused_ticks')
 if state[1] and tonumber(state[1]) >= tick then
   -- This very claim sent again, because its answer was lost (a cut connection, a timeout):
   -- the same run with the same fence. Its lease is taken again if it expired meanwhile: no
@@ -50,6 +52,26 @@ if ARGV[6] ~= '' and ARGV[6] ~= ARGV[2] then
   if now_ms < open_at then
     return {3, string.format('%.0f', open_at), string.format('%.0f', now_ms)}
   end
+end
+
+-- A paused job: the tick is decided, as paused (the preferred member decides it, as a run).
+if state[4] == '1' then
+  local count = (tonumber(state[5]) or 0) + 1
+  redis.call('HSET', KEYS[1], 'tick', ARGV[1], 'paused_ticks', count, 'paused_last', ARGV[1])
+  if count == 1 then
+    local meta = redis.call('HMGET', KEYS[1], 'paused_by', 'paused_note')
+    local detail = 'paused by ' .. (meta[1] or '')
+    if meta[2] and meta[2] ~= '' then
+      detail = detail .. ': ' .. meta[2]
+    end
+    redis.call('HSET', KEYS[1], 'paused_first', ARGV[1])
+    redis.call('XADD', KEYS[3], 'MAXLEN', '~', ARGV[5], '*',
+      'tick', ARGV[1], 'node', ARGV[2], 'outcome', 'paused', 'detail', detail)
+  end
+  if ARGV[10] then
+    redis.pcall('PUBLISH', ARGV[10], ARGV[1] .. ' ' .. ARGV[11])
+  end
+  return {6}
 end
 
 local fence = (tonumber(state[2]) or 0) + 1

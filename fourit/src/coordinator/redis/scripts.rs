@@ -25,6 +25,10 @@ pub(super) const KEEP_ALIVE: &str = include_str!("keep_alive.lua");
 pub(super) const RELEASE: &str = include_str!("release.lua");
 /// Marks a member alive, forgets silent ones, answers the time and the members.
 pub(super) const HEARTBEAT: &str = include_str!("heartbeat.lua");
+/// Pauses a job fleet-wide.
+pub(super) const PAUSE: &str = include_str!("pause.lua");
+/// Resumes a paused job, recording the pause's count.
+pub(super) const RESUME: &str = include_str!("resume.lua");
 
 /// The claim script's reply codes, the first element of its answer.
 mod reply {
@@ -40,6 +44,8 @@ mod reply {
     pub(super) const EARLY: i64 = 4;
     /// `{5, fence}`: this node's own claim of this tick, sent again: run it, same fence.
     pub(super) const RESUMED: i64 = 5;
+    /// `{6}`: the job is paused; the tick is decided as paused.
+    pub(super) const PAUSED: i64 = 6;
 }
 
 /// The keys of one job: `ns:{job}`, `ns:{job}:lease`, `ns:{job}:runs`. One hash tag, so one
@@ -83,6 +89,8 @@ pub(super) struct Scripts {
     keep_alive: Script,
     release: Script,
     heartbeat: Script,
+    pause: Script,
+    resume: Script,
 }
 
 impl Scripts {
@@ -92,12 +100,28 @@ impl Scripts {
             keep_alive: Script::new(KEEP_ALIVE),
             release: Script::new(RELEASE),
             heartbeat: Script::new(HEARTBEAT),
+            pause: Script::new(PAUSE),
+            resume: Script::new(RESUME),
         }
     }
 
     /// Every script's source, for `SCRIPT LOAD`.
-    pub(super) fn sources() -> [&'static str; 4] {
-        [CLAIM, KEEP_ALIVE, RELEASE, HEARTBEAT]
+    pub(super) fn sources() -> [&'static str; 6] {
+        [CLAIM, KEEP_ALIVE, RELEASE, HEARTBEAT, PAUSE, RESUME]
+    }
+
+    /// Pauses the job of `keys`: `by` whom, with `note`.
+    pub(super) fn pause(&self, keys: &JobKeys, by: &str, note: Option<&str>) -> Cmd {
+        let mut cmd = evalsha(&self.pause, &[&keys.state]);
+        cmd.arg(by).arg(note.unwrap_or(""));
+        cmd
+    }
+
+    /// Resumes the job of `keys`, `by` whom.
+    pub(super) fn resume(&self, keys: &JobKeys, by: &str) -> Cmd {
+        let mut cmd = evalsha(&self.resume, &[&keys.state, &keys.runs]);
+        cmd.arg(by).arg(HISTORY_LEN);
+        cmd
     }
 
     /// Claims `request` on `keys`; `notice` is the channel and job name to announce the
@@ -244,6 +268,7 @@ pub(super) fn decode_claim(request: &ClaimRequest, reply: Value) -> Result<Claim
             let now_ms = millis_text(next()?)?;
             Ok(ClaimOutcome::Retry { at_ms, now_ms })
         }
+        reply::PAUSED => Ok(ClaimOutcome::Paused),
         reply::EARLY => Ok(ClaimOutcome::Early {
             now_ms: millis_text(next()?)?,
         }),
@@ -289,4 +314,43 @@ pub(super) fn decode_heartbeat(reply: Value) -> Result<HeartbeatReply, Error> {
         version,
         members: (!members.is_empty()).then_some(members),
     })
+}
+
+/// The resume script's answer: the pause it ended, if the job was paused.
+pub(super) fn decode_resume(reply: Value) -> Result<Option<crate::coordinator::PauseState>, Error> {
+    let items: Vec<Value> = redis::from_redis_value(reply).map_err(|_| malformed("resume"))?;
+    let mut items = items.into_iter();
+    let code: i64 = items
+        .next()
+        .and_then(|value| redis::from_redis_value(value).ok())
+        .ok_or_else(|| malformed("resume"))?;
+    if code == 0 {
+        return Ok(None);
+    }
+    let texts: Vec<String> = items
+        .map(|value| redis::from_redis_value(value).unwrap_or_default())
+        .collect();
+    let [by, note, since, ticks, first, last] = texts.as_slice() else {
+        return Err(malformed("resume"));
+    };
+    Ok(Some(pause_state(by, note, since, ticks, first, last)))
+}
+
+/// A pause from its stored fields (texts, empty for none).
+pub(super) fn pause_state(
+    by: &str,
+    note: &str,
+    since: &str,
+    ticks: &str,
+    first: &str,
+    last: &str,
+) -> crate::coordinator::PauseState {
+    crate::coordinator::PauseState {
+        by: by.to_string(),
+        note: (!note.is_empty()).then(|| note.to_string()),
+        since_ms: since.parse().unwrap_or_default(),
+        ticks: ticks.parse().unwrap_or_default(),
+        first_tick_ms: first.parse().ok(),
+        last_tick_ms: last.parse().ok(),
+    }
 }

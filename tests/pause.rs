@@ -1,0 +1,126 @@
+//! Pause and resume, fleet-wide, with real worker processes on a real `redis-server`: a pause
+//! stops the job on every member from the next tick, survives every member restarting, and
+//! resume starts it again from the next tick. Runs are counted from the workers' own records.
+
+use std::time::Duration;
+
+use fourit_tests::RedisServer;
+use fourit_tests::faults::{Event, Fleet, distinct_ticks, now_ms};
+
+const WORKER: &str = env!("CARGO_BIN_EXE_worker");
+
+/// The ticks of `job` that started after `since_ms` (tick time), as the workers reported them.
+fn ran_after(events: &[Event], job: &str, since_ms: i64) -> Vec<i64> {
+    events
+        .iter()
+        .filter_map(|event| event.ran(job))
+        .filter(|tick| *tick > since_ms)
+        .collect()
+}
+
+fn start(fleet: &mut Fleet, nodes: &[&str], url: &str, namespace: &str) {
+    for node in nodes {
+        fleet.start_on(node, url, namespace, &["--jobs", "2", "--body-ms", "5"]);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pause_stops_a_job_fleet_wide_survives_restarts_and_resume_restarts_it() {
+    let server = RedisServer::start();
+    let url = server.url();
+    let namespace = "pause";
+    let admin = fourit::admin::connect(&url, namespace)
+        .await
+        .unwrap_or_else(|e| panic!("admin: {e}"))
+        .operator("tests@ci");
+    let mut fleet = Fleet::new(WORKER);
+    start(&mut fleet, &["p-a", "p-b", "p-c"], &url, namespace);
+    fleet
+        .wait_until(Duration::from_secs(30), "3 ticks of both jobs", |events| {
+            ["job-0", "job-1"]
+                .iter()
+                .all(|job| distinct_ticks(events, job, 0, None) >= 3)
+        })
+        .await;
+
+    admin
+        .pause("job-0", Some("INC-7: testing the pause"))
+        .await
+        .unwrap_or_else(|e| panic!("pause: {e}"));
+    let paused_ms = now_ms();
+    fleet
+        .wait_until(
+            Duration::from_secs(30),
+            "4 ticks of job-1 while paused",
+            |events| distinct_ticks(events, "job-1", paused_ms, None) >= 4,
+        )
+        .await;
+    let during = ran_after(fleet.events(), "job-0", paused_ms);
+    assert_eq!(during, Vec::<i64>::new(), "job-0 ran while paused");
+
+    // Every member restarts: the pause holds.
+    fleet.stop_all(Duration::from_secs(20)).await;
+    let mut fleet = Fleet::new(WORKER);
+    start(&mut fleet, &["p-d", "p-e", "p-f"], &url, namespace);
+    let restarted_ms = now_ms();
+    fleet
+        .wait_until(
+            Duration::from_secs(30),
+            "3 ticks of job-1 after the restart",
+            |events| distinct_ticks(events, "job-1", restarted_ms, None) >= 3,
+        )
+        .await;
+    assert_eq!(
+        ran_after(fleet.events(), "job-0", 0),
+        Vec::<i64>::new(),
+        "job-0 ran after every member restarted, still paused"
+    );
+    let pause = admin
+        .paused("job-0")
+        .await
+        .unwrap_or_else(|e| panic!("paused: {e}"))
+        .expect("still paused");
+    assert_eq!(pause.by, "tests@ci");
+    assert!(
+        pause.ticks >= 6,
+        "every tick meanwhile was decided as paused: {pause:?}"
+    );
+
+    let ended = admin
+        .resume("job-0")
+        .await
+        .unwrap_or_else(|e| panic!("resume: {e}"))
+        .expect("it was paused");
+    let resumed_ms = now_ms();
+    fleet
+        .wait_until(
+            Duration::from_secs(30),
+            "3 ticks of job-0 after resume",
+            |events| distinct_ticks(events, "job-0", resumed_ms, None) >= 3,
+        )
+        .await;
+    fleet.assert_all_running();
+    fleet.stop_all(Duration::from_secs(20)).await;
+    // No backfill: the first tick run after resume is later than the resume.
+    let first_after = ran_after(fleet.events(), "job-0", 0).into_iter().min();
+    assert!(
+        first_after.is_some_and(|tick| tick >= resumed_ms - 1000),
+        "{first_after:?} vs resumed at {resumed_ms}"
+    );
+    let history = admin
+        .history("job-0", 100)
+        .await
+        .unwrap_or_else(|e| panic!("history: {e}"));
+    let paused: Vec<_> = history.iter().filter(|e| e.outcome == "paused").collect();
+    let resumed: Vec<_> = history.iter().filter(|e| e.outcome == "resumed").collect();
+    assert_eq!(paused.len(), 1, "one entry per pause: {history:?}");
+    assert_eq!(
+        paused[0].detail.as_deref(),
+        Some("paused by tests@ci: INC-7: testing the pause")
+    );
+    assert_eq!(resumed.len(), 1, "{history:?}");
+    eprintln!(
+        "paused {} ticks ({:?} to {:?}); first run after resume: tick {first_after:?}, resumed at {resumed_ms}",
+        ended.ticks, ended.first_tick_ms, ended.last_tick_ms
+    );
+}
