@@ -1,0 +1,374 @@
+//! `fourit`: steer and inspect a fourit fleet from a shell.
+//!
+//! ```text
+//! fourit [--url URL] [--namespace NS] history JOB [-n N] [--json]
+//! fourit members [--json]
+//! fourit pause JOB [--note TEXT] [--by NAME]
+//! fourit resume JOB [--by NAME]
+//! fourit paused JOB [--json]
+//! fourit check "<cron>" [--tz ZONE] [-n N] [--json]
+//! ```
+//!
+//! `--url` defaults to `$FOURIT_URL`, then `redis://127.0.0.1:6379`; `--namespace` to
+//! `$FOURIT_NAMESPACE`, then `fourit`. Exit codes: 0 done, 2 usage error or bad input (a bad
+//! job name, a cron string that does not parse), 3 coordinator unreachable or refused, 4 no
+//! such job. Passwords in URLs are never printed.
+
+mod output;
+
+use std::process::ExitCode;
+
+use chrono::{DateTime, Utc};
+use clap::{Parser, Subcommand};
+use fourit::admin::FleetAdmin;
+use serde_json::json;
+
+use crate::output::{Style, ago, rfc3339, table};
+
+/// Exit code: usage error or bad input.
+const EXIT_USAGE: u8 = 2;
+/// Exit code: the coordinator is unreachable or refused the request.
+const EXIT_COORDINATOR: u8 = 3;
+/// Exit code: no such job.
+const EXIT_NO_JOB: u8 = 4;
+
+#[derive(Parser, Debug)]
+#[command(name = "fourit", version, about = "Steer and inspect a fourit fleet")]
+struct Cli {
+    /// The fleet's coordinator (any URL `fourit::run` takes).
+    #[arg(
+        long,
+        env = "FOURIT_URL",
+        default_value = "redis://127.0.0.1:6379",
+        global = true,
+        hide_env_values = true
+    )]
+    url: String,
+    /// The fleet's namespace.
+    #[arg(
+        long,
+        env = "FOURIT_NAMESPACE",
+        default_value = "fourit",
+        global = true
+    )]
+    namespace: String,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// A job's history, newest first: runs, overlaps, pauses.
+    History {
+        /// The job's name.
+        job: String,
+        /// How many entries.
+        #[arg(short = 'n', default_value_t = 20)]
+        n: usize,
+        /// JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+    /// The live members and their last heartbeat.
+    Members {
+        /// JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Pause a job fleet-wide from its next tick (it survives member restarts).
+    Pause {
+        /// The job's name.
+        job: String,
+        /// Why (shown with the pause and in history).
+        #[arg(long)]
+        note: Option<String>,
+        /// Who pauses it (default: user@host).
+        #[arg(long)]
+        by: Option<String>,
+    },
+    /// Resume a paused job from its next tick (no backfill).
+    Resume {
+        /// The job's name.
+        job: String,
+        /// Who resumes it (default: user@host).
+        #[arg(long)]
+        by: Option<String>,
+    },
+    /// Whether a job is paused: by whom, why, since when, how many ticks.
+    Paused {
+        /// The job's name.
+        job: String,
+        /// JSON instead of text.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Check a cron schedule with the messages `#[fourit::job]` gives, and print its next
+    /// ticks in its zone and in UTC. Needs no coordinator.
+    Check {
+        /// The schedule, e.g. "*/5 * * * *" (5 fields, or 6 with seconds first).
+        schedule: String,
+        /// The IANA time zone it runs in.
+        #[arg(long)]
+        tz: Option<String>,
+        /// How many ticks.
+        #[arg(short = 'n', default_value_t = 5)]
+        n: usize,
+        /// JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+/// Why a command failed, and its exit code.
+struct Failure {
+    code: u8,
+    message: String,
+}
+
+impl Failure {
+    fn new(code: u8, message: impl Into<String>) -> Failure {
+        Failure {
+            code,
+            message: message.into(),
+        }
+    }
+}
+
+impl From<fourit::Error> for Failure {
+    fn from(err: fourit::Error) -> Failure {
+        let code = match &err {
+            fourit::Error::InvalidOption { .. } | fourit::Error::InvalidUrl { .. } => EXIT_USAGE,
+            _ => EXIT_COORDINATOR,
+        };
+        // fourit's errors carry redacted URLs only.
+        Failure::new(code, err.to_string())
+    }
+}
+
+#[tokio::main(flavor = "current_thread")]
+async fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match run(cli).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(failure) => {
+            eprintln!("fourit: {}", failure.message);
+            ExitCode::from(failure.code)
+        }
+    }
+}
+
+async fn run(cli: Cli) -> Result<(), Failure> {
+    let style = Style::detect();
+    if let Command::Check {
+        schedule,
+        tz,
+        n,
+        json,
+    } = &cli.command
+    {
+        return check(schedule, tz.as_deref(), *n, *json);
+    }
+    let admin = fourit::admin::connect(&cli.url, &cli.namespace).await?;
+    match cli.command {
+        Command::History { job, n, json } => history(&admin, &job, n, json, style).await,
+        Command::Members { json } => members(&admin, json).await,
+        Command::Pause { job, note, by } => {
+            let admin = with_operator(admin, by);
+            admin.pause(&job, note.as_deref()).await?;
+            println!(
+                "paused {job} fleet-wide from its next tick (by {})",
+                admin.operator_name()
+            );
+            Ok(())
+        }
+        Command::Resume { job, by } => {
+            let admin = with_operator(admin, by);
+            match admin.resume(&job).await? {
+                Some(pause) => println!(
+                    "resumed {job} from its next tick; {} ticks were paused (paused by {} {})",
+                    pause.ticks,
+                    pause.by,
+                    ago(pause.since_ms, Utc::now().timestamp_millis())
+                ),
+                None => println!("{job} was not paused"),
+            }
+            Ok(())
+        }
+        Command::Paused { job, json } => paused(&admin, &job, json).await,
+        Command::Check { .. } => Ok(()),
+    }
+}
+
+fn with_operator(admin: FleetAdmin, by: Option<String>) -> FleetAdmin {
+    match by {
+        Some(name) => admin.operator(&name),
+        None => admin,
+    }
+}
+
+async fn history(
+    admin: &FleetAdmin,
+    job: &str,
+    n: usize,
+    json: bool,
+    style: Style,
+) -> Result<(), Failure> {
+    let entries = admin.history(job, n).await?;
+    if entries.is_empty() && admin.paused(job).await?.is_none() {
+        return Err(Failure::new(
+            EXIT_NO_JOB,
+            format!("no such job: `{job}` has no history in this namespace"),
+        ));
+    }
+    if json {
+        let rows: Vec<_> = entries
+            .iter()
+            .map(|entry| {
+                json!({
+                    "tick": rfc3339(entry.tick_ms),
+                    "tick_ms": entry.tick_ms,
+                    "node": entry.node,
+                    "outcome": entry.outcome,
+                    "detail": entry.detail,
+                    "fence": entry.fence,
+                    "duration_ms": entry.duration_ms,
+                })
+            })
+            .collect();
+        println!("{}", serde_json::Value::Array(rows));
+        return Ok(());
+    }
+    let now = Utc::now().timestamp_millis();
+    let rows: Vec<Vec<String>> = entries
+        .iter()
+        .map(|entry| {
+            vec![
+                rfc3339(entry.tick_ms).unwrap_or_default(),
+                ago(entry.tick_ms, now),
+                style.outcome(&entry.outcome),
+                entry.node.clone(),
+                entry.fence.map(|f| f.to_string()).unwrap_or_default(),
+                entry
+                    .duration_ms
+                    .map(|ms| format!("{ms} ms"))
+                    .unwrap_or_default(),
+                entry.detail.clone().unwrap_or_default(),
+            ]
+        })
+        .collect();
+    table(
+        &["tick", "", "outcome", "node", "fence", "duration", "detail"],
+        &rows,
+    );
+    Ok(())
+}
+
+async fn members(admin: &FleetAdmin, json: bool) -> Result<(), Failure> {
+    let members = admin.members().await?;
+    if json {
+        let rows: Vec<_> = members
+            .iter()
+            .map(|(node, at)| {
+                json!({
+                    "node": node,
+                    "last_heartbeat": rfc3339(*at),
+                    "last_heartbeat_ms": at,
+                })
+            })
+            .collect();
+        println!("{}", serde_json::Value::Array(rows));
+        return Ok(());
+    }
+    let now = Utc::now().timestamp_millis();
+    let rows: Vec<Vec<String>> = members
+        .iter()
+        .map(|(node, at)| {
+            vec![
+                node.clone(),
+                rfc3339(*at).unwrap_or_default(),
+                ago(*at, now),
+            ]
+        })
+        .collect();
+    table(&["node", "last heartbeat", ""], &rows);
+    Ok(())
+}
+
+async fn paused(admin: &FleetAdmin, job: &str, json: bool) -> Result<(), Failure> {
+    let pause = admin.paused(job).await?;
+    if json {
+        let value = match &pause {
+            Some(pause) => json!({
+                "job": job,
+                "paused": true,
+                "by": pause.by,
+                "note": pause.note,
+                "since": rfc3339(pause.since_ms),
+                "ticks": pause.ticks,
+                "first_tick": pause.first_tick_ms.and_then(rfc3339),
+                "last_tick": pause.last_tick_ms.and_then(rfc3339),
+            }),
+            None => json!({ "job": job, "paused": false }),
+        };
+        println!("{value}");
+        return Ok(());
+    }
+    match pause {
+        Some(pause) => println!(
+            "{job} is paused by {} since {} ({}){}; {} ticks paused",
+            pause.by,
+            rfc3339(pause.since_ms).unwrap_or_default(),
+            ago(pause.since_ms, Utc::now().timestamp_millis()),
+            pause
+                .note
+                .map(|note| format!(": {note}"))
+                .unwrap_or_default(),
+            pause.ticks
+        ),
+        None => println!("{job} is not paused"),
+    }
+    Ok(())
+}
+
+fn check(text: &str, tz: Option<&str>, n: usize, json: bool) -> Result<(), Failure> {
+    let schedule = fourit::Schedule::parse(text)
+        .and_then(|schedule| match tz {
+            Some(tz) => schedule.with_timezone(tz),
+            None => Ok(schedule),
+        })
+        .map_err(|err| Failure::new(EXIT_USAGE, err.to_string()))?;
+    let zone = schedule.timezone();
+    let ticks: Vec<DateTime<Utc>> = schedule.upcoming(Utc::now()).take(n).collect();
+    if json {
+        let rows: Vec<_> = ticks
+            .iter()
+            .map(|tick| {
+                json!({
+                    "local": tick.with_timezone(&zone).to_rfc3339(),
+                    "utc": tick.to_rfc3339(),
+                })
+            })
+            .collect();
+        println!(
+            "{}",
+            json!({ "schedule": text, "tz": zone.name(), "ticks": rows })
+        );
+        return Ok(());
+    }
+    println!("{text} is a valid schedule ({})", zone.name());
+    let now = Utc::now().timestamp_millis();
+    let rows: Vec<Vec<String>> = ticks
+        .iter()
+        .map(|tick| {
+            vec![
+                tick.with_timezone(&zone)
+                    .format("%Y-%m-%d %H:%M:%S %Z")
+                    .to_string(),
+                tick.format("%Y-%m-%dT%H:%M:%SZ").to_string(),
+                ago(tick.timestamp_millis(), now),
+            ]
+        })
+        .collect();
+    table(&[zone.name(), "UTC", ""], &rows);
+    Ok(())
+}

@@ -1,0 +1,124 @@
+//! How the command prints: aligned tables, relative times, colour only on a terminal.
+
+use std::io::IsTerminal;
+
+use chrono::DateTime;
+
+/// Whether to colour: on a terminal, unless `NO_COLOR` is set.
+#[derive(Clone, Copy, Debug)]
+pub struct Style {
+    colour: bool,
+}
+
+impl Style {
+    /// Colour on a terminal without `NO_COLOR`; plain when piped.
+    pub fn detect() -> Style {
+        Style {
+            colour: std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none(),
+        }
+    }
+
+    /// An outcome, green for success, red for failures, yellow for the rest.
+    pub fn outcome(self, outcome: &str) -> String {
+        if !self.colour {
+            return outcome.to_string();
+        }
+        let code = match outcome {
+            "succeeded" => "32",
+            "failed" | "panicked" | "timed out" | "lease lost" | "not replicated" => "31",
+            _ => "33",
+        };
+        format!("\u{1b}[{code}m{outcome}\u{1b}[0m")
+    }
+}
+
+/// UTC milliseconds as RFC 3339 (`2026-12-01T10:15:00Z`), or `None` if out of range.
+pub fn rfc3339(ms: i64) -> Option<String> {
+    DateTime::from_timestamp_millis(ms).map(|at| at.format("%Y-%m-%dT%H:%M:%S%.3fZ").to_string())
+}
+
+/// `3 s ago`, `in 2 min`, `now`: `at_ms` against `now_ms`.
+pub fn ago(at_ms: i64, now_ms: i64) -> String {
+    let delta = now_ms - at_ms;
+    let span = delta.unsigned_abs() / 1000;
+    if span == 0 {
+        return "now".to_string();
+    }
+    let text = if span < 60 {
+        format!("{span} s")
+    } else if span < 3_600 {
+        format!("{} min", span / 60)
+    } else if span < 86_400 {
+        format!("{} h", span / 3_600)
+    } else {
+        format!("{} d", span / 86_400)
+    };
+    if delta > 0 {
+        format!("{text} ago")
+    } else {
+        format!("in {text}")
+    }
+}
+
+/// Prints `rows` under `headers`, columns aligned (colour codes do not count as width).
+pub fn table(headers: &[&str], rows: &[Vec<String>]) {
+    let width = |cell: &str| visible(cell).chars().count();
+    let mut widths: Vec<usize> = headers.iter().map(|h| width(h)).collect();
+    for row in rows {
+        for (index, cell) in row.iter().enumerate() {
+            if let Some(w) = widths.get_mut(index) {
+                *w = (*w).max(width(cell));
+            }
+        }
+    }
+    let line = |cells: Vec<&str>| {
+        let padded: Vec<String> = cells
+            .iter()
+            .zip(&widths)
+            .map(|(cell, w)| format!("{cell}{}", " ".repeat(w.saturating_sub(width(cell)))))
+            .collect();
+        println!("{}", padded.join("  ").trim_end());
+    };
+    line(headers.to_vec());
+    for row in rows {
+        line(row.iter().map(String::as_str).collect());
+    }
+}
+
+/// The text without ANSI colour codes.
+fn visible(cell: &str) -> String {
+    let mut out = String::with_capacity(cell.len());
+    let mut escape = false;
+    for ch in cell.chars() {
+        match (escape, ch) {
+            (false, '\u{1b}') => escape = true,
+            (true, 'm') => escape = false,
+            (true, _) => {}
+            (false, _) => out.push(ch),
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{ago, rfc3339, visible};
+
+    #[test]
+    fn relative_times_read_like_speech() {
+        assert_eq!(ago(1_000, 1_500), "now");
+        assert_eq!(ago(0, 3_000), "3 s ago");
+        assert_eq!(ago(120_000, 0), "in 2 min");
+        assert_eq!(ago(0, 7_200_000), "2 h ago");
+        assert_eq!(ago(0, 3 * 86_400_000), "3 d ago");
+    }
+
+    #[test]
+    fn times_are_rfc3339_utc_and_colour_has_no_width() {
+        assert_eq!(
+            rfc3339(1_767_225_600_000).as_deref(),
+            Some("2026-01-01T00:00:00.000Z")
+        );
+        assert_eq!(visible("\u{1b}[32msucceeded\u{1b}[0m"), "succeeded");
+    }
+}

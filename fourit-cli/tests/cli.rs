@@ -1,0 +1,234 @@
+//! The real `fourit` binary against a real `redis-server`, with a real scheduler producing
+//! the runs: every command, its `--json`, and the documented exit codes.
+
+use std::process::{Command, Output};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use fourit_tests::RedisServer;
+use serde_json::Value;
+
+const FOURIT: &str = env!("CARGO_BIN_EXE_fourit");
+
+fn fourit(url: &str, args: &[&str]) -> Output {
+    Command::new(FOURIT)
+        .args(["--url", url, "--namespace", "cli"])
+        .args(args)
+        .env("NO_COLOR", "1")
+        .output()
+        .unwrap_or_else(|e| panic!("running fourit: {e}"))
+}
+
+fn stdout(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+fn stderr(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stderr).into_owned()
+}
+
+fn json(output: &Output) -> Value {
+    assert!(output.status.success(), "{}", stderr(output));
+    serde_json::from_slice(&output.stdout)
+        .unwrap_or_else(|e| panic!("not JSON ({e}): {}", stdout(output)))
+}
+
+#[test]
+fn check_validates_with_the_compilers_messages_and_prints_the_next_ticks() {
+    let ok = fourit(
+        "redis://unused",
+        &[
+            "check",
+            "*/15 9-17 * * MON-FRI",
+            "--tz",
+            "Europe/Berlin",
+            "-n",
+            "3",
+        ],
+    );
+    assert!(ok.status.success(), "{}", stderr(&ok));
+    let text = stdout(&ok);
+    assert!(
+        text.contains("is a valid schedule (Europe/Berlin)"),
+        "{text}"
+    );
+    assert_eq!(
+        text.lines().count(),
+        5,
+        "a line, a header and 3 ticks: {text}"
+    );
+    let value = json(&fourit(
+        "redis://unused",
+        &["check", "0 3 * * *", "--json", "-n", "2"],
+    ));
+    assert_eq!(value["tz"], "UTC");
+    assert_eq!(value["ticks"].as_array().map(Vec::len), Some(2));
+    assert!(
+        value["ticks"][0]["utc"]
+            .as_str()
+            .is_some_and(|t| t.contains("T03:00:00"))
+    );
+
+    let bad = fourit("redis://unused", &["check", "61 * * * *"]);
+    assert_eq!(bad.status.code(), Some(2));
+    let expected = fourit::Schedule::parse("61 * * * *")
+        .expect_err("out of range")
+        .to_string();
+    assert_eq!(
+        stderr(&bad).trim(),
+        format!("fourit: {expected}"),
+        "the same message"
+    );
+    let zone = fourit(
+        "redis://unused",
+        &["check", "* * * * *", "--tz", "Mars/Olympus"],
+    );
+    assert_eq!(zone.status.code(), Some(2), "{}", stderr(&zone));
+    let usage = fourit("redis://unused", &["frobnicate"]);
+    assert_eq!(usage.status.code(), Some(2));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn history_members_pause_and_resume_through_the_binary() {
+    let server = RedisServer::start();
+    let url = server.url();
+    let runs = Arc::new(AtomicUsize::new(0));
+    let counted = runs.clone();
+    let scheduler = fourit::Scheduler::builder()
+        .url(&url)
+        .namespace("cli")
+        .node_id("cli-node")
+        .registered_jobs(false)
+        .add_job("tick", "* * * * * *", move |_| {
+            counted.fetch_add(1, Ordering::SeqCst);
+            async {}
+        })
+        .build()
+        .unwrap_or_else(|e| panic!("build: {e}"));
+    let handle = scheduler.handle();
+    let running = tokio::spawn(scheduler.run());
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while runs.load(Ordering::SeqCst) < 2 {
+        assert!(tokio::time::Instant::now() < deadline, "no runs");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    // Let the second run's release land.
+    tokio::time::sleep(Duration::from_millis(200)).await;
+
+    let history = json(&fourit(&url, &["history", "tick", "--json"]));
+    let entries = history.as_array().expect("an array");
+    assert!(!entries.is_empty(), "{history}");
+    for field in [
+        "tick",
+        "tick_ms",
+        "node",
+        "outcome",
+        "detail",
+        "fence",
+        "duration_ms",
+    ] {
+        assert!(entries[0].get(field).is_some(), "{field} in {history}");
+    }
+    assert_eq!(entries[0]["outcome"], "succeeded");
+    assert_eq!(entries[0]["node"], "cli-node");
+    let table = stdout(&fourit(&url, &["history", "tick", "-n", "1"]));
+    assert!(table.starts_with("tick"), "{table}");
+    assert!(
+        table.contains("succeeded") && (table.contains(" ago") || table.contains(" now ")),
+        "{table}"
+    );
+
+    let members = json(&fourit(&url, &["members", "--json"]));
+    assert_eq!(members[0]["node"], "cli-node", "{members}");
+    assert!(members[0]["last_heartbeat"].as_str().is_some());
+
+    let paused = fourit(&url, &["pause", "tick", "--note", "INC-9", "--by", "ci"]);
+    assert!(paused.status.success(), "{}", stderr(&paused));
+    assert!(stdout(&paused).contains("paused tick fleet-wide"));
+    let state = json(&fourit(&url, &["paused", "tick", "--json"]));
+    assert_eq!(
+        (
+            state["paused"].clone(),
+            state["by"].clone(),
+            state["note"].clone()
+        ),
+        (Value::Bool(true), "ci".into(), "INC-9".into())
+    );
+    // The next ticks are paused: no run, and history says so.
+    let before = runs.load(Ordering::SeqCst);
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let history = json(&fourit(&url, &["history", "tick", "--json", "-n", "1"]));
+        if history[0]["outcome"] == "paused" {
+            assert_eq!(history[0]["detail"], "paused by ci: INC-9");
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "no paused tick: {history}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(
+        runs.load(Ordering::SeqCst) <= before + 1,
+        "at most the tick in flight ran"
+    );
+    let resumed = fourit(&url, &["resume", "tick", "--by", "ci"]);
+    assert!(resumed.status.success(), "{}", stderr(&resumed));
+    assert!(
+        stdout(&resumed).contains("resumed tick from its next tick"),
+        "{}",
+        stdout(&resumed)
+    );
+    let state = json(&fourit(&url, &["paused", "tick", "--json"]));
+    assert_eq!(state["paused"], false);
+    let after = runs.load(Ordering::SeqCst);
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while runs.load(Ordering::SeqCst) == after {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "no run after resume"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    handle.stop();
+    running
+        .await
+        .expect("scheduler task")
+        .unwrap_or_else(|e| panic!("run: {e}"));
+
+    // Bad input: the documented exit codes, one line each, no password.
+    let unknown = fourit(&url, &["history", "no-such-job"]);
+    assert_eq!(unknown.status.code(), Some(4), "{}", stderr(&unknown));
+    assert_eq!(stderr(&unknown).lines().count(), 1);
+    let bad_name = fourit(&url, &["pause", "has space"]);
+    assert_eq!(bad_name.status.code(), Some(2), "{}", stderr(&bad_name));
+    let mut gone = RedisServer::start();
+    let gone_url = gone.url_with("app", "hunter2");
+    gone.stop();
+    let unreachable = fourit(&gone_url, &["members"]);
+    assert_eq!(
+        unreachable.status.code(),
+        Some(3),
+        "{}",
+        stderr(&unreachable)
+    );
+    assert_eq!(stderr(&unreachable).lines().count(), 1);
+    assert!(
+        !stderr(&unreachable).contains("hunter2"),
+        "{}",
+        stderr(&unreachable)
+    );
+    let locked = RedisServer::builder()
+        .arg("--requirepass")
+        .arg("right")
+        .start();
+    let wrong = fourit(&locked.url_with("", "wrong-password"), &["members"]);
+    assert_eq!(wrong.status.code(), Some(3), "{}", stderr(&wrong));
+    assert!(
+        !stderr(&wrong).contains("wrong-password"),
+        "{}",
+        stderr(&wrong)
+    );
+}
