@@ -59,6 +59,7 @@ pub async fn script_costs(ctx: &mut Ctx) -> Result<(), String> {
                 preferred: Some(node.clone()),
                 handoff: Duration::from_millis(25),
                 claim_id: fourit::coordinator::new_claim_id(),
+                schedule: None,
             })
             .collect()
     };

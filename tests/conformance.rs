@@ -168,6 +168,7 @@ conformance! {
         a_claim_sent_again_after_a_lost_answer_resumes_the_same_run,
         a_release_sent_again_after_a_lost_answer_is_recorded_once,
         a_paused_job_decides_its_ticks_as_paused_until_resumed,
+        ticks_nobody_decided_are_recorded_as_missed_by_the_claim_that_skips_them,
     ],
     redis_only: [
         an_unreachable_redis_yields_an_error_not_a_claim,
@@ -217,6 +218,17 @@ fn request(job: &str, tick_ms: i64, node: &str) -> ClaimRequest {
         preferred: None,
         handoff: Duration::ZERO,
         claim_id: fourit::coordinator::new_claim_id(),
+        schedule: None,
+    }
+}
+
+/// A claim that carries the job's schedule (every minute, as [`tick`] counts).
+fn request_scheduled(job: &str, tick_ms: i64, node: &str) -> ClaimRequest {
+    ClaimRequest {
+        schedule: Some(Arc::new(
+            fourit::Schedule::parse("* * * * *").expect("a valid schedule"),
+        )),
+        ..request(job, tick_ms, node)
     }
 }
 
@@ -880,6 +892,80 @@ mod cases {
         c.pause("fresh", "ops@host", None).await.unwrap();
         assert!(c.resume("fresh", "ops@host").await.unwrap().is_some());
         assert_eq!(history(c, "fresh", 10).await, vec![]);
+    }
+
+    /// When a claim decides a tick while the job's mark is older than the schedule's previous
+    /// tick, the ticks in between (nobody decided them: the fleet was down) are recorded once,
+    /// as `missed`, with how many, the first and the last; consecutive ticks record nothing.
+    pub async fn ticks_nobody_decided_are_recorded_as_missed_by_the_claim_that_skips_them(
+        c: Arc<dyn Store>,
+    ) {
+        let c = &*c;
+        let missed = |entries: &[HistoryEntry]| -> Vec<HistoryEntry> {
+            entries
+                .iter()
+                .filter(|entry| entry.outcome == "missed")
+                .cloned()
+                .collect()
+        };
+        // A job's first claim has nothing before it.
+        let first = expect_run(
+            claim(c, request_scheduled("gap", tick(0), "node-a")).await,
+            "0",
+        );
+        assert!(release(c, &first, &record(Outcome::Succeeded, 1)).await);
+        let next = expect_run(
+            claim(c, request_scheduled("gap", tick(1), "node-a")).await,
+            "1",
+        );
+        assert!(release(c, &next, &record(Outcome::Succeeded, 1)).await);
+        assert_eq!(missed(&history(c, "gap", 10).await), vec![]);
+        // The fleet was down for ticks 2..=5: the claim of tick 6 records them.
+        let after = expect_run(
+            claim(c, request_scheduled("gap", tick(6), "node-b")).await,
+            "6",
+        );
+        assert!(release(c, &after, &record(Outcome::Succeeded, 1)).await);
+        // Refused claims of the same tick record nothing more.
+        assert_eq!(
+            claim(c, request_scheduled("gap", tick(6), "node-c")).await,
+            ClaimOutcome::Taken
+        );
+        let entries = history(c, "gap", 10).await;
+        let gap = missed(&entries);
+        assert_eq!(gap.len(), 1, "{entries:?}");
+        assert_eq!(gap[0].tick_ms, tick(5), "the last missed tick");
+        assert_eq!(
+            gap[0].node, "node-b",
+            "recorded by the claimer that skipped them"
+        );
+        assert_eq!(
+            gap[0].detail.as_deref(),
+            Some("4 ticks missed, 2026-01-01T00:02:00.000Z to 2026-01-01T00:05:00.000Z")
+        );
+        // A paused decision that skips ticks records them too; a claim without the schedule
+        // cannot tell, and records nothing.
+        c.pause("gap", "ops@host", None).await.unwrap();
+        assert_eq!(
+            claim(c, request_scheduled("gap", tick(8), "node-a")).await,
+            ClaimOutcome::Paused
+        );
+        c.resume("gap", "ops@host").await.unwrap();
+        let entries = history(c, "gap", 20).await;
+        let gaps = missed(&entries);
+        assert_eq!(gaps.len(), 2, "{entries:?}");
+        assert!(
+            gaps[0]
+                .detail
+                .as_deref()
+                .is_some_and(|d| d.starts_with("1 tick missed")),
+            "{gaps:?}"
+        );
+        expect_run(
+            claim(c, request("gap", tick(20), "node-a")).await,
+            "no schedule",
+        );
+        assert_eq!(missed(&history(c, "gap", 20).await).len(), 2);
     }
 
     /// A heartbeat makes a node a member with a recent timestamp; leaving removes it.

@@ -124,3 +124,51 @@ async fn a_pause_stops_a_job_fleet_wide_survives_restarts_and_resume_restarts_it
         ended.ticks, ended.first_tick_ms, ended.last_tick_ms
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_fleet_stopped_for_5_s_leaves_a_missed_record_matching_the_gap() {
+    let server = RedisServer::start();
+    let url = server.url();
+    let namespace = "missed";
+    let mut fleet = Fleet::new(WORKER);
+    start(&mut fleet, &["m-a", "m-b"], &url, namespace);
+    fleet
+        .wait_until(Duration::from_secs(30), "3 ticks of job-0", |events| {
+            distinct_ticks(events, "job-0", 0, None) >= 3
+        })
+        .await;
+    fleet.stop_all(Duration::from_secs(20)).await;
+    let last_before = ran_after(fleet.events(), "job-0", 0)
+        .into_iter()
+        .max()
+        .expect("runs before the stop");
+    // The whole fleet is down for 5 s: the outage is the scenario.
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    let mut fleet = Fleet::new(WORKER);
+    start(&mut fleet, &["m-c", "m-d"], &url, namespace);
+    fleet
+        .wait_until(
+            Duration::from_secs(30),
+            "2 ticks of job-0 after the restart",
+            |events| distinct_ticks(events, "job-0", 0, None) >= 2,
+        )
+        .await;
+    fleet.stop_all(Duration::from_secs(20)).await;
+    let first_after = ran_after(fleet.events(), "job-0", last_before)
+        .into_iter()
+        .min()
+        .expect("runs after the restart");
+    let gap = (first_after - last_before) / 1000 - 1;
+    let mut conn = server.connection().await;
+    let history = fourit_tests::faults::history(&mut conn, namespace, "job-0").await;
+    let missed: Vec<_> = history
+        .iter()
+        .filter(|entry| entry.get("outcome").map(String::as_str) == Some("missed"))
+        .collect();
+    eprintln!("gap in the workers' records: {gap} ticks; history: {missed:?}");
+    assert_eq!(missed.len(), 1, "{history:?}");
+    assert_eq!(missed[0]["missed_count"], gap.to_string());
+    assert_eq!(missed[0]["missed_first"], (last_before + 1000).to_string());
+    assert_eq!(missed[0]["tick"], (first_after - 1000).to_string());
+    assert!(gap >= 4, "5 s down for an every-second job: {gap}");
+}

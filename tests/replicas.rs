@@ -31,6 +31,7 @@ fn request(job: &str, tick_ms: i64, node: &str) -> ClaimRequest {
         preferred: None,
         handoff: Duration::ZERO,
         claim_id: new_claim_id(),
+        schedule: None,
     }
 }
 

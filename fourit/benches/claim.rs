@@ -29,6 +29,7 @@ fn requests(batch: usize) -> Vec<ClaimRequest> {
             preferred: Some(node.clone()),
             handoff: Duration::from_millis(25),
             claim_id: fourit::coordinator::new_claim_id(),
+            schedule: None,
         })
         .collect()
 }

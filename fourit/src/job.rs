@@ -190,7 +190,7 @@ impl fmt::Debug for JobContext {
 #[derive(Clone)]
 pub struct Job {
     name: Arc<str>,
-    schedule: Schedule,
+    schedule: Arc<Schedule>,
     overlap: Overlap,
     timeout: Option<Duration>,
     grace: Option<Duration>,
@@ -232,7 +232,7 @@ impl Job {
         });
         Ok(Job {
             name: Arc::from(name),
-            schedule,
+            schedule: Arc::new(schedule),
             overlap: Overlap::Skip,
             timeout: None,
             grace: None,
@@ -243,7 +243,7 @@ impl Job {
 
     /// Reads the schedule in a time zone (IANA name); the default is UTC.
     pub fn timezone(mut self, tz: &str) -> Result<Job, Error> {
-        self.schedule = self.schedule.with_timezone(tz)?;
+        self.schedule = Arc::new((*self.schedule).clone().with_timezone(tz)?);
         Ok(self)
     }
 
@@ -279,6 +279,11 @@ impl Job {
         &self.schedule
     }
 
+    /// The job's schedule, shared (claims carry it, to record missed ticks).
+    pub(crate) fn schedule_arc(&self) -> &Arc<Schedule> {
+        &self.schedule
+    }
+
     /// The overlap policy.
     pub fn overlap_policy(&self) -> Overlap {
         self.overlap
@@ -308,7 +313,7 @@ impl Job {
         let call = def.call;
         Ok(Job {
             name: Arc::from(def.name),
-            schedule: Schedule::parse(def.schedule)?.with_timezone(def.tz)?,
+            schedule: Arc::new(Schedule::parse(def.schedule)?.with_timezone(def.tz)?),
             overlap: def.overlap,
             timeout: def.timeout_ms.map(Duration::from_millis),
             grace: def.grace_ms.map(Duration::from_millis),

@@ -8,8 +8,8 @@ use tokio::time::Instant;
 
 use super::{
     Admin, ClaimNotice, ClaimNotices, ClaimOutcome, ClaimRequest, Coordinator,
-    FUTURE_TICK_TOLERANCE, HISTORY_LEN, Heartbeat, HistoryEntry, Lease, NoticeSender, PauseState,
-    RunRecord,
+    FUTURE_TICK_TOLERANCE, HISTORY_LEN, Heartbeat, HistoryEntry, Lease, MissedTicks, NoticeSender,
+    PauseState, RunRecord,
 };
 use crate::clock::{Clock, SystemClock};
 use crate::error::Error;
@@ -270,7 +270,31 @@ impl Coordinator for MemoryCoordinator {
             let mut state = self.state();
             let outcomes: Vec<ClaimOutcome> = requests
                 .iter()
-                .map(|request| MemoryCoordinator::claim_one(&mut state, request, now, wall_ms))
+                .map(|request| {
+                    let mark = state.jobs.get(&*request.job).and_then(|job| job.high_water);
+                    let outcome = MemoryCoordinator::claim_one(&mut state, request, now, wall_ms);
+                    // As in Redis: the claim that moved the mark over scheduled ticks nobody
+                    // decided records them as missed.
+                    let decided = matches!(
+                        outcome,
+                        ClaimOutcome::Run(_) | ClaimOutcome::Overlap { .. } | ClaimOutcome::Paused
+                    );
+                    if decided
+                        && let (Some(mark), Some(schedule)) = (mark, &request.schedule)
+                        && let Some(ticks) = MissedTicks::between(schedule, mark, request.tick_ms)
+                        && let Some(job) = state.jobs.get_mut(&*request.job)
+                    {
+                        job.record(HistoryEntry {
+                            tick_ms: ticks.last_ms,
+                            node: request.node.to_string(),
+                            outcome: "missed".to_string(),
+                            detail: Some(ticks.detail()),
+                            fence: None,
+                            duration_ms: None,
+                        });
+                    }
+                    outcome
+                })
                 .collect();
             drop(state);
             if self.notices.has_listeners() {

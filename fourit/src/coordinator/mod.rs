@@ -74,6 +74,90 @@ pub struct ClaimRequest {
     /// keeps it, and only that resend is answered [`ClaimOutcome::Resumed`]; another
     /// process, even one with the same node id (a restart), is not.
     pub claim_id: u64,
+    /// The job's schedule, if the claimer knows it (the scheduler always does): a claim that
+    /// decides its tick while the job's high-water mark is older than the schedule's previous
+    /// tick (nobody ran the ticks in between: the whole fleet was down, or stalled past
+    /// grace) records them in the job's history as `missed`, with how many, the first and
+    /// the last.
+    pub schedule: Option<Arc<crate::Schedule>>,
+}
+
+/// The ticks of a job that nobody ran, between the high-water mark and a claimed tick.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct MissedTicks {
+    /// How many (a lower bound past [`crate::MISSED_COUNT_LIMIT`]).
+    pub(crate) count: u32,
+    /// The first missed tick (UTC ms).
+    pub(crate) first_ms: i64,
+    /// The last missed tick (UTC ms).
+    pub(crate) last_ms: i64,
+}
+
+impl MissedTicks {
+    /// The scheduled ticks strictly between `mark_ms` (the last tick decided) and `tick_ms`
+    /// (the one claimed now), if any.
+    pub(crate) fn between(
+        schedule: &crate::Schedule,
+        mark_ms: i64,
+        tick_ms: i64,
+    ) -> Option<MissedTicks> {
+        let after = DateTime::from_timestamp_millis(mark_ms)?;
+        let mut ticks = schedule
+            .upcoming(after)
+            .map(|tick| tick.timestamp_millis())
+            .take_while(|tick| *tick < tick_ms);
+        let first_ms = ticks.next()?;
+        let mut missed = MissedTicks {
+            count: 1,
+            first_ms,
+            last_ms: first_ms,
+        };
+        for tick in ticks {
+            if missed.count < crate::MISSED_COUNT_LIMIT {
+                missed.count += 1;
+            }
+            missed.last_ms = tick;
+            if missed.count >= crate::MISSED_COUNT_LIMIT {
+                // Past the limit only the last one still matters: jump to it.
+                if let Some(previous) =
+                    schedule.latest_at_or_before(DateTime::from_timestamp_millis(tick_ms - 1)?)
+                {
+                    missed.last_ms = previous.timestamp_millis();
+                }
+                break;
+            }
+        }
+        Some(missed)
+    }
+
+    /// The schedule's tick before `tick_ms`, which the claim script compares with the mark.
+    pub(crate) fn previous_tick(schedule: &crate::Schedule, tick_ms: i64) -> Option<i64> {
+        let before = DateTime::from_timestamp_millis(tick_ms - 1)?;
+        schedule
+            .latest_at_or_before(before)
+            .map(|tick| tick.timestamp_millis())
+    }
+
+    /// The history entry's text: `4 ticks missed, 2026-...Z to 2026-...Z`.
+    pub(crate) fn detail(&self) -> String {
+        let at = |ms: i64| {
+            DateTime::from_timestamp_millis(ms)
+                .map(|at| at.format("%Y-%m-%dT%H:%M:%S%.3fZ").to_string())
+                .unwrap_or_default()
+        };
+        let bound = if self.count >= crate::MISSED_COUNT_LIMIT {
+            "at least "
+        } else {
+            ""
+        };
+        let noun = if self.count == 1 { "tick" } else { "ticks" };
+        format!(
+            "{bound}{} {noun} missed, {} to {}",
+            self.count,
+            at(self.first_ms),
+            at(self.last_ms)
+        )
+    }
 }
 
 /// A fresh, unpredictable id for a [`ClaimRequest`].
@@ -242,8 +326,9 @@ pub struct HistoryEntry {
     /// The node that ran it (or that found the overlap).
     pub node: String,
     /// `succeeded`, `failed`, `panicked`, `timed out`, `cancelled`, `lease lost`,
-    /// `not replicated`, `overlap`, `paused` (the first tick of a pause) or `resumed` (the end
-    /// of a pause that paused ticks: their count, first and last in `detail`).
+    /// `not replicated`, `overlap`, `paused` (the first tick of a pause), `resumed` (the end
+    /// of a pause that paused ticks: their count, first and last in `detail`) or `missed`
+    /// (ticks nobody ran: `tick` is the last, `detail` says how many and the first).
     pub outcome: String,
     /// The error text of a failure or panic, or the holder's run id for an overlap.
     pub detail: Option<String>,

@@ -181,6 +181,7 @@ impl Driver {
                         preferred: None,
                         handoff: self.options.handoff,
                         claim_id: new_claim_id(),
+                        schedule: Some(job.schedule_arc().clone()),
                     },
                 ));
             } else {

@@ -7,8 +7,8 @@
 --                         script touches is declared, as Redis Cluster asks)
 -- ARGV: tick (ms), node id, lease TTL (ms), "1" if overlap is allowed, history cap,
 --       preferred node ("" for none), handoff (ms), how far ahead of Redis's clock a tick may
---       be (ms), the claim's id, and, only when others may be waiting out the handoff, the
---       notice channel and the job name
+--       be (ms), the claim's id, the schedule's tick before this one ("" if unknown), and,
+--       only when others may be waiting out the handoff, the notice channel and the job name
 -- Returns {1, fence} to run, {0} if the tick (or a later one) is already claimed,
 -- {2, holder} if the previous run still holds the lease (the tick is skipped as an overlap),
 -- {3, at, now} if the claimer is not the preferred node and must wait until `at` (ms),
@@ -17,7 +17,17 @@
 -- sent again after its first answer was lost.
 -- {6} if the job is paused (hash field `paused` = 1): the tick is decided as paused, run by
 -- no one; the pause counts it, and its first paused tick goes to history.
+-- Replies 1, 2 and 6 end with the old high-water mark when it is older than the schedule's
+-- previous tick: the ticks in between were never decided (missed); the caller records them.
 local tick = tonumber(ARGV[1])
+-- A decided tick's reply, with the old mark when it skipped scheduled ticks.
+local function decided(reply, mark)
+  local previous = tonumber(ARGV[10])
+  if mark and previous and tonumber(mark) < previous then
+    table.insert(reply, mark)
+  end
+  return reply
+end
 
 local state = redis.call('HMGET', KEYS[1], 'tick', 'fence', 'claim', 'paused', 'paused_ticks')
 if state[1] and tonumber(state[1]) >= tick then
@@ -68,10 +78,10 @@ if state[4] == '1' then
     redis.call('XADD', KEYS[3], 'MAXLEN', '~', ARGV[5], '*',
       'tick', ARGV[1], 'node', ARGV[2], 'outcome', 'paused', 'detail', detail)
   end
-  if ARGV[10] then
-    redis.pcall('PUBLISH', ARGV[10], ARGV[1] .. ' ' .. ARGV[11])
+  if ARGV[11] then
+    redis.pcall('PUBLISH', ARGV[11], ARGV[1] .. ' ' .. ARGV[12])
   end
-  return {6}
+  return decided({6}, state[1])
 end
 
 local fence = (tonumber(state[2]) or 0) + 1
@@ -89,15 +99,15 @@ elseif not redis.call('SET', KEYS[2], run_id, 'PX', ARGV[3], 'NX') then
     'tick', ARGV[1], 'node', ARGV[2], 'outcome', 'overlap', 'detail', holder)
   -- Tell the members waiting out the handoff that this tick is decided, so they need not
   -- claim it. Best effort (pcall): a refused or lost notice only costs them a refused claim.
-  if ARGV[10] then
-    redis.pcall('PUBLISH', ARGV[10], ARGV[1] .. ' ' .. ARGV[11])
+  if ARGV[11] then
+    redis.pcall('PUBLISH', ARGV[11], ARGV[1] .. ' ' .. ARGV[12])
   end
-  return {2, holder}
+  return decided({2, holder}, state[1])
 end
 -- One write for the high-water mark, the fence and the new run; the last run's end is cleared.
 redis.call('HSET', KEYS[1], 'tick', ARGV[1], 'fence', fence, 'node', ARGV[2], 'claim', ARGV[9],
   'started', string.format('%.0f', now_ms), 'outcome', 'running', 'finished', '', 'error', '')
-if ARGV[10] then
-  redis.pcall('PUBLISH', ARGV[10], ARGV[1] .. ' ' .. ARGV[11])
+if ARGV[11] then
+  redis.pcall('PUBLISH', ARGV[11], ARGV[1] .. ' ' .. ARGV[12])
 end
-return {1, fence}
+return decided({1, fence}, state[1])

@@ -24,7 +24,8 @@ use self::notices::Subscribers;
 use self::scripts::{JobKeys, Scripts};
 use super::{
     ClaimNotices, ClaimOutcome, ClaimRequest, ConnectOptions, Coordinator, EvictionCheck,
-    Heartbeat, Lease, NoticeSender, ReplicaAcks, RunRecord, TlsConfig, redact_url,
+    HISTORY_LEN, Heartbeat, Lease, MissedTicks, NoticeSender, ReplicaAcks, RunRecord, TlsConfig,
+    redact_url,
 };
 use crate::error::{CoordinatorError, Error, ErrorKind as Kind};
 use crate::job::BoxFuture;
@@ -512,12 +513,18 @@ impl RedisCoordinator {
                     .pipeline(scripts::CLAIM, commands, self.replica_acks),
             )
             .await?;
-        requests
+        let mut missed = Vec::new();
+        let outcomes = requests
             .iter()
             .zip(replies)
             .map(|(request, reply)| match reply {
                 Ok(answer) => {
-                    let outcome = scripts::decode_claim(request, answer.value)?;
+                    let (outcome, mark) = scripts::decode_claim(request, answer.value)?;
+                    if let (Some(mark), Some(schedule)) = (mark, &request.schedule)
+                        && let Some(ticks) = MissedTicks::between(schedule, mark, request.tick_ms)
+                    {
+                        missed.push((request, ticks));
+                    }
                     Ok(match (outcome, self.replica_acks, answer.acknowledged) {
                         (
                             ClaimOutcome::Run(lease) | ClaimOutcome::Resumed(lease),
@@ -543,7 +550,60 @@ impl RedisCoordinator {
                     }
                 }
             })
-            .collect()
+            .collect::<Result<Vec<_>, Error>>()?;
+        if !missed.is_empty() {
+            self.record_missed(&missed).await;
+        }
+        Ok(outcomes)
+    }
+
+    /// Records in history the ticks that claims just skipped over (the old mark was older
+    /// than the schedule's previous tick): one `missed` entry per job, by the one claimer
+    /// that moved the mark. Best effort: a failure costs the record, never a run.
+    async fn record_missed(&self, missed: &[(&ClaimRequest, MissedTicks)]) {
+        let commands = missed
+            .iter()
+            .map(|(request, ticks)| {
+                let keys = self.job_keys(&request.job);
+                let mut cmd = redis::cmd("XADD");
+                cmd.arg(&keys.runs)
+                    .arg("MAXLEN")
+                    .arg("~")
+                    .arg(HISTORY_LEN)
+                    .arg("*")
+                    .arg("tick")
+                    .arg(ticks.last_ms)
+                    .arg("node")
+                    .arg(&*request.node)
+                    .arg("outcome")
+                    .arg("missed")
+                    .arg("detail")
+                    .arg(ticks.detail())
+                    .arg("missed_count")
+                    .arg(ticks.count)
+                    .arg("missed_first")
+                    .arg(ticks.first_ms);
+                (link::slot(&keys.state), cmd)
+            })
+            .collect();
+        for (request, ticks) in missed {
+            tracing::warn!(
+                job = &*request.job,
+                missed = ticks.count,
+                first = ticks.first_ms,
+                last = ticks.last_ms,
+                "ticks nobody ran (the fleet was down or stalled): recorded as missed"
+            );
+        }
+        if let Err(err) = self
+            .call(
+                "record missed",
+                self.link.pipeline(scripts::CLAIM, commands, None),
+            )
+            .await
+        {
+            tracing::debug!(error = %err, "could not record missed ticks");
+        }
     }
 
     async fn release_runs(&self, runs: &[(Lease, RunRecord)]) -> Vec<Result<bool, Error>> {

@@ -93,6 +93,7 @@ impl RedisCoordinator {
             preferred: None,
             handoff: Duration::ZERO,
             claim_id: 1,
+            schedule: None,
         };
         pipe.add_command(self.scripts.claim(&keys, &probe_claim, Some((&base, node))));
         pipe.add_command(

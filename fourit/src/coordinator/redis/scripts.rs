@@ -12,7 +12,7 @@ use redis::{Cmd, Script, Value};
 
 use super::BACKEND;
 use crate::coordinator::{
-    ClaimOutcome, ClaimRequest, FUTURE_TICK_TOLERANCE, HISTORY_LEN, Lease, RunRecord,
+    ClaimOutcome, ClaimRequest, FUTURE_TICK_TOLERANCE, HISTORY_LEN, Lease, MissedTicks, RunRecord,
 };
 use crate::error::{CoordinatorError, Error, ErrorKind};
 use crate::job::{FenceToken, Overlap};
@@ -145,7 +145,15 @@ impl Scripts {
             .arg(request.preferred.as_deref().unwrap_or(""))
             .arg(millis(request.handoff))
             .arg(millis(FUTURE_TICK_TOLERANCE))
-            .arg(request.claim_id.to_string());
+            .arg(request.claim_id.to_string())
+            .arg(
+                request
+                    .schedule
+                    .as_deref()
+                    .and_then(|schedule| MissedTicks::previous_tick(schedule, request.tick_ms))
+                    .map(|tick| tick.to_string())
+                    .unwrap_or_default(),
+            );
         if let Some((channel, job)) = notice {
             cmd.arg(channel).arg(job);
         }
@@ -227,10 +235,27 @@ fn malformed(operation: &'static str) -> Error {
     ))
 }
 
-/// The claim script's answer to `request`.
-pub(super) fn decode_claim(request: &ClaimRequest, reply: Value) -> Result<ClaimOutcome, Error> {
+/// The claim script's answer to `request`, and the old high-water mark when the decision
+/// skipped scheduled ticks (see `claim.lua`).
+pub(super) fn decode_claim(
+    request: &ClaimRequest,
+    reply: Value,
+) -> Result<(ClaimOutcome, Option<i64>), Error> {
     let items: Vec<Value> = redis::from_redis_value(reply).map_err(|_| malformed("claim"))?;
     let mut items = items.into_iter();
+    let outcome = decode_outcome(request, &mut items)?;
+    // What is left, after a decision, is the old mark.
+    let mark = items
+        .next()
+        .and_then(|value| redis::from_redis_value::<String>(value).ok())
+        .and_then(|text| text.parse().ok());
+    Ok((outcome, mark))
+}
+
+fn decode_outcome(
+    request: &ClaimRequest,
+    items: &mut std::vec::IntoIter<Value>,
+) -> Result<ClaimOutcome, Error> {
     let mut next = || items.next().ok_or_else(|| malformed("claim"));
     let integer = |value: Value| -> Result<i64, Error> {
         redis::from_redis_value(value).map_err(|_| malformed("claim"))

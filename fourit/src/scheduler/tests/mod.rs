@@ -371,6 +371,7 @@ async fn shutdown_waits_for_running_jobs_then_cancels_them() {
         preferred: None,
         handoff: Duration::ZERO,
         claim_id: crate::coordinator::new_claim_id(),
+        schedule: None,
     };
     let outcome = coordinator
         .claim(std::slice::from_ref(&later))
