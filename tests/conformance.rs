@@ -169,6 +169,7 @@ conformance! {
         a_release_sent_again_after_a_lost_answer_is_recorded_once,
         a_paused_job_decides_its_ticks_as_paused_until_resumed,
         ticks_nobody_decided_are_recorded_as_missed_by_the_claim_that_skips_them,
+        the_catalog_holds_each_members_definition_and_the_jobs_state_until_removed,
     ],
     redis_only: [
         an_unreachable_redis_yields_an_error_not_a_claim,
@@ -966,6 +967,108 @@ mod cases {
             "no schedule",
         );
         assert_eq!(missed(&history(c, "gap", 20).await).len(), 2);
+    }
+
+    /// Each member's registration of a job is kept beside the job's state; a job is listed
+    /// with every registration, its last run and the run in progress, until removed.
+    pub async fn the_catalog_holds_each_members_definition_and_the_jobs_state_until_removed(
+        c: Arc<dyn Store>,
+    ) {
+        let c = &*c;
+        let every_minute = fourit::coordinator::JobDefinition {
+            name: "cataloged".to_string(),
+            schedule: "* * * * *".to_string(),
+            timezone: "UTC".to_string(),
+            overlap: Overlap::Skip,
+            timeout: Some(Duration::from_secs(30)),
+            grace: None,
+            location: "src/jobs.rs:12".to_string(),
+            version: Some("1.4.0".to_string()),
+        };
+        let mine = c
+            .register("node-a", std::slice::from_ref(&every_minute))
+            .await
+            .unwrap();
+        assert_eq!(
+            mine,
+            vec![vec![("node-a".to_string(), every_minute.clone())]]
+        );
+        let hourly = fourit::coordinator::JobDefinition {
+            schedule: "0 * * * *".to_string(),
+            version: Some("1.5.0".to_string()),
+            ..every_minute.clone()
+        };
+        let both = c
+            .register("node-b", std::slice::from_ref(&hourly))
+            .await
+            .unwrap();
+        assert_eq!(
+            both[0].len(),
+            2,
+            "node-b learns of node-a's registration: {both:?}"
+        );
+        assert!(!every_minute.agrees_with(&hourly));
+
+        let lease = expect_run(
+            claim(c, request("cataloged", tick(0), "node-a")).await,
+            "run",
+        );
+        let catalog = c.catalog().await.unwrap();
+        let entry = catalog
+            .iter()
+            .find(|entry| entry.name == "cataloged")
+            .unwrap_or_else(|| panic!("not listed: {catalog:?}"));
+        assert_eq!(
+            entry.registrations,
+            vec![
+                ("node-a".to_string(), every_minute.clone()),
+                ("node-b".to_string(), hourly.clone())
+            ]
+        );
+        assert_eq!(
+            entry.state.running.as_deref(),
+            Some(lease.run_id().as_str())
+        );
+        assert_eq!(entry.state.last_outcome.as_deref(), Some("running"));
+        assert_eq!(entry.state.last_node.as_deref(), Some("node-a"));
+        assert!(release(c, &lease, &record(Outcome::Failed("disk full".into()), 5)).await);
+        let catalog = c.catalog().await.unwrap();
+        let entry = catalog
+            .iter()
+            .find(|entry| entry.name == "cataloged")
+            .unwrap();
+        assert_eq!(entry.state.running, None);
+        assert_eq!(entry.state.last_outcome.as_deref(), Some("failed"));
+        assert_eq!(entry.state.last_error.as_deref(), Some("disk full"));
+        assert!(entry.state.last_started_ms.is_some() && entry.state.last_finished_ms.is_some());
+        // A member registering again replaces its own definition.
+        c.register("node-b", std::slice::from_ref(&every_minute))
+            .await
+            .unwrap();
+        let catalog = c.catalog().await.unwrap();
+        let entry = catalog
+            .iter()
+            .find(|entry| entry.name == "cataloged")
+            .unwrap();
+        assert!(
+            entry
+                .registrations
+                .iter()
+                .all(|(_, def)| def.agrees_with(&every_minute))
+        );
+
+        c.remove("cataloged").await.unwrap();
+        let catalog = c.catalog().await.unwrap();
+        assert!(
+            catalog.iter().all(|entry| entry.name != "cataloged"),
+            "{catalog:?}"
+        );
+        assert_eq!(history(c, "cataloged", 10).await, vec![]);
+        // Gone means gone: the job starts afresh.
+        expect_run(
+            claim(c, request("cataloged", tick(0), "node-a")).await,
+            "afresh",
+        );
     }
 
     /// A heartbeat makes a node a member with a recent timestamp; leaving removes it.

@@ -17,8 +17,139 @@
 
 use std::sync::Arc;
 
-use crate::coordinator::{self, HistoryEntry, PauseState, Store};
+use chrono::{DateTime, Utc};
+
+use crate::coordinator::{self, CatalogEntry, HistoryEntry, JobDefinition, PauseState, Store};
 use crate::error::Error;
+
+/// A job as the fleet runs it now: what [`FleetAdmin::status`] answers per job.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct JobStatus {
+    /// The job's name.
+    pub name: String,
+    /// Its definition, as the live members register it (the first, if they disagree; the
+    /// latest registration of any member, if no live member registers it).
+    pub definition: Option<JobDefinition>,
+    /// The live members that register it, with their definitions.
+    pub members: Vec<(String, JobDefinition)>,
+    /// Live members register it with different schedules, zones or options.
+    pub disagreeing: bool,
+    /// No live member registers it any more (it can be [removed](FleetAdmin::remove)).
+    pub orphaned: bool,
+    /// Its pause, if it is paused.
+    pub paused: Option<PauseState>,
+    /// The run in progress, if one holds the job's lease.
+    pub running: Option<RunningNow>,
+    /// The latest run's outcome (`running` while it runs), start, end and node.
+    pub last: Option<LastRun>,
+    /// The next ticks, by its definition's schedule and zone.
+    pub next_ticks: Vec<DateTime<Utc>>,
+}
+
+/// The run holding a job's lease.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RunningNow {
+    /// The member running it.
+    pub node: String,
+    /// Its fence token.
+    pub fence: u64,
+    /// Its tick (UTC ms).
+    pub tick_ms: i64,
+    /// When it started (UTC ms), when known.
+    pub since_ms: Option<i64>,
+}
+
+/// A job's latest run, as the coordinator recorded it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LastRun {
+    /// `succeeded`, `failed`, ..., or `running`.
+    pub outcome: String,
+    /// When it started (UTC ms).
+    pub started_ms: Option<i64>,
+    /// When it finished (UTC ms), if it has.
+    pub finished_ms: Option<i64>,
+    /// The member that ran it.
+    pub node: Option<String>,
+    /// Its error text, if any.
+    pub error: Option<String>,
+}
+
+impl LastRun {
+    /// How long it ran, if it has finished.
+    pub fn duration_ms(&self) -> Option<i64> {
+        Some(self.finished_ms? - self.started_ms?).filter(|ms| *ms >= 0)
+    }
+}
+
+/// How many next ticks [`FleetAdmin::status`] gives per job.
+pub const STATUS_NEXT_TICKS: usize = 3;
+
+/// The next `n` ticks of `definition` after `after`; none if it does not parse (a member
+/// of another version may write one this version cannot read).
+pub fn next_ticks(
+    definition: &JobDefinition,
+    after: DateTime<Utc>,
+    n: usize,
+) -> Vec<DateTime<Utc>> {
+    crate::Schedule::parse(&definition.schedule)
+        .and_then(|schedule| schedule.with_timezone(&definition.timezone))
+        .map(|schedule| schedule.upcoming(after).take(n).collect())
+        .unwrap_or_default()
+}
+
+fn status_of(entry: CatalogEntry, live: &[String], now: DateTime<Utc>) -> JobStatus {
+    let members: Vec<(String, JobDefinition)> = entry
+        .registrations
+        .iter()
+        .filter(|(node, _)| live.contains(node))
+        .cloned()
+        .collect();
+    let disagreeing = members
+        .windows(2)
+        .any(|pair| !pair[0].1.agrees_with(&pair[1].1));
+    let definition = members
+        .first()
+        .or(entry.registrations.last())
+        .map(|(_, definition)| definition.clone());
+    let state = entry.state;
+    let running = state.running.as_deref().and_then(|id| {
+        // `node:fence:tick`, where the node id may hold colons itself.
+        let mut parts = id.rsplitn(3, ':');
+        let tick_ms = parts.next()?.parse().ok()?;
+        let fence = parts.next()?.parse().ok()?;
+        let node = parts.next()?.to_string();
+        let since_ms = state
+            .last_started_ms
+            .filter(|_| state.last_fence == Some(fence));
+        Some(RunningNow {
+            node,
+            fence,
+            tick_ms,
+            since_ms,
+        })
+    });
+    let last = state.last_outcome.clone().map(|outcome| LastRun {
+        outcome,
+        started_ms: state.last_started_ms,
+        finished_ms: state.last_finished_ms,
+        node: state.last_node.clone(),
+        error: state.last_error.clone(),
+    });
+    JobStatus {
+        next_ticks: definition
+            .as_ref()
+            .map(|definition| next_ticks(definition, now, STATUS_NEXT_TICKS))
+            .unwrap_or_default(),
+        name: entry.name,
+        orphaned: members.is_empty(),
+        members,
+        disagreeing,
+        definition,
+        paused: state.pause,
+        running,
+        last,
+    }
+}
 
 /// A fleet's coordinator, as an operator sees it. Cheap to clone.
 #[derive(Clone, Debug)]
@@ -98,6 +229,68 @@ impl FleetAdmin {
     pub async fn history(&self, job: &str, limit: usize) -> Result<Vec<HistoryEntry>, Error> {
         FleetAdmin::check(job)?;
         self.store.history(job, limit).await
+    }
+
+    /// Every job in the catalog, by name: definition, live members, disagreement, orphan,
+    /// pause, run in progress, last run and next ticks.
+    pub async fn status(&self) -> Result<Vec<JobStatus>, Error> {
+        let live: Vec<String> = self
+            .store
+            .members()
+            .await?
+            .into_iter()
+            .map(|(node, _)| node)
+            .collect();
+        let now = Utc::now();
+        Ok(self
+            .store
+            .catalog()
+            .await?
+            .into_iter()
+            .map(|entry| status_of(entry, &live, now))
+            .collect())
+    }
+
+    /// One job's status; [`Error::NoSuchJob`] if the catalog does not have it.
+    pub async fn job(&self, job: &str) -> Result<JobStatus, Error> {
+        FleetAdmin::check(job)?;
+        self.status()
+            .await?
+            .into_iter()
+            .find(|status| status.name == job)
+            .ok_or_else(|| Error::NoSuchJob {
+                job: job.to_string(),
+            })
+    }
+
+    /// The job's next `n` ticks, by its schedule as the live members register it.
+    pub async fn next(&self, job: &str, n: usize) -> Result<Vec<DateTime<Utc>>, Error> {
+        let status = self.job(job).await?;
+        Ok(status
+            .definition
+            .map(|definition| next_ticks(&definition, Utc::now(), n))
+            .unwrap_or_default())
+    }
+
+    /// Removes an orphaned job (no live member registers it) from the catalog, with its
+    /// state and history. Refused ([`Error::Refused`]) while a live member registers it.
+    pub async fn remove(&self, job: &str) -> Result<(), Error> {
+        let status = self.job(job).await?;
+        if !status.orphaned {
+            return Err(Error::Refused {
+                reason: format!(
+                    "`{job}` is registered by live members ({}); only an orphaned job can be \
+                     removed",
+                    status
+                        .members
+                        .iter()
+                        .map(|(node, _)| node.as_str())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ),
+            });
+        }
+        self.store.remove(job).await
     }
 
     /// The live members and their last heartbeat (UTC milliseconds), oldest first.

@@ -68,6 +68,21 @@ pub enum Error {
     #[error(transparent)]
     Coordinator(#[from] CoordinatorError),
 
+    /// An admin call named a job the coordinator's catalog does not have.
+    #[error("no such job: `{job}` is not in this namespace's catalog")]
+    NoSuchJob {
+        /// The name asked for.
+        job: String,
+    },
+
+    /// An admin call that would lose what live members use, such as removing a job that a
+    /// live member still registers.
+    #[error("{reason}")]
+    Refused {
+        /// Why.
+        reason: String,
+    },
+
     /// An operating-system error, such as installing the signal handlers.
     #[error("{context}: {source}")]
     Io {

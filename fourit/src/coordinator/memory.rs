@@ -7,9 +7,9 @@ use std::time::Duration;
 use tokio::time::Instant;
 
 use super::{
-    Admin, ClaimNotice, ClaimNotices, ClaimOutcome, ClaimRequest, Coordinator,
-    FUTURE_TICK_TOLERANCE, HISTORY_LEN, Heartbeat, HistoryEntry, Lease, MissedTicks, NoticeSender,
-    PauseState, RunRecord,
+    Admin, CatalogEntry, ClaimNotice, ClaimNotices, ClaimOutcome, ClaimRequest, Coordinator,
+    FUTURE_TICK_TOLERANCE, HISTORY_LEN, Heartbeat, HistoryEntry, JobDefinition, Lease, MissedTicks,
+    NoticeSender, PauseState, RunRecord,
 };
 use crate::clock::{Clock, SystemClock};
 use crate::error::Error;
@@ -40,6 +40,8 @@ impl Default for MemoryCoordinator {
 struct State {
     jobs: HashMap<String, JobState>,
     members: HashMap<String, i64>,
+    /// The catalog: per job, each member's definition.
+    catalog: std::collections::BTreeMap<String, std::collections::BTreeMap<String, JobDefinition>>,
 }
 
 #[derive(Debug, Default)]
@@ -58,6 +60,8 @@ struct JobState {
     released: Option<String>,
     /// The job's pause, fleet-wide (here: process-wide).
     pause: Option<PauseState>,
+    /// The latest run, as the Redis hash keeps it.
+    last: super::JobState,
 }
 
 impl JobState {
@@ -239,6 +243,13 @@ impl MemoryCoordinator {
             overlap: request.overlap,
         };
         job.claim = Some(request.claim_id);
+        job.last.last_tick_ms = Some(request.tick_ms);
+        job.last.last_node = Some(request.node.to_string());
+        job.last.last_fence = Some(job.fence);
+        job.last.last_started_ms = Some(wall_ms);
+        job.last.last_finished_ms = None;
+        job.last.last_outcome = Some("running".to_string());
+        job.last.last_error = None;
         let held = (lease.run_id(), now + request.lease_ttl);
         match request.overlap {
             Overlap::Skip => job.lease = Some(held),
@@ -369,6 +380,9 @@ impl Coordinator for MemoryCoordinator {
                 // The run is over: a late resend of its claim must not resume it.
                 job.claim = None;
                 job.released = Some(run_id);
+                job.last.last_finished_ms = Some(self.clock.now().timestamp_millis());
+                job.last.last_outcome = Some(record.outcome.as_str().to_string());
+                job.last.last_error = record.outcome.error().map(str::to_string);
             }
             if held {
                 match lease.overlap {
@@ -422,6 +436,27 @@ impl Coordinator for MemoryCoordinator {
             Ok(())
         })
     }
+
+    fn register<'a>(
+        &'a self,
+        node: &'a str,
+        jobs: &'a [JobDefinition],
+    ) -> BoxFuture<'a, Result<Vec<super::Registrations>, Error>> {
+        Box::pin(async move {
+            let mut state = self.state();
+            Ok(jobs
+                .iter()
+                .map(|job| {
+                    let entry = state.catalog.entry(job.name.clone()).or_default();
+                    entry.insert(node.to_string(), job.clone());
+                    entry
+                        .iter()
+                        .map(|(node, def)| (node.clone(), def.clone()))
+                        .collect()
+                })
+                .collect())
+        })
+    }
 }
 
 impl Admin for MemoryCoordinator {
@@ -450,6 +485,53 @@ impl Admin for MemoryCoordinator {
                 .get(job)
                 .map(|job| job.history.iter().take(limit).cloned().collect())
                 .unwrap_or_default())
+        })
+    }
+
+    fn catalog(&self) -> BoxFuture<'_, Result<Vec<CatalogEntry>, Error>> {
+        Box::pin(async move {
+            let now = Instant::now();
+            let mut state = self.state();
+            let names: Vec<String> = state.catalog.keys().cloned().collect();
+            Ok(names
+                .into_iter()
+                .map(|name| {
+                    let registrations = state
+                        .catalog
+                        .get(&name)
+                        .map(|defs| {
+                            defs.iter()
+                                .map(|(node, def)| (node.clone(), def.clone()))
+                                .collect()
+                        })
+                        .unwrap_or_default();
+                    let mut recorded = super::JobState::default();
+                    if let Some(job) = state.jobs.get_mut(&name) {
+                        expire(&mut job.lease, now);
+                        recorded = job.last.clone();
+                        recorded.high_water_ms = job.high_water;
+                        recorded.running = job.lease.as_ref().map(|(id, _)| id.clone());
+                        recorded.pause = job.pause.clone();
+                        if recorded.running.is_none() {
+                            recorded.last_tick_ms = None;
+                        }
+                    }
+                    CatalogEntry {
+                        name,
+                        registrations,
+                        state: recorded,
+                    }
+                })
+                .collect())
+        })
+    }
+
+    fn remove<'a>(&'a self, job: &'a str) -> BoxFuture<'a, Result<(), Error>> {
+        Box::pin(async move {
+            let mut state = self.state();
+            state.catalog.remove(job);
+            state.jobs.remove(job);
+            Ok(())
         })
     }
 

@@ -163,6 +163,13 @@ impl SchedulerBuilder {
         self
     }
 
+    /// The application's version, shown beside this member's jobs in the catalog
+    /// (`fourit::admin`, `fourit status`), so a rolling deploy can be told apart.
+    pub fn app_version(mut self, version: &str) -> Self {
+        self.options.app_version = Some(version.to_string());
+        self
+    }
+
     /// Whether to run the jobs registered with `#[fourit::job]` (default `true`).
     pub fn registered_jobs(mut self, include: bool) -> Self {
         self.skip_registered = !include;

@@ -14,12 +14,12 @@ use super::dispatch::Dispatcher;
 use super::driver::Driver;
 use super::membership::{Heartbeat, Members};
 use super::notices::Heard;
-use super::options::{Config, Target};
+use super::options::{Config, Options, Target};
 use super::outage::Outage;
 use super::releases::{ClaimsInFlight, Releases};
 use super::runner::Runner;
 use crate::clock::FleetClock;
-use crate::coordinator::{self, Coordinator, MemoryCoordinator, redact_url};
+use crate::coordinator::{self, Coordinator, JobDefinition, MemoryCoordinator, redact_url};
 use crate::error::Error;
 use crate::job::Job;
 
@@ -133,6 +133,7 @@ async fn drive_until_stopped(
         max_clock_offset: options.max_clock_offset,
     };
     let clock_off = heartbeat.sync_clock().await;
+    register(&*coordinator, &id, &jobs, &options, &members.view()).await;
     let in_flight = Arc::new(ClaimsInFlight::default());
     let (releases, releaser) = Releases::start(coordinator.clone(), in_flight.clone());
     let heard = Arc::new(Heard::new(&jobs));
@@ -214,6 +215,53 @@ async fn shut_down(runner: &Runner, timeout: Duration) {
 
 /// Connects, retrying with backoff while the coordinator is unreachable. `None` if shutdown
 /// was requested first.
+/// Records this member's jobs in the catalog, and warns once per job that a live member
+/// runs differently (a rolling deploy that changed a schedule shows). Not fatal: the
+/// catalog is for operators; scheduling does not read it.
+async fn register(
+    coordinator: &dyn Coordinator,
+    node: &str,
+    jobs: &[Job],
+    options: &Options,
+    live: &[Arc<str>],
+) {
+    let definitions: Vec<JobDefinition> = jobs
+        .iter()
+        .map(|job| JobDefinition {
+            name: job.name().to_string(),
+            schedule: job.schedule().as_str().to_string(),
+            timezone: job.schedule().timezone().name().to_string(),
+            overlap: job.overlap_policy(),
+            timeout: job.timeout_duration(),
+            grace: job.grace_duration(),
+            location: format!("{}:{}", job.location().file, job.location().line),
+            version: options.app_version.clone(),
+        })
+        .collect();
+    let registrations = match coordinator.register(node, &definitions).await {
+        Ok(registrations) => registrations,
+        Err(err) => {
+            warn!(error = %err, "could not record this member's jobs in the catalog");
+            return;
+        }
+    };
+    for (own, all) in definitions.iter().zip(registrations) {
+        for (other, theirs) in all {
+            if other != node && live.iter().any(|m| **m == *other) && !own.agrees_with(&theirs) {
+                warn!(
+                    job = %own.name,
+                    member = %other,
+                    theirs = %format!("{} ({})", theirs.schedule, theirs.timezone),
+                    ours = %format!("{} ({})", own.schedule, own.timezone),
+                    "a live member runs this job differently (a rolling deploy?): the \
+                     catalog shows it as disagreeing"
+                );
+                break;
+            }
+        }
+    }
+}
+
 async fn open_coordinator(
     config: &Config,
     stop: &CancellationToken,

@@ -48,6 +48,7 @@ pub(crate) struct Options {
     pub(crate) max_clock_offset: Duration,
     pub(crate) clock: Arc<dyn Clock>,
     pub(crate) connect: ConnectOptions,
+    pub(crate) app_version: Option<String>,
 }
 
 impl Default for Options {
@@ -63,6 +64,7 @@ impl Default for Options {
             max_clock_offset: DEFAULT_MAX_CLOCK_OFFSET,
             clock: Arc::new(SystemClock),
             connect: ConnectOptions::new(),
+            app_version: None,
         }
     }
 }

@@ -2,8 +2,8 @@
 
 use std::collections::HashMap;
 
-use super::{RedisCoordinator, scripts};
-use crate::coordinator::{Admin, HistoryEntry, PauseState};
+use super::{RedisCoordinator, link, scripts};
+use crate::coordinator::{Admin, CatalogEntry, HistoryEntry, JobDefinition, JobState, PauseState};
 use crate::error::Error;
 use crate::job::BoxFuture;
 
@@ -47,6 +47,92 @@ impl Admin for RedisCoordinator {
                     duration_ms: number(fields.remove("duration_ms")),
                 })
                 .collect())
+        })
+    }
+
+    fn catalog(&self) -> BoxFuture<'_, Result<Vec<CatalogEntry>, Error>> {
+        Box::pin(async move {
+            let mut conn = self.link.get();
+            let mut members = redis::cmd("SMEMBERS");
+            members.arg(self.jobs_key());
+            let mut names: Vec<String> =
+                self.call("catalog", members.query_async(&mut conn)).await?;
+            names.sort();
+            if names.is_empty() {
+                return Ok(Vec::new());
+            }
+            // Per job, in one pipeline (per slot on a cluster): registrations, state, lease.
+            let mut commands = Vec::with_capacity(names.len() * 3);
+            for name in &names {
+                let keys = self.job_keys(name);
+                let slot = link::slot(&keys.state);
+                let mut defs = redis::cmd("HGETALL");
+                defs.arg(keys.defs());
+                let mut state = redis::cmd("HMGET");
+                state.arg(&keys.state).arg(&STATE_FIELDS[..]);
+                let mut lease = redis::cmd("GET");
+                lease.arg(&keys.lease);
+                commands.extend([(slot, defs), (slot, state), (slot, lease)]);
+            }
+            let replies = self
+                .call(
+                    "catalog",
+                    self.link.pipeline(scripts::CLAIM, commands, None),
+                )
+                .await?;
+            let mut replies = replies.into_iter();
+            let mut entries = Vec::with_capacity(names.len());
+            for name in names {
+                let mut next = || -> Result<redis::Value, Error> {
+                    match replies.next() {
+                        Some(Ok(answer)) => Ok(answer.value),
+                        Some(Err(err)) => Err(self.error("catalog", err)),
+                        None => Err(self.error(
+                            "catalog",
+                            redis::RedisError::from((redis::ErrorKind::Io, "no answer")),
+                        )),
+                    }
+                };
+                let defs: HashMap<String, String> =
+                    redis::from_redis_value(next()?).unwrap_or_default();
+                let fields: Vec<Option<String>> =
+                    redis::from_redis_value(next()?).unwrap_or_default();
+                let running: Option<String> = redis::from_redis_value(next()?).unwrap_or_default();
+                let mut registrations: Vec<(String, JobDefinition)> = defs
+                    .into_iter()
+                    .filter_map(|(node, line)| {
+                        JobDefinition::from_line(&name, &line).map(|def| (node, def))
+                    })
+                    .collect();
+                registrations.sort_by(|a, b| a.0.cmp(&b.0));
+                let state = job_state(&fields, running);
+                entries.push(CatalogEntry {
+                    name,
+                    registrations,
+                    state,
+                });
+            }
+            Ok(entries)
+        })
+    }
+
+    fn remove<'a>(&'a self, job: &'a str) -> BoxFuture<'a, Result<(), Error>> {
+        Box::pin(async move {
+            let keys = self.job_keys(job);
+            let mut drop_keys = redis::cmd("DEL");
+            drop_keys
+                .arg(&keys.state)
+                .arg(&keys.lease)
+                .arg(&keys.runs)
+                .arg(keys.defs());
+            let mut forget = redis::cmd("SREM");
+            forget.arg(self.jobs_key()).arg(job);
+            let mut conn = self.link.get();
+            let _: i64 = self
+                .call("remove", drop_keys.query_async(&mut conn))
+                .await?;
+            let _: i64 = self.call("remove", forget.query_async(&mut conn)).await?;
+            Ok(())
         })
     }
 
@@ -108,4 +194,59 @@ impl Admin for RedisCoordinator {
 
 fn number<T: std::str::FromStr>(text: Option<String>) -> Option<T> {
     text.and_then(|t| t.parse().ok())
+}
+
+/// The job hash's fields a catalog entry shows, in this order.
+const STATE_FIELDS: [&str; 14] = [
+    "tick",
+    "node",
+    "fence",
+    "started",
+    "finished",
+    "outcome",
+    "error",
+    "paused",
+    "paused_by",
+    "paused_note",
+    "paused_at",
+    "paused_ticks",
+    "paused_first",
+    "paused_last",
+];
+
+/// A job's state from its hash's [`STATE_FIELDS`] and the run id holding its lease.
+fn job_state(fields: &[Option<String>], running: Option<String>) -> JobState {
+    let text = |index: usize| {
+        fields
+            .get(index)
+            .cloned()
+            .flatten()
+            .filter(|t| !t.is_empty())
+    };
+    let pause = (text(7).as_deref() == Some("1")).then(|| {
+        scripts::pause_state(
+            &text(8).unwrap_or_default(),
+            &text(9).unwrap_or_default(),
+            &text(10).unwrap_or_default(),
+            &text(11).unwrap_or_default(),
+            &text(12).unwrap_or_default(),
+            &text(13).unwrap_or_default(),
+        )
+    });
+    JobState {
+        high_water_ms: number(text(0)),
+        // The hash keeps the mark, not the last run's tick; a run in progress names its own.
+        last_tick_ms: running
+            .as_deref()
+            .and_then(|id| id.rsplit(':').next())
+            .and_then(|tick| tick.parse().ok()),
+        last_node: text(1),
+        last_fence: number(text(2)),
+        last_started_ms: number(text(3)),
+        last_finished_ms: number(text(4)),
+        last_outcome: text(5),
+        last_error: text(6),
+        running,
+        pause,
+    }
 }

@@ -68,6 +68,13 @@ impl RedisCoordinator {
             .arg("check")
             .arg(1);
         pipe.cmd("PUBLISH").arg(&base).arg(node);
+        // The catalog: the job index and a job's definitions.
+        pipe.cmd("SADD").arg(format!("{base}:jobs")).arg("probe");
+        pipe.cmd("HSET")
+            .arg(format!("{base}:defs"))
+            .arg(node)
+            .arg("v1");
+        pipe.cmd("HGETALL").arg(format!("{base}:defs"));
         pipe.cmd("ZADD").arg(&nodes).arg(0).arg(node);
         pipe.cmd("ZREMRANGEBYSCORE")
             .arg(&nodes)
@@ -129,7 +136,9 @@ impl RedisCoordinator {
             .arg(&lease)
             .arg(&runs)
             .arg(&nodes)
-            .arg(scripts::version_key(&nodes));
+            .arg(scripts::version_key(&nodes))
+            .arg(format!("{base}:jobs"))
+            .arg(format!("{base}:defs"));
         let mut conn = self.link.get();
         let replies: Vec<Result<Value, RedisError>> = self
             .call("permission check", pipe.query_async(&mut conn))

@@ -67,6 +67,11 @@ impl JobKeys {
         }
     }
 
+    /// `ns:{job}:defs`: each member's definition of the job (the catalog).
+    pub(super) fn defs(&self) -> String {
+        format!("{}:defs", self.state)
+    }
+
     /// The key of `lease`: the job's one lease, or the run's own with `overlap = "allow"`.
     pub(super) fn lease_of(&self, lease: &Lease) -> String {
         match lease.overlap {
