@@ -1,7 +1,10 @@
 //! `fourit`: steer and inspect a fourit fleet from a shell.
 //!
 //! ```text
-//! fourit [--url URL] [--namespace NS] history JOB [-n N] [--json]
+//! fourit [--url URL] [--namespace NS] status [--json]
+//! fourit history JOB [-n N] [--json]
+//! fourit next JOB [-n N] [--json]
+//! fourit remove JOB
 //! fourit members [--json]
 //! fourit pause JOB [--note TEXT] [--by NAME]
 //! fourit resume JOB [--by NAME]
@@ -58,6 +61,28 @@ struct Cli {
 
 #[derive(Subcommand, Debug)]
 enum Command {
+    /// One line per job: schedule, zone, state, last run, next run.
+    Status {
+        /// JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+    /// A job's next ticks, by its schedule as the live members register it.
+    Next {
+        /// The job's name.
+        job: String,
+        /// How many ticks.
+        #[arg(short = 'n', default_value_t = 5)]
+        n: usize,
+        /// JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Remove an orphaned job (no live member registers it) with its state and history.
+    Remove {
+        /// The job's name.
+        job: String,
+    },
     /// A job's history, newest first: runs, overlaps, pauses.
     History {
         /// The job's name.
@@ -137,7 +162,10 @@ impl Failure {
 impl From<fourit::Error> for Failure {
     fn from(err: fourit::Error) -> Failure {
         let code = match &err {
-            fourit::Error::InvalidOption { .. } | fourit::Error::InvalidUrl { .. } => EXIT_USAGE,
+            fourit::Error::InvalidOption { .. }
+            | fourit::Error::InvalidUrl { .. }
+            | fourit::Error::Refused { .. } => EXIT_USAGE,
+            fourit::Error::NoSuchJob { .. } => EXIT_NO_JOB,
             _ => EXIT_COORDINATOR,
         };
         // fourit's errors carry redacted URLs only.
@@ -170,6 +198,13 @@ async fn run(cli: Cli) -> Result<(), Failure> {
     }
     let admin = fourit::admin::connect(&cli.url, &cli.namespace).await?;
     match cli.command {
+        Command::Status { json } => status(&admin, json, style).await,
+        Command::Next { job, n, json } => next(&admin, &job, n, json).await,
+        Command::Remove { job } => {
+            admin.remove(&job).await?;
+            println!("removed {job}: its registrations, state and history");
+            Ok(())
+        }
         Command::History { job, n, json } => history(&admin, &job, n, json, style).await,
         Command::Members { json } => members(&admin, json).await,
         Command::Pause { job, note, by } => {
@@ -206,6 +241,116 @@ fn with_operator(admin: FleetAdmin, by: Option<String>) -> FleetAdmin {
     }
 }
 
+/// A job's state in one word: paused, running, orphaned, disagreeing or active.
+fn state_word(status: &fourit::admin::JobStatus) -> &'static str {
+    if status.paused.is_some() {
+        "paused"
+    } else if status.orphaned {
+        "orphaned"
+    } else if status.disagreeing {
+        "disagreeing"
+    } else if status.running.is_some() {
+        "running"
+    } else {
+        "active"
+    }
+}
+
+async fn status(admin: &FleetAdmin, json: bool, style: Style) -> Result<(), Failure> {
+    let jobs = admin.status().await?;
+    if json {
+        let rows: Vec<_> = jobs
+            .iter()
+            .map(|job| {
+                let definition = job.definition.as_ref();
+                json!({
+                    "name": job.name,
+                    "schedule": definition.map(|d| d.schedule.clone()),
+                    "tz": definition.map(|d| d.timezone.clone()),
+                    "state": state_word(job),
+                    "paused": job.paused.is_some(),
+                    "paused_by": job.paused.as_ref().map(|p| p.by.clone()),
+                    "paused_note": job.paused.as_ref().and_then(|p| p.note.clone()),
+                    "running": job.running.is_some(),
+                    "running_node": job.running.as_ref().map(|r| r.node.clone()),
+                    "orphaned": job.orphaned,
+                    "disagreeing": job.disagreeing,
+                    "members": job.members.iter().map(|(node, _)| node.clone()).collect::<Vec<_>>(),
+                    "last_outcome": job.last.as_ref().map(|l| l.outcome.clone()),
+                    "last_started": job.last.as_ref().and_then(|l| l.started_ms).and_then(rfc3339),
+                    "last_duration_ms": job.last.as_ref().and_then(|l| l.duration_ms()),
+                    "last_node": job.last.as_ref().and_then(|l| l.node.clone()),
+                    "last_error": job.last.as_ref().and_then(|l| l.error.clone()),
+                    "next_tick": job.next_ticks.first().map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true)),
+                    "version": definition.and_then(|d| d.version.clone()),
+                })
+            })
+            .collect();
+        println!("{}", serde_json::Value::Array(rows));
+        return Ok(());
+    }
+    let now = Utc::now().timestamp_millis();
+    let rows: Vec<Vec<String>> = jobs
+        .iter()
+        .map(|job| {
+            let definition = job.definition.as_ref();
+            let last = job.last.as_ref().map(|last| {
+                let when = last.started_ms.map(|ms| ago(ms, now)).unwrap_or_default();
+                let took = last
+                    .duration_ms()
+                    .map(|ms| format!(", {ms} ms"))
+                    .unwrap_or_default();
+                let node = last
+                    .node
+                    .as_deref()
+                    .map(|node| format!(" on {node}"))
+                    .unwrap_or_default();
+                format!("{} {when}{took}{node}", style.outcome(&last.outcome))
+            });
+            vec![
+                job.name.clone(),
+                definition.map(|d| d.schedule.clone()).unwrap_or_default(),
+                definition.map(|d| d.timezone.clone()).unwrap_or_default(),
+                style.outcome(state_word(job)),
+                last.unwrap_or_else(|| "never ran".to_string()),
+                job.next_ticks
+                    .first()
+                    .map(|tick| ago(tick.timestamp_millis(), now))
+                    .unwrap_or_default(),
+            ]
+        })
+        .collect();
+    table(
+        &["job", "schedule", "tz", "state", "last run", "next"],
+        &rows,
+    );
+    Ok(())
+}
+
+async fn next(admin: &FleetAdmin, job: &str, n: usize, json: bool) -> Result<(), Failure> {
+    let ticks = admin.next(job, n).await?;
+    if json {
+        let rows: Vec<_> = ticks
+            .iter()
+            .map(|tick| tick.to_rfc3339_opts(chrono::SecondsFormat::Millis, true))
+            .collect();
+        println!("{}", json!(rows));
+        return Ok(());
+    }
+    let now = Utc::now().timestamp_millis();
+    let rows: Vec<Vec<String>> = ticks
+        .iter()
+        .map(|tick| {
+            vec![
+                tick.format("%Y-%m-%dT%H:%M:%SZ").to_string(),
+                ago(tick.timestamp_millis(), now),
+            ]
+        })
+        .collect();
+    table(&["next tick (UTC)", ""], &rows);
+    Ok(())
+}
+
 async fn history(
     admin: &FleetAdmin,
     job: &str,
@@ -214,7 +359,13 @@ async fn history(
     style: Style,
 ) -> Result<(), Failure> {
     let entries = admin.history(job, n).await?;
-    if entries.is_empty() && admin.paused(job).await?.is_none() {
+    let cataloged = || async {
+        admin
+            .status()
+            .await
+            .map(|jobs| jobs.iter().any(|status| status.name == job))
+    };
+    if entries.is_empty() && admin.paused(job).await?.is_none() && !cataloged().await? {
         return Err(Failure::new(
             EXIT_NO_JOB,
             format!("no such job: `{job}` has no history in this namespace"),

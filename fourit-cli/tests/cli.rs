@@ -139,6 +139,45 @@ async fn history_members_pause_and_resume_through_the_binary() {
         "{table}"
     );
 
+    let status = json(&fourit(&url, &["status", "--json"]));
+    let job = &status[0];
+    for field in [
+        "name",
+        "schedule",
+        "tz",
+        "paused",
+        "running",
+        "last_outcome",
+        "last_started",
+        "next_tick",
+    ] {
+        assert!(job.get(field).is_some(), "{field} in {status}");
+    }
+    assert_eq!(job["name"], "tick");
+    assert_eq!(job["schedule"], "* * * * * *");
+    assert_eq!(job["tz"], "UTC");
+    assert_eq!(job["paused"], false);
+    assert_eq!(job["orphaned"], false);
+    assert_eq!(job["members"][0], "cli-node");
+    assert!(
+        job["next_tick"].as_str().is_some_and(|t| t.ends_with('Z')),
+        "{status}"
+    );
+    let table = stdout(&fourit(&url, &["status"]));
+    assert!(
+        table.starts_with("job") && table.contains("tick"),
+        "{table}"
+    );
+    let next = json(&fourit(&url, &["next", "tick", "-n", "3", "--json"]));
+    assert_eq!(next.as_array().map(Vec::len), Some(3), "{next}");
+    let refused = fourit(&url, &["remove", "tick"]);
+    assert_eq!(refused.status.code(), Some(2), "a live member registers it");
+    assert!(
+        stderr(&refused).contains("only an orphaned job"),
+        "{}",
+        stderr(&refused)
+    );
+
     let members = json(&fourit(&url, &["members", "--json"]));
     assert_eq!(members[0]["node"], "cli-node", "{members}");
     assert!(members[0]["last_heartbeat"].as_str().is_some());
@@ -197,6 +236,15 @@ async fn history_members_pause_and_resume_through_the_binary() {
         .await
         .expect("scheduler task")
         .unwrap_or_else(|e| panic!("run: {e}"));
+
+    // The scheduler left: the job is orphaned, and can be removed.
+    let status = json(&fourit(&url, &["status", "--json"]));
+    assert_eq!(status[0]["orphaned"], true, "{status}");
+    assert_eq!(status[0]["state"], "orphaned");
+    let removed = fourit(&url, &["remove", "tick"]);
+    assert!(removed.status.success(), "{}", stderr(&removed));
+    assert_eq!(fourit(&url, &["history", "tick"]).status.code(), Some(4));
+    assert_eq!(fourit(&url, &["next", "tick"]).status.code(), Some(4));
 
     // Bad input: the documented exit codes, one line each, no password.
     let unknown = fourit(&url, &["history", "no-such-job"]);

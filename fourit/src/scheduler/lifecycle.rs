@@ -133,7 +133,7 @@ async fn drive_until_stopped(
         max_clock_offset: options.max_clock_offset,
     };
     let clock_off = heartbeat.sync_clock().await;
-    register(&*coordinator, &id, &jobs, &options, &members.view()).await;
+    register(&*coordinator, &id, &jobs, &options).await;
     let in_flight = Arc::new(ClaimsInFlight::default());
     let (releases, releaser) = Releases::start(coordinator.clone(), in_flight.clone());
     let heard = Arc::new(Heard::new(&jobs));
@@ -223,7 +223,6 @@ async fn register(
     node: &str,
     jobs: &[Job],
     options: &Options,
-    live: &[Arc<str>],
 ) {
     let definitions: Vec<JobDefinition> = jobs
         .iter()
@@ -245,9 +244,18 @@ async fn register(
             return;
         }
     };
+    // The live members, to tell a disagreement from a member long gone. (This heartbeat
+    // also announces this member a moment before its heartbeat task does.)
+    let live = match coordinator
+        .heartbeat(node, options.heartbeat_interval.saturating_mul(3))
+        .await
+    {
+        Ok(beat) => beat.members,
+        Err(_) => Vec::new(),
+    };
     for (own, all) in definitions.iter().zip(registrations) {
         for (other, theirs) in all {
-            if other != node && live.iter().any(|m| **m == *other) && !own.agrees_with(&theirs) {
+            if other != node && live.contains(&other) && !own.agrees_with(&theirs) {
                 warn!(
                     job = %own.name,
                     member = %other,
