@@ -5,18 +5,20 @@
 -- Returns 1 if the lease was ours and is deleted, 0 if it had expired or been taken.
 -- A release sent again after its answer was lost (the latest run's, already recorded: the
 -- hash has its fence, node and a finish time) changes nothing and answers 1.
+-- Each key is read once.
 local latest = redis.call('HMGET', KEYS[1], 'fence', 'node', 'finished')
+local holder = redis.call('GET', KEYS[2])
 if latest[1] == ARGV[4] and latest[2] == ARGV[3] and latest[3] and latest[3] ~= ''
-    and redis.call('GET', KEYS[2]) ~= ARGV[1] then
+    and holder ~= ARGV[1] then
   return 1
 end
 local held = 0
-if redis.call('GET', KEYS[2]) == ARGV[1] then
+if holder == ARGV[1] then
   redis.call('DEL', KEYS[2])
   held = 1
 end
 -- The hash describes the latest run only: a stale run's outcome goes to history alone.
-if redis.call('HGET', KEYS[1], 'fence') == ARGV[4] then
+if latest[1] == ARGV[4] then
   local now = redis.call('TIME')
   local error_text = ''
   if ARGV[9] == '1' then
