@@ -170,6 +170,7 @@ conformance! {
         a_paused_job_decides_its_ticks_as_paused_until_resumed,
         ticks_nobody_decided_are_recorded_as_missed_by_the_claim_that_skips_them,
         the_catalog_holds_each_members_definition_and_the_jobs_state_until_removed,
+        a_manual_run_is_taken_once_and_never_moves_the_mark,
     ],
     redis_only: [
         an_unreachable_redis_yields_an_error_not_a_claim,
@@ -1071,6 +1072,107 @@ mod cases {
         );
     }
 
+    /// A manual run is taken by exactly one member, under a fence of its own, recorded as
+    /// `manual` with who asked; it follows the overlap policy unless forced, and never moves
+    /// the job's high-water mark. Heartbeats say when one is waiting.
+    pub async fn a_manual_run_is_taken_once_and_never_moves_the_mark(c: Arc<dyn Store>) {
+        use fourit::coordinator::{ManualOutcome, ManualState};
+        let c = &*c;
+        let scheduled = expect_run(claim(c, request("manual", tick(0), "node-a")).await, "0");
+        assert!(release(c, &scheduled, &record(Outcome::Succeeded, 1)).await);
+        assert!(
+            !c.heartbeat("node-a", MEMBER_TTL)
+                .await
+                .unwrap()
+                .manual_pending
+        );
+
+        let asked = c.request_manual("manual", "ops@host", false).await.unwrap();
+        assert_eq!(
+            c.manual_state("manual", &asked.id).await.unwrap(),
+            Some(ManualState::Pending)
+        );
+        assert!(
+            c.heartbeat("node-a", MEMBER_TTL)
+                .await
+                .unwrap()
+                .manual_pending
+        );
+        assert_eq!(c.manual_requests().await.unwrap(), vec![asked.clone()]);
+        let ttl = Duration::from_secs(30);
+        let won = c
+            .claim_manual(&asked, "node-b", ttl, Overlap::Skip)
+            .await
+            .unwrap();
+        let lease = match won {
+            ManualOutcome::Run(lease) => lease,
+            other => panic!("expected Run, got {other:?}"),
+        };
+        assert_eq!(
+            lease.tick_ms, asked.requested_ms,
+            "its tick is the instant asked"
+        );
+        assert!(lease.fence.get() > scheduled.fence.get());
+        assert_eq!(
+            c.claim_manual(&asked, "node-c", ttl, Overlap::Skip)
+                .await
+                .unwrap(),
+            ManualOutcome::Taken,
+            "once fleet-wide"
+        );
+        assert_eq!(c.manual_requests().await.unwrap(), vec![]);
+        assert!(
+            !c.heartbeat("node-a", MEMBER_TTL)
+                .await
+                .unwrap()
+                .manual_pending
+        );
+        assert_eq!(
+            c.manual_state("manual", &asked.id).await.unwrap(),
+            Some(ManualState::Started {
+                node: "node-b".to_string(),
+                fence: lease.fence.get()
+            })
+        );
+        let entries = history(c, "manual", 10).await;
+        assert_eq!(entries[0].outcome, "manual");
+        assert_eq!(entries[0].detail.as_deref(), Some("asked by ops@host"));
+        assert_eq!(entries[0].fence, Some(lease.fence.get()));
+        // Not forced, while it runs: a second manual run is skipped as an overlap.
+        let second = c.request_manual("manual", "ops@host", false).await.unwrap();
+        assert!(matches!(
+            c.claim_manual(&second, "node-a", ttl, Overlap::Skip)
+                .await
+                .unwrap(),
+            ManualOutcome::Overlap { .. }
+        ));
+        assert!(matches!(
+            c.manual_state("manual", &second.id).await.unwrap(),
+            Some(ManualState::Skipped { .. })
+        ));
+        // Forced: it runs beside it, under a lease of its own.
+        let forced = c.request_manual("manual", "ops@host", true).await.unwrap();
+        let beside = match c
+            .claim_manual(&forced, "node-a", ttl, Overlap::Skip)
+            .await
+            .unwrap()
+        {
+            ManualOutcome::Run(lease) => lease,
+            other => panic!("expected Run, got {other:?}"),
+        };
+        assert!(
+            keep_alive(c, &lease, ttl).await,
+            "the first manual run keeps its lease"
+        );
+        assert!(release(c, &beside, &record(Outcome::Succeeded, 2)).await);
+        assert!(release(c, &lease, &record(Outcome::Succeeded, 3)).await);
+        // The mark did not move: the next scheduled tick runs as usual.
+        expect_run(
+            claim(c, request("manual", tick(1), "node-a")).await,
+            "the next tick",
+        );
+    }
+
     /// A heartbeat makes a node a member with a recent timestamp; leaving removes it.
     pub async fn heartbeat_adds_a_member_and_leave_removes_it(c: Arc<dyn Store>) {
         let c = &*c;
@@ -1919,22 +2021,27 @@ mod redis_cases {
         let eval = |known: &str| {
             let mut cmd = ::redis::cmd("EVAL");
             cmd.arg(script)
-                .arg(2)
+                .arg(3)
                 .arg(&nodes)
                 .arg(&version_key)
+                .arg(format!("{nodes}:manual{{{nodes}}}"))
                 .arg("node-a")
                 .arg(MEMBER_TTL.as_millis() as u64)
                 .arg(known.to_string());
             cmd
         };
         let steady: Vec<String> = eval(&version).query_async(&mut con).await.unwrap();
-        assert_eq!(steady.len(), 2, "time and version only: {steady:?}");
+        assert_eq!(
+            steady.len(),
+            3,
+            "time, version and manual runs waiting only: {steady:?}"
+        );
         assert_eq!(
             steady[1], version,
             "a heartbeat of a known member changes nothing"
         );
         let stale: Vec<String> = eval("0").query_async(&mut con).await.unwrap();
-        let listed: BTreeSet<String> = stale[2..].iter().cloned().collect();
+        let listed: BTreeSet<String> = stale[3..].iter().cloned().collect();
         assert_eq!(
             listed,
             set(&["node-a", "node-b"]),

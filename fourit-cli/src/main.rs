@@ -5,6 +5,7 @@
 //! fourit history JOB [-n N] [--json]
 //! fourit next JOB [-n N] [--json]
 //! fourit remove JOB
+//! fourit trigger JOB [--force] [--wait] [--by NAME]
 //! fourit members [--json]
 //! fourit pause JOB [--note TEXT] [--by NAME]
 //! fourit resume JOB [--by NAME]
@@ -77,6 +78,20 @@ enum Command {
         /// JSON instead of a table.
         #[arg(long)]
         json: bool,
+    },
+    /// Run a job once now, on one live member that registers it (within a heartbeat).
+    Trigger {
+        /// The job's name.
+        job: String,
+        /// Run even while a previous run holds the job's lease.
+        #[arg(long)]
+        force: bool,
+        /// Wait for the run to end; exit 1 if it failed or was skipped.
+        #[arg(long)]
+        wait: bool,
+        /// Who asks (default: user@host).
+        #[arg(long)]
+        by: Option<String>,
     },
     /// Remove an orphaned job (no live member registers it) with its state and history.
     Remove {
@@ -200,6 +215,12 @@ async fn run(cli: Cli) -> Result<(), Failure> {
     match cli.command {
         Command::Status { json } => status(&admin, json, style).await,
         Command::Next { job, n, json } => next(&admin, &job, n, json).await,
+        Command::Trigger {
+            job,
+            force,
+            wait,
+            by,
+        } => trigger(with_operator(admin, by), &job, force, wait).await,
         Command::Remove { job } => {
             admin.remove(&job).await?;
             println!("removed {job}: its registrations, state and history");
@@ -238,6 +259,52 @@ fn with_operator(admin: FleetAdmin, by: Option<String>) -> FleetAdmin {
     match by {
         Some(name) => admin.operator(&name),
         None => admin,
+    }
+}
+
+/// Exit code: a manual run that failed or was skipped (`trigger --wait`).
+const EXIT_RUN_FAILED: u8 = 1;
+
+async fn trigger(admin: FleetAdmin, job: &str, force: bool, wait: bool) -> Result<(), Failure> {
+    let request = admin.trigger(job, force).await?;
+    println!(
+        "triggered {job} (request {}, by {}); a live member takes it within a heartbeat",
+        request.id, request.by
+    );
+    if !wait {
+        return Ok(());
+    }
+    match admin
+        .wait_manual(&request, std::time::Duration::from_secs(120))
+        .await?
+    {
+        Some(fourit::admin::ManualEnd::Ran { node, entry }) => {
+            let took = entry
+                .duration_ms
+                .map(|ms| format!(" in {ms} ms"))
+                .unwrap_or_default();
+            let detail = entry
+                .detail
+                .map(|detail| format!(": {detail}"))
+                .unwrap_or_default();
+            println!("{job} ran on {node}: {}{took}{detail}", entry.outcome);
+            if entry.outcome == "succeeded" {
+                Ok(())
+            } else {
+                Err(Failure::new(
+                    EXIT_RUN_FAILED,
+                    format!("the manual run of {job} {}", entry.outcome),
+                ))
+            }
+        }
+        Some(fourit::admin::ManualEnd::Skipped { holder }) => Err(Failure::new(
+            EXIT_RUN_FAILED,
+            format!("the manual run of {job} was skipped: {holder} still runs (use --force)"),
+        )),
+        None => Err(Failure::new(
+            EXIT_COORDINATOR,
+            format!("no member ran {job} within 120 s"),
+        )),
     }
 }
 

@@ -104,6 +104,9 @@ async fn history_members_pause_and_resume_through_the_binary() {
             counted.fetch_add(1, Ordering::SeqCst);
             async {}
         })
+        .add_job("broken", "0 0 1 1 *", |_| async {
+            Err::<(), _>("disk full")
+        })
         .build()
         .unwrap_or_else(|e| panic!("build: {e}"));
     let handle = scheduler.handle();
@@ -140,7 +143,10 @@ async fn history_members_pause_and_resume_through_the_binary() {
     );
 
     let status = json(&fourit(&url, &["status", "--json"]));
-    let job = &status[0];
+    let job = status
+        .as_array()
+        .and_then(|jobs| jobs.iter().find(|job| job["name"] == "tick"))
+        .unwrap_or_else(|| panic!("{status}"));
     for field in [
         "name",
         "schedule",
@@ -231,16 +237,65 @@ async fn history_members_pause_and_resume_through_the_binary() {
         );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
+    // Trigger, waiting for the outcome: 0 for a success, 1 for a failure.
+    let ok = fourit(&url, &["trigger", "tick", "--wait", "--by", "ci"]);
+    assert!(ok.status.success(), "{}{}", stdout(&ok), stderr(&ok));
+    assert!(
+        stdout(&ok).contains("tick ran on cli-node: succeeded"),
+        "{}",
+        stdout(&ok)
+    );
+    let failed = fourit(&url, &["trigger", "broken", "--wait"]);
+    assert_eq!(
+        failed.status.code(),
+        Some(1),
+        "{}{}",
+        stdout(&failed),
+        stderr(&failed)
+    );
+    assert!(
+        stdout(&failed).contains("ran on cli-node: failed")
+            && stdout(&failed).contains("disk full"),
+        "{}",
+        stdout(&failed)
+    );
+    let history = json(&fourit(&url, &["history", "broken", "--json"]));
+    let outcomes: Vec<&str> = history
+        .as_array()
+        .map(|rows| {
+            rows.iter()
+                .filter_map(|row| row["outcome"].as_str())
+                .collect()
+        })
+        .unwrap_or_default();
+    assert_eq!(outcomes, ["failed", "manual"], "{history}");
+    assert_eq!(
+        fourit(&url, &["trigger", "no-such-job"]).status.code(),
+        Some(4)
+    );
+
     handle.stop();
     running
         .await
         .expect("scheduler task")
         .unwrap_or_else(|e| panic!("run: {e}"));
 
-    // The scheduler left: the job is orphaned, and can be removed.
+    // The scheduler left: the job is orphaned (nobody could run a trigger), and can be
+    // removed.
     let status = json(&fourit(&url, &["status", "--json"]));
-    assert_eq!(status[0]["orphaned"], true, "{status}");
-    assert_eq!(status[0]["state"], "orphaned");
+    let tick = status
+        .as_array()
+        .and_then(|jobs| jobs.iter().find(|job| job["name"] == "tick"))
+        .unwrap_or_else(|| panic!("{status}"));
+    assert_eq!(tick["orphaned"], true, "{status}");
+    assert_eq!(tick["state"], "orphaned");
+    let nobody = fourit(&url, &["trigger", "tick"]);
+    assert_eq!(nobody.status.code(), Some(2), "{}", stderr(&nobody));
+    assert!(
+        stderr(&nobody).contains("no live member registers"),
+        "{}",
+        stderr(&nobody)
+    );
     let removed = fourit(&url, &["remove", "tick"]);
     assert!(removed.status.success(), "{}", stderr(&removed));
     assert_eq!(fourit(&url, &["history", "tick"]).status.code(), Some(4));

@@ -19,7 +19,9 @@ use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 
-use crate::coordinator::{self, CatalogEntry, HistoryEntry, JobDefinition, PauseState, Store};
+use crate::coordinator::{
+    self, CatalogEntry, HistoryEntry, JobDefinition, ManualRequest, ManualState, PauseState, Store,
+};
 use crate::error::Error;
 
 /// A job as the fleet runs it now: what [`FleetAdmin::status`] answers per job.
@@ -79,6 +81,23 @@ impl LastRun {
     pub fn duration_ms(&self) -> Option<i64> {
         Some(self.finished_ms? - self.started_ms?).filter(|ms| *ms >= 0)
     }
+}
+
+/// How a manual run ended ([`FleetAdmin::wait_manual`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ManualEnd {
+    /// It ran on `node`; its history entry says how it ended.
+    Ran {
+        /// The member that ran it.
+        node: String,
+        /// Its outcome, duration and error text.
+        entry: HistoryEntry,
+    },
+    /// A previous run held the lease and it was not forced: it did not run.
+    Skipped {
+        /// The holder's run id.
+        holder: String,
+    },
 }
 
 /// How many next ticks [`FleetAdmin::status`] gives per job.
@@ -291,6 +310,61 @@ impl FleetAdmin {
             });
         }
         self.store.remove(job).await
+    }
+
+    /// Asks for a manual run of `job`, now: exactly one live member that registers it takes
+    /// it at its next heartbeat (within the heartbeat interval, 2 s by default), runs it under
+    /// a fence of its own (the job's `overlap` policy applies unless `force`), and history
+    /// records it as `manual` with who asked; the job's high-water mark does not move, so the
+    /// next scheduled tick runs as usual. [`Error::NoSuchJob`] for a job not in the catalog,
+    /// [`Error::Refused`] at once when no live member registers it.
+    pub async fn trigger(&self, job: &str, force: bool) -> Result<ManualRequest, Error> {
+        let status = self.job(job).await?;
+        if status.orphaned {
+            return Err(Error::Refused {
+                reason: format!("no live member registers `{job}`: nobody could run it"),
+            });
+        }
+        self.store.request_manual(job, &self.operator, force).await
+    }
+
+    /// Where a manual request stands; `None` if there is none with that id.
+    pub async fn manual_state(&self, job: &str, id: &str) -> Result<Option<ManualState>, Error> {
+        FleetAdmin::check(job)?;
+        self.store.manual_state(job, id).await
+    }
+
+    /// Waits (polling, at most `within`) until the manual run `request` has been taken and
+    /// has ended; answers its history entry, or the overlap that skipped it. `Ok(None)` if no
+    /// member took it, or it did not end, in time.
+    pub async fn wait_manual(
+        &self,
+        request: &ManualRequest,
+        within: std::time::Duration,
+    ) -> Result<Option<ManualEnd>, Error> {
+        let deadline = tokio::time::Instant::now() + within;
+        loop {
+            match self.manual_state(&request.job, &request.id).await? {
+                Some(ManualState::Skipped { holder }) => {
+                    return Ok(Some(ManualEnd::Skipped { holder }));
+                }
+                Some(ManualState::Started { node, fence }) => {
+                    let ended = self
+                        .history(&request.job, coordinator::HISTORY_LEN)
+                        .await?
+                        .into_iter()
+                        .find(|entry| entry.fence == Some(fence) && entry.outcome != "manual");
+                    if let Some(entry) = ended {
+                        return Ok(Some(ManualEnd::Ran { node, entry }));
+                    }
+                }
+                Some(ManualState::Pending) | None => {}
+            }
+            if tokio::time::Instant::now() >= deadline {
+                return Ok(None);
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
     }
 
     /// The live members and their last heartbeat (UTC milliseconds), oldest first.

@@ -93,6 +93,8 @@ struct ContextInner {
     fence: FenceToken,
     node: Arc<str>,
     cancel: CancellationToken,
+    /// Who asked for this run, if it is a manual one (`fourit trigger`).
+    manual_by: Option<Arc<str>>,
 }
 
 impl JobContext {
@@ -130,8 +132,36 @@ impl JobContext {
                 fence,
                 node,
                 cancel,
+                manual_by: None,
             }),
         }
+    }
+
+    /// This context, for a manual run asked for by `by`.
+    pub(crate) fn manual(self, by: Arc<str>) -> JobContext {
+        let inner = &self.inner;
+        JobContext {
+            inner: Arc::new(ContextInner {
+                job: inner.job.clone(),
+                tick: inner.tick,
+                fence: inner.fence,
+                node: inner.node.clone(),
+                cancel: inner.cancel.clone(),
+                manual_by: Some(by),
+            }),
+        }
+    }
+
+    /// Whether this is a manual run (asked for with `fourit trigger` or
+    /// [`FleetAdmin::trigger`](crate::admin::FleetAdmin::trigger)) rather than a scheduled
+    /// tick. A manual run's [`tick`](Self::tick) is the instant it was requested.
+    pub fn is_manual(&self) -> bool {
+        self.inner.manual_by.is_some()
+    }
+
+    /// Who asked for this manual run; `None` for a scheduled one.
+    pub fn requested_by(&self) -> Option<&str> {
+        self.inner.manual_by.as_deref()
     }
 
     /// The job's name.

@@ -133,7 +133,9 @@ impl Recorder {
             .invoke_async::<()>(&mut self.conn.clone())
             .await
             .map_err(|err| format!("recording the run: {err}"))?;
-        println!("ran {} {tick} {}", ctx.job(), ctx.node());
+        // A manual run (`fourit trigger`) says so: its tick is the instant it was asked for.
+        let kind = if ctx.is_manual() { "manual" } else { "ran" };
+        println!("{kind} {} {tick} {}", ctx.job(), ctx.node());
         Ok(())
     }
 

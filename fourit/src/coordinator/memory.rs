@@ -40,6 +40,8 @@ impl Default for MemoryCoordinator {
 struct State {
     jobs: HashMap<String, JobState>,
     members: HashMap<String, i64>,
+    /// Manual run requests, by (job, id), in their stored form.
+    manual: std::collections::BTreeMap<(String, String), String>,
     /// The catalog: per job, each member's definition.
     catalog: std::collections::BTreeMap<String, std::collections::BTreeMap<String, JobDefinition>>,
 }
@@ -419,9 +421,14 @@ impl Coordinator for MemoryCoordinator {
                 .retain(|_, at| now_ms.saturating_sub(*at) <= stale_ms);
             let mut members: Vec<String> = state.members.keys().cloned().collect();
             members.sort();
+            let manual_pending = state
+                .manual
+                .values()
+                .any(|text| text.ends_with("\tpending"));
             Ok(Heartbeat {
                 server_us: Some(self.clock.now().timestamp_micros()),
                 members,
+                manual_pending,
             })
         })
     }
@@ -434,6 +441,103 @@ impl Coordinator for MemoryCoordinator {
         Box::pin(async move {
             self.state().members.remove(node);
             Ok(())
+        })
+    }
+
+    fn manual_requests(&self) -> BoxFuture<'_, Result<Vec<super::ManualRequest>, Error>> {
+        Box::pin(async move {
+            let mut pending: Vec<super::ManualRequest> = self
+                .state()
+                .manual
+                .iter()
+                .filter_map(|((job, id), text)| super::ManualRequest::parse(job, id, text))
+                .filter(|(_, state)| *state == super::ManualState::Pending)
+                .map(|(request, _)| request)
+                .collect();
+            pending.sort_by_key(|request| request.requested_ms);
+            Ok(pending)
+        })
+    }
+
+    fn claim_manual<'a>(
+        &'a self,
+        request: &'a super::ManualRequest,
+        node: &'a str,
+        lease_ttl: Duration,
+        overlap: Overlap,
+    ) -> BoxFuture<'a, Result<super::ManualOutcome, Error>> {
+        Box::pin(async move {
+            use super::{ManualOutcome, ManualRequest, ManualState};
+            let now = Instant::now();
+            let wall_ms = self.clock.now().timestamp_millis();
+            let mut state = self.state();
+            let key = (request.job.clone(), request.id.clone());
+            let Some(text) = state.manual.get(&key).cloned() else {
+                return Ok(ManualOutcome::Taken);
+            };
+            let Some((stored, ManualState::Pending)) = ManualRequest::parse(&key.0, &key.1, &text)
+            else {
+                return Ok(ManualOutcome::Taken);
+            };
+            let base = format!(
+                "{}\t{}\t{}\t",
+                stored.by,
+                stored.requested_ms,
+                if stored.force { "1" } else { "0" }
+            );
+            let own = overlap == Overlap::Allow || stored.force;
+            let job = state.jobs.entry(request.job.clone()).or_default();
+            if !own {
+                expire(&mut job.lease, now);
+                if let Some((holder, _)) = job.lease.clone() {
+                    job.record(HistoryEntry {
+                        tick_ms: stored.requested_ms,
+                        node: node.to_string(),
+                        outcome: "overlap".to_string(),
+                        detail: Some(format!(
+                            "manual run asked by {} skipped: {holder}",
+                            stored.by
+                        )),
+                        fence: None,
+                        duration_ms: None,
+                    });
+                    state.manual.insert(key, format!("{base}skipped\t{holder}"));
+                    return Ok(ManualOutcome::Overlap { holder });
+                }
+            }
+            job.fence += 1;
+            let lease = Lease {
+                job: Arc::from(request.job.as_str()),
+                tick_ms: stored.requested_ms,
+                fence: FenceToken(job.fence),
+                node: Arc::from(node),
+                overlap: if own { Overlap::Allow } else { Overlap::Skip },
+            };
+            let held = (lease.run_id(), now + lease_ttl);
+            if own {
+                job.run_leases.insert(job.fence, held);
+            } else {
+                job.lease = Some(held);
+            }
+            job.last.last_node = Some(node.to_string());
+            job.last.last_fence = Some(job.fence);
+            job.last.last_started_ms = Some(wall_ms);
+            job.last.last_finished_ms = None;
+            job.last.last_outcome = Some("running".to_string());
+            job.last.last_error = None;
+            job.record(HistoryEntry {
+                tick_ms: stored.requested_ms,
+                node: node.to_string(),
+                outcome: "manual".to_string(),
+                detail: Some(format!("asked by {}", stored.by)),
+                fence: Some(job.fence),
+                duration_ms: None,
+            });
+            let fence = job.fence;
+            state
+                .manual
+                .insert(key, format!("{base}started\t{node}\t{fence}"));
+            Ok(ManualOutcome::Run(lease))
         })
     }
 
@@ -531,7 +635,44 @@ impl Admin for MemoryCoordinator {
             let mut state = self.state();
             state.catalog.remove(job);
             state.jobs.remove(job);
+            state.manual.retain(|(name, _), _| name != job);
             Ok(())
+        })
+    }
+
+    fn request_manual<'a>(
+        &'a self,
+        job: &'a str,
+        by: &'a str,
+        force: bool,
+    ) -> BoxFuture<'a, Result<super::ManualRequest, Error>> {
+        Box::pin(async move {
+            let request = super::ManualRequest {
+                job: job.to_string(),
+                id: format!("{:016x}", super::new_claim_id()),
+                by: by.replace(['\t', '\n'], " "),
+                requested_ms: self.clock.now().timestamp_millis(),
+                force,
+            };
+            self.state()
+                .manual
+                .insert((job.to_string(), request.id.clone()), request.record());
+            Ok(request)
+        })
+    }
+
+    fn manual_state<'a>(
+        &'a self,
+        job: &'a str,
+        id: &'a str,
+    ) -> BoxFuture<'a, Result<Option<super::ManualState>, Error>> {
+        Box::pin(async move {
+            Ok(self
+                .state()
+                .manual
+                .get(&(job.to_string(), id.to_string()))
+                .and_then(|text| super::ManualRequest::parse(job, id, text))
+                .map(|(_, state)| state))
         })
     }
 

@@ -482,6 +482,92 @@ pub struct JobState {
     pub pause: Option<PauseState>,
 }
 
+/// A manual run asked for ([`Admin::request_manual`], `fourit trigger`), until a member
+/// takes it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ManualRequest {
+    /// The job.
+    pub job: String,
+    /// The request's id, unique in the namespace.
+    pub id: String,
+    /// Who asked.
+    pub by: String,
+    /// When (UTC ms, the coordinator's clock): the run's tick.
+    pub requested_ms: i64,
+    /// Run even while a previous run holds the job's lease (overlap = skip).
+    pub force: bool,
+}
+
+/// The answer to a member's claim of a manual run.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ManualOutcome {
+    /// This member runs it, under this lease (a fence of its own; the job's high-water mark
+    /// does not move).
+    Run(Lease),
+    /// Not forced, and a previous run holds the lease: skipped, and recorded so.
+    Overlap {
+        /// The holder's run id.
+        holder: String,
+    },
+    /// Another member took it (or it is gone).
+    Taken,
+}
+
+/// Where a manual request stands ([`Admin::manual_state`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ManualState {
+    /// No member has taken it yet.
+    Pending,
+    /// A member runs (or ran) it, with this fence.
+    Started {
+        /// The member.
+        node: String,
+        /// The run's fence: its outcome is the history entry with this fence.
+        fence: u64,
+    },
+    /// Skipped: a previous run held the lease, and it was not forced.
+    Skipped {
+        /// The holder's run id.
+        holder: String,
+    },
+}
+
+impl ManualRequest {
+    /// The stored form: `by \t requested ms \t force \t state...`.
+    pub(crate) fn record(&self) -> String {
+        format!(
+            "{}\t{}\t{}\tpending",
+            self.by.replace(['\t', '\n'], " "),
+            self.requested_ms,
+            if self.force { "1" } else { "0" }
+        )
+    }
+
+    /// A request of `job` from its stored form, and where it stands.
+    pub(crate) fn parse(job: &str, id: &str, text: &str) -> Option<(ManualRequest, ManualState)> {
+        let fields: Vec<&str> = text.split('\t').collect();
+        let request = ManualRequest {
+            job: job.to_string(),
+            id: id.to_string(),
+            by: (*fields.first()?).to_string(),
+            requested_ms: fields.get(1)?.parse().ok()?,
+            force: *fields.get(2)? == "1",
+        };
+        let state = match *fields.get(3)? {
+            "pending" => ManualState::Pending,
+            "started" => ManualState::Started {
+                node: (*fields.get(4)?).to_string(),
+                fence: fields.get(5)?.parse().ok()?,
+            },
+            "skipped" => ManualState::Skipped {
+                holder: fields.get(4).map(|h| (*h).to_string()).unwrap_or_default(),
+            },
+            _ => return None,
+        };
+        Some((request, state))
+    }
+}
+
 /// A job's pause, fleet-wide, as [`Admin::pause_state`] answers it.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct PauseState {
@@ -507,6 +593,8 @@ pub struct Heartbeat {
     pub server_us: Option<i64>,
     /// The live members, sorted.
     pub members: Vec<String>,
+    /// Manual runs are waiting for a member ([`Coordinator::manual_requests`]).
+    pub manual_pending: bool,
 }
 
 /// The fleet's shared state as the scheduler needs it: claims, leases, membership, the clock.
@@ -570,6 +658,26 @@ pub trait Coordinator: Send + Sync + fmt::Debug + 'static {
 
     /// Removes `node` from the members, as a graceful shutdown does.
     fn leave<'a>(&'a self, node: &'a str) -> BoxFuture<'a, Result<(), Error>>;
+
+    /// The manual runs waiting for a member, oldest first. The default has none.
+    fn manual_requests(&self) -> BoxFuture<'_, Result<Vec<ManualRequest>, Error>> {
+        Box::pin(async { Ok(Vec::new()) })
+    }
+
+    /// Takes the manual run `request` for `node`, once fleet-wide: answers
+    /// [`ManualOutcome::Run`] to exactly one member (a fence of its own, the lease by the
+    /// job's `overlap` policy unless forced, never the high-water mark), and records it in
+    /// history as `manual` with who asked. The default answers [`ManualOutcome::Taken`].
+    fn claim_manual<'a>(
+        &'a self,
+        request: &'a ManualRequest,
+        node: &'a str,
+        lease_ttl: Duration,
+        overlap: Overlap,
+    ) -> BoxFuture<'a, Result<ManualOutcome, Error>> {
+        let _ = (request, node, lease_ttl, overlap);
+        Box::pin(async { Ok(ManualOutcome::Taken) })
+    }
 
     /// Records in the catalog that `node` runs `jobs` as defined, and answers, per job in
     /// order, every registration of it (node and definition), this one included, so the
@@ -657,6 +765,22 @@ pub trait Admin: Send + Sync + fmt::Debug + 'static {
     /// Every job ever registered in the namespace, by name, with its registrations and
     /// recorded state.
     fn catalog(&self) -> BoxFuture<'_, Result<Vec<CatalogEntry>, Error>>;
+
+    /// Asks for a manual run of `job` by `by` (forced: even while a run holds the lease);
+    /// members that register the job pick it up at their next heartbeat.
+    fn request_manual<'a>(
+        &'a self,
+        job: &'a str,
+        by: &'a str,
+        force: bool,
+    ) -> BoxFuture<'a, Result<ManualRequest, Error>>;
+
+    /// Where the manual request `id` of `job` stands; `None` if there is none.
+    fn manual_state<'a>(
+        &'a self,
+        job: &'a str,
+        id: &'a str,
+    ) -> BoxFuture<'a, Result<Option<ManualState>, Error>>;
 
     /// Removes `job` from the catalog: its registrations, its state and its history.
     fn remove<'a>(&'a self, job: &'a str) -> BoxFuture<'a, Result<(), Error>>;

@@ -12,6 +12,7 @@ use tracing::{info, warn};
 use super::claims::Claims;
 use super::dispatch::Dispatcher;
 use super::driver::Driver;
+use super::manual::ManualRuns;
 use super::membership::{Heartbeat, Members};
 use super::notices::Heard;
 use super::options::{Config, Options, Target};
@@ -123,7 +124,7 @@ async fn drive_until_stopped(
     let clock = Arc::new(FleetClock::new(options.clock.clone()));
     let outage = Arc::new(Outage::default());
     let members = Arc::new(Members::alone(&id));
-    let heartbeat = Heartbeat {
+    let mut heartbeat = Heartbeat {
         coordinator: coordinator.clone(),
         node: id.clone(),
         clock: clock.clone(),
@@ -131,6 +132,7 @@ async fn drive_until_stopped(
         outage: outage.clone(),
         interval: options.heartbeat_interval,
         max_clock_offset: options.max_clock_offset,
+        manual: None,
     };
     let clock_off = heartbeat.sync_clock().await;
     register(&*coordinator, &id, &jobs, &options).await;
@@ -172,6 +174,11 @@ async fn drive_until_stopped(
         namespace = %driver.options.namespace,
         "scheduler started"
     );
+    heartbeat.manual = Some(Arc::new(ManualRuns::new(
+        runner.clone(),
+        jobs.clone(),
+        driver.options.lease_ttl,
+    )));
     let heartbeat = tokio::spawn(heartbeat.run(clock_off));
     driver.drive(jobs).await;
     shut_down(&runner, driver.options.shutdown_timeout).await;
@@ -218,12 +225,7 @@ async fn shut_down(runner: &Runner, timeout: Duration) {
 /// Records this member's jobs in the catalog, and warns once per job that a live member
 /// runs differently (a rolling deploy that changed a schedule shows). Not fatal: the
 /// catalog is for operators; scheduling does not read it.
-async fn register(
-    coordinator: &dyn Coordinator,
-    node: &str,
-    jobs: &[Job],
-    options: &Options,
-) {
+async fn register(coordinator: &dyn Coordinator, node: &str, jobs: &[Job], options: &Options) {
     let definitions: Vec<JobDefinition> = jobs
         .iter()
         .map(|job| JobDefinition {

@@ -59,6 +59,8 @@ pub(crate) struct Heartbeat {
     pub(crate) outage: Arc<Outage>,
     pub(crate) interval: Duration,
     pub(crate) max_clock_offset: Duration,
+    /// Where manual runs go when a heartbeat says some are waiting.
+    pub(crate) manual: Option<Arc<super::manual::ManualRuns>>,
 }
 
 impl Heartbeat {
@@ -116,6 +118,11 @@ impl Heartbeat {
                         }
                     }
                     self.members.set(&self.node, beat.members);
+                    if beat.manual_pending
+                        && let Some(manual) = &self.manual
+                    {
+                        manual.take_waiting();
+                    }
                 }
                 Err(err) => self.outage.failed("heartbeat", &err, 0),
             }

@@ -10,6 +10,7 @@ mod claims;
 mod dispatch;
 mod driver;
 mod lifecycle;
+mod manual;
 mod membership;
 mod notices;
 mod options;

@@ -34,6 +34,27 @@ pub(crate) struct Runner {
 impl Runner {
     /// Starts the run of `job` under `lease` (its TTL `ttl`) as a tracked task.
     pub(crate) fn start(self: &Arc<Self>, job: Job, lease: Lease, ttl: Duration) {
+        self.start_run(job, lease, ttl, None);
+    }
+
+    /// Starts a manual run of `job` (asked for by `by`; its tick is the instant asked).
+    pub(crate) fn start_manual(
+        self: &Arc<Self>,
+        job: Job,
+        lease: Lease,
+        ttl: Duration,
+        by: Arc<str>,
+    ) {
+        self.start_run(job, lease, ttl, Some(by));
+    }
+
+    fn start_run(
+        self: &Arc<Self>,
+        job: Job,
+        lease: Lease,
+        ttl: Duration,
+        manual: Option<Arc<str>>,
+    ) {
         let tick = DateTime::<Utc>::from_timestamp_millis(lease.tick_ms).unwrap_or_default();
         // Everything the run does, the job's own events included, carries these fields.
         let span = tracing::info_span!(
@@ -43,8 +64,11 @@ impl Runner {
             node = %self.node,
             fence = lease.fence.get()
         );
-        self.tasks
-            .spawn(self.clone().run(job, lease, tick, ttl).instrument(span));
+        self.tasks.spawn(
+            self.clone()
+                .run(job, lease, tick, ttl, manual)
+                .instrument(span),
+        );
     }
 
     /// Gives back `lease` unrun, with `outcome` recorded in the job's history (a claim too
@@ -63,7 +87,14 @@ impl Runner {
         });
     }
 
-    async fn run(self: Arc<Self>, job: Job, lease: Lease, tick: DateTime<Utc>, ttl: Duration) {
+    async fn run(
+        self: Arc<Self>,
+        job: Job,
+        lease: Lease,
+        tick: DateTime<Utc>,
+        ttl: Duration,
+        manual: Option<Arc<str>>,
+    ) {
         // The context is cancelled when shutdown starts (a child of the shutdown token), and
         // by this runner on lease loss or timeout.
         let cancel = self.shutdown.child_token();
@@ -74,6 +105,10 @@ impl Runner {
             self.node.clone(),
             cancel.clone(),
         );
+        let ctx = match manual {
+            Some(by) => ctx.manual(by),
+            None => ctx,
+        };
         let started = self.clock.now();
         let clock_start = Instant::now();
         info!(late_ms = (started - tick).num_milliseconds(), "run started");

@@ -124,7 +124,8 @@ impl Admin for RedisCoordinator {
                 .arg(&keys.state)
                 .arg(&keys.lease)
                 .arg(&keys.runs)
-                .arg(keys.defs());
+                .arg(keys.defs())
+                .arg(keys.manual());
             let mut forget = redis::cmd("SREM");
             forget.arg(self.jobs_key()).arg(job);
             let mut conn = self.link.get();
@@ -133,6 +134,58 @@ impl Admin for RedisCoordinator {
                 .await?;
             let _: i64 = self.call("remove", forget.query_async(&mut conn)).await?;
             Ok(())
+        })
+    }
+
+    fn request_manual<'a>(
+        &'a self,
+        job: &'a str,
+        by: &'a str,
+        force: bool,
+    ) -> BoxFuture<'a, Result<crate::coordinator::ManualRequest, Error>> {
+        Box::pin(async move {
+            let id = format!("{:016x}", crate::coordinator::new_claim_id());
+            let keys = self.job_keys(job);
+            let command = self.scripts.request_manual(&keys, &id, by, force);
+            let reply = self
+                .script("trigger", scripts::REQUEST_MANUAL, command)
+                .await?;
+            let requested_ms: i64 = redis::from_redis_value::<String>(reply)
+                .ok()
+                .and_then(|ms| ms.parse().ok())
+                .ok_or_else(|| {
+                    self.fail("trigger", crate::error::ErrorKind::Protocol, "no time")
+                })?;
+            let mut index = redis::cmd("ZADD");
+            index
+                .arg(scripts::manual_index_key(&self.nodes_key()))
+                .arg(requested_ms)
+                .arg(format!("{job}\t{id}"));
+            let mut conn = self.link.get();
+            let _: i64 = self.call("trigger", index.query_async(&mut conn)).await?;
+            Ok(crate::coordinator::ManualRequest {
+                job: job.to_string(),
+                id,
+                by: by.to_string(),
+                requested_ms,
+                force,
+            })
+        })
+    }
+
+    fn manual_state<'a>(
+        &'a self,
+        job: &'a str,
+        id: &'a str,
+    ) -> BoxFuture<'a, Result<Option<crate::coordinator::ManualState>, Error>> {
+        Box::pin(async move {
+            let mut conn = self.link.get();
+            let mut get = redis::cmd("HGET");
+            get.arg(self.job_keys(job).manual()).arg(id);
+            let text: Option<String> = self.call("trigger", get.query_async(&mut conn)).await?;
+            Ok(text
+                .and_then(|text| crate::coordinator::ManualRequest::parse(job, id, &text))
+                .map(|(_, state)| state))
         })
     }
 

@@ -2,8 +2,10 @@
 -- time, the membership's version and, only when the caller's copy is out of date, the members.
 -- KEYS[1] ns:nodes (sorted set: node -> last heartbeat, ms)
 -- KEYS[2] ns:nodes:version{ns:nodes} (string: the membership's version; same slot as KEYS[1])
+-- KEYS[3] ns:nodes:manual{ns:nodes} (sorted set: the manual runs waiting for a member)
 -- ARGV: node, forget after (ms), the version the caller knows ("" for none)
--- Returns {time (µs, as text), version, member, member, ...}: the members only when the
+-- Returns {time (µs, as text), version, manual runs waiting, member, member, ...}: the
+-- members only when the
 -- version differs from the caller's, so a steady fleet's heartbeat costs the same at any size.
 local now = redis.call('TIME')
 local us = tonumber(now[1]) * 1000000 + tonumber(now[2])
@@ -21,11 +23,11 @@ if changed > 0 or not version then
   version = string.format('%.0f', fresh)
   redis.call('SET', KEYS[2], version)
 end
-local reply = {string.format('%.0f', us), version}
+local reply = {string.format('%.0f', us), version, tostring(redis.call('ZCARD', KEYS[3]))}
 if version ~= ARGV[3] then
   local members = redis.call('ZRANGE', KEYS[1], 0, -1)
   for i = 1, #members do
-    reply[i + 2] = members[i]
+    reply[i + 3] = members[i]
   end
 end
 return reply

@@ -29,6 +29,10 @@ pub(super) const HEARTBEAT: &str = include_str!("heartbeat.lua");
 pub(super) const PAUSE: &str = include_str!("pause.lua");
 /// Resumes a paused job, recording the pause's count.
 pub(super) const RESUME: &str = include_str!("resume.lua");
+/// Takes a manual run for one member.
+pub(super) const MANUAL: &str = include_str!("manual.lua");
+/// Records a manual run request at Redis's time.
+pub(super) const REQUEST_MANUAL: &str = include_str!("request_manual.lua");
 
 /// The claim script's reply codes, the first element of its answer.
 mod reply {
@@ -67,6 +71,11 @@ impl JobKeys {
         }
     }
 
+    /// `ns:{job}:manual`: the job's manual run requests, by id.
+    pub(super) fn manual(&self) -> String {
+        format!("{}:manual", self.state)
+    }
+
     /// `ns:{job}:defs`: each member's definition of the job (the catalog).
     pub(super) fn defs(&self) -> String {
         format!("{}:defs", self.state)
@@ -96,6 +105,8 @@ pub(super) struct Scripts {
     heartbeat: Script,
     pause: Script,
     resume: Script,
+    manual: Script,
+    request_manual: Script,
 }
 
 impl Scripts {
@@ -107,12 +118,56 @@ impl Scripts {
             heartbeat: Script::new(HEARTBEAT),
             pause: Script::new(PAUSE),
             resume: Script::new(RESUME),
+            manual: Script::new(MANUAL),
+            request_manual: Script::new(REQUEST_MANUAL),
         }
     }
 
     /// Every script's source, for `SCRIPT LOAD`.
-    pub(super) fn sources() -> [&'static str; 6] {
-        [CLAIM, KEEP_ALIVE, RELEASE, HEARTBEAT, PAUSE, RESUME]
+    pub(super) fn sources() -> [&'static str; 8] {
+        [
+            CLAIM,
+            KEEP_ALIVE,
+            RELEASE,
+            HEARTBEAT,
+            PAUSE,
+            RESUME,
+            MANUAL,
+            REQUEST_MANUAL,
+        ]
+    }
+
+    /// Takes the manual request `id` of the job of `keys` for `node`.
+    pub(super) fn manual(
+        &self,
+        keys: &JobKeys,
+        requested_ms: i64,
+        id: &str,
+        node: &str,
+        lease_ttl: Duration,
+        allow_overlap: bool,
+    ) -> Cmd {
+        let run_lease = keys.run_lease(requested_ms);
+        let manual = keys.manual();
+        let mut cmd = evalsha(
+            &self.manual,
+            &[&keys.state, &keys.lease, &keys.runs, &run_lease, &manual],
+        );
+        cmd.arg(id)
+            .arg(node)
+            .arg(millis(lease_ttl).max(1))
+            .arg(flag(allow_overlap))
+            .arg(HISTORY_LEN);
+        cmd
+    }
+
+    /// Records the manual request `id` of the job of `keys`.
+    pub(super) fn request_manual(&self, keys: &JobKeys, id: &str, by: &str, force: bool) -> Cmd {
+        let mut cmd = evalsha(&self.request_manual, &[&keys.manual()]);
+        cmd.arg(id)
+            .arg(by.replace(['\t', '\n'], " "))
+            .arg(flag(force));
+        cmd
     }
 
     /// Pauses the job of `keys`: `by` whom, with `note`.
@@ -203,12 +258,25 @@ impl Scripts {
         stale_after: Duration,
         known: Option<&str>,
     ) -> Cmd {
-        let mut cmd = evalsha(&self.heartbeat, &[nodes_key, &version_key(nodes_key)]);
+        let mut cmd = evalsha(
+            &self.heartbeat,
+            &[
+                nodes_key,
+                &version_key(nodes_key),
+                &manual_index_key(nodes_key),
+            ],
+        );
         cmd.arg(node)
             .arg(millis(stale_after).max(1))
             .arg(known.unwrap_or(""));
         cmd
     }
+}
+
+/// The key of the manual runs waiting for a member, beside the members key (same slot, so
+/// the heartbeat can say there are some).
+pub(super) fn manual_index_key(nodes_key: &str) -> String {
+    format!("{nodes_key}:manual{{{nodes_key}}}")
 }
 
 /// The key of the membership's version beside the members key: in its hash slot (the tag is
@@ -327,6 +395,8 @@ pub(super) struct HeartbeatReply {
     pub(super) version: String,
     /// The live members, sorted; `None` when the caller's version was current.
     pub(super) members: Option<Vec<String>>,
+    /// Manual runs are waiting.
+    pub(super) manual_pending: bool,
 }
 
 /// The heartbeat script's answer: Redis's time, the membership's version and, if the
@@ -336,6 +406,11 @@ pub(super) fn decode_heartbeat(reply: Value) -> Result<HeartbeatReply, Error> {
     let mut reply = reply.into_iter();
     let server_us = reply.next().and_then(|us| us.parse().ok());
     let version = reply.next().ok_or_else(|| malformed("heartbeat"))?;
+    let manual_pending = reply
+        .next()
+        .and_then(|count| count.parse::<u64>().ok())
+        .ok_or_else(|| malformed("heartbeat"))?
+        > 0;
     // The caller is always a member, so a list is never empty: no list means "unchanged".
     let mut members: Vec<String> = reply.collect();
     members.sort();
@@ -343,6 +418,7 @@ pub(super) fn decode_heartbeat(reply: Value) -> Result<HeartbeatReply, Error> {
         server_us,
         version,
         members: (!members.is_empty()).then_some(members),
+        manual_pending,
     })
 }
 
