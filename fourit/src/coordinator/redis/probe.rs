@@ -75,6 +75,8 @@ impl RedisCoordinator {
             .arg(node)
             .arg("v1");
         pipe.cmd("HGETALL").arg(format!("{base}:defs"));
+        // The heartbeat counts the manual runs waiting.
+        pipe.cmd("ZCARD").arg(&nodes);
         pipe.cmd("ZADD").arg(&nodes).arg(0).arg(node);
         pipe.cmd("ZREMRANGEBYSCORE")
             .arg(&nodes)
