@@ -109,7 +109,7 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
-    /// The live members and their last heartbeat.
+    /// The live members: last heartbeat, app version, the jobs they register.
     Members {
         /// JSON instead of a table.
         #[arg(long)]
@@ -350,6 +350,11 @@ async fn status(admin: &FleetAdmin, json: bool, style: Style) -> Result<(), Fail
                     "last_error": job.last.as_ref().and_then(|l| l.error.clone()),
                     "next_tick": job.next_ticks.first().map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true)),
                     "version": definition.and_then(|d| d.version.clone()),
+                    "recent_outcomes": job
+                        .recent
+                        .iter()
+                        .map(|(outcome, count)| (outcome.clone(), json!(count)))
+                        .collect::<serde_json::Map<String, serde_json::Value>>(),
                 })
             })
             .collect();
@@ -482,15 +487,17 @@ async fn history(
 }
 
 async fn members(admin: &FleetAdmin, json: bool) -> Result<(), Failure> {
-    let members = admin.members().await?;
+    let members = admin.member_status().await?;
     if json {
         let rows: Vec<_> = members
             .iter()
-            .map(|(node, at)| {
+            .map(|member| {
                 json!({
-                    "node": node,
-                    "last_heartbeat": rfc3339(*at),
-                    "last_heartbeat_ms": at,
+                    "node": member.node,
+                    "last_heartbeat": rfc3339(member.last_heartbeat_ms),
+                    "last_heartbeat_ms": member.last_heartbeat_ms,
+                    "version": member.version,
+                    "jobs": member.jobs,
                 })
             })
             .collect();
@@ -500,15 +507,17 @@ async fn members(admin: &FleetAdmin, json: bool) -> Result<(), Failure> {
     let now = Utc::now().timestamp_millis();
     let rows: Vec<Vec<String>> = members
         .iter()
-        .map(|(node, at)| {
+        .map(|member| {
             vec![
-                node.clone(),
-                rfc3339(*at).unwrap_or_default(),
-                ago(*at, now),
+                member.node.clone(),
+                rfc3339(member.last_heartbeat_ms).unwrap_or_default(),
+                ago(member.last_heartbeat_ms, now),
+                member.version.clone().unwrap_or_else(|| "-".to_string()),
+                member.jobs.join(", "),
             ]
         })
         .collect();
-    table(&["node", "last heartbeat", ""], &rows);
+    table(&["node", "last heartbeat", "", "version", "jobs"], &rows);
     Ok(())
 }
 

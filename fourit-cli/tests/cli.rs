@@ -99,6 +99,7 @@ async fn history_members_pause_and_resume_through_the_binary() {
         .url(&url)
         .namespace("cli")
         .node_id("cli-node")
+        .app_version("9.9.9")
         .registered_jobs(false)
         .add_job("tick", "* * * * * *", move |_| {
             counted.fetch_add(1, Ordering::SeqCst);
@@ -166,6 +167,12 @@ async fn history_members_pause_and_resume_through_the_binary() {
     assert_eq!(job["orphaned"], false);
     assert_eq!(job["members"][0], "cli-node");
     assert!(
+        job["recent_outcomes"]["succeeded"]
+            .as_u64()
+            .is_some_and(|n| n >= 1),
+        "{status}"
+    );
+    assert!(
         job["next_tick"].as_str().is_some_and(|t| t.ends_with('Z')),
         "{status}"
     );
@@ -186,6 +193,12 @@ async fn history_members_pause_and_resume_through_the_binary() {
 
     let members = json(&fourit(&url, &["members", "--json"]));
     assert_eq!(members[0]["node"], "cli-node", "{members}");
+    assert_eq!(
+        members[0]["jobs"],
+        serde_json::json!(["broken", "tick"]),
+        "{members}"
+    );
+    assert_eq!(members[0]["version"], "9.9.9", "{members}");
     assert!(members[0]["last_heartbeat"].as_str().is_some());
 
     let paused = fourit(&url, &["pause", "tick", "--note", "INC-9", "--by", "ci"]);

@@ -46,6 +46,25 @@ pub struct JobStatus {
     pub last: Option<LastRun>,
     /// The next ticks, by its definition's schedule and zone.
     pub next_ticks: Vec<DateTime<Utc>>,
+    /// How its last [`RECENT_ENTRIES`] history entries ended: outcome and count, most
+    /// frequent first.
+    pub recent: Vec<(String, usize)>,
+}
+
+/// How many history entries [`JobStatus::recent`] counts.
+pub const RECENT_ENTRIES: usize = 30;
+
+/// A live member as [`FleetAdmin::member_status`] answers it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct MemberStatus {
+    /// Its node id.
+    pub node: String,
+    /// Its last heartbeat (UTC ms, the coordinator's clock).
+    pub last_heartbeat_ms: i64,
+    /// The application version its jobs were registered with, if its builder named one.
+    pub version: Option<String>,
+    /// The jobs it registers.
+    pub jobs: Vec<String>,
 }
 
 /// The run holding a job's lease.
@@ -155,6 +174,7 @@ fn status_of(entry: CatalogEntry, live: &[String], now: DateTime<Utc>) -> JobSta
         error: state.last_error.clone(),
     });
     JobStatus {
+        recent: Vec::new(),
         next_ticks: definition
             .as_ref()
             .map(|definition| next_ticks(definition, now, STATUS_NEXT_TICKS))
@@ -261,12 +281,60 @@ impl FleetAdmin {
             .map(|(node, _)| node)
             .collect();
         let now = Utc::now();
-        Ok(self
+        let mut jobs: Vec<JobStatus> = self
             .store
             .catalog()
             .await?
             .into_iter()
             .map(|entry| status_of(entry, &live, now))
+            .collect();
+        for job in &mut jobs {
+            let mut counts: Vec<(String, usize)> = Vec::new();
+            for entry in self.store.history(&job.name, RECENT_ENTRIES).await? {
+                match counts
+                    .iter_mut()
+                    .find(|(outcome, _)| *outcome == entry.outcome)
+                {
+                    Some((_, count)) => *count += 1,
+                    None => counts.push((entry.outcome, 1)),
+                }
+            }
+            counts.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+            job.recent = counts;
+        }
+        Ok(jobs)
+    }
+
+    /// The live members with their last heartbeat, the version their jobs were registered
+    /// with, and those jobs, oldest heartbeat first. (A member's clock offset is measured by
+    /// the member and logged there; the coordinator does not keep it.)
+    pub async fn member_status(&self) -> Result<Vec<MemberStatus>, Error> {
+        let catalog = self.store.catalog().await?;
+        Ok(self
+            .store
+            .members()
+            .await?
+            .into_iter()
+            .map(|(node, last_heartbeat_ms)| {
+                let mut version = None;
+                let mut jobs = Vec::new();
+                for entry in &catalog {
+                    if let Some((_, definition)) = entry
+                        .registrations
+                        .iter()
+                        .find(|(member, _)| *member == node)
+                    {
+                        jobs.push(entry.name.clone());
+                        version = version.or_else(|| definition.version.clone());
+                    }
+                }
+                MemberStatus {
+                    node,
+                    last_heartbeat_ms,
+                    version,
+                    jobs,
+                }
+            })
             .collect())
     }
 
