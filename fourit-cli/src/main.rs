@@ -432,10 +432,11 @@ async fn history(
 ) -> Result<(), Failure> {
     let entries = admin.history(job, n).await?;
     let cataloged = || async {
-        admin
-            .status()
-            .await
-            .map(|jobs| jobs.iter().any(|status| status.name == job))
+        match admin.job(job).await {
+            Ok(_) => Ok(true),
+            Err(fourit::Error::NoSuchJob { .. }) => Ok(false),
+            Err(err) => Err(err),
+        }
     };
     if entries.is_empty() && admin.paused(job).await?.is_none() && !cataloged().await? {
         return Err(Failure::new(

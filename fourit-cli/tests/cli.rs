@@ -117,10 +117,19 @@ async fn history_members_pause_and_resume_through_the_binary() {
         assert!(tokio::time::Instant::now() < deadline, "no runs");
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    // Let the second run's release land.
-    tokio::time::sleep(Duration::from_millis(200)).await;
-
-    let history = json(&fourit(&url, &["history", "tick", "--json"]));
+    // Wait for a run's release to be in history (the event), not for a while.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    let history = loop {
+        let history = json(&fourit(&url, &["history", "tick", "--json"]));
+        if history.as_array().is_some_and(|rows| !rows.is_empty()) {
+            break history;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "no release recorded"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
     let entries = history.as_array().expect("an array");
     assert!(!entries.is_empty(), "{history}");
     for field in [

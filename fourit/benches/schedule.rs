@@ -94,6 +94,21 @@ fn next_after(c: &mut Criterion) {
     group.finish();
 }
 
+/// What each claim computes to tell missed ticks: the schedule's tick before the claimed one.
+fn latest_at_or_before(c: &mut Criterion) {
+    let mut group = c.benchmark_group("latest_at_or_before");
+    for (label, expr, tz, (y, m, d, h)) in CASES {
+        let schedule = Schedule::parse(expr)
+            .and_then(|s| s.with_timezone(tz))
+            .expect("the benchmark's schedules are valid");
+        let at: DateTime<Utc> = Utc.with_ymd_and_hms(y, m, d, h, 0, 0).unwrap();
+        group.bench_function(label, |b| {
+            b.iter(|| black_box(&schedule).latest_at_or_before(black_box(at)))
+        });
+    }
+    group.finish();
+}
+
 fn parse(c: &mut Criterion) {
     let mut group = c.benchmark_group("parse");
     for (label, expr, _, _) in CASES {
@@ -102,5 +117,5 @@ fn parse(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, next_after, parse);
+criterion_group!(benches, next_after, latest_at_or_before, parse);
 criterion_main!(benches);

@@ -151,16 +151,12 @@ fn status_of(entry: CatalogEntry, live: &[String], now: DateTime<Utc>) -> JobSta
         .map(|(_, definition)| definition.clone());
     let state = entry.state;
     let running = state.running.as_deref().and_then(|id| {
-        // `node:fence:tick`, where the node id may hold colons itself.
-        let mut parts = id.rsplitn(3, ':');
-        let tick_ms = parts.next()?.parse().ok()?;
-        let fence = parts.next()?.parse().ok()?;
-        let node = parts.next()?.to_string();
+        let (node, fence, tick_ms) = coordinator::Lease::parse_run_id(id)?;
         let since_ms = state
             .last_started_ms
             .filter(|_| state.last_fence == Some(fence));
         Some(RunningNow {
-            node,
+            node: node.to_string(),
             fence,
             tick_ms,
             since_ms,
@@ -273,6 +269,16 @@ impl FleetAdmin {
     /// Every job in the catalog, by name: definition, live members, disagreement, orphan,
     /// pause, run in progress, last run and next ticks.
     pub async fn status(&self) -> Result<Vec<JobStatus>, Error> {
+        let mut jobs = self.statuses_of(None).await?;
+        for job in &mut jobs {
+            self.count_recent(job).await?;
+        }
+        Ok(jobs)
+    }
+
+    /// The catalog's entries (only `only`'s, if given), joined with the live members; the
+    /// recent counts are left to [`count_recent`](Self::count_recent).
+    async fn statuses_of(&self, only: Option<&str>) -> Result<Vec<JobStatus>, Error> {
         let live: Vec<String> = self
             .store
             .members()
@@ -281,28 +287,31 @@ impl FleetAdmin {
             .map(|(node, _)| node)
             .collect();
         let now = Utc::now();
-        let mut jobs: Vec<JobStatus> = self
+        Ok(self
             .store
             .catalog()
             .await?
             .into_iter()
+            .filter(|entry| only.is_none_or(|name| entry.name == name))
             .map(|entry| status_of(entry, &live, now))
-            .collect();
-        for job in &mut jobs {
-            let mut counts: Vec<(String, usize)> = Vec::new();
-            for entry in self.store.history(&job.name, RECENT_ENTRIES).await? {
-                match counts
-                    .iter_mut()
-                    .find(|(outcome, _)| *outcome == entry.outcome)
-                {
-                    Some((_, count)) => *count += 1,
-                    None => counts.push((entry.outcome, 1)),
-                }
+            .collect())
+    }
+
+    /// Fills `job.recent` from its last [`RECENT_ENTRIES`] history entries.
+    async fn count_recent(&self, job: &mut JobStatus) -> Result<(), Error> {
+        let mut counts: Vec<(String, usize)> = Vec::new();
+        for entry in self.store.history(&job.name, RECENT_ENTRIES).await? {
+            match counts
+                .iter_mut()
+                .find(|(outcome, _)| *outcome == entry.outcome)
+            {
+                Some((_, count)) => *count += 1,
+                None => counts.push((entry.outcome, 1)),
             }
-            counts.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
-            job.recent = counts;
         }
-        Ok(jobs)
+        counts.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+        job.recent = counts;
+        Ok(())
     }
 
     /// The live members with their last heartbeat, the version their jobs were registered
@@ -341,13 +350,15 @@ impl FleetAdmin {
     /// One job's status; [`Error::NoSuchJob`] if the catalog does not have it.
     pub async fn job(&self, job: &str) -> Result<JobStatus, Error> {
         FleetAdmin::check(job)?;
-        self.status()
-            .await?
-            .into_iter()
-            .find(|status| status.name == job)
-            .ok_or_else(|| Error::NoSuchJob {
-                job: job.to_string(),
-            })
+        let mut status =
+            self.statuses_of(Some(job))
+                .await?
+                .pop()
+                .ok_or_else(|| Error::NoSuchJob {
+                    job: job.to_string(),
+                })?;
+        self.count_recent(&mut status).await?;
+        Ok(status)
     }
 
     /// The job's next `n` ticks, by its schedule as the live members register it.

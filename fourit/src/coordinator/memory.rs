@@ -245,7 +245,6 @@ impl MemoryCoordinator {
             overlap: request.overlap,
         };
         job.claim = Some(request.claim_id);
-        job.last.last_tick_ms = Some(request.tick_ms);
         job.last.last_node = Some(request.node.to_string());
         job.last.last_fence = Some(job.fence);
         job.last.last_started_ms = Some(wall_ms);
@@ -616,9 +615,12 @@ impl Admin for MemoryCoordinator {
                         recorded.high_water_ms = job.high_water;
                         recorded.running = job.lease.as_ref().map(|(id, _)| id.clone());
                         recorded.pause = job.pause.clone();
-                        if recorded.running.is_none() {
-                            recorded.last_tick_ms = None;
-                        }
+                        // As in Redis: the run in progress names its tick.
+                        recorded.last_tick_ms = recorded
+                            .running
+                            .as_deref()
+                            .and_then(Lease::parse_run_id)
+                            .map(|(_, _, tick)| tick);
                     }
                     CatalogEntry {
                         name,

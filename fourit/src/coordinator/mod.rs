@@ -250,6 +250,15 @@ impl Lease {
     pub fn run_id(&self) -> String {
         format!("{}:{}:{}", self.node, self.fence, self.tick_ms)
     }
+
+    /// The node, fence and tick of a [`run_id`](Self::run_id) (the node id may hold colons
+    /// itself, so the fields are taken from the right).
+    pub(crate) fn parse_run_id(id: &str) -> Option<(&str, u64, i64)> {
+        let mut parts = id.rsplitn(3, ':');
+        let tick = parts.next()?.parse().ok()?;
+        let fence = parts.next()?.parse().ok()?;
+        Some((parts.next()?, fence, tick))
+    }
 }
 
 /// How a run ended.

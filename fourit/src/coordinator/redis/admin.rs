@@ -291,8 +291,8 @@ fn job_state(fields: &[Option<String>], running: Option<String>) -> JobState {
         // The hash keeps the mark, not the last run's tick; a run in progress names its own.
         last_tick_ms: running
             .as_deref()
-            .and_then(|id| id.rsplit(':').next())
-            .and_then(|tick| tick.parse().ok()),
+            .and_then(crate::coordinator::Lease::parse_run_id)
+            .map(|(_, _, tick)| tick),
         last_node: text(1),
         last_fence: number(text(2)),
         last_started_ms: number(text(3)),
