@@ -137,7 +137,7 @@ pub async fn script_costs(ctx: &mut Ctx) -> Result<(), String> {
     let (heartbeat_usec, _) = usec_per_call(ctx, "evalsha", async || {
         for _ in 0..100 {
             coordinator
-                .heartbeat("costs-node", Duration::from_secs(6))
+                .heartbeat("costs-node", Duration::from_secs(6), Some(0))
                 .await
                 .map_err(|e| e.to_string())?;
         }

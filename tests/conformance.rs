@@ -14,7 +14,7 @@ use std::time::Duration;
 
 use chrono::Utc;
 use fourit::coordinator::{
-    ClaimOutcome, ClaimRequest, FUTURE_TICK_TOLERANCE, HISTORY_LEN, HistoryEntry, Lease,
+    ClaimOutcome, ClaimRequest, FUTURE_TICK_TOLERANCE, HISTORY_LEN, HistoryEntry, Lease, Member,
     MemoryCoordinator, Outcome, RedisCoordinator, RunRecord, Store,
 };
 use fourit::{FenceToken, Overlap};
@@ -154,6 +154,7 @@ conformance! {
         history_is_newest_first_capped_and_complete,
         history_keeps_error_text_verbatim,
         heartbeat_adds_a_member_and_leave_removes_it,
+        members_carry_the_clock_offset_their_heartbeat_gave,
         a_heartbeat_answers_the_live_members_and_forgets_silent_ones,
         the_preferred_claimer_is_admitted_at_once,
         others_are_refused_until_the_handoff_window_closes,
@@ -300,6 +301,9 @@ async fn members(c: &dyn Store) -> Vec<(String, i64)> {
     c.members()
         .await
         .unwrap_or_else(|e| panic!("members failed: {e}"))
+        .into_iter()
+        .map(|member| (member.node, member.heartbeat_ms))
+        .collect()
 }
 
 /// The history entry a release of `lease` with `record` writes.
@@ -1081,7 +1085,7 @@ mod cases {
         let scheduled = expect_run(claim(c, request("manual", tick(0), "node-a")).await, "0");
         assert!(release(c, &scheduled, &record(Outcome::Succeeded, 1)).await);
         assert!(
-            !c.heartbeat("node-a", MEMBER_TTL)
+            !c.heartbeat("node-a", MEMBER_TTL, None)
                 .await
                 .unwrap()
                 .manual_pending
@@ -1093,7 +1097,7 @@ mod cases {
             Some(ManualState::Pending)
         );
         assert!(
-            c.heartbeat("node-a", MEMBER_TTL)
+            c.heartbeat("node-a", MEMBER_TTL, None)
                 .await
                 .unwrap()
                 .manual_pending
@@ -1122,7 +1126,7 @@ mod cases {
         );
         assert_eq!(c.manual_requests().await.unwrap(), vec![]);
         assert!(
-            !c.heartbeat("node-a", MEMBER_TTL)
+            !c.heartbeat("node-a", MEMBER_TTL, None)
                 .await
                 .unwrap()
                 .manual_pending
@@ -1180,9 +1184,9 @@ mod cases {
         assert_eq!(members(c).await, vec![]);
 
         let before = Utc::now().timestamp_millis();
-        c.heartbeat("node-a", MEMBER_TTL).await.unwrap();
+        c.heartbeat("node-a", MEMBER_TTL, None).await.unwrap();
         tokio::time::sleep(Duration::from_millis(5)).await;
-        c.heartbeat("node-b", MEMBER_TTL).await.unwrap();
+        c.heartbeat("node-b", MEMBER_TTL, None).await.unwrap();
         let after = Utc::now().timestamp_millis();
         let seen = members(c).await;
         let names: Vec<&str> = seen.iter().map(|(node, _)| node.as_str()).collect();
@@ -1197,7 +1201,7 @@ mod cases {
 
         // A new heartbeat moves node-a to the newest place.
         tokio::time::sleep(Duration::from_millis(5)).await;
-        c.heartbeat("node-a", MEMBER_TTL).await.unwrap();
+        c.heartbeat("node-a", MEMBER_TTL, None).await.unwrap();
         let seen = members(c).await;
         let names: Vec<&str> = seen.iter().map(|(node, _)| node.as_str()).collect();
         assert_eq!(names, ["node-b", "node-a"], "{seen:?}");
@@ -1212,11 +1216,67 @@ mod cases {
         assert_eq!(members(c).await, vec![]);
     }
 
+    /// A member's clock offset, as its heartbeat gives it, is kept beside it: a heartbeat
+    /// without one keeps the last, and a member forgotten takes its offset along.
+    pub async fn members_carry_the_clock_offset_their_heartbeat_gave(c: Arc<dyn Store>) {
+        let c = &*c;
+        let offsets = |seen: Vec<Member>| -> Vec<(String, Option<i64>)> {
+            seen.into_iter()
+                .map(|member| (member.node, member.clock_offset_us))
+                .collect()
+        };
+        c.heartbeat("node-a", MEMBER_TTL, Some(-1_250))
+            .await
+            .unwrap();
+        c.heartbeat("node-b", MEMBER_TTL, None).await.unwrap();
+        let mut seen = offsets(c.members().await.unwrap());
+        seen.sort();
+        assert_eq!(
+            seen,
+            [
+                ("node-a".to_string(), Some(-1_250)),
+                ("node-b".to_string(), None)
+            ]
+        );
+
+        c.heartbeat("node-b", MEMBER_TTL, Some(40_000))
+            .await
+            .unwrap();
+        c.heartbeat("node-a", MEMBER_TTL, None).await.unwrap();
+        let mut seen = offsets(c.members().await.unwrap());
+        seen.sort();
+        assert_eq!(
+            seen,
+            [
+                ("node-a".to_string(), Some(-1_250)),
+                ("node-b".to_string(), Some(40_000))
+            ],
+            "a heartbeat without an offset keeps the last one"
+        );
+
+        // node-a is forgotten (silent past the limit) and comes back without an offset: the
+        // old one went with it.
+        tokio::time::sleep(Duration::from_millis(30)).await;
+        c.heartbeat("node-b", Duration::from_millis(10), Some(41_000))
+            .await
+            .unwrap();
+        c.heartbeat("node-a", MEMBER_TTL, None).await.unwrap();
+        let mut seen = offsets(c.members().await.unwrap());
+        seen.sort();
+        assert_eq!(
+            seen,
+            [
+                ("node-a".to_string(), None),
+                ("node-b".to_string(), Some(41_000))
+            ]
+        );
+    }
+
     /// A heartbeat answers the coordinator's time and the members alive within the given
     /// time, and forgets the others.
     pub async fn a_heartbeat_answers_the_live_members_and_forgets_silent_ones(c: Arc<dyn Store>) {
         let c = &*c;
-        let beat = c.heartbeat("node-a", MEMBER_TTL).await.unwrap();
+        let beat = c.heartbeat("node-a", MEMBER_TTL, None).await.unwrap();
         assert_eq!(beat.members, ["node-a"]);
         if let Some(server_us) = beat.server_us {
             let local_us = Utc::now().timestamp_micros();
@@ -1225,12 +1285,12 @@ mod cases {
                 "{server_us} vs {local_us}"
             );
         }
-        let beat = c.heartbeat("node-b", MEMBER_TTL).await.unwrap();
+        let beat = c.heartbeat("node-b", MEMBER_TTL, None).await.unwrap();
         assert_eq!(beat.members, ["node-a", "node-b"]);
         // Time passes (the event is the clock moving on): node-a's last beat grows old.
         tokio::time::sleep(Duration::from_millis(30)).await;
         let beat = c
-            .heartbeat("node-b", Duration::from_millis(10))
+            .heartbeat("node-b", Duration::from_millis(10), None)
             .await
             .unwrap();
         assert_eq!(
@@ -1762,7 +1822,7 @@ mod redis_cases {
             .await
             .expect_err("release while Redis is down must fail");
         assert!(err.is_unavailable(), "release error: {err:?}");
-        let err = answers("heartbeat", c.heartbeat("node-a", MEMBER_TTL))
+        let err = answers("heartbeat", c.heartbeat("node-a", MEMBER_TTL, None))
             .await
             .expect_err("heartbeat");
         assert!(err.is_unavailable(), "heartbeat error: {err:?}");
@@ -1813,7 +1873,7 @@ mod redis_cases {
         );
         assert!(keep_alive(c, &fresh, LONG_LEASE).await);
         assert!(release(c, &fresh, &done).await);
-        c.heartbeat("node-a", MEMBER_TTL).await.unwrap();
+        c.heartbeat("node-a", MEMBER_TTL, None).await.unwrap();
         assert_eq!(members(c).await.len(), 1);
     }
 
@@ -1930,7 +1990,7 @@ mod redis_cases {
         assert!(release(c, &a, &record(Outcome::Succeeded, 1)).await);
         assert!(release(c, &b, &record(Outcome::Succeeded, 1)).await);
 
-        c.heartbeat("node-a", MEMBER_TTL).await.unwrap();
+        c.heartbeat("node-a", MEMBER_TTL, None).await.unwrap();
         assert_eq!(key_type(&server, "conformance:nodes").await, "zset");
         let all = keys(&server, "*").await;
         assert!(
@@ -1972,7 +2032,7 @@ mod redis_cases {
         assert_eq!(history(alpha, "report", 10).await.len(), 1);
         assert_eq!(history(beta, "report", 10).await.len(), 2);
 
-        alpha.heartbeat("node-a", MEMBER_TTL).await.unwrap();
+        alpha.heartbeat("node-a", MEMBER_TTL, None).await.unwrap();
         assert_eq!(members(beta).await, vec![]);
         assert_eq!(members(alpha).await.len(), 1);
 
@@ -1992,7 +2052,7 @@ mod redis_cases {
         let alpha = connect(&server, NAMESPACE).await;
         let beta = connect(&server, NAMESPACE).await;
         let beat = |c: Arc<dyn Store>, node: &'static str, ttl: Duration| async move {
-            c.heartbeat(node, ttl)
+            c.heartbeat(node, ttl, None)
                 .await
                 .unwrap_or_else(|e| panic!("heartbeat of {node}: {e}"))
                 .members
@@ -2021,13 +2081,15 @@ mod redis_cases {
         let eval = |known: &str| {
             let mut cmd = ::redis::cmd("EVAL");
             cmd.arg(script)
-                .arg(3)
+                .arg(4)
                 .arg(&nodes)
                 .arg(&version_key)
                 .arg(format!("{nodes}:manual{{{nodes}}}"))
+                .arg(format!("{nodes}:clocks{{{nodes}}}"))
                 .arg("node-a")
                 .arg(MEMBER_TTL.as_millis() as u64)
-                .arg(known.to_string());
+                .arg(known.to_string())
+                .arg("");
             cmd
         };
         let steady: Vec<String> = eval(&version).query_async(&mut con).await.unwrap();

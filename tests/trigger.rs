@@ -1,6 +1,8 @@
 //! Manual runs (`fourit trigger`) with real worker processes on a real `redis-server`: 20
 //! triggers with 3 members give exactly 20 manual runs, each once, while every scheduled tick
-//! still runs once.
+//! still runs once. The members heartbeat only every 30 s, so the runs starting at all within
+//! the wait proves the request's notice woke them (not a heartbeat); and a member whose clock
+//! runs 250 ms ahead shows that offset in the members list.
 
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
@@ -31,8 +33,22 @@ async fn twenty_triggers_on_three_members_give_twenty_manual_runs_and_leave_the_
     let url = server.url();
     let namespace = "trigger";
     let mut fleet = Fleet::new(WORKER);
-    for node in ["t-a", "t-b", "t-c"] {
-        fleet.start_on(node, &url, namespace, &["--jobs", "1", "--body-ms", "5"]);
+    for (node, ahead_ms) in [("t-a", "0"), ("t-b", "0"), ("t-c", "250")] {
+        fleet.start_on(
+            node,
+            &url,
+            namespace,
+            &[
+                "--jobs",
+                "1",
+                "--body-ms",
+                "5",
+                "--heartbeat-ms",
+                "30000",
+                "--clock-offset-ms",
+                ahead_ms,
+            ],
+        );
     }
     fleet
         .wait_until(Duration::from_secs(30), "3 ticks", |events| {
@@ -43,6 +59,22 @@ async fn twenty_triggers_on_three_members_give_twenty_manual_runs_and_leave_the_
         .await
         .unwrap_or_else(|e| panic!("admin: {e}"))
         .operator("tests@ci");
+    let members = admin
+        .member_status()
+        .await
+        .unwrap_or_else(|e| panic!("members: {e}"));
+    for member in &members {
+        let expected_us = if member.node == "t-c" { 250_000 } else { 0 };
+        let offset_us = member
+            .clock_offset_us
+            .unwrap_or_else(|| panic!("{member:?} has no clock offset"));
+        // Measured over loopback: within a few ms of the truth.
+        assert!(
+            (offset_us - expected_us).abs() < 20_000,
+            "{} runs {offset_us} µs ahead, not about {expected_us}",
+            member.node
+        );
+    }
     let asked = Instant::now();
     let mut requests = Vec::new();
     for _ in 0..TRIGGERS {
@@ -54,8 +86,9 @@ async fn twenty_triggers_on_three_members_give_twenty_manual_runs_and_leave_the_
                 .unwrap_or_else(|e| panic!("trigger: {e}")),
         );
     }
+    // Well inside the 30 s heartbeat: only the notice can bring the runs this soon.
     fleet
-        .wait_until(Duration::from_secs(30), "20 manual runs", |events| {
+        .wait_until(Duration::from_secs(15), "20 manual runs", |events| {
             manual_runs(events).values().map(Vec::len).sum::<usize>() >= TRIGGERS
         })
         .await;

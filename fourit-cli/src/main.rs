@@ -79,7 +79,7 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
-    /// Run a job once now, on one live member that registers it (within a heartbeat).
+    /// Run a job once now, on one live member that registers it.
     Trigger {
         /// The job's name.
         job: String,
@@ -268,7 +268,7 @@ const EXIT_RUN_FAILED: u8 = 1;
 async fn trigger(admin: FleetAdmin, job: &str, force: bool, wait: bool) -> Result<(), Failure> {
     let request = admin.trigger(job, force).await?;
     println!(
-        "triggered {job} (request {}, by {}); a live member takes it within a heartbeat",
+        "triggered {job} (request {}, by {}); a live member that registers it takes it now",
         request.id, request.by
     );
     if !wait {
@@ -497,6 +497,7 @@ async fn members(admin: &FleetAdmin, json: bool) -> Result<(), Failure> {
                     "node": member.node,
                     "last_heartbeat": rfc3339(member.last_heartbeat_ms),
                     "last_heartbeat_ms": member.last_heartbeat_ms,
+                    "clock_offset_ms": member.clock_offset_us.map(|us| us as f64 / 1000.0),
                     "version": member.version,
                     "jobs": member.jobs,
                 })
@@ -513,13 +514,29 @@ async fn members(admin: &FleetAdmin, json: bool) -> Result<(), Failure> {
                 member.node.clone(),
                 rfc3339(member.last_heartbeat_ms).unwrap_or_default(),
                 ago(member.last_heartbeat_ms, now),
+                member
+                    .clock_offset_us
+                    .map_or_else(|| "-".to_string(), clock_offset),
                 member.version.clone().unwrap_or_else(|| "-".to_string()),
                 member.jobs.join(", "),
             ]
         })
         .collect();
-    table(&["node", "last heartbeat", "", "version", "jobs"], &rows);
+    table(
+        &["node", "last heartbeat", "", "clock", "version", "jobs"],
+        &rows,
+    );
     Ok(())
+}
+
+/// A member's clock offset as people read it: "+1.2 ms" ahead, "-40 ms" behind.
+fn clock_offset(us: i64) -> String {
+    let ms = us as f64 / 1000.0;
+    if ms.abs() < 10.0 {
+        format!("{ms:+.1} ms")
+    } else {
+        format!("{ms:+.0} ms")
+    }
 }
 
 async fn paused(admin: &FleetAdmin, job: &str, json: bool) -> Result<(), Failure> {

@@ -209,6 +209,11 @@ async fn history_members_pause_and_resume_through_the_binary() {
     );
     assert_eq!(members[0]["version"], "9.9.9", "{members}");
     assert!(members[0]["last_heartbeat"].as_str().is_some());
+    // Same host, loopback: the member's clock agrees with Redis's to a few ms.
+    let offset = members[0]["clock_offset_ms"].as_f64();
+    assert!(offset.is_some_and(|ms| ms.abs() < 50.0), "{members}");
+    let table = stdout(&fourit(&url, &["members"]));
+    assert!(table.contains("clock") && table.contains(" ms"), "{table}");
 
     let paused = fourit(&url, &["pause", "tick", "--note", "INC-9", "--by", "ci"]);
     assert!(paused.status.success(), "{}", stderr(&paused));

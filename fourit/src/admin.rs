@@ -20,7 +20,8 @@ use std::sync::Arc;
 use chrono::{DateTime, Utc};
 
 use crate::coordinator::{
-    self, CatalogEntry, HistoryEntry, JobDefinition, ManualRequest, ManualState, PauseState, Store,
+    self, CatalogEntry, HistoryEntry, JobDefinition, ManualRequest, ManualState, Member,
+    PauseState, Store,
 };
 use crate::error::Error;
 
@@ -61,6 +62,9 @@ pub struct MemberStatus {
     pub node: String,
     /// Its last heartbeat (UTC ms, the coordinator's clock).
     pub last_heartbeat_ms: i64,
+    /// How far its clock runs ahead of the coordinator's (µs, negative when behind), as it
+    /// measured it at its last heartbeat; `None` before its first measurement.
+    pub clock_offset_us: Option<i64>,
     /// The application version its jobs were registered with, if its builder named one.
     pub version: Option<String>,
     /// The jobs it registers.
@@ -284,7 +288,7 @@ impl FleetAdmin {
             .members()
             .await?
             .into_iter()
-            .map(|(node, _)| node)
+            .map(|member| member.node)
             .collect();
         let now = Utc::now();
         Ok(self
@@ -314,9 +318,8 @@ impl FleetAdmin {
         Ok(())
     }
 
-    /// The live members with their last heartbeat, the version their jobs were registered
-    /// with, and those jobs, oldest heartbeat first. (A member's clock offset is measured by
-    /// the member and logged there; the coordinator does not keep it.)
+    /// The live members with their last heartbeat, their clock offset, the version their
+    /// jobs were registered with, and those jobs, oldest heartbeat first.
     pub async fn member_status(&self) -> Result<Vec<MemberStatus>, Error> {
         let catalog = self.store.catalog().await?;
         Ok(self
@@ -324,7 +327,8 @@ impl FleetAdmin {
             .members()
             .await?
             .into_iter()
-            .map(|(node, last_heartbeat_ms)| {
+            .map(|member| {
+                let node = member.node;
                 let mut version = None;
                 let mut jobs = Vec::new();
                 for entry in &catalog {
@@ -339,7 +343,8 @@ impl FleetAdmin {
                 }
                 MemberStatus {
                     node,
-                    last_heartbeat_ms,
+                    last_heartbeat_ms: member.heartbeat_ms,
+                    clock_offset_us: member.clock_offset_us,
                     version,
                     jobs,
                 }
@@ -446,8 +451,8 @@ impl FleetAdmin {
         }
     }
 
-    /// The live members and their last heartbeat (UTC milliseconds), oldest first.
-    pub async fn members(&self) -> Result<Vec<(String, i64)>, Error> {
+    /// The live members, their last heartbeat and clock offset, oldest heartbeat first.
+    pub async fn members(&self) -> Result<Vec<Member>, Error> {
         self.store.members().await
     }
 }

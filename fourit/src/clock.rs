@@ -144,6 +144,8 @@ struct State {
     pending: Option<PendingStep>,
     /// How many steps were ever noticed.
     steps: u64,
+    /// A sample was ever recorded: the offset is measured, not assumed.
+    measured: bool,
 }
 
 /// The fleet's clock: the local clock corrected by its measured offset to the coordinator's.
@@ -273,6 +275,7 @@ impl FleetClock {
             offset_us,
             at: start.mono,
         });
+        state.measured = true;
         let best = best_sample(&state.samples).map_or(offset_us, |sample| sample.offset_us);
         state.offset_us = best;
         if (best - before).abs() > threshold_us() {
@@ -284,6 +287,11 @@ impl FleetClock {
     /// The offset in use, in µs (coordinator minus local).
     pub(crate) fn offset_us(&self) -> i64 {
         self.state().offset_us
+    }
+
+    /// Whether the offset was ever measured (a sample recorded).
+    pub(crate) fn measured(&self) -> bool {
+        self.state().measured
     }
 
     /// Whether a step was noticed and not yet re-measured.

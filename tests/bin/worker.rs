@@ -44,6 +44,7 @@ struct Options {
     stop_on_cancel: bool,
     extras: Vec<String>,
     timeout_ms: u64,
+    heartbeat_ms: Option<u64>,
 }
 
 fn options() -> Result<Options, String> {
@@ -61,6 +62,7 @@ fn options() -> Result<Options, String> {
         stop_on_cancel: false,
         extras: Vec::new(),
         timeout_ms: 300,
+        heartbeat_ms: None,
     };
     let mut args = std::env::args().skip(1);
     while let Some(flag) = args.next() {
@@ -92,6 +94,7 @@ fn options() -> Result<Options, String> {
                 other => return Err(format!("--extra: unknown kind `{other}`")),
             },
             "--timeout-ms" => options.timeout_ms = unsigned(&value)?,
+            "--heartbeat-ms" => options.heartbeat_ms = Some(unsigned(&value)?),
             other => return Err(format!("unknown flag {other}")),
         }
     }
@@ -220,6 +223,9 @@ async fn run() -> Result<(), Box<dyn std::error::Error>> {
         ))));
     if let Some(ttl) = options.lease_ttl_ms {
         builder = builder.lease_ttl(Duration::from_millis(ttl));
+    }
+    if let Some(interval) = options.heartbeat_ms {
+        builder = builder.heartbeat_interval(Duration::from_millis(interval));
     }
     let body = Duration::from_millis(options.body_ms);
     let stop_on_cancel = options.stop_on_cancel;

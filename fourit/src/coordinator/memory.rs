@@ -8,8 +8,8 @@ use tokio::time::Instant;
 
 use super::{
     Admin, CatalogEntry, ClaimNotice, ClaimNotices, ClaimOutcome, ClaimRequest, Coordinator,
-    FUTURE_TICK_TOLERANCE, HISTORY_LEN, Heartbeat, HistoryEntry, JobDefinition, Lease, MissedTicks,
-    NoticeSender, PauseState, RunRecord,
+    FUTURE_TICK_TOLERANCE, HISTORY_LEN, Heartbeat, HistoryEntry, JobDefinition, Lease, Member,
+    MissedTicks, NoticeSender, PauseState, RunRecord,
 };
 use crate::clock::{Clock, SystemClock};
 use crate::error::Error;
@@ -39,7 +39,8 @@ impl Default for MemoryCoordinator {
 #[derive(Debug, Default)]
 struct State {
     jobs: HashMap<String, JobState>,
-    members: HashMap<String, i64>,
+    /// node -> (last heartbeat ms, clock offset µs).
+    members: HashMap<String, (i64, Option<i64>)>,
     /// Manual run requests, by (job, id), in their stored form.
     manual: std::collections::BTreeMap<(String, String), String>,
     /// The catalog: per job, each member's definition.
@@ -323,6 +324,7 @@ impl Coordinator for MemoryCoordinator {
                         self.notices.send(ClaimNotice {
                             job: request.job.clone(),
                             tick_ms: request.tick_ms,
+                            manual: false,
                         });
                     }
                 }
@@ -409,15 +411,23 @@ impl Coordinator for MemoryCoordinator {
         &'a self,
         node: &'a str,
         stale_after: Duration,
+        clock_offset_us: Option<i64>,
     ) -> BoxFuture<'a, Result<Heartbeat, Error>> {
         Box::pin(async move {
             let now_ms = self.clock.now().timestamp_millis();
             let stale_ms = i64::try_from(stale_after.as_millis()).unwrap_or(i64::MAX);
             let mut state = self.state();
-            state.members.insert(node.to_string(), now_ms);
+            let member = state
+                .members
+                .entry(node.to_string())
+                .or_insert((now_ms, None));
+            member.0 = now_ms;
+            if clock_offset_us.is_some() {
+                member.1 = clock_offset_us;
+            }
             state
                 .members
-                .retain(|_, at| now_ms.saturating_sub(*at) <= stale_ms);
+                .retain(|_, (at, _)| now_ms.saturating_sub(*at) <= stale_ms);
             let mut members: Vec<String> = state.members.keys().cloned().collect();
             members.sort();
             let manual_pending = state
@@ -563,15 +573,19 @@ impl Coordinator for MemoryCoordinator {
 }
 
 impl Admin for MemoryCoordinator {
-    fn members(&self) -> BoxFuture<'_, Result<Vec<(String, i64)>, Error>> {
+    fn members(&self) -> BoxFuture<'_, Result<Vec<Member>, Error>> {
         Box::pin(async move {
-            let mut members: Vec<(String, i64)> = self
+            let mut members: Vec<Member> = self
                 .state()
                 .members
                 .iter()
-                .map(|(node, at)| (node.clone(), *at))
+                .map(|(node, (at, offset))| Member {
+                    node: node.clone(),
+                    heartbeat_ms: *at,
+                    clock_offset_us: *offset,
+                })
                 .collect();
-            members.sort_by(|a, b| (a.1, &a.0).cmp(&(b.1, &b.0)));
+            members.sort_by(|a, b| (a.heartbeat_ms, &a.node).cmp(&(b.heartbeat_ms, &b.node)));
             Ok(members)
         })
     }
@@ -659,6 +673,11 @@ impl Admin for MemoryCoordinator {
             self.state()
                 .manual
                 .insert((job.to_string(), request.id.clone()), request.record());
+            self.notices.send(ClaimNotice {
+                job: Arc::from(job),
+                tick_ms: request.requested_ms,
+                manual: true,
+            });
             Ok(request)
         })
     }

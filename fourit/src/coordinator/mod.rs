@@ -327,6 +327,18 @@ pub struct RunRecord {
     pub duration: Duration,
 }
 
+/// A live member as the coordinator recorded it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Member {
+    /// Its node id.
+    pub node: String,
+    /// Its last heartbeat (UTC ms, the coordinator's clock).
+    pub heartbeat_ms: i64,
+    /// How far its clock ran ahead of the coordinator's at that heartbeat (µs, negative when
+    /// behind), as it measured it; `None` if it had not measured one yet.
+    pub clock_offset_us: Option<i64>,
+}
+
 /// One entry of a job's history: a finished run, or a tick skipped as an overlap.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct HistoryEntry {
@@ -653,11 +665,15 @@ pub trait Coordinator: Send + Sync + fmt::Debug + 'static {
     ) -> BoxFuture<'a, Result<bool, Error>>;
 
     /// Marks `node` alive now, forgets members silent for longer than `stale_after`, and
-    /// answers the coordinator's time and the live members.
+    /// answers the coordinator's time and the live members. `clock_offset_us` is how far the
+    /// member's clock runs ahead of the coordinator's (µs, negative when behind), as the
+    /// member last measured it, kept for operators ([`Admin::members`]); `None` when it has
+    /// not measured one.
     fn heartbeat<'a>(
         &'a self,
         node: &'a str,
         stale_after: Duration,
+        clock_offset_us: Option<i64>,
     ) -> BoxFuture<'a, Result<Heartbeat, Error>>;
 
     /// The coordinator's clock (UTC microseconds), which the fleet schedules by; `None` if
@@ -738,8 +754,8 @@ pub trait Coordinator: Send + Sync + fmt::Debug + 'static {
 /// The scheduler does not need it; every backend implements it beside [`Coordinator`] (see
 /// [`Store`]).
 pub trait Admin: Send + Sync + fmt::Debug + 'static {
-    /// The members and their last heartbeat (UTC milliseconds), oldest first.
-    fn members(&self) -> BoxFuture<'_, Result<Vec<(String, i64)>, Error>>;
+    /// The live members, their last heartbeat and clock offset, oldest heartbeat first.
+    fn members(&self) -> BoxFuture<'_, Result<Vec<Member>, Error>>;
 
     /// The job's most recent history entries, newest first.
     fn history<'a>(

@@ -7,13 +7,19 @@ use std::sync::Arc;
 use tokio::sync::broadcast;
 
 /// A tick that has been decided: some process claimed it (to run it, or to skip it as an
-/// overlap). Processes that were waiting for the handoff window to close need not claim it.
+/// overlap or paused). Processes that were waiting for the handoff window to close need not
+/// claim it. Or, when `manual` is set, news that a manual run of the job was requested: the
+/// members that register it ask for the manual runs waiting at once, not at their next
+/// heartbeat.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ClaimNotice {
     /// The job's name.
     pub job: Arc<str>,
-    /// The tick, in UTC milliseconds.
+    /// The tick, in UTC milliseconds (for a manual request: when it was asked for).
     pub tick_ms: i64,
+    /// A manual run was requested ([`Admin::request_manual`](super::Admin::request_manual));
+    /// no tick was decided.
+    pub manual: bool,
 }
 
 /// How many notices a slow listener may fall behind before it misses some (it then claims

@@ -110,9 +110,10 @@ impl Coordinator for Observed {
         &'a self,
         node: &'a str,
         stale_after: Duration,
+        clock_offset_us: Option<i64>,
     ) -> BoxFuture<'a, Result<Heartbeat, Error>> {
         self.observer.observe(Call::Heartbeat(node));
-        self.inner.heartbeat(node, stale_after)
+        self.inner.heartbeat(node, stale_after, clock_offset_us)
     }
 
     fn server_time(&self) -> BoxFuture<'_, Result<Option<i64>, Error>> {

@@ -139,9 +139,9 @@ async fn drive_until_stopped(
     let in_flight = Arc::new(ClaimsInFlight::default());
     let (releases, releaser) = Releases::start(coordinator.clone(), in_flight.clone());
     let heard = Arc::new(Heard::new(&jobs));
-    let listener = coordinator
-        .claim_notices()
-        .map(|notices| tokio::spawn(heard.clone().listen(notices)));
+    // Subscribed before the first claim (notices sent before the listener task starts wait
+    // in the feed).
+    let notices = coordinator.claim_notices();
     let runner = Arc::new(Runner {
         coordinator: coordinator.clone(),
         releases,
@@ -174,11 +174,22 @@ async fn drive_until_stopped(
         namespace = %driver.options.namespace,
         "scheduler started"
     );
-    heartbeat.manual = Some(Arc::new(ManualRuns::new(
+    let manual = Arc::new(ManualRuns::new(
         runner.clone(),
         jobs.clone(),
         driver.options.lease_ttl,
-    )));
+    ));
+    heartbeat.manual = Some(manual.clone());
+    let listener = notices.map(|notices| {
+        tokio::spawn(
+            driver
+                .dispatcher
+                .claims
+                .heard
+                .clone()
+                .listen(notices, manual),
+        )
+    });
     let heartbeat = tokio::spawn(heartbeat.run(clock_off));
     driver.drive(jobs).await;
     shut_down(&runner, driver.options.shutdown_timeout).await;
@@ -249,7 +260,7 @@ async fn register(coordinator: &dyn Coordinator, node: &str, jobs: &[Job], optio
     // The live members, to tell a disagreement from a member long gone. (This heartbeat
     // also announces this member a moment before its heartbeat task does.)
     let live = match coordinator
-        .heartbeat(node, options.heartbeat_interval.saturating_mul(3))
+        .heartbeat(node, options.heartbeat_interval.saturating_mul(3), None)
         .await
     {
         Ok(beat) => beat.members,

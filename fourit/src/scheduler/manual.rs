@@ -19,8 +19,10 @@ pub(crate) struct ManualRuns {
     pub(crate) jobs: Vec<Job>,
     /// The configured lease TTL, if any (else the longest default).
     pub(crate) lease_ttl: Option<Duration>,
-    /// A pass is under way: heartbeats meanwhile do not start another.
+    /// A pass is under way: news meanwhile does not start another...
     busy: AtomicBool,
+    /// ...but asks the pass under way to look once more when it is done.
+    again: AtomicBool,
 }
 
 impl ManualRuns {
@@ -30,18 +32,32 @@ impl ManualRuns {
             jobs,
             lease_ttl,
             busy: AtomicBool::new(false),
+            again: AtomicBool::new(false),
         }
     }
 
-    /// Claims, in a task of its own, the waiting manual runs of this member's jobs.
+    /// Claims, in a task of its own, the waiting manual runs of this member's jobs (a
+    /// heartbeat said some wait, or a notice said one was just requested). Called while a
+    /// pass is under way, that pass looks again when done, so no request waits for the next
+    /// heartbeat.
     pub(crate) fn take_waiting(self: &Arc<Self>) {
+        self.again.store(true, Ordering::Release);
         if self.busy.swap(true, Ordering::AcqRel) {
             return;
         }
         let this = self.clone();
         self.runner.tasks.spawn(async move {
-            this.take_once().await;
-            this.busy.store(false, Ordering::Release);
+            loop {
+                while this.again.swap(false, Ordering::AcqRel) {
+                    this.take_once().await;
+                }
+                this.busy.store(false, Ordering::Release);
+                // News that came between the last look and `busy` going down: look again,
+                // unless another call took over.
+                if !this.again.load(Ordering::Acquire) || this.busy.swap(true, Ordering::AcqRel) {
+                    return;
+                }
+            }
         });
     }
 

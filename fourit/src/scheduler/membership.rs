@@ -98,7 +98,14 @@ impl Heartbeat {
                 }
             }
             let start = self.clock.sample_start();
-            match self.coordinator.heartbeat(&self.node, stale_after).await {
+            // The fleet clock's offset is the coordinator's minus this host's; operators see
+            // how far this host runs ahead.
+            let ahead_us = self.clock.measured().then(|| -self.clock.offset_us());
+            match self
+                .coordinator
+                .heartbeat(&self.node, stale_after, ahead_us)
+                .await
+            {
                 Ok(beat) => {
                     self.outage.succeeded();
                     if let Some(server_us) = beat.server_us {

@@ -5,6 +5,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, Ordering};
 
+use super::manual::ManualRuns;
 use crate::coordinator::{ClaimNotice, ClaimNotices};
 use crate::job::Job;
 
@@ -30,6 +31,9 @@ impl Heard {
     }
 
     fn record(&self, notice: &ClaimNotice) {
+        if notice.manual {
+            return;
+        }
         if let Some(&index) = self.index.get(&notice.job) {
             self.ticks[index].fetch_max(notice.tick_ms, Ordering::Relaxed);
         }
@@ -42,11 +46,22 @@ impl Heard {
             .is_some_and(|tick| tick.load(Ordering::Relaxed) >= tick_ms)
     }
 
-    /// Records every notice of the feed until it ends. Missed notices (a slow listener) only
-    /// cost refused claims.
-    pub(crate) async fn listen(self: Arc<Heard>, mut notices: ClaimNotices) {
+    /// Records every notice of the feed until it ends, and hands the news of a manual run of
+    /// one of this member's jobs to `manual`. Missed notices (a slow listener) only cost
+    /// refused claims, or a manual run taken at the next heartbeat instead of at once.
+    pub(crate) async fn listen(
+        self: Arc<Heard>,
+        mut notices: ClaimNotices,
+        manual: Arc<ManualRuns>,
+    ) {
         while let Some(notice) = notices.next().await {
-            self.record(&notice);
+            if notice.manual {
+                if self.index.contains_key(&notice.job) {
+                    manual.take_waiting();
+                }
+            } else {
+                self.record(&notice);
+            }
         }
     }
 }

@@ -3,21 +3,32 @@
 use std::collections::HashMap;
 
 use super::{RedisCoordinator, link, scripts};
-use crate::coordinator::{Admin, CatalogEntry, HistoryEntry, JobDefinition, JobState, PauseState};
+use crate::coordinator::{
+    Admin, CatalogEntry, HistoryEntry, JobDefinition, JobState, Member, PauseState,
+};
 use crate::error::Error;
 use crate::job::BoxFuture;
 
 impl Admin for RedisCoordinator {
-    fn members(&self) -> BoxFuture<'_, Result<Vec<(String, i64)>, Error>> {
+    fn members(&self) -> BoxFuture<'_, Result<Vec<Member>, Error>> {
         Box::pin(async move {
+            let nodes = self.nodes_key();
             let mut conn = self.link.get();
             let mut cmd = redis::cmd("ZRANGE");
-            cmd.arg(self.nodes_key()).arg(0).arg(-1).arg("WITHSCORES");
+            cmd.arg(&nodes).arg(0).arg(-1).arg("WITHSCORES");
             let members: Vec<(String, f64)> =
+                self.call("members", cmd.query_async(&mut conn)).await?;
+            let mut cmd = redis::cmd("HGETALL");
+            cmd.arg(scripts::clocks_key(&nodes));
+            let clocks: HashMap<String, String> =
                 self.call("members", cmd.query_async(&mut conn)).await?;
             Ok(members
                 .into_iter()
-                .map(|(node, at)| (node, at as i64))
+                .map(|(node, at)| Member {
+                    clock_offset_us: clocks.get(&node).and_then(|us| us.parse().ok()),
+                    node,
+                    heartbeat_ms: at as i64,
+                })
                 .collect())
         })
     }
@@ -163,6 +174,17 @@ impl Admin for RedisCoordinator {
                 .arg(format!("{job}\t{id}"));
             let mut conn = self.link.get();
             let _: i64 = self.call("trigger", index.query_async(&mut conn)).await?;
+            // Wakes the members now; best effort: without it they see the request at their
+            // next heartbeat.
+            let mut wake = redis::cmd("PUBLISH");
+            wake.arg(&self.channel)
+                .arg(format!("{} {job}", super::notices::MANUAL_NOTICE));
+            if let Err(err) = self
+                .call::<i64>("trigger", wake.query_async(&mut conn))
+                .await
+            {
+                tracing::debug!(error = %err, "could not announce the manual run at once");
+            }
             Ok(crate::coordinator::ManualRequest {
                 job: job.to_string(),
                 id,

@@ -3,7 +3,9 @@
 -- KEYS[1] ns:nodes (sorted set: node -> last heartbeat, ms)
 -- KEYS[2] ns:nodes:version{ns:nodes} (string: the membership's version; same slot as KEYS[1])
 -- KEYS[3] ns:nodes:manual{ns:nodes} (sorted set: the manual runs waiting for a member)
--- ARGV: node, forget after (ms), the version the caller knows ("" for none)
+-- KEYS[4] ns:nodes:clocks{ns:nodes} (hash: node -> how far its clock runs ahead, µs)
+-- ARGV: node, forget after (ms), the version the caller knows ("" for none), the node's
+-- clock offset (µs; "" when it has not measured one)
 -- Returns {time (µs, as text), version, manual runs waiting, member, member, ...}: the
 -- members only when the
 -- version differs from the caller's, so a steady fleet's heartbeat costs the same at any size.
@@ -12,8 +14,25 @@ local us = tonumber(now[1]) * 1000000 + tonumber(now[2])
 local ms = tonumber(now[1]) * 1000 + math.floor(tonumber(now[2]) / 1000)
 local changed = redis.call('ZADD', KEYS[1], ms, ARGV[1])
 changed = changed + redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', '(' .. string.format('%.0f', ms - tonumber(ARGV[2])))
+if ARGV[4] ~= '' then
+  redis.call('HSET', KEYS[4], ARGV[1], ARGV[4])
+end
 local version = redis.call('GET', KEYS[2])
 if changed > 0 or not version then
+  -- The membership changed: the offsets of members gone go too (rare, so it may cost).
+  local clocks = redis.call('HGETALL', KEYS[4])
+  if #clocks > 0 then
+    local live = {}
+    for _, member in ipairs(redis.call('ZRANGE', KEYS[1], 0, -1)) do
+      live[member] = true
+    end
+    redis.call('DEL', KEYS[4])
+    for i = 1, #clocks, 2 do
+      if live[clocks[i]] then
+        redis.call('HSET', KEYS[4], clocks[i], clocks[i + 1])
+      end
+    end
+  end
   -- A version never handed out before, even after Redis lost its data: Redis's time (µs),
   -- above the previous version.
   local fresh = us

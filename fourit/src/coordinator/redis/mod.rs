@@ -749,12 +749,17 @@ impl Coordinator for RedisCoordinator {
         &'a self,
         node: &'a str,
         stale_after: Duration,
+        clock_offset_us: Option<i64>,
     ) -> BoxFuture<'a, Result<Heartbeat, Error>> {
         Box::pin(async move {
             let known = self.known_members().map(|(version, _)| version);
-            let command =
-                self.scripts
-                    .heartbeat(&self.nodes_key(), node, stale_after, known.as_deref());
+            let command = self.scripts.heartbeat(
+                &self.nodes_key(),
+                node,
+                stale_after,
+                known.as_deref(),
+                clock_offset_us,
+            );
             let reply = self
                 .script("heartbeat", scripts::HEARTBEAT, command)
                 .await?;
@@ -769,9 +774,13 @@ impl Coordinator for RedisCoordinator {
                     // Another heartbeat of this coordinator replaced the copy meanwhile:
                     // ask for the list outright.
                     _ => {
-                        let command =
-                            self.scripts
-                                .heartbeat(&self.nodes_key(), node, stale_after, None);
+                        let command = self.scripts.heartbeat(
+                            &self.nodes_key(),
+                            node,
+                            stale_after,
+                            None,
+                            clock_offset_us,
+                        );
                         let reply = self
                             .script("heartbeat", scripts::HEARTBEAT, command)
                             .await?;

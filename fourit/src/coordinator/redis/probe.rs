@@ -115,10 +115,13 @@ impl RedisCoordinator {
             duration: Duration::ZERO,
         };
         pipe.add_command(self.scripts.release(&keys, &lease, &probe_lease, &record));
-        pipe.add_command(
-            self.scripts
-                .heartbeat(&nodes, node, Duration::from_secs(60), None),
-        );
+        pipe.add_command(self.scripts.heartbeat(
+            &nodes,
+            node,
+            Duration::from_secs(60),
+            None,
+            Some(0),
+        ));
         pipe.cmd("ZRANGE")
             .arg(&nodes)
             .arg(0)
@@ -139,6 +142,7 @@ impl RedisCoordinator {
             .arg(&runs)
             .arg(&nodes)
             .arg(scripts::version_key(&nodes))
+            .arg(scripts::clocks_key(&nodes))
             .arg(format!("{base}:jobs"))
             .arg(format!("{base}:defs"));
         let mut conn = self.link.get();

@@ -249,14 +249,16 @@ impl Scripts {
         cmd
     }
 
-    /// Marks `node` alive in `nodes_key`, forgetting members silent for `stale_after`; the
-    /// members come back only if the membership's version is not `known`.
+    /// Marks `node` alive in `nodes_key`, forgetting members silent for `stale_after` and
+    /// recording its clock offset (µs) if it has one; the members come back only if the
+    /// membership's version is not `known`.
     pub(super) fn heartbeat(
         &self,
         nodes_key: &str,
         node: &str,
         stale_after: Duration,
         known: Option<&str>,
+        clock_offset_us: Option<i64>,
     ) -> Cmd {
         let mut cmd = evalsha(
             &self.heartbeat,
@@ -264,11 +266,13 @@ impl Scripts {
                 nodes_key,
                 &version_key(nodes_key),
                 &manual_index_key(nodes_key),
+                &clocks_key(nodes_key),
             ],
         );
         cmd.arg(node)
             .arg(millis(stale_after).max(1))
-            .arg(known.unwrap_or(""));
+            .arg(known.unwrap_or(""))
+            .arg(clock_offset_us.map_or_else(String::new, |us| us.to_string()));
         cmd
     }
 }
@@ -277,6 +281,11 @@ impl Scripts {
 /// the heartbeat can say there are some).
 pub(super) fn manual_index_key(nodes_key: &str) -> String {
     format!("{nodes_key}:manual{{{nodes_key}}}")
+}
+
+/// The key of the members' clock offsets beside the members key (same slot).
+pub(super) fn clocks_key(nodes_key: &str) -> String {
+    format!("{nodes_key}:clocks{{{nodes_key}}}")
 }
 
 /// The key of the membership's version beside the members key: in its hash slot (the tag is

@@ -571,8 +571,9 @@ impl Coordinator for LosesOneAnswer {
         &'a self,
         node: &'a str,
         stale_after: Duration,
+        clock_offset_us: Option<i64>,
     ) -> crate::BoxFuture<'a, Result<crate::coordinator::Heartbeat, crate::Error>> {
-        self.inner.heartbeat(node, stale_after)
+        self.inner.heartbeat(node, stale_after, clock_offset_us)
     }
     fn server_time(&self) -> crate::BoxFuture<'_, Result<Option<i64>, crate::Error>> {
         self.inner.server_time()
