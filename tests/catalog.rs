@@ -5,9 +5,11 @@
 use std::time::Duration;
 
 use fourit_tests::RedisServer;
+use fourit_tests::cli::{Cli, stderr};
 use fourit_tests::faults::{Fleet, distinct_ticks, now_ms};
 
 const WORKER: &str = env!("CARGO_BIN_EXE_worker");
+const FOURIT: &str = env!("CARGO_BIN_EXE_fourit-for-tests");
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_rolling_schedule_change_disagrees_and_an_orphaned_job_can_be_removed() {
@@ -57,6 +59,11 @@ async fn a_rolling_schedule_change_disagrees_and_an_orphaned_job_can_be_removed(
         assert_eq!(job.members.len(), 3, "{job:?}");
         assert!(!job.orphaned);
     }
+    let listed = Cli::new(FOURIT, &url, namespace).json(&["status", "--json"]);
+    assert_eq!(listed.as_array().map(Vec::len), Some(2), "{listed}");
+    for job in listed.as_array().into_iter().flatten() {
+        assert_eq!(job["state"], "disagreeing", "fourit status --json: {job}");
+    }
     let warnings = fleet.worker("new-a").stderr();
     let said = warnings
         .lines()
@@ -101,25 +108,30 @@ async fn a_rolling_schedule_change_disagrees_and_an_orphaned_job_can_be_removed(
         job1.last.is_some(),
         "it keeps its history until removed: {job1:?}"
     );
-    let refused = admin.remove("job-0").await.expect_err("job-0 is in use");
+    // The operator's view and action, through the `fourit` command.
+    let fourit = Cli::new(FOURIT, &url, namespace);
+    let table = fourit.ok(&["status"]);
     assert!(
-        matches!(refused, fourit::Error::Refused { .. }),
-        "{refused}"
+        table
+            .lines()
+            .any(|line| line.starts_with("job-1") && line.contains("orphaned")),
+        "{table}"
     );
-    admin
-        .remove("job-1")
-        .await
-        .unwrap_or_else(|e| panic!("remove: {e}"));
-    let status = admin
-        .status()
-        .await
-        .unwrap_or_else(|e| panic!("status: {e}"));
-    assert_eq!(
-        status
-            .iter()
-            .map(|job| job.name.as_str())
-            .collect::<Vec<_>>(),
-        ["job-0"]
+    let refused = fourit.run(&["remove", "job-0"]);
+    assert_eq!(refused.status.code(), Some(2), "job-0 is in use");
+    assert!(
+        stderr(&refused).contains("only an orphaned job"),
+        "{}",
+        stderr(&refused)
     );
+    fourit.ok(&["remove", "job-1"]);
+    let listed = fourit.json(&["status", "--json"]);
+    let names: Vec<&str> = listed
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|job| job["name"].as_str())
+        .collect();
+    assert_eq!(names, ["job-0"], "{listed}");
     fleet.stop_all(Duration::from_secs(20)).await;
 }

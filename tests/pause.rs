@@ -1,13 +1,17 @@
 //! Pause and resume, fleet-wide, with real worker processes on a real `redis-server`: a pause
 //! stops the job on every member from the next tick, survives every member restarting, and
-//! resume starts it again from the next tick. Runs are counted from the workers' own records.
+//! resume starts it again from the next tick. Runs are counted from the workers' own records;
+//! the operator steers and reads through the real `fourit` command.
 
 use std::time::Duration;
 
 use fourit_tests::RedisServer;
+use fourit_tests::cli::Cli;
 use fourit_tests::faults::{Event, Fleet, distinct_ticks, now_ms};
+use serde_json::Value;
 
 const WORKER: &str = env!("CARGO_BIN_EXE_worker");
+const FOURIT: &str = env!("CARGO_BIN_EXE_fourit-for-tests");
 
 /// The ticks of `job` that started after `since_ms` (tick time), as the workers reported them.
 fn ran_after(events: &[Event], job: &str, since_ms: i64) -> Vec<i64> {
@@ -29,10 +33,7 @@ async fn a_pause_stops_a_job_fleet_wide_survives_restarts_and_resume_restarts_it
     let server = RedisServer::start();
     let url = server.url();
     let namespace = "pause";
-    let admin = fourit::admin::connect(&url, namespace)
-        .await
-        .unwrap_or_else(|e| panic!("admin: {e}"))
-        .operator("tests@ci");
+    let fourit = Cli::new(FOURIT, &url, namespace);
     let mut fleet = Fleet::new(WORKER);
     start(&mut fleet, &["p-a", "p-b", "p-c"], &url, namespace);
     fleet
@@ -43,10 +44,14 @@ async fn a_pause_stops_a_job_fleet_wide_survives_restarts_and_resume_restarts_it
         })
         .await;
 
-    admin
-        .pause("job-0", Some("INC-7: testing the pause"))
-        .await
-        .unwrap_or_else(|e| panic!("pause: {e}"));
+    fourit.ok(&[
+        "pause",
+        "job-0",
+        "--note",
+        "INC-7: testing the pause",
+        "--by",
+        "tests@ci",
+    ]);
     let paused_ms = now_ms();
     fleet
         .wait_until(
@@ -75,22 +80,21 @@ async fn a_pause_stops_a_job_fleet_wide_survives_restarts_and_resume_restarts_it
         Vec::<i64>::new(),
         "job-0 ran after every member restarted, still paused"
     );
-    let pause = admin
-        .paused("job-0")
-        .await
-        .unwrap_or_else(|e| panic!("paused: {e}"))
-        .expect("still paused");
-    assert_eq!(pause.by, "tests@ci");
+    let pause = fourit.json(&["paused", "job-0", "--json"]);
+    assert_eq!(pause["paused"], Value::Bool(true), "{pause}");
+    assert_eq!(pause["by"], "tests@ci", "{pause}");
     assert!(
-        pause.ticks >= 6,
-        "every tick meanwhile was decided as paused: {pause:?}"
+        pause["ticks"].as_u64().is_some_and(|ticks| ticks >= 6),
+        "every tick meanwhile was decided as paused: {pause}"
     );
+    let status = fourit.json(&["status", "--json"]);
+    let job0 = status
+        .as_array()
+        .and_then(|jobs| jobs.iter().find(|job| job["name"] == "job-0"))
+        .unwrap_or_else(|| panic!("no job-0 in {status}"));
+    assert_eq!(job0["paused"], Value::Bool(true), "{job0}");
 
-    let ended = admin
-        .resume("job-0")
-        .await
-        .unwrap_or_else(|e| panic!("resume: {e}"))
-        .expect("it was paused");
+    let said = fourit.ok(&["resume", "job-0", "--by", "tests@ci"]);
     let resumed_ms = now_ms();
     fleet
         .wait_until(
@@ -107,21 +111,25 @@ async fn a_pause_stops_a_job_fleet_wide_survives_restarts_and_resume_restarts_it
         first_after.is_some_and(|tick| tick >= resumed_ms - 1000),
         "{first_after:?} vs resumed at {resumed_ms}"
     );
-    let history = admin
-        .history("job-0", 100)
-        .await
-        .unwrap_or_else(|e| panic!("history: {e}"));
-    let paused: Vec<_> = history.iter().filter(|e| e.outcome == "paused").collect();
-    let resumed: Vec<_> = history.iter().filter(|e| e.outcome == "resumed").collect();
-    assert_eq!(paused.len(), 1, "one entry per pause: {history:?}");
+    let history = fourit.json(&["history", "job-0", "-n", "100", "--json"]);
+    let entries = history.as_array().cloned().unwrap_or_default();
+    let paused: Vec<_> = entries
+        .iter()
+        .filter(|e| e["outcome"] == "paused")
+        .collect();
+    let resumed: Vec<_> = entries
+        .iter()
+        .filter(|e| e["outcome"] == "resumed")
+        .collect();
+    assert_eq!(paused.len(), 1, "one entry per pause: {history}");
     assert_eq!(
-        paused[0].detail.as_deref(),
-        Some("paused by tests@ci: INC-7: testing the pause")
+        paused[0]["detail"],
+        "paused by tests@ci: INC-7: testing the pause"
     );
-    assert_eq!(resumed.len(), 1, "{history:?}");
+    assert_eq!(resumed.len(), 1, "{history}");
     eprintln!(
-        "paused {} ticks ({:?} to {:?}); first run after resume: tick {first_after:?}, resumed at {resumed_ms}",
-        ended.ticks, ended.first_tick_ms, ended.last_tick_ms
+        "{}; first run after resume: tick {first_after:?}, resumed at {resumed_ms}",
+        said.trim()
     );
 }
 
@@ -159,6 +167,14 @@ async fn a_fleet_stopped_for_5_s_leaves_a_missed_record_matching_the_gap() {
         .min()
         .expect("runs after the restart");
     let gap = (first_after - last_before) / 1000 - 1;
+    let listed = Cli::new(FOURIT, &url, namespace).json(&["history", "job-0", "--json"]);
+    let says_missed = listed
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|entry| entry["outcome"] == "missed")
+        .count();
+    assert_eq!(says_missed, 1, "fourit history shows it: {listed}");
     let mut conn = server.connection().await;
     let history = fourit_tests::faults::history(&mut conn, namespace, "job-0").await;
     let missed: Vec<_> = history

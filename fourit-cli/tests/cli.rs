@@ -1,31 +1,19 @@
 //! The real `fourit` binary against a real `redis-server`, with a real scheduler producing
 //! the runs: every command, its `--json`, and the documented exit codes.
 
-use std::process::{Command, Output};
+use std::process::Output;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use fourit_tests::RedisServer;
+use fourit_tests::cli::{Cli, stderr, stdout};
 use serde_json::Value;
 
 const FOURIT: &str = env!("CARGO_BIN_EXE_fourit");
 
 fn fourit(url: &str, args: &[&str]) -> Output {
-    Command::new(FOURIT)
-        .args(["--url", url, "--namespace", "cli"])
-        .args(args)
-        .env("NO_COLOR", "1")
-        .output()
-        .unwrap_or_else(|e| panic!("running fourit: {e}"))
-}
-
-fn stdout(output: &Output) -> String {
-    String::from_utf8_lossy(&output.stdout).into_owned()
-}
-
-fn stderr(output: &Output) -> String {
-    String::from_utf8_lossy(&output.stderr).into_owned()
+    Cli::new(FOURIT, url, "cli").run(args)
 }
 
 fn json(output: &Output) -> Value {

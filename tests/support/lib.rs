@@ -3,6 +3,7 @@
 
 #![warn(missing_docs)]
 
+pub mod cli;
 pub mod faults;
 
 use std::sync::Once;
