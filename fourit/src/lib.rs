@@ -39,7 +39,10 @@ pub mod admin;
 mod clock;
 pub mod coordinator;
 mod error;
+pub mod events;
 mod job;
+#[cfg(feature = "metrics")]
+mod metrics;
 // Who is preferred to claim each tick: public for the benchmark and the spread tests, not an
 // API.
 #[doc(hidden)]

@@ -45,6 +45,7 @@ struct Options {
     extras: Vec<String>,
     timeout_ms: u64,
     heartbeat_ms: Option<u64>,
+    metrics: bool,
 }
 
 fn options() -> Result<Options, String> {
@@ -63,6 +64,7 @@ fn options() -> Result<Options, String> {
         extras: Vec::new(),
         timeout_ms: 300,
         heartbeat_ms: None,
+        metrics: false,
     };
     let mut args = std::env::args().skip(1);
     while let Some(flag) = args.next() {
@@ -95,6 +97,7 @@ fn options() -> Result<Options, String> {
             },
             "--timeout-ms" => options.timeout_ms = unsigned(&value)?,
             "--heartbeat-ms" => options.heartbeat_ms = Some(unsigned(&value)?),
+            "--metrics" => options.metrics = value == "on",
             other => return Err(format!("unknown flag {other}")),
         }
     }
@@ -161,6 +164,33 @@ impl Recorder {
     }
 }
 
+/// Installs the Prometheus recorder and serves its text on a port the OS picks, printing
+/// `metrics <address>` for the test to scrape.
+async fn serve_metrics() -> Result<(), Box<dyn std::error::Error>> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let handle = metrics_exporter_prometheus::PrometheusBuilder::new().install_recorder()?;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    println!("metrics {}", listener.local_addr()?);
+    tokio::spawn(async move {
+        while let Ok((mut stream, _)) = listener.accept().await {
+            let handle = handle.clone();
+            tokio::spawn(async move {
+                // One GET per connection; the request itself does not matter.
+                let mut request = [0u8; 1024];
+                let _ = stream.read(&mut request).await;
+                let body = handle.render();
+                let response = format!(
+                    "HTTP/1.1 200 OK\r\ncontent-type: text/plain; version=0.0.4\r\n\
+                     content-length: {}\r\nconnection: close\r\n\r\n{body}",
+                    body.len()
+                );
+                let _ = stream.write_all(response.as_bytes()).await;
+            });
+        }
+    });
+    Ok(())
+}
+
 /// Sleeps `body`, printing `cancelled` when the context is cancelled; returns early then if
 /// `stop_on_cancel`.
 async fn sleep_body(ctx: &JobContext, body: Duration, stop_on_cancel: bool) {
@@ -205,6 +235,9 @@ async fn run() -> Result<(), Box<dyn std::error::Error>> {
         .with_ansi(false)
         .with_writer(std::io::stderr)
         .init();
+    if options.metrics {
+        serve_metrics().await?;
+    }
     let record_url = options.record_url.as_deref().unwrap_or(&options.url);
     let recorder = Recorder {
         conn: redis::Client::open(record_url)?

@@ -5,6 +5,7 @@
 
 pub mod cli;
 pub mod faults;
+pub mod http;
 
 use std::sync::Once;
 

@@ -28,6 +28,8 @@ pub struct MemoryCoordinator {
     clock: Arc<dyn Clock>,
     /// Every decided tick, for the schedulers sharing this coordinator.
     notices: NoticeSender,
+    /// The ticks claims recorded as missed.
+    missed: tokio::sync::broadcast::Sender<super::MissedNotice>,
 }
 
 impl Default for MemoryCoordinator {
@@ -146,6 +148,7 @@ impl MemoryCoordinator {
             state: Mutex::new(State::default()),
             clock,
             notices: NoticeSender::new(),
+            missed: tokio::sync::broadcast::channel(super::NOTICE_BUFFER).0,
         }
     }
 
@@ -269,6 +272,10 @@ impl Coordinator for MemoryCoordinator {
         Some(self.notices.subscribe())
     }
 
+    fn missed_ticks(&self) -> Option<tokio::sync::broadcast::Receiver<super::MissedNotice>> {
+        Some(self.missed.subscribe())
+    }
+
     fn backend(&self) -> &'static str {
         "memory"
     }
@@ -297,6 +304,7 @@ impl Coordinator for MemoryCoordinator {
                         && let Some(ticks) = MissedTicks::between(schedule, mark, request.tick_ms)
                         && let Some(job) = state.jobs.get_mut(&*request.job)
                     {
+                        let _ = self.missed.send(super::MissedNotice::new(request, &ticks));
                         job.record(HistoryEntry {
                             tick_ms: ticks.last_ms,
                             node: request.node.to_string(),

@@ -82,6 +82,33 @@ pub struct ClaimRequest {
     pub schedule: Option<Arc<crate::Schedule>>,
 }
 
+/// Ticks a claim recorded as missed ([`Coordinator::missed_ticks`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct MissedNotice {
+    /// The job's name.
+    pub job: Arc<str>,
+    /// The member whose claim moved the mark past them.
+    pub node: Arc<str>,
+    /// How many (a lower bound past [`crate::MISSED_COUNT_LIMIT`]).
+    pub count: u32,
+    /// The first of them (UTC ms).
+    pub first_ms: i64,
+    /// The last of them (UTC ms).
+    pub last_ms: i64,
+}
+
+impl MissedNotice {
+    pub(crate) fn new(request: &ClaimRequest, ticks: &MissedTicks) -> MissedNotice {
+        MissedNotice {
+            job: request.job.clone(),
+            node: request.node.clone(),
+            count: ticks.count,
+            first_ms: ticks.first_ms,
+            last_ms: ticks.last_ms,
+        }
+    }
+}
+
 /// The ticks of a job that nobody ran, between the high-water mark and a claimed tick.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) struct MissedTicks {
@@ -282,6 +309,11 @@ pub enum Outcome {
 }
 
 impl Outcome {
+    /// Whether the run succeeded.
+    pub fn is_success(&self) -> bool {
+        matches!(self, Outcome::Succeeded)
+    }
+
     /// The outcome's short name as history records it: `succeeded`, `failed`, `panicked`,
     /// `timed out`, `cancelled`, `lease lost`, `not replicated`.
     pub fn as_str(&self) -> &'static str {
@@ -741,6 +773,12 @@ pub trait Coordinator: Send + Sync + fmt::Debug + 'static {
     /// scheduler then claims the tick itself after the handoff and is refused), but a notice
     /// is only ever sent for a tick that was claimed.
     fn claim_notices(&self) -> Option<ClaimNotices> {
+        None
+    }
+
+    /// A feed of the ticks this coordinator's claims recorded as missed (each with the
+    /// claimer), for the schedulers' events; `None` (the default) if it offers none.
+    fn missed_ticks(&self) -> Option<tokio::sync::broadcast::Receiver<MissedNotice>> {
         None
     }
 

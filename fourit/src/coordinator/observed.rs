@@ -130,6 +130,12 @@ impl Coordinator for Observed {
         self.inner.claim_notices()
     }
 
+    fn missed_ticks(
+        &self,
+    ) -> Option<tokio::sync::broadcast::Receiver<crate::coordinator::MissedNotice>> {
+        self.inner.missed_ticks()
+    }
+
     fn backend(&self) -> &'static str {
         self.inner.backend()
     }

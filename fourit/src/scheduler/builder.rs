@@ -182,6 +182,15 @@ impl SchedulerBuilder {
         self
     }
 
+    /// Adds a listener of every event of the scheduler ([`crate::events::Event`]): claims,
+    /// starts, outcomes, skips, missed ticks, lost leases, outages, members, clock steps. A
+    /// closure `|event: &Event<'_>| ...` will do. Listeners are called inline and must not
+    /// block (spawn anything slow); a panicking listener is caught and logged once.
+    pub fn on_event(mut self, listener: impl crate::events::Listener) -> Self {
+        self.options.listeners.0.push(Arc::new(listener));
+        self
+    }
+
     /// Adds a job from a name, a cron schedule and an async closure. An invalid name or
     /// schedule is kept and returned by [`build`](Self::build), with the message
     /// `#[fourit::job]` would give.

@@ -14,6 +14,7 @@ use super::releases::ClaimsInFlight;
 use super::runner::Runner;
 use crate::clock::Clock;
 use crate::coordinator::{ClaimOutcome, ClaimRequest};
+use crate::events::{Event, Skip};
 use crate::job::Job;
 
 /// How many times a claimer that is told to wait (the handoff, an early tick) tries again.
@@ -137,11 +138,25 @@ impl Claims {
                     }
                     ClaimOutcome::Paused => {
                         debug!(job = job.name(), tick = %tick, "tick paused fleet-wide: not run");
+                        runner.events.emit(&Event::Skipped {
+                            job: job.name(),
+                            tick,
+                            reason: Skip::Paused,
+                        });
                     }
                     ClaimOutcome::Taken => {
                         debug!(job = job.name(), tick = %tick, node = %runner.node, "tick claimed elsewhere");
+                        runner.events.emit(&Event::Taken {
+                            job: job.name(),
+                            tick,
+                        });
                     }
                     ClaimOutcome::Overlap { holder } => {
+                        runner.events.emit(&Event::Skipped {
+                            job: job.name(),
+                            tick,
+                            reason: Skip::Overlap { holder: &holder },
+                        });
                         info!(
                             job = job.name(),
                             tick = %tick,

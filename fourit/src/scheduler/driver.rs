@@ -15,6 +15,7 @@ use super::dispatch::Dispatcher;
 use super::options::{LEASE_TTL_BOUNDS, Options};
 use crate::clock::{Clock, FleetClock};
 use crate::coordinator::{ClaimRequest, new_claim_id};
+use crate::events::Event;
 use crate::job::Job;
 
 /// The driver sleeps until this long before a tick and yields until the tick itself, so the
@@ -123,7 +124,10 @@ impl Driver {
                 _ => job.schedule().next_after(start),
             };
             match first {
-                Some(tick) => heap.push(Reverse((tick.timestamp_millis(), index))),
+                Some(tick) => {
+                    self.tell_next(job, tick);
+                    heap.push(Reverse((tick.timestamp_millis(), index)));
+                }
                 None => warn!(
                     job = job.name(),
                     "schedule has no future tick; the job never runs"
@@ -131,6 +135,13 @@ impl Driver {
             }
         }
         heap
+    }
+
+    fn tell_next(&self, job: &Job, tick: DateTime<Utc>) {
+        self.dispatcher.claims.runner.events.emit(&Event::NextTick {
+            job: job.name(),
+            tick,
+        });
     }
 
     fn grace(&self, job: &Job) -> TimeDelta {
@@ -193,6 +204,7 @@ impl Driver {
                 );
             }
             if let Some(next) = due.next {
+                self.tell_next(job, next);
                 heap.push(Reverse((next.timestamp_millis(), index)));
             }
         }

@@ -19,9 +19,11 @@ use super::options::{Config, Options, Target};
 use super::outage::Outage;
 use super::releases::{ClaimsInFlight, Releases};
 use super::runner::Runner;
+use super::timed::Timed;
 use crate::clock::FleetClock;
 use crate::coordinator::{self, Coordinator, JobDefinition, MemoryCoordinator, redact_url};
 use crate::error::Error;
+use crate::events::{Event, Events};
 use crate::job::Job;
 
 /// Runs the jobs registered with `#[fourit::job]` against the coordinator at `url`, until
@@ -121,8 +123,18 @@ async fn drive_until_stopped(
     let Config {
         options, node: id, ..
     } = config;
+    let events = Arc::new(Events::new(options.listeners.0.clone()));
+    // Round trips are timed only for someone listening.
+    let coordinator: Arc<dyn Coordinator> = if events.active() {
+        Arc::new(Timed {
+            inner: coordinator,
+            events: events.clone(),
+        })
+    } else {
+        coordinator
+    };
     let clock = Arc::new(FleetClock::new(options.clock.clone()));
-    let outage = Arc::new(Outage::default());
+    let outage = Arc::new(Outage::new(events.clone()));
     let members = Arc::new(Members::alone(&id));
     let mut heartbeat = Heartbeat {
         coordinator: coordinator.clone(),
@@ -133,6 +145,7 @@ async fn drive_until_stopped(
         interval: options.heartbeat_interval,
         max_clock_offset: options.max_clock_offset,
         manual: None,
+        events: events.clone(),
     };
     let clock_off = heartbeat.sync_clock().await;
     register(&*coordinator, &id, &jobs, &options).await;
@@ -150,7 +163,9 @@ async fn drive_until_stopped(
         shutdown: stop.clone(),
         abort: CancellationToken::new(),
         tasks: TaskTracker::new(),
+        events: events.clone(),
     });
+    let missed = forward_missed(&*coordinator, &id, &events);
     let driver = Driver {
         clock,
         dispatcher: Dispatcher {
@@ -198,11 +213,43 @@ async fn drive_until_stopped(
     if let Some(listener) = listener {
         listener.abort();
     }
+    if let Some(missed) = missed {
+        missed.abort();
+    }
     if let Err(err) = coordinator.leave(&id).await {
         warn!(node = %id, error = %err, "could not leave the members set");
     }
     info!(node = %id, "scheduler stopped");
     Ok(())
+}
+
+/// Hands the ticks this member's claims recorded as missed to the listeners, if any listen
+/// and the coordinator tells.
+fn forward_missed(
+    coordinator: &dyn Coordinator,
+    node: &Arc<str>,
+    events: &Arc<Events>,
+) -> Option<tokio::task::JoinHandle<()>> {
+    if !events.active() {
+        return None;
+    }
+    let mut feed = coordinator.missed_ticks()?;
+    let node = node.clone();
+    let events = events.clone();
+    Some(tokio::spawn(async move {
+        loop {
+            match feed.recv().await {
+                Ok(missed) if missed.node == node => events.emit(&Event::Missed {
+                    job: &missed.job,
+                    count: missed.count,
+                    first: crate::events::at(missed.first_ms),
+                    last: crate::events::at(missed.last_ms),
+                }),
+                Ok(_) | Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {}
+                Err(tokio::sync::broadcast::error::RecvError::Closed) => return,
+            }
+        }
+    }))
 }
 
 /// Waits for running jobs up to the timeout, then cancels the rest and waits for them to

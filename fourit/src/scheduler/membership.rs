@@ -10,6 +10,7 @@ use tracing::{info, warn};
 use super::outage::Outage;
 use crate::clock::FleetClock;
 use crate::coordinator::Coordinator;
+use crate::events::{Event, Events};
 
 /// Samples taken to measure the offset to the coordinator's clock, at start and after a step.
 const CLOCK_SAMPLES: usize = 5;
@@ -36,15 +37,17 @@ impl Members {
         }
     }
 
-    fn set(&self, node: &Arc<str>, members: Vec<String>) {
+    /// Replaces the view; answers the previous one.
+    fn set(&self, node: &Arc<str>, members: Vec<String>) -> Arc<[Arc<str>]> {
         let mut members: Vec<Arc<str>> = members.into_iter().map(Arc::from).collect();
         if !members.contains(node) {
             members.push(node.clone());
         }
         members.sort();
+        let members = Arc::from(members);
         match self.view.write() {
-            Ok(mut view) => *view = Arc::from(members),
-            Err(poisoned) => *poisoned.into_inner() = Arc::from(members),
+            Ok(mut view) => std::mem::replace(&mut *view, members),
+            Err(poisoned) => std::mem::replace(&mut *poisoned.into_inner(), members),
         }
     }
 }
@@ -61,6 +64,8 @@ pub(crate) struct Heartbeat {
     pub(crate) max_clock_offset: Duration,
     /// Where manual runs go when a heartbeat says some are waiting.
     pub(crate) manual: Option<Arc<super::manual::ManualRuns>>,
+    /// The scheduler's listeners.
+    pub(crate) events: Arc<Events>,
 }
 
 impl Heartbeat {
@@ -124,7 +129,11 @@ impl Heartbeat {
                             }
                         }
                     }
-                    self.members.set(&self.node, beat.members);
+                    let count = beat.members.len().max(1);
+                    let before = self.members.set(&self.node, beat.members);
+                    if self.events.active() {
+                        self.tell_members(&before, count);
+                    }
                     if beat.manual_pending
                         && let Some(manual) = &self.manual
                     {
@@ -134,6 +143,23 @@ impl Heartbeat {
                 Err(err) => self.outage.failed("heartbeat", &err, 0),
             }
         }
+    }
+
+    /// Tells the listeners who joined and who left since `before`, and the heartbeat.
+    fn tell_members(&self, before: &[Arc<str>], count: usize) {
+        let now = self.members.view();
+        for node in now.iter().filter(|node| !before.contains(node)) {
+            if **node != *self.node {
+                self.events.emit(&Event::MemberJoined { node });
+            }
+        }
+        for node in before.iter().filter(|node| !now.contains(node)) {
+            self.events.emit(&Event::MemberLeft { node });
+        }
+        self.events.emit(&Event::Heartbeat {
+            members: count,
+            clock_offset_us: -self.clock.offset_us(),
+        });
     }
 
     fn max_offset_ms(&self) -> i64 {
@@ -163,6 +189,10 @@ impl Heartbeat {
         let measured = self.measure_clock().await;
         let offset_ms = self.clock.offset_us() / 1000;
         let step = self.clock.take_pending_step()?;
+        self.events.emit(&Event::ClockStep {
+            step_ms: step.local_us / 1000,
+            offset_ms,
+        });
         if step.local_us != 0 {
             warn!(
                 step_ms = step.local_us / 1000,

@@ -17,6 +17,7 @@ mod options;
 mod outage;
 mod releases;
 mod runner;
+mod timed;
 
 pub use self::builder::SchedulerBuilder;
 pub use self::lifecycle::{Scheduler, SchedulerHandle, run};

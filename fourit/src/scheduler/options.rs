@@ -49,6 +49,7 @@ pub(crate) struct Options {
     pub(crate) clock: Arc<dyn Clock>,
     pub(crate) connect: ConnectOptions,
     pub(crate) app_version: Option<String>,
+    pub(crate) listeners: crate::events::ListenerList,
 }
 
 impl Default for Options {
@@ -65,6 +66,7 @@ impl Default for Options {
             clock: Arc::new(SystemClock),
             connect: ConnectOptions::new(),
             app_version: None,
+            listeners: Default::default(),
         }
     }
 }

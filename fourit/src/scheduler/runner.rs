@@ -14,6 +14,7 @@ use tracing::{Instrument, error, info, warn};
 use super::releases::Releases;
 use crate::clock::{Clock, FleetClock};
 use crate::coordinator::{Coordinator, Lease, Outcome, RunRecord};
+use crate::events::{Event, Events};
 use crate::job::{Job, JobContext};
 
 /// What every run needs, shared by all of them.
@@ -29,6 +30,8 @@ pub(crate) struct Runner {
     pub(crate) abort: CancellationToken,
     /// Every run and claim task, so shutdown can wait for them.
     pub(crate) tasks: TaskTracker,
+    /// The scheduler's listeners.
+    pub(crate) events: Arc<Events>,
 }
 
 impl Runner {
@@ -56,6 +59,12 @@ impl Runner {
         manual: Option<Arc<str>>,
     ) {
         let tick = DateTime::<Utc>::from_timestamp_millis(lease.tick_ms).unwrap_or_default();
+        self.events.emit(&Event::Claimed {
+            job: job.name(),
+            tick,
+            fence: lease.fence.get(),
+            manual: manual.is_some(),
+        });
         // Everything the run does, the job's own events included, carries these fields.
         let span = tracing::info_span!(
             "run",
@@ -105,6 +114,7 @@ impl Runner {
             self.node.clone(),
             cancel.clone(),
         );
+        let is_manual = manual.is_some();
         let ctx = match manual {
             Some(by) => ctx.manual(by),
             None => ctx,
@@ -112,6 +122,14 @@ impl Runner {
         let started = self.clock.now();
         let clock_start = Instant::now();
         info!(late_ms = (started - tick).num_milliseconds(), "run started");
+        let fence = lease.fence.get();
+        self.events.emit(&Event::Started {
+            job: job.name(),
+            tick,
+            fence,
+            manual: is_manual,
+            delay: (started - tick).to_std().unwrap_or_default(),
+        });
 
         // The body runs as a task of its own, so a panic ends that task, not the scheduler;
         // it runs inside the current (the run's) span.
@@ -143,6 +161,7 @@ impl Runner {
                              tick; the job's context is cancelled"
                         );
                         cancel.cancel();
+                        self.events.emit(&Event::LeaseLost { job: job.name(), tick, fence });
                     }
                     () = sleep_until(deadline) => {
                         cancel.cancel();
@@ -159,6 +178,14 @@ impl Runner {
         };
         let duration = clock_start.elapsed();
         log_outcome(&outcome, duration);
+        self.events.emit(&Event::Finished {
+            job: job.name(),
+            tick,
+            fence,
+            manual: is_manual,
+            outcome: &outcome,
+            duration,
+        });
         let record = RunRecord {
             outcome,
             started,

@@ -106,6 +106,8 @@ pub struct RedisCoordinator {
     channel: String,
     /// The notices heard on `channel`, for the schedulers using this coordinator.
     notices: NoticeSender,
+    /// The ticks this coordinator's claims recorded as missed.
+    missed: tokio::sync::broadcast::Sender<crate::coordinator::MissedNotice>,
     /// Stops the listener on `channel` when the coordinator is dropped.
     _listener: DropGuard,
     /// The URL with its password redacted, for messages.
@@ -252,6 +254,7 @@ impl RedisCoordinator {
             namespace: namespace.to_string(),
             channel: channel.clone(),
             notices: NoticeSender::new(),
+            missed: tokio::sync::broadcast::channel(crate::coordinator::NOTICE_BUFFER).0,
             _listener: stop.clone().drop_guard(),
             url: redacted,
             secret,
@@ -605,6 +608,9 @@ impl RedisCoordinator {
             })
             .collect();
         for (request, ticks) in missed {
+            let _ = self
+                .missed
+                .send(crate::coordinator::MissedNotice::new(request, ticks));
             tracing::warn!(
                 job = &*request.job,
                 missed = ticks.count,
@@ -701,6 +707,12 @@ impl Coordinator for RedisCoordinator {
 
     fn claim_notices(&self) -> Option<ClaimNotices> {
         Some(self.notices.subscribe())
+    }
+
+    fn missed_ticks(
+        &self,
+    ) -> Option<tokio::sync::broadcast::Receiver<crate::coordinator::MissedNotice>> {
+        Some(self.missed.subscribe())
     }
 
     fn claim<'a>(

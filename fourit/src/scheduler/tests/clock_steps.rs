@@ -79,11 +79,20 @@ async fn steps_of_the_local_clock_change_neither_which_ticks_run_nor_when() {
     let truth = PausedClock::starting_at(start());
     let local = SteppedClock::new(PausedClock::starting_at(start()));
     let runs = Arc::new(Mutex::new(Vec::new()));
+    let steps_seen = Arc::new(Mutex::new(Vec::new()));
+    let seen = steps_seen.clone();
     let scheduler = Scheduler::builder()
         .coordinator(Arc::new(MemoryCoordinator::with_clock(truth.clone())))
         .registered_jobs(false)
         .node_id("node-a")
         .clock(local.clone())
+        .on_event(move |event: &crate::events::Event<'_>| {
+            if let crate::events::Event::ClockStep { step_ms, .. } = event
+                && let Ok(mut seen) = seen.lock()
+            {
+                seen.push(*step_ms);
+            }
+        })
         .job(timed_job("stepped", truth, runs.clone()))
         .build()
         .unwrap_or_else(|err| panic!("scheduler: {err}"));
@@ -102,6 +111,9 @@ async fn steps_of_the_local_clock_change_neither_which_ticks_run_nor_when() {
         .unwrap_or_else(|err| panic!("run: {err}"));
     let runs = runs.lock().map(|r| r.clone()).unwrap_or_default();
     assert_each_tick_once_on_time(&runs, 12);
+    // Each step is one event, with the step (paused time: exact).
+    let steps_seen = steps_seen.lock().map(|s| s.clone()).unwrap_or_default();
+    assert_eq!(steps_seen, [30_000, -90_000, 3_600_000]);
 }
 
 #[tokio::test(start_paused = true)]

@@ -522,6 +522,7 @@ async fn members_waiting_out_the_handoff_do_not_claim_ticks_they_heard_were_clai
 }
 
 mod clock_steps;
+mod events;
 
 /// The memory coordinator behind a connection that loses the answer to the first claim of
 /// a tick at or after `from_ms`: the claim reaches the store and is decided there, but the
