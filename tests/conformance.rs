@@ -315,6 +315,7 @@ fn finished(lease: &Lease, record: &RunRecord) -> HistoryEntry {
         detail: record.outcome.error().map(str::to_string),
         fence: Some(lease.fence.get()),
         duration_ms: Some(record.duration.as_millis() as u64),
+        delay_ms: Some(record.delay_ms(lease.tick_ms)),
     }
 }
 
@@ -327,6 +328,7 @@ fn overlapped(tick_ms: i64, node: &str, holder: &str) -> HistoryEntry {
         detail: Some(holder.to_string()),
         fence: None,
         duration_ms: None,
+        delay_ms: None,
     }
 }
 

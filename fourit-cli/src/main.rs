@@ -142,6 +142,22 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Serve the web dashboard: jobs, history, members; pause, resume, trigger with a token.
+    Dashboard {
+        /// Where to listen (loopback by default; anything else is reachable by others).
+        #[arg(long, default_value = "127.0.0.1:8080")]
+        listen: String,
+        /// The token pages, API and actions need (bearer header or login cookie); without
+        /// one the dashboard is read-only.
+        #[arg(long, env = "FOURIT_DASHBOARD_TOKEN", hide_env_values = true)]
+        token: Option<String>,
+        /// Every page and the API readable without a token; no action offered.
+        #[arg(long)]
+        read_only: bool,
+        /// Who actions are recorded as done by (default: user@host).
+        #[arg(long)]
+        by: Option<String>,
+    },
     /// Check a cron schedule with the messages `#[fourit::job]` gives, and print its next
     /// ticks in its zone and in UTC. Needs no coordinator.
     Check {
@@ -251,6 +267,15 @@ async fn run(cli: Cli) -> Result<(), Failure> {
             Ok(())
         }
         Command::Paused { job, json } => paused(&admin, &job, json).await,
+        Command::Dashboard {
+            listen,
+            token,
+            read_only,
+            by,
+        } => {
+            let fleet = format!("{} · {}", fourit::redact_url(&cli.url), cli.namespace);
+            dashboard(with_operator(admin, by), &listen, token, read_only, &fleet).await
+        }
         Command::Check { .. } => Ok(()),
     }
 }
@@ -260,6 +285,45 @@ fn with_operator(admin: FleetAdmin, by: Option<String>) -> FleetAdmin {
         Some(name) => admin.operator(&name),
         None => admin,
     }
+}
+
+async fn dashboard(
+    admin: FleetAdmin,
+    listen: &str,
+    token: Option<String>,
+    read_only: bool,
+    fleet: &str,
+) -> Result<(), Failure> {
+    let listener = tokio::net::TcpListener::bind(listen)
+        .await
+        .map_err(|err| Failure::new(EXIT_USAGE, format!("cannot listen on {listen}: {err}")))?;
+    let address = listener
+        .local_addr()
+        .map_err(|err| Failure::new(EXIT_USAGE, format!("cannot listen on {listen}: {err}")))?;
+    let mut app = fourit::dashboard::Dashboard::new(admin)
+        .read_only(read_only)
+        .fleet_name(fleet);
+    if let Some(token) = &token {
+        app = app.token(token);
+    }
+    let mode = if app.actions() {
+        "the token is needed for every page and action"
+    } else if token.is_some() {
+        "read-only; the token is needed for every page"
+    } else {
+        "read-only: no token, no actions"
+    };
+    println!("dashboard of {fleet} on http://{address}/ ({mode})");
+    if !address.ip().is_loopback() && token.is_none() {
+        eprintln!("fourit: warning: {address} is reachable from other hosts and no --token is set");
+    }
+    let shutdown = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    axum::serve(listener, app.router())
+        .with_graceful_shutdown(shutdown)
+        .await
+        .map_err(|err| Failure::new(EXIT_COORDINATOR, format!("the dashboard stopped: {err}")))
 }
 
 /// Exit code: a manual run that failed or was skipped (`trigger --wait`).
@@ -308,57 +372,10 @@ async fn trigger(admin: FleetAdmin, job: &str, force: bool, wait: bool) -> Resul
     }
 }
 
-/// A job's state in one word: paused, running, orphaned, disagreeing or active.
-fn state_word(status: &fourit::admin::JobStatus) -> &'static str {
-    if status.paused.is_some() {
-        "paused"
-    } else if status.orphaned {
-        "orphaned"
-    } else if status.disagreeing {
-        "disagreeing"
-    } else if status.running.is_some() {
-        "running"
-    } else {
-        "active"
-    }
-}
-
 async fn status(admin: &FleetAdmin, json: bool, style: Style) -> Result<(), Failure> {
     let jobs = admin.status().await?;
     if json {
-        let rows: Vec<_> = jobs
-            .iter()
-            .map(|job| {
-                let definition = job.definition.as_ref();
-                json!({
-                    "name": job.name,
-                    "schedule": definition.map(|d| d.schedule.clone()),
-                    "tz": definition.map(|d| d.timezone.clone()),
-                    "state": state_word(job),
-                    "paused": job.paused.is_some(),
-                    "paused_by": job.paused.as_ref().map(|p| p.by.clone()),
-                    "paused_note": job.paused.as_ref().and_then(|p| p.note.clone()),
-                    "running": job.running.is_some(),
-                    "running_node": job.running.as_ref().map(|r| r.node.clone()),
-                    "orphaned": job.orphaned,
-                    "disagreeing": job.disagreeing,
-                    "members": job.members.iter().map(|(node, _)| node.clone()).collect::<Vec<_>>(),
-                    "last_outcome": job.last.as_ref().map(|l| l.outcome.clone()),
-                    "last_started": job.last.as_ref().and_then(|l| l.started_ms).and_then(rfc3339),
-                    "last_duration_ms": job.last.as_ref().and_then(|l| l.duration_ms()),
-                    "last_node": job.last.as_ref().and_then(|l| l.node.clone()),
-                    "last_error": job.last.as_ref().and_then(|l| l.error.clone()),
-                    "next_tick": job.next_ticks.first().map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true)),
-                    "version": definition.and_then(|d| d.version.clone()),
-                    "recent_outcomes": job
-                        .recent
-                        .iter()
-                        .map(|(outcome, count)| (outcome.clone(), json!(count)))
-                        .collect::<serde_json::Map<String, serde_json::Value>>(),
-                })
-            })
-            .collect();
-        println!("{}", serde_json::Value::Array(rows));
+        println!("{}", fourit::dashboard::json::jobs(&jobs));
         return Ok(());
     }
     let now = Utc::now().timestamp_millis();
@@ -383,7 +400,7 @@ async fn status(admin: &FleetAdmin, json: bool, style: Style) -> Result<(), Fail
                 job.name.clone(),
                 definition.map(|d| d.schedule.clone()).unwrap_or_default(),
                 definition.map(|d| d.timezone.clone()).unwrap_or_default(),
-                style.outcome(state_word(job)),
+                style.outcome(job.state()),
                 last.unwrap_or_else(|| "never ran".to_string()),
                 job.next_ticks
                     .first()
@@ -445,21 +462,7 @@ async fn history(
         ));
     }
     if json {
-        let rows: Vec<_> = entries
-            .iter()
-            .map(|entry| {
-                json!({
-                    "tick": rfc3339(entry.tick_ms),
-                    "tick_ms": entry.tick_ms,
-                    "node": entry.node,
-                    "outcome": entry.outcome,
-                    "detail": entry.detail,
-                    "fence": entry.fence,
-                    "duration_ms": entry.duration_ms,
-                })
-            })
-            .collect();
-        println!("{}", serde_json::Value::Array(rows));
+        println!("{}", fourit::dashboard::json::history(&entries));
         return Ok(());
     }
     let now = Utc::now().timestamp_millis();
@@ -490,20 +493,7 @@ async fn history(
 async fn members(admin: &FleetAdmin, json: bool) -> Result<(), Failure> {
     let members = admin.member_status().await?;
     if json {
-        let rows: Vec<_> = members
-            .iter()
-            .map(|member| {
-                json!({
-                    "node": member.node,
-                    "last_heartbeat": rfc3339(member.last_heartbeat_ms),
-                    "last_heartbeat_ms": member.last_heartbeat_ms,
-                    "clock_offset_ms": member.clock_offset_us.map(|us| us as f64 / 1000.0),
-                    "version": member.version,
-                    "jobs": member.jobs,
-                })
-            })
-            .collect();
-        println!("{}", serde_json::Value::Array(rows));
+        println!("{}", fourit::dashboard::json::members(&members));
         return Ok(());
     }
     let now = Utc::now().timestamp_millis();

@@ -52,6 +52,23 @@ pub struct JobStatus {
     pub recent: Vec<(String, usize)>,
 }
 
+impl JobStatus {
+    /// Its state in one word: `paused`, `orphaned`, `disagreeing`, `running` or `active`.
+    pub fn state(&self) -> &'static str {
+        if self.paused.is_some() {
+            "paused"
+        } else if self.orphaned {
+            "orphaned"
+        } else if self.disagreeing {
+            "disagreeing"
+        } else if self.running.is_some() {
+            "running"
+        } else {
+            "active"
+        }
+    }
+}
+
 /// How many history entries [`JobStatus::recent`] counts.
 pub const RECENT_ENTRIES: usize = 30;
 

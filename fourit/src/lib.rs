@@ -38,6 +38,8 @@
 pub mod admin;
 mod clock;
 pub mod coordinator;
+#[cfg(feature = "dashboard")]
+pub mod dashboard;
 mod error;
 pub mod events;
 mod job;

@@ -5,7 +5,7 @@
 //! worker --url redis://127.0.0.1:PORT --namespace NS --node NAME
 //!        [--jobs 3] [--schedule "* * * * * *"] [--body-ms 5] [--clock-offset-ms 0]
 //!        [--record-url URL] [--lease-ttl-ms N] [--shutdown-timeout-ms 10000]
-//!        [--on-cancel ignore|stop] [--extra panics|fails|times-out]... [--timeout-ms 300]
+//!        [--on-cancel ignore|stop] [--extra panics|fails|fails-html|times-out]... [--timeout-ms 300]
 //! ```
 //!
 //! Records go to `--record-url` (default: `--url`), under `NS-record:` (outside the
@@ -92,7 +92,7 @@ fn options() -> Result<Options, String> {
                 }
             }
             "--extra" => match value.as_str() {
-                "panics" | "fails" | "times-out" => options.extras.push(value),
+                "panics" | "fails" | "times-out" | "fails-html" => options.extras.push(value),
                 other => return Err(format!("--extra: unknown kind `{other}`")),
             },
             "--timeout-ms" => options.timeout_ms = unsigned(&value)?,
@@ -289,6 +289,8 @@ async fn run() -> Result<(), Box<dyn std::error::Error>> {
                 match kind.as_str() {
                     "panics" => panic!("deliberate panic at tick {}", ctx.tick()),
                     "fails" => Err("deliberate failure".to_string()),
+                    // An error text a dashboard must show as text.
+                    "fails-html" => Err("<script>alert(1)</script>".to_string()),
                     _ => {
                         sleep_body(&ctx, Duration::from_secs(5), false).await;
                         Ok(())

@@ -4,6 +4,7 @@
 #![warn(missing_docs)]
 
 pub mod cli;
+pub mod dashboard;
 pub mod faults;
 pub mod http;
 

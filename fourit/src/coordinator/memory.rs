@@ -221,6 +221,7 @@ impl MemoryCoordinator {
                     detail: Some(detail),
                     fence: None,
                     duration_ms: None,
+                    delay_ms: None,
                 });
             }
             return ClaimOutcome::Paused;
@@ -236,6 +237,7 @@ impl MemoryCoordinator {
                     detail: Some(holder.clone()),
                     fence: None,
                     duration_ms: None,
+                    delay_ms: None,
                 });
                 return ClaimOutcome::Overlap { holder };
             }
@@ -312,6 +314,7 @@ impl Coordinator for MemoryCoordinator {
                             detail: Some(ticks.detail()),
                             fence: None,
                             duration_ms: None,
+                            delay_ms: None,
                         });
                     }
                     outcome
@@ -410,6 +413,7 @@ impl Coordinator for MemoryCoordinator {
                 detail: record.outcome.error().map(str::to_string),
                 fence: Some(lease.fence.get()),
                 duration_ms: Some(u64::try_from(record.duration.as_millis()).unwrap_or(u64::MAX)),
+                delay_ms: Some(record.delay_ms(lease.tick_ms)),
             });
             Ok(held)
         })
@@ -517,6 +521,7 @@ impl Coordinator for MemoryCoordinator {
                         )),
                         fence: None,
                         duration_ms: None,
+                        delay_ms: None,
                     });
                     state.manual.insert(key, format!("{base}skipped\t{holder}"));
                     return Ok(ManualOutcome::Overlap { holder });
@@ -549,6 +554,7 @@ impl Coordinator for MemoryCoordinator {
                 detail: Some(format!("asked by {}", stored.by)),
                 fence: Some(job.fence),
                 duration_ms: None,
+                delay_ms: None,
             });
             let fence = job.fence;
             state
@@ -752,6 +758,7 @@ impl Admin for MemoryCoordinator {
                     )),
                     fence: None,
                     duration_ms: None,
+                    delay_ms: None,
                 });
             }
             Ok(Some(pause))

@@ -308,6 +308,13 @@ pub enum Outcome {
     NotReplicated(String),
 }
 
+impl RunRecord {
+    /// How long after `tick_ms` the run started (ms; zero if not after).
+    pub fn delay_ms(&self, tick_ms: i64) -> u64 {
+        u64::try_from(self.started.timestamp_millis().saturating_sub(tick_ms)).unwrap_or(0)
+    }
+}
+
 impl Outcome {
     /// Whether the run succeeded.
     pub fn is_success(&self) -> bool {
@@ -389,6 +396,8 @@ pub struct HistoryEntry {
     pub fence: Option<u64>,
     /// How long the run took, in milliseconds (none for an overlap).
     pub duration_ms: Option<u64>,
+    /// How long after its tick the run started, in milliseconds (runs only).
+    pub delay_ms: Option<u64>,
 }
 
 /// A job as one member registers it in the coordinator's catalog: what it runs on, so an

@@ -56,6 +56,7 @@ impl Admin for RedisCoordinator {
                     detail: fields.remove("detail"),
                     fence: number(fields.remove("fence")),
                     duration_ms: number(fields.remove("duration_ms")),
+                    delay_ms: number(fields.remove("delay_ms")),
                 })
                 .collect())
         })

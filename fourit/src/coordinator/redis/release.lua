@@ -1,7 +1,7 @@
 -- Ends a run: deletes its lease if it is still ours, and records the outcome.
 -- KEYS[1] ns:{job}, KEYS[2] the lease, KEYS[3] ns:{job}:runs
 -- ARGV: run id, tick (ms), node, fence, outcome, error text, duration (ms), history cap,
---       "1" if the outcome has an error text (which may itself be empty)
+--       "1" if the outcome has an error text (which may itself be empty), start delay (ms)
 -- Returns 1 if the lease was ours and is deleted, 0 if it had expired or been taken.
 -- A release sent again after its answer was lost (the latest run's, already recorded: the
 -- hash has its fence, node and a finish time) changes nothing and answers 1.
@@ -29,7 +29,7 @@ if latest[1] == ARGV[4] then
     'outcome', ARGV[5], 'error', error_text, 'claim', '')
 end
 local entry = {'tick', ARGV[2], 'node', ARGV[3], 'outcome', ARGV[5],
-  'fence', ARGV[4], 'duration_ms', ARGV[7]}
+  'fence', ARGV[4], 'duration_ms', ARGV[7], 'delay_ms', ARGV[10]}
 if ARGV[9] == '1' then
   table.insert(entry, 'detail')
   table.insert(entry, ARGV[6])

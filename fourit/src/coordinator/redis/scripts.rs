@@ -245,7 +245,8 @@ impl Scripts {
             .arg(error.unwrap_or_default())
             .arg(millis(record.duration))
             .arg(HISTORY_LEN)
-            .arg(flag(error.is_some()));
+            .arg(flag(error.is_some()))
+            .arg(record.delay_ms(lease.tick_ms));
         cmd
     }
 
