@@ -243,11 +243,17 @@ async fn parent(args: Vec<String>) -> Result<ExitCode, String> {
         },
         "redis": redis_version,
         "peer": peer,
+        "metrics_feature": cfg!(feature = "metrics"),
     });
     println!(
-        "fourit bench: {} scenario(s){}, {cores} cores ({}), Redis {redis_version} on 127.0.0.1:{}, peer: {}",
+        "fourit bench: {} scenario(s){}{}, {cores} cores ({}), Redis {redis_version} on 127.0.0.1:{}, peer: {}",
         options.scenarios.len(),
         if options.quick { ", quick" } else { "" },
+        if cfg!(feature = "metrics") {
+            ", metrics feature on (Prometheus recorder in every worker)"
+        } else {
+            ""
+        },
         cpu_model(),
         redis.port(),
         peer.as_deref().unwrap_or("none"),

@@ -192,6 +192,10 @@ pub fn main(args: &[String]) -> Result<(), Box<dyn std::error::Error>> {
     // The runtime a service would use: tokio's default, one worker thread per core.
     let runtime = tokio::runtime::Runtime::new()?;
     let result = runtime.block_on(async {
+        // With the `metrics` feature, every series goes to a real recorder, as in a service
+        // that exports them (the text is never rendered: a scrape's cost is not the run's).
+        #[cfg(feature = "metrics")]
+        let _recorder = metrics_exporter_prometheus::PrometheusBuilder::new().install_recorder()?;
         let counters = Arc::new(Counters::default());
         let coordinator = fourit::coordinator::connect(&options.url, &options.namespace).await?;
         let coordinator: Arc<dyn Coordinator> =

@@ -2,8 +2,6 @@
 
 use std::io::IsTerminal;
 
-use chrono::DateTime;
-
 /// Whether to colour: on a terminal, unless `NO_COLOR` is set.
 #[derive(Clone, Copy, Debug)]
 pub struct Style {
@@ -32,33 +30,8 @@ impl Style {
     }
 }
 
-/// UTC milliseconds as RFC 3339 (`2026-12-01T10:15:00Z`), or `None` if out of range.
-pub fn rfc3339(ms: i64) -> Option<String> {
-    DateTime::from_timestamp_millis(ms).map(|at| at.format("%Y-%m-%dT%H:%M:%S%.3fZ").to_string())
-}
-
-/// `3 s ago`, `in 2 min`, `now`: `at_ms` against `now_ms`.
-pub fn ago(at_ms: i64, now_ms: i64) -> String {
-    let delta = now_ms - at_ms;
-    let span = delta.unsigned_abs() / 1000;
-    if span == 0 {
-        return "now".to_string();
-    }
-    let text = if span < 60 {
-        format!("{span} s")
-    } else if span < 3_600 {
-        format!("{} min", span / 60)
-    } else if span < 86_400 {
-        format!("{} h", span / 3_600)
-    } else {
-        format!("{} d", span / 86_400)
-    };
-    if delta > 0 {
-        format!("{text} ago")
-    } else {
-        format!("in {text}")
-    }
-}
+// RFC 3339 with milliseconds, and `3 s ago` / `in 2 min`: the same text as the dashboard's.
+pub use fourit::dashboard::json::{relative as ago, rfc3339};
 
 /// Prints `rows` under `headers`, columns aligned (colour codes do not count as width).
 pub fn table(headers: &[&str], rows: &[Vec<String>]) {

@@ -12,6 +12,27 @@ pub fn rfc3339(ms: i64) -> Option<String> {
     DateTime::from_timestamp_millis(ms).map(|at| at.format("%Y-%m-%dT%H:%M:%S%.3fZ").to_string())
 }
 
+/// `3 s ago`, `in 2 min`, `now`: `at_ms` against `now_ms`, as the command and the pages
+/// print times beside their RFC 3339 form.
+pub fn relative(at_ms: i64, now_ms: i64) -> String {
+    let delta = now_ms - at_ms;
+    let span = delta.unsigned_abs() / 1000;
+    if span == 0 {
+        return "now".to_string();
+    }
+    let amount = match span {
+        0..60 => format!("{span} s"),
+        60..3_600 => format!("{} min", span / 60),
+        3_600..86_400 => format!("{} h", span / 3_600),
+        _ => format!("{} d", span / 86_400),
+    };
+    if delta > 0 {
+        format!("{amount} ago")
+    } else {
+        format!("in {amount}")
+    }
+}
+
 /// `fourit status --json`, `GET /api/jobs`: one object per job.
 pub fn jobs(jobs: &[JobStatus]) -> Value {
     Value::Array(jobs.iter().map(job).collect())

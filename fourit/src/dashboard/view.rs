@@ -6,6 +6,7 @@ use std::collections::BTreeMap;
 use askama::Template;
 use chrono::Utc;
 
+use super::json::relative;
 use super::{Dashboard, HISTORY_SHOWN};
 use crate::admin::{JobStatus, RECENT_ENTRIES};
 use crate::coordinator::HistoryEntry;
@@ -115,26 +116,6 @@ pub(super) fn encode(text: &str) -> String {
 /// An outcome as a CSS class (`timed out` → `timed-out`).
 fn class_of(outcome: &str) -> String {
     outcome.replace(' ', "-")
-}
-
-/// `3 s ago`, `in 2 min`, `now`.
-pub(super) fn relative(at_ms: i64, now_ms: i64) -> String {
-    let delta = now_ms - at_ms;
-    let span = delta.unsigned_abs() / 1000;
-    if span == 0 {
-        return "now".to_string();
-    }
-    let amount = match span {
-        0..60 => format!("{span} s"),
-        60..3_600 => format!("{} min", span / 60),
-        3_600..86_400 => format!("{} h", span / 3_600),
-        _ => format!("{} d", span / 86_400),
-    };
-    if delta > 0 {
-        format!("{amount} ago")
-    } else {
-        format!("in {amount}")
-    }
 }
 
 fn time_of(ms: i64) -> String {
