@@ -1,7 +1,7 @@
 //! The README's example: two jobs from the attribute and one added at run time.
 //!
 //! ```text
-//! cargo run --example basic -- --id one                                   # memory://
+//! cargo run --example basic -- --id one                                   # a SQLite file (restart-safe)
 //! REDIS_URL=redis://127.0.0.1:6379 cargo run --example basic -- --id one  # a fleet
 //! ```
 //!
@@ -45,7 +45,10 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let name = match (args.next().as_deref(), args.next()) {
         (Some("--id"), Some(name)) => name,
         _ => {
-            eprintln!("usage: basic --id <name>   (REDIS_URL selects Redis; default memory://)");
+            eprintln!(
+                "usage: basic --id <name>   (REDIS_URL selects Redis; default a SQLite file in \
+                 the temp directory)"
+            );
             std::process::exit(2);
         }
     };
@@ -56,7 +59,13 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         )
         .init();
 
-    let url = std::env::var("REDIS_URL").unwrap_or_else(|_| "memory://".to_string());
+    // Without Redis, a SQLite file: one host, no server, and a restart runs no tick twice.
+    let url = std::env::var("REDIS_URL").unwrap_or_else(|_| {
+        format!(
+            "sqlite://{}",
+            std::env::temp_dir().join("fourit-example.db").display()
+        )
+    });
     fourit::Scheduler::builder()
         .url(&url)
         // A job added at run time, every five seconds, so there is output at once.

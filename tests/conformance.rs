@@ -36,6 +36,30 @@ struct Backend {
     coordinator: Arc<dyn Store>,
     _server: Option<RedisServer>,
     _cluster: Option<RedisCluster>,
+    _file: Option<Scratch>,
+}
+
+/// A SQLite file of one case, deleted (with its WAL files) afterwards.
+struct Scratch(std::path::PathBuf);
+
+impl Scratch {
+    fn new() -> Scratch {
+        static COUNTER: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+        let n = COUNTER.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        Scratch(std::env::temp_dir().join(format!(
+            "fourit-conformance-{}-{n}-{}.db",
+            std::process::id(),
+            Utc::now().timestamp_micros()
+        )))
+    }
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        for suffix in ["", "-wal", "-shm"] {
+            let _ = std::fs::remove_file(format!("{}{suffix}", self.0.display()));
+        }
+    }
 }
 
 impl Backend {
@@ -45,6 +69,23 @@ impl Backend {
             coordinator: Arc::new(MemoryCoordinator::new()),
             _server: None,
             _cluster: None,
+            _file: None,
+        }
+    }
+
+    /// A SQLite file of its own.
+    async fn sqlite() -> Backend {
+        init_tracing();
+        let file = Scratch::new();
+        let url = format!("sqlite://{}", file.0.display());
+        let coordinator = fourit::coordinator::SqliteCoordinator::connect(&url, NAMESPACE)
+            .await
+            .unwrap_or_else(|e| panic!("opening {url}: {e}"));
+        Backend {
+            coordinator: Arc::new(coordinator),
+            _server: None,
+            _cluster: None,
+            _file: Some(file),
         }
     }
 
@@ -56,6 +97,7 @@ impl Backend {
             coordinator,
             _server: Some(server),
             _cluster: None,
+            _file: None,
         }
     }
 
@@ -77,6 +119,7 @@ impl Backend {
             coordinator: Arc::new(coordinator),
             _server: None,
             _cluster: Some(cluster),
+            _file: None,
         }
     }
 }
@@ -107,6 +150,16 @@ macro_rules! conformance {
                 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
                 async fn $case() {
                     let backend = super::Backend::memory();
+                    super::bounded(super::cases::$case(backend.coordinator.clone())).await;
+                }
+            )+
+        }
+
+        mod sqlite {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $case() {
+                    let backend = super::Backend::sqlite().await;
                     super::bounded(super::cases::$case(backend.coordinator.clone())).await;
                 }
             )+

@@ -216,12 +216,14 @@ const SCHEMES: &[(&str, Backend)] = &[
     ("rediss+sentinel", Backend::Redis),
     ("unix", Backend::Redis),
     ("memory", Backend::Memory),
+    ("sqlite", Backend::Sqlite),
 ];
 
 #[derive(Clone, Copy, Debug)]
 enum Backend {
     Redis,
     Memory,
+    Sqlite,
 }
 
 /// Opens the coordinator a URL names: `redis://`, `rediss://`, `redis+cluster://host:port,...`,
@@ -251,11 +253,24 @@ pub async fn connect_with(
             refuse_replica_acks(url, options)?;
             Ok(Arc::new(MemoryCoordinator::new()))
         }
+        #[cfg(feature = "sqlite")]
+        Some((_, Backend::Sqlite)) => {
+            refuse_replica_acks(url, options)?;
+            Ok(Arc::new(
+                super::sqlite::SqliteCoordinator::connect(url, namespace).await?,
+            ))
+        }
+        #[cfg(not(feature = "sqlite"))]
+        Some((_, Backend::Sqlite)) => Err(Error::InvalidUrl {
+            url: redact_url(url),
+            reason: "this fourit was built without SQLite: enable its `sqlite` feature".to_string(),
+        }),
         None => Err(Error::InvalidUrl {
             url: redact_url(url),
             reason: format!(
                 "unknown scheme `{scheme}`; use redis://, rediss:// (TLS), redis+cluster:// \
-                 (Redis Cluster), redis+sentinel:// (Redis Sentinel) or memory:// (one process)"
+                 (Redis Cluster), redis+sentinel:// (Redis Sentinel), sqlite:// (one host) or memory:// \
+                 (one process)"
             ),
         }),
     }

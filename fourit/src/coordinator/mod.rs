@@ -27,6 +27,8 @@ mod memory;
 mod notices;
 mod observed;
 mod redis;
+#[cfg(feature = "sqlite")]
+mod sqlite;
 
 pub(crate) use self::connect::redact_url;
 pub use self::connect::{
@@ -36,6 +38,8 @@ pub use self::memory::MemoryCoordinator;
 pub use self::notices::{ClaimNotice, ClaimNotices, NOTICE_BUFFER, NoticeSender};
 pub use self::observed::{Call, Observed, Observer};
 pub use self::redis::RedisCoordinator;
+#[cfg(feature = "sqlite")]
+pub use self::sqlite::SqliteCoordinator;
 pub use crate::error::{CoordinatorError, ErrorKind};
 
 /// How many history entries a job keeps (approximately: trimming is lazy).
