@@ -89,6 +89,29 @@ impl Backend {
         }
     }
 
+    /// The test PostgreSQL (`FOURIT_TEST_POSTGRES_URL`, default the `test` database on
+    /// 127.0.0.1:5432), under a namespace of this case's own.
+    async fn postgres() -> Backend {
+        init_tracing();
+        static COUNTER: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+        let n = COUNTER.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let namespace = format!(
+            "conformance-{}-{}-{n}",
+            std::process::id(),
+            Utc::now().timestamp_micros()
+        );
+        let url = fourit_tests::postgres_url();
+        let coordinator = fourit::coordinator::PostgresCoordinator::connect(&url, &namespace)
+            .await
+            .unwrap_or_else(|e| panic!("connecting to the test PostgreSQL {url}: {e}"));
+        Backend {
+            coordinator: Arc::new(coordinator),
+            _server: None,
+            _cluster: None,
+            _file: None,
+        }
+    }
+
     async fn redis() -> Backend {
         init_tracing();
         let server = RedisServer::start();
@@ -150,6 +173,16 @@ macro_rules! conformance {
                 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
                 async fn $case() {
                     let backend = super::Backend::memory();
+                    super::bounded(super::cases::$case(backend.coordinator.clone())).await;
+                }
+            )+
+        }
+
+        mod postgres {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $case() {
+                    let backend = super::Backend::postgres().await;
                     super::bounded(super::cases::$case(backend.coordinator.clone())).await;
                 }
             )+

@@ -12,6 +12,14 @@ use std::sync::Once;
 
 pub use fourit_testkit::{RedisCluster, RedisServer, RedisServerBuilder, SentinelGroup, TlsFiles};
 
+/// The PostgreSQL the tests use: `FOURIT_TEST_POSTGRES_URL`, by default the `test` database
+/// of the server on 127.0.0.1:5432 (trust authentication, as `.ci/run` sets up when it is
+/// missing). Each test works under a namespace of its own.
+pub fn postgres_url() -> String {
+    std::env::var("FOURIT_TEST_POSTGRES_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".to_string())
+}
+
 /// The words of the README's "Minimal ACL" command (`ACL SETUSER fourit on ...`), which the
 /// tests use verbatim so the README cannot drift from what fourit needs.
 pub fn readme_acl() -> Vec<String> {

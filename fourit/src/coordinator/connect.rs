@@ -217,6 +217,8 @@ const SCHEMES: &[(&str, Backend)] = &[
     ("unix", Backend::Redis),
     ("memory", Backend::Memory),
     ("sqlite", Backend::Sqlite),
+    ("postgres", Backend::Postgres),
+    ("postgresql", Backend::Postgres),
 ];
 
 #[derive(Clone, Copy, Debug)]
@@ -224,6 +226,7 @@ enum Backend {
     Redis,
     Memory,
     Sqlite,
+    Postgres,
 }
 
 /// Opens the coordinator a URL names: `redis://`, `rediss://`, `redis+cluster://host:port,...`,
@@ -260,6 +263,19 @@ pub async fn connect_with(
                 super::sqlite::SqliteCoordinator::connect(url, namespace).await?,
             ))
         }
+        #[cfg(feature = "postgres")]
+        Some((_, Backend::Postgres)) => {
+            refuse_replica_acks(url, options)?;
+            Ok(Arc::new(
+                super::postgres::PostgresCoordinator::connect(url, namespace).await?,
+            ))
+        }
+        #[cfg(not(feature = "postgres"))]
+        Some((_, Backend::Postgres)) => Err(Error::InvalidUrl {
+            url: redact_url(url),
+            reason: "this fourit was built without Postgres: enable its `postgres` feature"
+                .to_string(),
+        }),
         #[cfg(not(feature = "sqlite"))]
         Some((_, Backend::Sqlite)) => Err(Error::InvalidUrl {
             url: redact_url(url),
@@ -269,8 +285,8 @@ pub async fn connect_with(
             url: redact_url(url),
             reason: format!(
                 "unknown scheme `{scheme}`; use redis://, rediss:// (TLS), redis+cluster:// \
-                 (Redis Cluster), redis+sentinel:// (Redis Sentinel), sqlite:// (one host) or memory:// \
-                 (one process)"
+                 (Redis Cluster), redis+sentinel:// (Redis Sentinel), postgres://, sqlite:// (one host) \
+                 or memory:// (one process)"
             ),
         }),
     }

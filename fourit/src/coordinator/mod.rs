@@ -26,6 +26,8 @@ pub(crate) mod connect;
 mod memory;
 mod notices;
 mod observed;
+#[cfg(feature = "postgres")]
+mod postgres;
 mod redis;
 #[cfg(feature = "sqlite")]
 mod sqlite;
@@ -37,6 +39,8 @@ pub use self::connect::{
 pub use self::memory::MemoryCoordinator;
 pub use self::notices::{ClaimNotice, ClaimNotices, NOTICE_BUFFER, NoticeSender};
 pub use self::observed::{Call, Observed, Observer};
+#[cfg(feature = "postgres")]
+pub use self::postgres::PostgresCoordinator;
 pub use self::redis::RedisCoordinator;
 #[cfg(feature = "sqlite")]
 pub use self::sqlite::SqliteCoordinator;

@@ -1,0 +1,1059 @@
+//! The Postgres coordinator (`postgres://`, `postgresql://`, the `postgres` feature). Every
+//! operation is one statement, most of them a call of a function of `schema.sql` (created and
+//! migrated at connect), so each is atomic on the server, a batch of claims is pipelined in
+//! one round trip, and nothing depends on a session (no advisory lock, no temporary table):
+//! it works behind a transaction-pooling proxy. Decided ticks are announced with `NOTIFY`
+//! (delivered on commit) and heard on a dedicated `LISTEN` connection that reconnects by
+//! itself. The server's clock (`clock_timestamp()`) is the fleet's.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::Mutex;
+use tokio_postgres::types::ToSql;
+use tokio_postgres::{Client, Config, NoTls, Row, Statement};
+use tokio_util::sync::{CancellationToken, DropGuard};
+use tracing::debug;
+
+use super::{
+    Admin, CatalogEntry, ClaimNotice, ClaimNotices, ClaimOutcome, ClaimRequest, Coordinator,
+    FUTURE_TICK_TOLERANCE, HISTORY_LEN, Heartbeat, HistoryEntry, JobDefinition, JobState, Lease,
+    ManualOutcome, ManualRequest, ManualState, Member, MissedNotice, MissedTicks, NoticeSender,
+    PauseState, Registrations, RunRecord, redact_url,
+};
+use crate::error::{CoordinatorError, Error, ErrorKind};
+use crate::job::{BoxFuture, FenceToken, Overlap};
+
+/// The schema's version, in `fourit_meta`.
+const SCHEMA_VERSION: i32 = 1;
+
+/// Every call's deadline.
+const DEADLINE: Duration = Duration::from_secs(5);
+
+const SCHEMA: &str = include_str!("schema.sql");
+
+/// The channel decided ticks and manual requests are announced on; payload `ns<TAB><tick>
+/// <job>` or `ns<TAB>manual <job>`.
+const CHANNEL: &str = "fourit_claims";
+
+/// A connection and the statements prepared on it.
+struct Session {
+    client: Arc<Client>,
+    statements: HashMap<&'static str, Statement>,
+}
+
+/// A coordinator on a Postgres database.
+pub struct PostgresCoordinator {
+    config: Config,
+    session: Mutex<Option<Session>>,
+    namespace: String,
+    url: String,
+    notices: NoticeSender,
+    missed: tokio::sync::broadcast::Sender<MissedNotice>,
+    _listener: DropGuard,
+}
+
+impl std::fmt::Debug for PostgresCoordinator {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PostgresCoordinator")
+            .field("url", &self.url)
+            .field("namespace", &self.namespace)
+            .finish()
+    }
+}
+
+fn kind_of(err: &tokio_postgres::Error) -> ErrorKind {
+    use tokio_postgres::error::SqlState;
+    match err.code() {
+        Some(code)
+            if *code == SqlState::INVALID_PASSWORD
+                || *code == SqlState::INVALID_AUTHORIZATION_SPECIFICATION =>
+        {
+            ErrorKind::Authentication
+        }
+        Some(code) if *code == SqlState::INSUFFICIENT_PRIVILEGE => ErrorKind::Permission,
+        Some(code)
+            if *code == SqlState::ADMIN_SHUTDOWN
+                || *code == SqlState::CRASH_SHUTDOWN
+                || *code == SqlState::CANNOT_CONNECT_NOW
+                || *code == SqlState::T_R_SERIALIZATION_FAILURE
+                || *code == SqlState::T_R_DEADLOCK_DETECTED =>
+        {
+            ErrorKind::Unavailable
+        }
+        Some(_) => ErrorKind::Protocol,
+        None => ErrorKind::Unavailable,
+    }
+}
+
+fn millis(duration: Duration) -> i64 {
+    i64::try_from(duration.as_millis()).unwrap_or(i64::MAX)
+}
+
+fn slot(overlap: Overlap, tick_ms: i64) -> String {
+    match overlap {
+        Overlap::Skip => String::new(),
+        Overlap::Allow => format!("t:{tick_ms}"),
+    }
+}
+
+fn cap() -> i32 {
+    i32::try_from(HISTORY_LEN).unwrap_or(i32::MAX)
+}
+
+fn unsigned(value: Option<i64>) -> Option<u64> {
+    value.map(|v| v.max(0).unsigned_abs())
+}
+
+/// Opens a connection (its driver task spawned, ended when the client is dropped).
+async fn open(config: &Config) -> Result<Client, tokio_postgres::Error> {
+    let (client, connection) = config.connect(NoTls).await?;
+    tokio::spawn(async move {
+        if let Err(err) = connection.await {
+            debug!(error = %err, "Postgres connection ended");
+        }
+    });
+    Ok(client)
+}
+
+/// Creates or migrates the schema: one process at a time (the lock on `fourit_meta`, held
+/// to the transaction's end), the others find it done.
+async fn migrate(client: &mut Client) -> Result<(), tokio_postgres::Error> {
+    let mut attempt = 0;
+    loop {
+        attempt += 1;
+        let result = async {
+            let tx = client.transaction().await?;
+            tx.batch_execute(
+                "CREATE TABLE IF NOT EXISTS fourit_meta (version integer NOT NULL);
+                 LOCK TABLE fourit_meta IN EXCLUSIVE MODE",
+            )
+            .await?;
+            let version: Option<i32> = tx
+                .query_opt("SELECT max(version) FROM fourit_meta", &[])
+                .await?
+                .and_then(|row| row.get(0));
+            if version.unwrap_or(0) < SCHEMA_VERSION {
+                tx.batch_execute(SCHEMA).await?;
+                tx.execute("DELETE FROM fourit_meta", &[]).await?;
+                tx.execute("INSERT INTO fourit_meta VALUES ($1)", &[&SCHEMA_VERSION])
+                    .await?;
+            }
+            tx.commit().await?;
+            Ok::<Option<i32>, tokio_postgres::Error>(version)
+        }
+        .await;
+        match result {
+            Ok(_) => return Ok(()),
+            // Two processes creating `fourit_meta` at once: one loses with a duplicate; the
+            // next attempt finds the table and waits for the lock.
+            Err(err) if attempt < 5 && err.code().is_some() => {
+                debug!(error = %err, "schema migration raced another process; again");
+                tokio::time::sleep(Duration::from_millis(50 * attempt)).await;
+            }
+            Err(err) => return Err(err),
+        }
+    }
+}
+
+impl PostgresCoordinator {
+    /// Connects to the database `url` names, creates or migrates fourit's schema, and starts
+    /// listening for the fleet's notices.
+    pub async fn connect(url: &str, namespace: &str) -> Result<PostgresCoordinator, Error> {
+        let shown = redact_url(url);
+        let mut config: Config =
+            url.parse()
+                .map_err(|err: tokio_postgres::Error| Error::InvalidUrl {
+                    url: shown.clone(),
+                    reason: format!("not a Postgres URL: {err}"),
+                })?;
+        // So operators (and the tests) can tell fourit's sessions in pg_stat_activity.
+        if config.get_application_name().is_none() {
+            config.application_name("fourit");
+        }
+        let fail = |operation: &'static str, err: tokio_postgres::Error| {
+            let mut failure =
+                CoordinatorError::new("Postgres", operation, kind_of(&err), err.to_string());
+            failure = failure.at(shown.clone());
+            Error::Coordinator(failure)
+        };
+        let mut client = tokio::time::timeout(DEADLINE, open(&config))
+            .await
+            .map_err(|_| {
+                Error::Coordinator(
+                    CoordinatorError::new(
+                        "Postgres",
+                        "connect",
+                        ErrorKind::Timeout,
+                        "no answer within 5 s",
+                    )
+                    .at(shown.clone()),
+                )
+            })?
+            .map_err(|err| fail("connect", err))?;
+        migrate(&mut client)
+            .await
+            .map_err(|err| fail("migrate", err))?;
+        let stop = CancellationToken::new();
+        let notices = NoticeSender::new();
+        tokio::spawn(listen(
+            config.clone(),
+            namespace.to_string(),
+            notices.clone(),
+            stop.clone(),
+        ));
+        Ok(PostgresCoordinator {
+            config,
+            session: Mutex::new(Some(Session {
+                client: Arc::new(client),
+                statements: HashMap::new(),
+            })),
+            namespace: namespace.to_string(),
+            url: shown,
+            notices,
+            missed: tokio::sync::broadcast::channel(super::NOTICE_BUFFER).0,
+            _listener: stop.drop_guard(),
+        })
+    }
+
+    fn error(&self, operation: &'static str, err: &tokio_postgres::Error) -> Error {
+        Error::Coordinator(
+            CoordinatorError::new("Postgres", operation, kind_of(err), err.to_string())
+                .at(self.url.clone()),
+        )
+    }
+
+    fn timeout(&self, operation: &'static str) -> Error {
+        Error::Coordinator(
+            CoordinatorError::new(
+                "Postgres",
+                operation,
+                ErrorKind::Timeout,
+                format!("no answer within {DEADLINE:?}"),
+            )
+            .at(self.url.clone()),
+        )
+    }
+
+    /// The connection and the prepared statements `sqls`, connecting again if it closed.
+    async fn prepared(
+        &self,
+        operation: &'static str,
+        sqls: &[&'static str],
+    ) -> Result<(Arc<Client>, Vec<Statement>), Error> {
+        let mut session = self.session.lock().await;
+        if session.as_ref().is_none_or(|s| s.client.is_closed()) {
+            let client = tokio::time::timeout(DEADLINE, open(&self.config))
+                .await
+                .map_err(|_| self.timeout(operation))?
+                .map_err(|err| self.error(operation, &err))?;
+            *session = Some(Session {
+                client: Arc::new(client),
+                statements: HashMap::new(),
+            });
+        }
+        let Some(session) = session.as_mut() else {
+            return Err(self.timeout(operation));
+        };
+        let mut statements = Vec::with_capacity(sqls.len());
+        for sql in sqls {
+            if !session.statements.contains_key(sql) {
+                let statement = tokio::time::timeout(DEADLINE, session.client.prepare(sql))
+                    .await
+                    .map_err(|_| self.timeout(operation))?
+                    .map_err(|err| self.error(operation, &err))?;
+                session.statements.insert(sql, statement);
+            }
+            if let Some(statement) = session.statements.get(sql) {
+                statements.push(statement.clone());
+            }
+        }
+        Ok((session.client.clone(), statements))
+    }
+
+    /// Runs one statement and answers its rows.
+    async fn rows(
+        &self,
+        operation: &'static str,
+        sql: &'static str,
+        params: &[&(dyn ToSql + Sync)],
+    ) -> Result<Vec<Row>, Error> {
+        let (client, statements) = self.prepared(operation, &[sql]).await?;
+        let statement = &statements[0];
+        tokio::time::timeout(DEADLINE, client.query(statement, params))
+            .await
+            .map_err(|_| self.timeout(operation))?
+            .map_err(|err| self.error(operation, &err))
+    }
+
+    async fn one(
+        &self,
+        operation: &'static str,
+        sql: &'static str,
+        params: &[&(dyn ToSql + Sync)],
+    ) -> Result<Row, Error> {
+        self.rows(operation, sql, params)
+            .await?
+            .into_iter()
+            .next()
+            .ok_or_else(|| {
+                Error::Coordinator(CoordinatorError::new(
+                    "Postgres",
+                    operation,
+                    ErrorKind::Protocol,
+                    "no row",
+                ))
+            })
+    }
+
+    async fn record_missed(&self, request: &ClaimRequest, ticks: &MissedTicks) {
+        let detail = ticks.detail();
+        let answer = self
+            .rows(
+                "record missed",
+                "SELECT fourit_record($1, $2, $3, $4, 'missed', $5, NULL, NULL, NULL, $6)",
+                &[
+                    &self.namespace,
+                    &&*request.job,
+                    &ticks.last_ms,
+                    &&*request.node,
+                    &detail,
+                    &cap(),
+                ],
+            )
+            .await;
+        if let Err(err) = answer {
+            debug!(error = %err, "could not record missed ticks");
+        }
+        tracing::warn!(
+            job = &*request.job,
+            missed = ticks.count,
+            first = ticks.first_ms,
+            last = ticks.last_ms,
+            "ticks nobody ran (the fleet was down or stalled): recorded as missed"
+        );
+        let _ = self.missed.send(MissedNotice::new(request, ticks));
+    }
+}
+
+/// Listens on a connection of its own, reconnecting with backoff, until `stop`.
+async fn listen(config: Config, namespace: String, notices: NoticeSender, stop: CancellationToken) {
+    let mut backoff = Duration::from_millis(200);
+    loop {
+        let connected = tokio::select! {
+            connected = config.connect(NoTls) => connected,
+            () = stop.cancelled() => return,
+        };
+        match connected {
+            Ok((client, mut connection)) => {
+                backoff = Duration::from_millis(200);
+                let listening = async {
+                    // Messages must be polled while LISTEN is sent.
+                    let command = format!("LISTEN {CHANNEL}");
+                    let listen = client.batch_execute(&command);
+                    tokio::pin!(listen);
+                    let mut listened = false;
+                    loop {
+                        tokio::select! {
+                            result = &mut listen, if !listened => {
+                                if result.is_err() {
+                                    return;
+                                }
+                                listened = true;
+                            }
+                            message = std::future::poll_fn(|cx| connection.poll_message(cx)) => {
+                                match message {
+                                    Some(Ok(tokio_postgres::AsyncMessage::Notification(n))) => {
+                                        if let Some(notice) = parse_notice(&namespace, n.payload()) {
+                                            notices.send(notice);
+                                        }
+                                    }
+                                    Some(Ok(_)) => {}
+                                    Some(Err(_)) | None => return,
+                                }
+                            }
+                        }
+                    }
+                };
+                tokio::select! {
+                    () = listening => debug!("claim notices: the listening connection closed"),
+                    () = stop.cancelled() => return,
+                }
+            }
+            Err(err) => debug!(error = %err, "claim notices: could not connect yet"),
+        }
+        tokio::select! {
+            () = tokio::time::sleep(backoff) => {}
+            () = stop.cancelled() => return,
+        }
+        backoff = (backoff * 2).min(Duration::from_secs(5));
+    }
+}
+
+/// `ns<TAB><tick> <job>` or `ns<TAB>manual <job>`, for this namespace only.
+fn parse_notice(namespace: &str, payload: &str) -> Option<ClaimNotice> {
+    let (ns, rest) = payload.split_once('\t')?;
+    if ns != namespace {
+        return None;
+    }
+    let (tick, job) = rest.split_once(' ')?;
+    if tick == "manual" {
+        return Some(ClaimNotice {
+            job: Arc::from(job),
+            tick_ms: 0,
+            manual: true,
+        });
+    }
+    Some(ClaimNotice {
+        job: Arc::from(job),
+        tick_ms: tick.parse().ok()?,
+        manual: false,
+    })
+}
+
+/// A claim's parameters, owned for the pipelined calls.
+struct ClaimParams {
+    job: String,
+    tick_ms: i64,
+    node: String,
+    ttl: i64,
+    allow: bool,
+    preferred: Option<String>,
+    handoff: i64,
+    tolerance: i64,
+    claim_id: String,
+    previous: Option<i64>,
+}
+
+impl ClaimParams {
+    fn of(request: &ClaimRequest) -> ClaimParams {
+        ClaimParams {
+            job: request.job.to_string(),
+            tick_ms: request.tick_ms,
+            node: request.node.to_string(),
+            ttl: millis(request.lease_ttl).max(1),
+            allow: request.overlap == Overlap::Allow,
+            preferred: request.preferred.as_deref().map(str::to_string),
+            handoff: millis(request.handoff),
+            tolerance: millis(FUTURE_TICK_TOLERANCE),
+            claim_id: request.claim_id.to_string(),
+            previous: request
+                .schedule
+                .as_deref()
+                .and_then(|schedule| MissedTicks::previous_tick(schedule, request.tick_ms)),
+        }
+    }
+}
+
+/// Polls every future, in order on each turn (so each is first polled, and its query
+/// written, in order), and answers their outputs in order.
+async fn join_in_order<F: std::future::Future>(futures: Vec<F>) -> Vec<F::Output> {
+    let mut futures: Vec<std::pin::Pin<Box<F>>> = futures.into_iter().map(Box::pin).collect();
+    let mut outputs: Vec<Option<F::Output>> = futures.iter().map(|_| None).collect();
+    std::future::poll_fn(|cx| {
+        let mut pending = false;
+        for (future, output) in futures.iter_mut().zip(outputs.iter_mut()) {
+            if output.is_none() {
+                match future.as_mut().poll(cx) {
+                    std::task::Poll::Ready(value) => *output = Some(value),
+                    std::task::Poll::Pending => pending = true,
+                }
+            }
+        }
+        if pending {
+            std::task::Poll::Pending
+        } else {
+            std::task::Poll::Ready(())
+        }
+    })
+    .await;
+    outputs.into_iter().flatten().collect()
+}
+
+const CLAIM: &str = "SELECT code, fence, holder, at_ms, now_ms, old_mark FROM fourit_claim(\
+    $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)";
+const RELEASE: &str = "SELECT fourit_release($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)";
+
+impl Coordinator for PostgresCoordinator {
+    fn claim<'a>(
+        &'a self,
+        requests: &'a [ClaimRequest],
+    ) -> BoxFuture<'a, Result<Vec<ClaimOutcome>, Error>> {
+        Box::pin(async move {
+            let (client, statements) = self.prepared("claim", &[CLAIM]).await?;
+            let statement = statements[0].clone();
+            // Sent together, in order: the client pipelines them, one round trip for the
+            // batch; each is its own transaction, and a later one sees the earlier ones.
+            let ns = self.namespace.as_str();
+            let params: Vec<ClaimParams> = requests.iter().map(ClaimParams::of).collect();
+            let calls: Vec<_> = params
+                .iter()
+                .map(|p| {
+                    let client = client.clone();
+                    let statement = statement.clone();
+                    async move {
+                        client
+                            .query_one(
+                                &statement,
+                                &[
+                                    &ns,
+                                    &p.job,
+                                    &p.tick_ms,
+                                    &p.node,
+                                    &p.ttl,
+                                    &p.allow,
+                                    &p.preferred,
+                                    &p.handoff,
+                                    &p.tolerance,
+                                    &p.claim_id,
+                                    &p.previous,
+                                    &cap(),
+                                ],
+                            )
+                            .await
+                    }
+                })
+                .collect();
+            let answers = tokio::time::timeout(DEADLINE, join_in_order(calls))
+                .await
+                .map_err(|_| self.timeout("claim"))?;
+            let mut outcomes = Vec::with_capacity(requests.len());
+            for (request, answer) in requests.iter().zip(answers) {
+                let row = answer.map_err(|err| self.error("claim", &err))?;
+                let code: i32 = row.get(0);
+                let fence: Option<i64> = row.get(1);
+                let holder: Option<String> = row.get(2);
+                let at_ms: Option<i64> = row.get(3);
+                let now_ms: i64 = row.get(4);
+                let old_mark: Option<i64> = row.get(5);
+                let lease = |fence: Option<i64>| Lease {
+                    job: request.job.clone(),
+                    tick_ms: request.tick_ms,
+                    fence: FenceToken(unsigned(fence).unwrap_or(0)),
+                    node: request.node.clone(),
+                    overlap: request.overlap,
+                };
+                let outcome = match code {
+                    1 => ClaimOutcome::Run(lease(fence)),
+                    5 => ClaimOutcome::Resumed(lease(fence)),
+                    0 => ClaimOutcome::Taken,
+                    2 => ClaimOutcome::Overlap {
+                        holder: holder.unwrap_or_default(),
+                    },
+                    3 => ClaimOutcome::Retry {
+                        at_ms: at_ms.unwrap_or(now_ms),
+                        now_ms,
+                    },
+                    4 => ClaimOutcome::Early { now_ms },
+                    6 => ClaimOutcome::Paused,
+                    other => {
+                        return Err(Error::Coordinator(CoordinatorError::new(
+                            "Postgres",
+                            "claim",
+                            ErrorKind::Protocol,
+                            format!("unknown claim answer {other}"),
+                        )));
+                    }
+                };
+                if let (Some(mark), Some(schedule)) = (old_mark, &request.schedule)
+                    && let Some(ticks) = MissedTicks::between(schedule, mark, request.tick_ms)
+                {
+                    self.record_missed(request, &ticks).await;
+                }
+                outcomes.push(outcome);
+            }
+            Ok(outcomes)
+        })
+    }
+
+    fn keep_alive<'a>(
+        &'a self,
+        lease: &'a Lease,
+        ttl: Duration,
+    ) -> BoxFuture<'a, Result<bool, Error>> {
+        Box::pin(async move {
+            let rows = self
+                .rows(
+                    "keep_alive",
+                    "WITH now AS (SELECT fourit_now() AS ms)
+                     UPDATE fourit_leases SET expires = (SELECT ms FROM now) + $5
+                     WHERE ns = $1 AND job = $2 AND slot = $3 AND run_id = $4
+                       AND expires > (SELECT ms FROM now)
+                     RETURNING true",
+                    &[
+                        &self.namespace,
+                        &&*lease.job,
+                        &slot(lease.overlap, lease.tick_ms),
+                        &lease.run_id(),
+                        &millis(ttl).max(1),
+                    ],
+                )
+                .await?;
+            Ok(!rows.is_empty())
+        })
+    }
+
+    fn release<'a>(
+        &'a self,
+        lease: &'a Lease,
+        record: &'a RunRecord,
+    ) -> BoxFuture<'a, Result<bool, Error>> {
+        Box::pin(async move {
+            let row = self
+                .one(
+                    "release",
+                    RELEASE,
+                    &[
+                        &self.namespace,
+                        &&*lease.job,
+                        &slot(lease.overlap, lease.tick_ms),
+                        &lease.run_id(),
+                        &lease.tick_ms,
+                        &&*lease.node,
+                        &i64::try_from(lease.fence.get()).unwrap_or(i64::MAX),
+                        &record.outcome.as_str(),
+                        &record.outcome.error(),
+                        &millis(record.duration),
+                        &i64::try_from(record.delay_ms(lease.tick_ms)).unwrap_or(i64::MAX),
+                        &cap(),
+                    ],
+                )
+                .await?;
+            Ok(row.get::<_, bool>(0))
+        })
+    }
+
+    fn heartbeat<'a>(
+        &'a self,
+        node: &'a str,
+        stale_after: Duration,
+        clock_offset_us: Option<i64>,
+    ) -> BoxFuture<'a, Result<Heartbeat, Error>> {
+        Box::pin(async move {
+            let row = self
+                .one(
+                    "heartbeat",
+                    "SELECT now_us, members, manual_pending FROM fourit_heartbeat($1, $2, $3, $4)",
+                    &[
+                        &self.namespace,
+                        &node,
+                        &millis(stale_after),
+                        &clock_offset_us,
+                    ],
+                )
+                .await?;
+            Ok(Heartbeat {
+                server_us: Some(row.get(0)),
+                members: row.get(1),
+                manual_pending: row.get(2),
+            })
+        })
+    }
+
+    fn server_time(&self) -> BoxFuture<'_, Result<Option<i64>, Error>> {
+        Box::pin(async move {
+            let row = self
+                .one(
+                    "time",
+                    "SELECT floor(extract(epoch FROM clock_timestamp()) * 1000000)::bigint",
+                    &[],
+                )
+                .await?;
+            Ok(Some(row.get(0)))
+        })
+    }
+
+    fn leave<'a>(&'a self, node: &'a str) -> BoxFuture<'a, Result<(), Error>> {
+        Box::pin(async move {
+            self.rows(
+                "leave",
+                "DELETE FROM fourit_members WHERE ns = $1 AND node = $2",
+                &[&self.namespace, &node],
+            )
+            .await?;
+            Ok(())
+        })
+    }
+
+    fn manual_requests(&self) -> BoxFuture<'_, Result<Vec<ManualRequest>, Error>> {
+        Box::pin(async move {
+            let rows = self
+                .rows(
+                    "manual requests",
+                    "SELECT job, id, record FROM fourit_manual WHERE ns = $1
+                     AND record LIKE E'%\\tpending' ORDER BY requested",
+                    &[&self.namespace],
+                )
+                .await?;
+            Ok(rows
+                .iter()
+                .filter_map(|row| {
+                    ManualRequest::parse(row.get(0), row.get(1), row.get(2))
+                        .filter(|(_, state)| *state == ManualState::Pending)
+                        .map(|(request, _)| request)
+                })
+                .collect())
+        })
+    }
+
+    fn claim_manual<'a>(
+        &'a self,
+        request: &'a ManualRequest,
+        node: &'a str,
+        lease_ttl: Duration,
+        overlap: Overlap,
+    ) -> BoxFuture<'a, Result<ManualOutcome, Error>> {
+        Box::pin(async move {
+            let row = self
+                .one(
+                    "manual run",
+                    "SELECT code, fence, holder, requested FROM fourit_claim_manual(\
+                     $1, $2, $3, $4, $5, $6, $7)",
+                    &[
+                        &self.namespace,
+                        &request.job,
+                        &request.id,
+                        &node,
+                        &millis(lease_ttl).max(1),
+                        &(overlap == Overlap::Allow),
+                        &cap(),
+                    ],
+                )
+                .await?;
+            let code: i32 = row.get(0);
+            Ok(match code {
+                1 => {
+                    let requested: Option<i64> = row.get(3);
+                    let own = overlap == Overlap::Allow || request.force;
+                    ManualOutcome::Run(Lease {
+                        job: Arc::from(request.job.as_str()),
+                        tick_ms: requested.unwrap_or(request.requested_ms),
+                        fence: FenceToken(unsigned(row.get(1)).unwrap_or(0)),
+                        node: Arc::from(node),
+                        overlap: if own { Overlap::Allow } else { Overlap::Skip },
+                    })
+                }
+                2 => ManualOutcome::Overlap {
+                    holder: row.get::<_, Option<String>>(2).unwrap_or_default(),
+                },
+                _ => ManualOutcome::Taken,
+            })
+        })
+    }
+
+    fn register<'a>(
+        &'a self,
+        node: &'a str,
+        jobs: &'a [JobDefinition],
+    ) -> BoxFuture<'a, Result<Vec<Registrations>, Error>> {
+        Box::pin(async move {
+            let names: Vec<&str> = jobs.iter().map(|job| job.name.as_str()).collect();
+            let lines: Vec<String> = jobs.iter().map(JobDefinition::to_line).collect();
+            // One statement: record this member's lines, then read every member's.
+            let rows = self
+                .rows(
+                    "register",
+                    "WITH written AS (
+                       INSERT INTO fourit_defs (ns, job, node, line)
+                       SELECT $1, job, $2, line FROM unnest($3::text[], $4::text[]) AS t(job, line)
+                       ON CONFLICT (ns, job, node) DO UPDATE SET line = excluded.line
+                       RETURNING job, node, line)
+                     SELECT job, node, line FROM written
+                     UNION ALL
+                     SELECT d.job, d.node, d.line FROM fourit_defs d
+                     WHERE d.ns = $1 AND d.job = ANY($3) AND d.node <> $2",
+                    &[&self.namespace, &node, &names, &lines],
+                )
+                .await?;
+            Ok(names
+                .iter()
+                .map(|name| {
+                    let mut registrations: Registrations = rows
+                        .iter()
+                        .filter(|row| row.get::<_, &str>(0) == *name)
+                        .filter_map(|row| {
+                            JobDefinition::from_line(name, row.get(2))
+                                .map(|def| (row.get::<_, String>(1), def))
+                        })
+                        .collect();
+                    registrations.sort_by(|a, b| a.0.cmp(&b.0));
+                    registrations
+                })
+                .collect())
+        })
+    }
+
+    fn claim_notices(&self) -> Option<ClaimNotices> {
+        Some(self.notices.subscribe())
+    }
+
+    fn missed_ticks(&self) -> Option<tokio::sync::broadcast::Receiver<MissedNotice>> {
+        Some(self.missed.subscribe())
+    }
+
+    fn backend(&self) -> &'static str {
+        "Postgres"
+    }
+}
+
+fn pause_of(row: &Row, offset: usize) -> PauseState {
+    PauseState {
+        by: row.get::<_, Option<String>>(offset).unwrap_or_default(),
+        note: row
+            .get::<_, Option<String>>(offset + 1)
+            .filter(|note| !note.is_empty()),
+        since_ms: row.get::<_, Option<i64>>(offset + 2).unwrap_or_default(),
+        ticks: unsigned(row.get(offset + 3)).unwrap_or(0),
+        first_tick_ms: row.get(offset + 4),
+        last_tick_ms: row.get(offset + 5),
+    }
+}
+
+impl Admin for PostgresCoordinator {
+    fn members(&self) -> BoxFuture<'_, Result<Vec<Member>, Error>> {
+        Box::pin(async move {
+            let rows = self
+                .rows(
+                    "members",
+                    "SELECT node, heartbeat, clock_offset FROM fourit_members WHERE ns = $1
+                     ORDER BY heartbeat, node",
+                    &[&self.namespace],
+                )
+                .await?;
+            Ok(rows
+                .iter()
+                .map(|row| Member {
+                    node: row.get(0),
+                    heartbeat_ms: row.get(1),
+                    clock_offset_us: row.get(2),
+                })
+                .collect())
+        })
+    }
+
+    fn history<'a>(
+        &'a self,
+        job: &'a str,
+        limit: usize,
+    ) -> BoxFuture<'a, Result<Vec<HistoryEntry>, Error>> {
+        Box::pin(async move {
+            let rows = self
+                .rows(
+                    "history",
+                    "SELECT tick, node, outcome, detail, fence, duration_ms, delay_ms
+                     FROM fourit_history WHERE ns = $1 AND job = $2 ORDER BY id DESC LIMIT $3",
+                    &[
+                        &self.namespace,
+                        &job,
+                        &i64::try_from(limit).unwrap_or(i64::MAX),
+                    ],
+                )
+                .await?;
+            Ok(rows
+                .iter()
+                .map(|row| HistoryEntry {
+                    tick_ms: row.get(0),
+                    node: row.get(1),
+                    outcome: row.get(2),
+                    detail: row.get(3),
+                    fence: unsigned(row.get(4)),
+                    duration_ms: unsigned(row.get(5)),
+                    delay_ms: unsigned(row.get(6)),
+                })
+                .collect())
+        })
+    }
+
+    fn pause<'a>(
+        &'a self,
+        job: &'a str,
+        by: &'a str,
+        note: Option<&'a str>,
+    ) -> BoxFuture<'a, Result<(), Error>> {
+        Box::pin(async move {
+            let note = note.filter(|note| !note.is_empty());
+            self.rows(
+                "pause",
+                "INSERT INTO fourit_jobs (ns, job, paused, paused_by, paused_note, paused_at)
+                 VALUES ($1, $2, true, $3, $4, fourit_now())
+                 ON CONFLICT (ns, job) DO UPDATE SET paused = true,
+                   paused_by = excluded.paused_by, paused_note = excluded.paused_note,
+                   paused_at = excluded.paused_at,
+                   paused_ticks = CASE WHEN fourit_jobs.paused THEN fourit_jobs.paused_ticks
+                     ELSE 0 END,
+                   paused_first = CASE WHEN fourit_jobs.paused THEN fourit_jobs.paused_first END,
+                   paused_last = CASE WHEN fourit_jobs.paused THEN fourit_jobs.paused_last END",
+                &[&self.namespace, &job, &by, &note],
+            )
+            .await?;
+            Ok(())
+        })
+    }
+
+    fn resume<'a>(
+        &'a self,
+        job: &'a str,
+        by: &'a str,
+    ) -> BoxFuture<'a, Result<Option<PauseState>, Error>> {
+        Box::pin(async move {
+            let rows = self
+                .rows(
+                    "resume",
+                    "SELECT by_whom, note, since, ticks, first_tick, last_tick
+                     FROM fourit_resume($1, $2, $3, $4)",
+                    &[&self.namespace, &job, &by, &cap()],
+                )
+                .await?;
+            Ok(rows.first().map(|row| pause_of(row, 0)))
+        })
+    }
+
+    fn pause_state<'a>(&'a self, job: &'a str) -> BoxFuture<'a, Result<Option<PauseState>, Error>> {
+        Box::pin(async move {
+            let rows = self
+                .rows(
+                    "pause",
+                    "SELECT paused_by, paused_note, paused_at, paused_ticks, paused_first,
+                       paused_last FROM fourit_jobs WHERE ns = $1 AND job = $2 AND paused",
+                    &[&self.namespace, &job],
+                )
+                .await?;
+            Ok(rows.first().map(|row| pause_of(row, 0)))
+        })
+    }
+
+    fn catalog(&self) -> BoxFuture<'_, Result<Vec<CatalogEntry>, Error>> {
+        Box::pin(async move {
+            let defs = self
+                .rows(
+                    "catalog",
+                    "SELECT job, node, line FROM fourit_defs WHERE ns = $1 ORDER BY job, node",
+                    &[&self.namespace],
+                )
+                .await?;
+            let states = self
+                .rows(
+                    "catalog",
+                    "SELECT j.job, j.tick, j.node, j.fence, j.started, j.finished, j.outcome,
+                       j.error, l.run_id, j.paused, j.paused_by, j.paused_note, j.paused_at,
+                       j.paused_ticks, j.paused_first, j.paused_last
+                     FROM fourit_jobs j LEFT JOIN fourit_leases l
+                       ON l.ns = j.ns AND l.job = j.job AND l.slot = '' AND l.expires > fourit_now()
+                     WHERE j.ns = $1",
+                    &[&self.namespace],
+                )
+                .await?;
+            let mut entries: Vec<CatalogEntry> = Vec::new();
+            for row in &defs {
+                let name: String = row.get(0);
+                if entries.last().is_none_or(|entry| entry.name != name) {
+                    entries.push(CatalogEntry {
+                        name: name.clone(),
+                        registrations: Vec::new(),
+                        state: JobState::default(),
+                    });
+                }
+                if let (Some(entry), Some(def)) = (
+                    entries.last_mut(),
+                    JobDefinition::from_line(&name, row.get(2)),
+                ) {
+                    entry.registrations.push((row.get(1), def));
+                }
+            }
+            for row in &states {
+                let name: &str = row.get(0);
+                let Some(entry) = entries.iter_mut().find(|entry| entry.name == name) else {
+                    continue;
+                };
+                let running: Option<String> = row.get(8);
+                let fence = unsigned(row.get(3)).filter(|fence| *fence > 0);
+                entry.state = JobState {
+                    high_water_ms: row.get(1),
+                    last_tick_ms: running
+                        .as_deref()
+                        .and_then(Lease::parse_run_id)
+                        .map(|(_, _, tick)| tick),
+                    last_node: row.get(2),
+                    last_fence: fence,
+                    last_started_ms: row.get(4),
+                    last_finished_ms: row.get(5),
+                    last_outcome: row.get(6),
+                    last_error: row.get(7),
+                    running,
+                    pause: row.get::<_, bool>(9).then(|| pause_of(row, 10)),
+                };
+            }
+            Ok(entries)
+        })
+    }
+
+    fn request_manual<'a>(
+        &'a self,
+        job: &'a str,
+        by: &'a str,
+        force: bool,
+    ) -> BoxFuture<'a, Result<ManualRequest, Error>> {
+        Box::pin(async move {
+            let id = format!("{:016x}", super::new_claim_id());
+            let by = by.replace(['\t', '\n'], " ");
+            let row = self
+                .one(
+                    "trigger",
+                    "WITH now AS (SELECT fourit_now() AS ms),
+                     asked AS (
+                       INSERT INTO fourit_manual (ns, job, id, record, requested)
+                       SELECT $1, $2, $3, $4 || E'\\t' || ms || E'\\t' || $5 || E'\\tpending', ms
+                       FROM now RETURNING requested)
+                     SELECT requested FROM asked,
+                       LATERAL (SELECT pg_notify('fourit_claims', $1 || E'\\tmanual ' || $2)) AS told",
+                    &[
+                        &self.namespace,
+                        &job,
+                        &id,
+                        &by,
+                        &(if force { "1" } else { "0" }),
+                    ],
+                )
+                .await?;
+            Ok(ManualRequest {
+                job: job.to_string(),
+                id,
+                by,
+                requested_ms: row.get(0),
+                force,
+            })
+        })
+    }
+
+    fn manual_state<'a>(
+        &'a self,
+        job: &'a str,
+        id: &'a str,
+    ) -> BoxFuture<'a, Result<Option<ManualState>, Error>> {
+        Box::pin(async move {
+            let rows = self
+                .rows(
+                    "trigger",
+                    "SELECT record FROM fourit_manual WHERE ns = $1 AND job = $2 AND id = $3",
+                    &[&self.namespace, &job, &id],
+                )
+                .await?;
+            Ok(rows
+                .first()
+                .and_then(|row| ManualRequest::parse(job, id, row.get(0)).map(|(_, state)| state)))
+        })
+    }
+
+    fn remove<'a>(&'a self, job: &'a str) -> BoxFuture<'a, Result<(), Error>> {
+        Box::pin(async move {
+            self.rows(
+                "remove",
+                "SELECT fourit_remove($1, $2)",
+                &[&self.namespace, &job],
+            )
+            .await?;
+            Ok(())
+        })
+    }
+}

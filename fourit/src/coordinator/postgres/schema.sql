@@ -1,0 +1,279 @@
+-- fourit's tables and functions, version 1. Every operation of the coordinator is one
+-- statement (most call one of the functions below), so it is atomic on the server and works
+-- behind a transaction-pooling PgBouncer; no advisory lock anywhere. Times are the server's
+-- (clock_timestamp(), in UTC milliseconds). LOGGED tables: they survive a crash and replicate.
+
+CREATE TABLE IF NOT EXISTS fourit_jobs (
+  ns text NOT NULL, job text NOT NULL,
+  tick bigint, fence bigint NOT NULL DEFAULT 0, node text, claim text,
+  started bigint, finished bigint, outcome text, error text, released text,
+  paused boolean NOT NULL DEFAULT false, paused_by text, paused_note text, paused_at bigint,
+  paused_ticks bigint NOT NULL DEFAULT 0, paused_first bigint, paused_last bigint,
+  PRIMARY KEY (ns, job)
+);
+CREATE TABLE IF NOT EXISTS fourit_leases (
+  ns text NOT NULL, job text NOT NULL, slot text NOT NULL,
+  run_id text NOT NULL, expires bigint NOT NULL,
+  PRIMARY KEY (ns, job, slot)
+);
+CREATE TABLE IF NOT EXISTS fourit_history (
+  id bigserial PRIMARY KEY, ns text NOT NULL, job text NOT NULL,
+  tick bigint NOT NULL, node text NOT NULL, outcome text NOT NULL, detail text,
+  fence bigint, duration_ms bigint, delay_ms bigint
+);
+CREATE INDEX IF NOT EXISTS fourit_history_job ON fourit_history (ns, job, id);
+CREATE TABLE IF NOT EXISTS fourit_members (
+  ns text NOT NULL, node text NOT NULL, heartbeat bigint NOT NULL, clock_offset bigint,
+  PRIMARY KEY (ns, node)
+);
+CREATE TABLE IF NOT EXISTS fourit_defs (
+  ns text NOT NULL, job text NOT NULL, node text NOT NULL, line text NOT NULL,
+  PRIMARY KEY (ns, job, node)
+);
+CREATE TABLE IF NOT EXISTS fourit_manual (
+  ns text NOT NULL, job text NOT NULL, id text NOT NULL, record text NOT NULL,
+  requested bigint NOT NULL,
+  PRIMARY KEY (ns, job, id)
+);
+
+CREATE OR REPLACE FUNCTION fourit_now() RETURNS bigint LANGUAGE sql VOLATILE AS
+$$ SELECT floor(extract(epoch FROM clock_timestamp()) * 1000)::bigint $$;
+
+-- Appends to a job's history, keeping the last p_cap entries.
+CREATE OR REPLACE FUNCTION fourit_record(p_ns text, p_job text, p_tick bigint, p_node text,
+  p_outcome text, p_detail text, p_fence bigint, p_duration bigint, p_delay bigint,
+  p_cap integer) RETURNS void LANGUAGE plpgsql AS $$
+BEGIN
+  INSERT INTO fourit_history (ns, job, tick, node, outcome, detail, fence, duration_ms, delay_ms)
+  VALUES (p_ns, p_job, p_tick, p_node, p_outcome, p_detail, p_fence, p_duration, p_delay);
+  DELETE FROM fourit_history WHERE ns = p_ns AND job = p_job AND id <= (
+    SELECT id FROM fourit_history WHERE ns = p_ns AND job = p_job
+    ORDER BY id DESC LIMIT 1 OFFSET p_cap);
+END $$;
+
+-- The live holder of a lease slot (an expired lease is dropped).
+CREATE OR REPLACE FUNCTION fourit_holder(p_ns text, p_job text, p_slot text, p_now bigint)
+RETURNS text LANGUAGE plpgsql AS $$
+DECLARE v_holder text;
+BEGIN
+  DELETE FROM fourit_leases WHERE ns = p_ns AND job = p_job AND slot = p_slot
+    AND expires <= p_now;
+  SELECT run_id INTO v_holder FROM fourit_leases
+    WHERE ns = p_ns AND job = p_job AND slot = p_slot;
+  RETURN v_holder;
+END $$;
+
+-- Claims one tick of one job: claim.lua's rules. code: 1 run (fence), 0 taken, 2 overlap
+-- (holder), 3 retry at at_ms, 4 early, 5 resumed (fence), 6 paused. old_mark: the mark
+-- before, when it is older than the schedule's previous tick (the caller records missed
+-- ticks). Decided ticks claimed under a handoff are announced with NOTIFY (on commit).
+CREATE OR REPLACE FUNCTION fourit_claim(p_ns text, p_job text, p_tick bigint, p_node text,
+  p_ttl bigint, p_allow boolean, p_preferred text, p_handoff bigint, p_tolerance bigint,
+  p_claim text, p_previous bigint, p_cap integer,
+  OUT code integer, OUT fence bigint, OUT holder text, OUT at_ms bigint, OUT now_ms bigint,
+  OUT old_mark bigint) LANGUAGE plpgsql AS $$
+#variable_conflict use_column
+DECLARE
+  r fourit_jobs%ROWTYPE;
+  v_slot text := CASE WHEN p_allow THEN 't:' || p_tick ELSE '' END;
+  v_run text;
+  v_detail text;
+BEGIN
+  now_ms := fourit_now();
+  INSERT INTO fourit_jobs (ns, job) VALUES (p_ns, p_job) ON CONFLICT DO NOTHING;
+  SELECT * INTO r FROM fourit_jobs WHERE ns = p_ns AND job = p_job FOR UPDATE;
+  IF r.tick IS NOT NULL AND r.tick >= p_tick THEN
+    -- This very claim sent again after its answer was lost: the same run, its lease taken
+    -- again if it expired meanwhile.
+    IF r.tick = p_tick AND r.claim = p_claim AND r.fence > 0 THEN
+      v_run := p_node || ':' || r.fence || ':' || p_tick;
+      holder := fourit_holder(p_ns, p_job, v_slot, now_ms);
+      IF holder IS NULL THEN
+        INSERT INTO fourit_leases VALUES (p_ns, p_job, v_slot, v_run, now_ms + p_ttl);
+        holder := v_run;
+      END IF;
+      IF holder = v_run THEN
+        code := 5; fence := r.fence; holder := NULL; RETURN;
+      END IF;
+    END IF;
+    code := 0; holder := NULL; RETURN;
+  END IF;
+  -- A tick in the server's future is refused, recording nothing.
+  IF p_tick > now_ms + p_tolerance THEN
+    code := 4; RETURN;
+  END IF;
+  -- The preferred member has the tick to itself until tick + handoff.
+  IF p_preferred IS NOT NULL AND p_preferred <> p_node AND now_ms < p_tick + p_handoff THEN
+    code := 3; at_ms := p_tick + p_handoff; RETURN;
+  END IF;
+  IF r.tick IS NOT NULL AND p_previous IS NOT NULL AND r.tick < p_previous THEN
+    old_mark := r.tick;
+  END IF;
+  IF r.paused THEN
+    UPDATE fourit_jobs SET tick = p_tick, paused_ticks = paused_ticks + 1, paused_last = p_tick,
+      paused_first = CASE WHEN paused_ticks = 0 THEN p_tick ELSE paused_first END
+      WHERE ns = p_ns AND job = p_job;
+    IF r.paused_ticks = 0 THEN
+      v_detail := 'paused by ' || coalesce(r.paused_by, '');
+      IF coalesce(r.paused_note, '') <> '' THEN
+        v_detail := v_detail || ': ' || r.paused_note;
+      END IF;
+      PERFORM fourit_record(p_ns, p_job, p_tick, p_node, 'paused', v_detail, NULL, NULL, NULL,
+        p_cap);
+    END IF;
+    code := 6;
+  ELSE
+    fence := r.fence + 1;
+    v_run := p_node || ':' || fence || ':' || p_tick;
+    IF NOT p_allow THEN
+      holder := fourit_holder(p_ns, p_job, v_slot, now_ms);
+    END IF;
+    IF holder IS NOT NULL THEN
+      UPDATE fourit_jobs SET tick = p_tick WHERE ns = p_ns AND job = p_job;
+      PERFORM fourit_record(p_ns, p_job, p_tick, p_node, 'overlap', holder, NULL, NULL, NULL,
+        p_cap);
+      code := 2; fence := NULL;
+    ELSE
+      INSERT INTO fourit_leases VALUES (p_ns, p_job, v_slot, v_run, now_ms + p_ttl)
+        ON CONFLICT (ns, job, slot) DO UPDATE SET run_id = excluded.run_id,
+          expires = excluded.expires;
+      UPDATE fourit_jobs SET tick = p_tick, fence = fourit_claim.fence, node = p_node,
+        claim = p_claim, started = now_ms, finished = NULL, outcome = 'running', error = NULL
+        WHERE ns = p_ns AND job = p_job;
+      code := 1;
+    END IF;
+  END IF;
+  IF p_preferred IS NOT NULL THEN
+    PERFORM pg_notify('fourit_claims', p_ns || E'\t' || p_tick || ' ' || p_job);
+  END IF;
+END $$;
+
+-- Ends a run: release.lua's rules. Answers whether the lease was still the run's.
+CREATE OR REPLACE FUNCTION fourit_release(p_ns text, p_job text, p_slot text, p_run text,
+  p_tick bigint, p_node text, p_fence bigint, p_outcome text, p_error text,
+  p_duration bigint, p_delay bigint, p_cap integer) RETURNS boolean LANGUAGE plpgsql AS $$
+DECLARE
+  r fourit_jobs%ROWTYPE;
+  v_now bigint := fourit_now();
+  v_holder text;
+  v_held boolean;
+BEGIN
+  INSERT INTO fourit_jobs (ns, job) VALUES (p_ns, p_job) ON CONFLICT DO NOTHING;
+  SELECT * INTO r FROM fourit_jobs WHERE ns = p_ns AND job = p_job FOR UPDATE;
+  v_holder := fourit_holder(p_ns, p_job, p_slot, v_now);
+  v_held := v_holder IS NOT DISTINCT FROM p_run;
+  IF NOT v_held AND r.released IS NOT DISTINCT FROM p_run THEN
+    RETURN true;
+  END IF;
+  IF v_held THEN
+    DELETE FROM fourit_leases WHERE ns = p_ns AND job = p_job AND slot = p_slot;
+  END IF;
+  IF r.fence = p_fence THEN
+    UPDATE fourit_jobs SET claim = NULL, released = p_run, finished = v_now,
+      outcome = p_outcome, error = p_error WHERE ns = p_ns AND job = p_job;
+  END IF;
+  PERFORM fourit_record(p_ns, p_job, p_tick, p_node, p_outcome, p_error, p_fence, p_duration,
+    p_delay, p_cap);
+  RETURN v_held;
+END $$;
+
+-- Marks a member alive, keeps its clock offset, forgets silent members; answers the time
+-- (µs), the members and whether manual runs wait.
+CREATE OR REPLACE FUNCTION fourit_heartbeat(p_ns text, p_node text, p_stale bigint,
+  p_offset bigint, OUT now_us bigint, OUT members text[], OUT manual_pending boolean)
+LANGUAGE plpgsql AS $$
+DECLARE v_now bigint;
+BEGIN
+  now_us := floor(extract(epoch FROM clock_timestamp()) * 1000000)::bigint;
+  v_now := now_us / 1000;
+  INSERT INTO fourit_members (ns, node, heartbeat, clock_offset)
+    VALUES (p_ns, p_node, v_now, p_offset)
+    ON CONFLICT (ns, node) DO UPDATE SET heartbeat = excluded.heartbeat,
+      clock_offset = coalesce(excluded.clock_offset, fourit_members.clock_offset);
+  DELETE FROM fourit_members WHERE ns = p_ns AND heartbeat < v_now - p_stale;
+  SELECT coalesce(array_agg(node ORDER BY node), '{}') INTO members
+    FROM fourit_members WHERE ns = p_ns;
+  SELECT EXISTS (SELECT 1 FROM fourit_manual WHERE ns = p_ns AND record LIKE E'%\tpending')
+    INTO manual_pending;
+END $$;
+
+-- Takes a manual run for one member, once: manual.lua's rules. code: 1 run (fence), 2 overlap
+-- (holder), 0 taken.
+CREATE OR REPLACE FUNCTION fourit_claim_manual(p_ns text, p_job text, p_id text, p_node text,
+  p_ttl bigint, p_allow boolean, p_cap integer,
+  OUT code integer, OUT fence bigint, OUT holder text, OUT requested bigint)
+LANGUAGE plpgsql AS $$
+#variable_conflict use_column
+DECLARE
+  v_record text;
+  v_parts text[];
+  v_base text;
+  v_own boolean;
+  v_now bigint := fourit_now();
+  v_run text;
+BEGIN
+  SELECT record INTO v_record FROM fourit_manual
+    WHERE ns = p_ns AND job = p_job AND id = p_id FOR UPDATE;
+  IF v_record IS NULL THEN code := 0; RETURN; END IF;
+  v_parts := string_to_array(v_record, E'\t');
+  IF v_parts[4] IS DISTINCT FROM 'pending' THEN code := 0; RETURN; END IF;
+  requested := v_parts[2]::bigint;
+  v_base := v_parts[1] || E'\t' || v_parts[2] || E'\t' || v_parts[3] || E'\t';
+  v_own := p_allow OR v_parts[3] = '1';
+  INSERT INTO fourit_jobs (ns, job) VALUES (p_ns, p_job) ON CONFLICT DO NOTHING;
+  PERFORM 1 FROM fourit_jobs WHERE ns = p_ns AND job = p_job FOR UPDATE;
+  IF NOT v_own THEN
+    holder := fourit_holder(p_ns, p_job, '', v_now);
+    IF holder IS NOT NULL THEN
+      UPDATE fourit_manual SET record = v_base || 'skipped' || E'\t' || holder
+        WHERE ns = p_ns AND job = p_job AND id = p_id;
+      PERFORM fourit_record(p_ns, p_job, requested, p_node, 'overlap',
+        'manual run asked by ' || v_parts[1] || ' skipped: ' || holder, NULL, NULL, NULL, p_cap);
+      code := 2; RETURN;
+    END IF;
+  END IF;
+  UPDATE fourit_jobs SET fence = fourit_jobs.fence + 1, node = p_node, started = v_now,
+    finished = NULL, outcome = 'running', error = NULL
+    WHERE ns = p_ns AND job = p_job RETURNING fourit_jobs.fence INTO fence;
+  v_run := p_node || ':' || fence || ':' || requested;
+  INSERT INTO fourit_leases VALUES (p_ns, p_job,
+      CASE WHEN v_own THEN 't:' || requested ELSE '' END, v_run, v_now + p_ttl)
+    ON CONFLICT (ns, job, slot) DO UPDATE SET run_id = excluded.run_id,
+      expires = excluded.expires;
+  UPDATE fourit_manual SET record = v_base || 'started' || E'\t' || p_node || E'\t' || fence
+    WHERE ns = p_ns AND job = p_job AND id = p_id;
+  PERFORM fourit_record(p_ns, p_job, requested, p_node, 'manual', 'asked by ' || v_parts[1],
+    fence, NULL, NULL, p_cap);
+  code := 1;
+END $$;
+
+-- Resumes a paused job: resume.lua's rules; answers the pause it ended (no row if none).
+CREATE OR REPLACE FUNCTION fourit_resume(p_ns text, p_job text, p_by text, p_cap integer,
+  OUT by_whom text, OUT note text, OUT since bigint, OUT ticks bigint, OUT first_tick bigint,
+  OUT last_tick bigint) RETURNS SETOF record LANGUAGE plpgsql AS $$
+DECLARE r fourit_jobs%ROWTYPE;
+BEGIN
+  SELECT * INTO r FROM fourit_jobs WHERE ns = p_ns AND job = p_job FOR UPDATE;
+  IF NOT FOUND OR NOT r.paused THEN RETURN; END IF;
+  UPDATE fourit_jobs SET paused = false WHERE ns = p_ns AND job = p_job;
+  IF r.paused_ticks > 0 THEN
+    PERFORM fourit_record(p_ns, p_job, r.paused_last, p_by, 'resumed',
+      r.paused_ticks || ' ticks paused, ' || r.paused_first || ' to ' || r.paused_last ||
+      ' (ms); paused by ' || coalesce(r.paused_by, '') || ', resumed by ' || p_by,
+      NULL, NULL, NULL, p_cap);
+  END IF;
+  by_whom := r.paused_by; note := r.paused_note; since := r.paused_at; ticks := r.paused_ticks;
+  first_tick := r.paused_first; last_tick := r.paused_last;
+  RETURN NEXT;
+END $$;
+
+-- Removes a job: its state, leases, history, registrations and manual requests.
+CREATE OR REPLACE FUNCTION fourit_remove(p_ns text, p_job text) RETURNS void
+LANGUAGE plpgsql AS $$
+BEGIN
+  DELETE FROM fourit_jobs WHERE ns = p_ns AND job = p_job;
+  DELETE FROM fourit_leases WHERE ns = p_ns AND job = p_job;
+  DELETE FROM fourit_history WHERE ns = p_ns AND job = p_job;
+  DELETE FROM fourit_defs WHERE ns = p_ns AND job = p_job;
+  DELETE FROM fourit_manual WHERE ns = p_ns AND job = p_job;
+END $$;
