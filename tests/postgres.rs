@@ -53,8 +53,12 @@ async fn a_steady_fleet_on_postgres_runs_each_tick_once_and_the_command_reads_it
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_worker_killed_and_connections_terminated_cost_no_double_run() {
     let records = RedisServer::start();
-    let url = postgres_url();
     let ns = namespace("faults");
+    // This fleet's sessions carry a name of their own: only they are ended below (other
+    // tests share the server).
+    let base = postgres_url();
+    let separator = if base.contains('?') { '&' } else { '?' };
+    let url = format!("{base}{separator}application_name={ns}");
     let mut fleet = Fleet::new(WORKER);
     fleet.start_recording(&["f-a", "f-b", "f-c"], &url, &ns, 2, &records.url(), "warn");
     let started = now_ms();
@@ -76,15 +80,15 @@ async fn a_worker_killed_and_connections_terminated_cost_no_double_run() {
         )
         .await;
     // The server ends every fourit session (claims, heartbeats, LISTEN) while jobs run.
-    let (admin, connection) = tokio_postgres::connect(&url, tokio_postgres::NoTls)
+    let (admin, connection) = tokio_postgres::connect(&base, tokio_postgres::NoTls)
         .await
-        .unwrap_or_else(|e| panic!("connecting to {url}: {e}"));
+        .unwrap_or_else(|e| panic!("connecting to {base}: {e}"));
     tokio::spawn(connection);
     let terminated = admin
         .query(
             "SELECT pg_terminate_backend(pid) FROM pg_stat_activity
-             WHERE application_name = 'fourit' AND pid <> pg_backend_pid()",
-            &[],
+             WHERE application_name = $1 AND pid <> pg_backend_pid()",
+            &[&ns],
         )
         .await
         .unwrap_or_else(|e| panic!("pg_terminate_backend: {e}"))
@@ -108,4 +112,87 @@ async fn a_worker_killed_and_connections_terminated_cost_no_double_run() {
         terminated >= 4,
         "two workers' sessions at least: {terminated}"
     );
+}
+
+/// A claim through `coordinator`, of a tick a second ago.
+async fn claim_once(coordinator: &dyn fourit::coordinator::Coordinator, job: &str) -> bool {
+    let request = fourit::coordinator::ClaimRequest {
+        job: job.into(),
+        tick_ms: now_ms() - 1_000,
+        node: "node-a".into(),
+        lease_ttl: Duration::from_secs(30),
+        overlap: fourit::Overlap::Skip,
+        preferred: None,
+        handoff: Duration::ZERO,
+        claim_id: fourit::coordinator::new_claim_id(),
+        schedule: None,
+    };
+    matches!(
+        coordinator
+            .claim(&[request])
+            .await
+            .unwrap_or_else(|e| panic!("claim: {e}"))[..],
+        [fourit::coordinator::ClaimOutcome::Run(_)]
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_role_that_owns_only_its_schema_is_enough() {
+    let url = postgres_url();
+    let (admin, connection) = tokio_postgres::connect(&url, tokio_postgres::NoTls)
+        .await
+        .unwrap_or_else(|e| panic!("connecting to {url}: {e}"));
+    tokio::spawn(connection);
+    let role = format!("fourit_least_{}", std::process::id());
+    // README's statements (PostgreSQL 15 and later grant no CREATE on `public` to others).
+    admin
+        .batch_execute(&format!(
+            "DROP SCHEMA IF EXISTS {role} CASCADE; DROP ROLE IF EXISTS {role};
+             CREATE ROLE {role} LOGIN PASSWORD 'least-privileged-pw';
+             CREATE SCHEMA {role} AUTHORIZATION {role};
+             ALTER ROLE {role} SET search_path = {role};"
+        ))
+        .await
+        .unwrap_or_else(|e| panic!("setting up {role}: {e}"));
+    let (host, rest) = url
+        .strip_prefix("postgres://postgres@")
+        .and_then(|rest| rest.split_once('/'))
+        .unwrap_or_else(|| panic!("a postgres://postgres@host/db URL: {url}"));
+    let limited = format!("postgres://{role}:least-privileged-pw@{host}/{rest}");
+    let coordinator =
+        fourit::coordinator::PostgresCoordinator::connect(&limited, &namespace("least"))
+            .await
+            .unwrap_or_else(|e| panic!("connecting as {role}: {e}"));
+    assert!(claim_once(&coordinator, "limited").await);
+    let tables = admin
+        .query(
+            "SELECT count(*) FROM pg_tables WHERE schemaname = $1 AND tableowner = $1",
+            &[&role],
+        )
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let count: i64 = tables[0].get(0);
+    assert!(
+        count >= 7,
+        "fourit's tables are in the role's schema: {count}"
+    );
+    drop(coordinator);
+    admin
+        .batch_execute(&format!("DROP SCHEMA {role} CASCADE; DROP ROLE {role};"))
+        .await
+        .unwrap_or_else(|e| panic!("cleaning up {role}: {e}"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn several_hosts_with_target_session_attrs_find_the_writable_one() {
+    let url = postgres_url();
+    // A host with nothing listening first: the client goes on to the next.
+    let several = url.replacen("@127.0.0.1:5432", "@127.0.0.1:9,127.0.0.1:5432", 1);
+    assert_ne!(several, url, "the test URL names 127.0.0.1:5432");
+    let several = format!("{several}?target_session_attrs=read-write");
+    let coordinator =
+        fourit::coordinator::PostgresCoordinator::connect(&several, &namespace("hosts"))
+            .await
+            .unwrap_or_else(|e| panic!("connecting to {several}: {e}"));
+    assert!(claim_once(&coordinator, "several").await);
 }

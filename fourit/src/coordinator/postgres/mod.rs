@@ -87,6 +87,14 @@ fn kind_of(err: &tokio_postgres::Error) -> ErrorKind {
     }
 }
 
+/// The error's text with the server's message (tokio-postgres says only "db error").
+fn detail(err: &tokio_postgres::Error) -> String {
+    match err.as_db_error() {
+        Some(db) => format!("{}: {} ({})", err, db.message(), db.code().code()),
+        None => err.to_string(),
+    }
+}
+
 fn millis(duration: Duration) -> i64 {
     i64::try_from(duration.as_millis()).unwrap_or(i64::MAX)
 }
@@ -174,7 +182,7 @@ impl PostgresCoordinator {
         }
         let fail = |operation: &'static str, err: tokio_postgres::Error| {
             let mut failure =
-                CoordinatorError::new("Postgres", operation, kind_of(&err), err.to_string());
+                CoordinatorError::new("Postgres", operation, kind_of(&err), detail(&err));
             failure = failure.at(shown.clone());
             Error::Coordinator(failure)
         };
@@ -219,7 +227,7 @@ impl PostgresCoordinator {
 
     fn error(&self, operation: &'static str, err: &tokio_postgres::Error) -> Error {
         Error::Coordinator(
-            CoordinatorError::new("Postgres", operation, kind_of(err), err.to_string())
+            CoordinatorError::new("Postgres", operation, kind_of(err), detail(err))
                 .at(self.url.clone()),
         )
     }
