@@ -20,6 +20,7 @@
 //! of the machine used by processes that are not the benchmark's. Re-run on a quiet machine
 //! when it is more than a few percent.
 
+mod backends;
 mod burst;
 mod cluster;
 mod common;
@@ -45,7 +46,7 @@ use crate::redis_server::RedisServer;
 use crate::report::Report;
 
 /// Every scenario, in the order they run.
-const SCENARIOS: [(&str, &str); 9] = [
+const SCENARIOS: [(&str, &str); 10] = [
     (
         "start-delay",
         "1 process, 100 jobs every second: body start minus tick (and node-cron)",
@@ -81,6 +82,10 @@ const SCENARIOS: [(&str, &str); 9] = [
     (
         "scale",
         "start delay and idle cost at 1, 100, 1,000, 10,000 jobs",
+    ),
+    (
+        "backends",
+        "the same fleets on Redis, PostgreSQL and SQLite: start delay, round trips",
     ),
 ];
 
@@ -280,6 +285,7 @@ async fn parent(args: Vec<String>) -> Result<ExitCode, String> {
             "scale" => delay::scale(&mut ctx).await,
             "fleet-size" => fleet_size::fleet_size(&mut ctx).await,
             "cluster" => cluster::cluster(&mut ctx).await,
+            "backends" => backends::backends(&mut ctx).await,
             _ => Ok(()),
         };
         if let Err(err) = result {

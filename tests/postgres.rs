@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use fourit_tests::cli::Cli;
 use fourit_tests::faults::{Fleet, Records, assert_no_double_runs, distinct_ticks, now_ms};
-use fourit_tests::{RedisServer, postgres_url};
+use fourit_tests::{PostgresServer, RedisServer, postgres_url};
 
 const WORKER: &str = env!("CARGO_BIN_EXE_worker");
 const FOURIT: &str = env!("CARGO_BIN_EXE_fourit-for-tests");
@@ -195,4 +195,47 @@ async fn several_hosts_with_target_session_attrs_find_the_writable_one() {
             .await
             .unwrap_or_else(|e| panic!("connecting to {several}: {e}"));
     assert!(claim_once(&coordinator, "several").await);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_database_killed_and_restarted_costs_no_double_run() {
+    let records = RedisServer::start();
+    let database = PostgresServer::start();
+    let url = database.url();
+    let ns = namespace("restart");
+    let mut fleet = Fleet::new(WORKER);
+    fleet.start_recording(&["k-a", "k-b"], &url, &ns, 2, &records.url(), "warn");
+    let started = now_ms();
+    fleet
+        .wait_until(Duration::from_secs(30), "3 ticks of each job", |events| {
+            ["job-0", "job-1"]
+                .iter()
+                .all(|job| distinct_ticks(events, job, started, None) >= 3)
+        })
+        .await;
+    // A crash of the server while jobs run: SIGKILL of the postmaster; started again 2 s
+    // later (the outage is the scenario).
+    database.kill();
+    let killed = now_ms();
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    database
+        .start_again()
+        .unwrap_or_else(|e| panic!("restarting PostgreSQL: {e}"));
+    let back = now_ms();
+    fleet
+        .wait_until(
+            Duration::from_secs(40),
+            "4 ticks after the restart",
+            |events| {
+                ["job-0", "job-1"]
+                    .iter()
+                    .all(|job| distinct_ticks(events, job, back + 1_000, None) >= 4)
+            },
+        )
+        .await;
+    fleet.assert_all_running();
+    fleet.stop_all(Duration::from_secs(20)).await;
+    let recorded = Records::read(&mut records.connection().await, &ns).await;
+    let missed = assert_no_double_runs(&recorded, &["job-0", "job-1"], started);
+    eprintln!("down {} ms; ticks missed: {missed:?}", back - killed);
 }

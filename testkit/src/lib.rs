@@ -23,6 +23,9 @@
 
 #![warn(missing_docs)]
 
+mod postgres;
+pub use postgres::PostgresServer;
+
 use std::fmt::Write as _;
 use std::fs::{self, File};
 use std::io::{BufRead, BufReader, Read, Write};

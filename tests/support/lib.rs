@@ -10,7 +10,9 @@ pub mod http;
 
 use std::sync::Once;
 
-pub use fourit_testkit::{RedisCluster, RedisServer, RedisServerBuilder, SentinelGroup, TlsFiles};
+pub use fourit_testkit::{
+    PostgresServer, RedisCluster, RedisServer, RedisServerBuilder, SentinelGroup, TlsFiles,
+};
 
 /// The PostgreSQL the tests use: `FOURIT_TEST_POSTGRES_URL`, by default the `test` database
 /// of the server on 127.0.0.1:5432 (trust authentication, as `.ci/run` sets up when it is

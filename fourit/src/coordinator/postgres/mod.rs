@@ -1,7 +1,7 @@
 //! The Postgres coordinator (`postgres://`, `postgresql://`, the `postgres` feature). Every
 //! operation is one statement, most of them a call of a function of `schema.sql` (created and
-//! migrated at connect), so each is atomic on the server, a batch of claims is pipelined in
-//! one round trip, and nothing depends on a session (no advisory lock, no temporary table):
+//! migrated at connect), so each is atomic on the server, a batch of claims is one statement
+//! (one round trip, one commit), and nothing depends on a session (no advisory lock, no temporary table):
 //! it works behind a transaction-pooling proxy. Decided ticks are announced with `NOTIFY`
 //! (delivered on commit) and heard on a dedicated `LISTEN` connection that reconnects by
 //! itself. The server's clock (`clock_timestamp()`) is the fleet's.
@@ -26,7 +26,7 @@ use crate::error::{CoordinatorError, Error, ErrorKind};
 use crate::job::{BoxFuture, FenceToken, Overlap};
 
 /// The schema's version, in `fourit_meta`.
-const SCHEMA_VERSION: i32 = 1;
+const SCHEMA_VERSION: i32 = 2;
 
 /// Every call's deadline.
 const DEADLINE: Duration = Duration::from_secs(5);
@@ -420,7 +420,7 @@ fn parse_notice(namespace: &str, payload: &str) -> Option<ClaimNotice> {
     })
 }
 
-/// A claim's parameters, owned for the pipelined calls.
+/// A claim's parameters, as the batch function's arrays take them.
 struct ClaimParams {
     job: String,
     tick_ms: i64,
@@ -429,7 +429,6 @@ struct ClaimParams {
     allow: bool,
     preferred: Option<String>,
     handoff: i64,
-    tolerance: i64,
     claim_id: String,
     previous: Option<i64>,
 }
@@ -444,7 +443,6 @@ impl ClaimParams {
             allow: request.overlap == Overlap::Allow,
             preferred: request.preferred.as_deref().map(str::to_string),
             handoff: millis(request.handoff),
-            tolerance: millis(FUTURE_TICK_TOLERANCE),
             claim_id: request.claim_id.to_string(),
             previous: request
                 .schedule
@@ -454,33 +452,8 @@ impl ClaimParams {
     }
 }
 
-/// Polls every future, in order on each turn (so each is first polled, and its query
-/// written, in order), and answers their outputs in order.
-async fn join_in_order<F: std::future::Future>(futures: Vec<F>) -> Vec<F::Output> {
-    let mut futures: Vec<std::pin::Pin<Box<F>>> = futures.into_iter().map(Box::pin).collect();
-    let mut outputs: Vec<Option<F::Output>> = futures.iter().map(|_| None).collect();
-    std::future::poll_fn(|cx| {
-        let mut pending = false;
-        for (future, output) in futures.iter_mut().zip(outputs.iter_mut()) {
-            if output.is_none() {
-                match future.as_mut().poll(cx) {
-                    std::task::Poll::Ready(value) => *output = Some(value),
-                    std::task::Poll::Pending => pending = true,
-                }
-            }
-        }
-        if pending {
-            std::task::Poll::Pending
-        } else {
-            std::task::Poll::Ready(())
-        }
-    })
-    .await;
-    outputs.into_iter().flatten().collect()
-}
-
-const CLAIM: &str = "SELECT code, fence, holder, at_ms, now_ms, old_mark FROM fourit_claim(\
-    $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)";
+const CLAIM: &str = "SELECT code, fence, holder, at_ms, now_ms, old_mark FROM \
+    fourit_claim_batch($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)";
 const RELEASE: &str = "SELECT fourit_release($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)";
 
 impl Coordinator for PostgresCoordinator {
@@ -491,44 +464,53 @@ impl Coordinator for PostgresCoordinator {
         Box::pin(async move {
             let (client, statements) = self.prepared("claim", &[CLAIM]).await?;
             let statement = statements[0].clone();
-            // Sent together, in order: the client pipelines them, one round trip for the
-            // batch; each is its own transaction, and a later one sees the earlier ones.
-            let ns = self.namespace.as_str();
+            // One statement, one transaction, one commit: the batch's claims in order, each
+            // seeing the earlier ones.
             let params: Vec<ClaimParams> = requests.iter().map(ClaimParams::of).collect();
-            let calls: Vec<_> = params
-                .iter()
-                .map(|p| {
-                    let client = client.clone();
-                    let statement = statement.clone();
-                    async move {
-                        client
-                            .query_one(
-                                &statement,
-                                &[
-                                    &ns,
-                                    &p.job,
-                                    &p.tick_ms,
-                                    &p.node,
-                                    &p.ttl,
-                                    &p.allow,
-                                    &p.preferred,
-                                    &p.handoff,
-                                    &p.tolerance,
-                                    &p.claim_id,
-                                    &p.previous,
-                                    &cap(),
-                                ],
-                            )
-                            .await
-                    }
-                })
-                .collect();
-            let answers = tokio::time::timeout(DEADLINE, join_in_order(calls))
-                .await
-                .map_err(|_| self.timeout("claim"))?;
+            let jobs: Vec<&str> = params.iter().map(|p| p.job.as_str()).collect();
+            let ticks: Vec<i64> = params.iter().map(|p| p.tick_ms).collect();
+            let nodes: Vec<&str> = params.iter().map(|p| p.node.as_str()).collect();
+            let ttls: Vec<i64> = params.iter().map(|p| p.ttl).collect();
+            let allows: Vec<bool> = params.iter().map(|p| p.allow).collect();
+            let preferred: Vec<Option<&str>> =
+                params.iter().map(|p| p.preferred.as_deref()).collect();
+            let handoffs: Vec<i64> = params.iter().map(|p| p.handoff).collect();
+            let claims: Vec<&str> = params.iter().map(|p| p.claim_id.as_str()).collect();
+            let previous: Vec<Option<i64>> = params.iter().map(|p| p.previous).collect();
+            let tolerance = millis(FUTURE_TICK_TOLERANCE);
+            let rows = tokio::time::timeout(
+                DEADLINE,
+                client.query(
+                    &statement,
+                    &[
+                        &self.namespace,
+                        &jobs,
+                        &ticks,
+                        &nodes,
+                        &ttls,
+                        &allows,
+                        &preferred,
+                        &handoffs,
+                        &tolerance,
+                        &claims,
+                        &previous,
+                        &cap(),
+                    ],
+                ),
+            )
+            .await
+            .map_err(|_| self.timeout("claim"))?
+            .map_err(|err| self.error("claim", &err))?;
+            if rows.len() != requests.len() {
+                return Err(Error::Coordinator(CoordinatorError::new(
+                    "Postgres",
+                    "claim",
+                    ErrorKind::Protocol,
+                    format!("{} answers to {} claims", rows.len(), requests.len()),
+                )));
+            }
             let mut outcomes = Vec::with_capacity(requests.len());
-            for (request, answer) in requests.iter().zip(answers) {
-                let row = answer.map_err(|err| self.error("claim", &err))?;
+            for (request, row) in requests.iter().zip(rows) {
                 let code: i32 = row.get(0);
                 let fence: Option<i64> = row.get(1);
                 let holder: Option<String> = row.get(2);

@@ -1,4 +1,4 @@
--- fourit's tables and functions, version 1. Every operation of the coordinator is one
+-- fourit's tables and functions, version 2 (2: fourit_claim_batch). Every operation of the coordinator is one
 -- statement (most call one of the functions below), so it is atomic on the server and works
 -- behind a transaction-pooling PgBouncer; no advisory lock anywhere. Times are the server's
 -- (clock_timestamp(), in UTC milliseconds). LOGGED tables: they survive a crash and replicate.
@@ -146,6 +146,21 @@ BEGIN
   IF p_preferred IS NOT NULL THEN
     PERFORM pg_notify('fourit_claims', p_ns || E'\t' || p_tick || ' ' || p_job);
   END IF;
+END $$;
+
+-- A batch of claims in one transaction (one commit for the batch), answered in order; each
+-- sees the effects of the earlier ones.
+CREATE OR REPLACE FUNCTION fourit_claim_batch(p_ns text, p_jobs text[], p_ticks bigint[],
+  p_nodes text[], p_ttls bigint[], p_allows boolean[], p_preferred text[], p_handoffs bigint[],
+  p_tolerance bigint, p_claims text[], p_previous bigint[], p_cap integer)
+RETURNS TABLE (code integer, fence bigint, holder text, at_ms bigint, now_ms bigint,
+  old_mark bigint) LANGUAGE plpgsql AS $$
+BEGIN
+  FOR i IN 1 .. coalesce(array_length(p_jobs, 1), 0) LOOP
+    RETURN QUERY SELECT c.code, c.fence, c.holder, c.at_ms, c.now_ms, c.old_mark
+      FROM fourit_claim(p_ns, p_jobs[i], p_ticks[i], p_nodes[i], p_ttls[i], p_allows[i],
+        p_preferred[i], p_handoffs[i], p_tolerance, p_claims[i], p_previous[i], p_cap) AS c;
+  END LOOP;
 END $$;
 
 -- Ends a run: release.lua's rules. Answers whether the lease was still the run's.

@@ -1,0 +1,203 @@
+//! A PostgreSQL server of a test's own, for the tests that kill or restart it: `initdb` into a
+//! fresh directory, `pg_ctl start` on a free loopback port with trust authentication, and the
+//! postmaster SIGKILLed or started again on demand. Stopped (immediate mode) when dropped.
+//! As root, the server runs as the `postgres` user (PostgreSQL refuses to run as root).
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+/// A PostgreSQL server started by the test.
+#[derive(Debug)]
+pub struct PostgresServer {
+    bin: PathBuf,
+    dir: PathBuf,
+    port: u16,
+}
+
+/// The directory of `initdb`, `pg_ctl` and `postgres`: Debian's `/usr/lib/postgresql/N/bin`
+/// (the newest), else the `PATH`'s.
+fn bin_dir() -> Result<PathBuf, String> {
+    let mut versions: Vec<PathBuf> = std::fs::read_dir("/usr/lib/postgresql")
+        .map(|dir| {
+            dir.filter_map(Result::ok)
+                .map(|entry| entry.path().join("bin"))
+                .filter(|bin| bin.join("initdb").exists())
+                .collect()
+        })
+        .unwrap_or_default();
+    versions.sort();
+    if let Some(bin) = versions.pop() {
+        return Ok(bin);
+    }
+    let which = Command::new("sh")
+        .args(["-c", "command -v initdb"])
+        .output()
+        .map_err(|e| e.to_string())?;
+    let path = String::from_utf8_lossy(&which.stdout).trim().to_string();
+    Path::new(&path)
+        .parent()
+        .map(Path::to_path_buf)
+        .filter(|_| !path.is_empty())
+        .ok_or_else(|| "no initdb: install PostgreSQL's server (Debian: postgresql)".to_string())
+}
+
+fn is_root() -> bool {
+    Command::new("id")
+        .arg("-u")
+        .output()
+        .map(|out| String::from_utf8_lossy(&out.stdout).trim() == "0")
+        .unwrap_or(false)
+}
+
+/// Runs `program args` as the server's user.
+fn run_as_server_user(program: &Path, args: &[&str]) -> std::io::Result<Output> {
+    if is_root() {
+        Command::new("runuser")
+            .args(["-u", "postgres", "--"])
+            .arg(program)
+            .args(args)
+            .output()
+    } else {
+        Command::new(program).args(args).output()
+    }
+}
+
+impl PostgresServer {
+    /// initdb and start a server on a free loopback port; panics with the reason if it
+    /// cannot.
+    pub fn start() -> PostgresServer {
+        PostgresServer::try_start().unwrap_or_else(|e| panic!("starting PostgreSQL: {e}"))
+    }
+
+    /// [`start`](Self::start), answering why not instead of panicking.
+    pub fn try_start() -> Result<PostgresServer, String> {
+        let bin = bin_dir()?;
+        let dir = std::env::temp_dir().join(format!(
+            "fourit-pg-{}-{}",
+            std::process::id(),
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.as_nanos())
+                .unwrap_or(0)
+        ));
+        std::fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+        if is_root() {
+            let chown = Command::new("chown")
+                .args(["postgres:postgres"])
+                .arg(&dir)
+                .output()
+                .map_err(|e| e.to_string())?;
+            if !chown.status.success() {
+                return Err(String::from_utf8_lossy(&chown.stderr).into_owned());
+            }
+        }
+        let data = dir.join("data");
+        let data_text = data.display().to_string();
+        let init = run_as_server_user(
+            &bin.join("initdb"),
+            &[
+                "-D",
+                &data_text,
+                "-A",
+                "trust",
+                "-U",
+                "postgres",
+                "--no-sync",
+            ],
+        )
+        .map_err(|e| format!("initdb: {e}"))?;
+        if !init.status.success() {
+            return Err(format!("initdb: {}", String::from_utf8_lossy(&init.stderr)));
+        }
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .map(|a| a.port())
+            .map_err(|e| e.to_string())?;
+        let server = PostgresServer { bin, dir, port };
+        server.start_again()?;
+        Ok(server)
+    }
+
+    fn data(&self) -> String {
+        self.dir.join("data").display().to_string()
+    }
+
+    /// Starts the server (again, after [`kill`](Self::kill)) and waits until it accepts
+    /// connections.
+    pub fn start_again(&self) -> Result<(), String> {
+        // After a kill, the old backends notice the postmaster's death and exit within
+        // moments; until then a start is refused (shared memory in use): try a few times.
+        let mut last = String::new();
+        for _ in 0..20 {
+            match self.start_once() {
+                Ok(()) => return Ok(()),
+                Err(err) => last = err,
+            }
+            std::thread::sleep(std::time::Duration::from_millis(250));
+        }
+        Err(last)
+    }
+
+    fn start_once(&self) -> Result<(), String> {
+        let options = format!(
+            "-p {} -k {} -c listen_addresses=127.0.0.1 -c fsync=off",
+            self.port,
+            self.dir.display()
+        );
+        let log = self.dir.join("server.log").display().to_string();
+        let started = run_as_server_user(
+            &self.bin.join("pg_ctl"),
+            &[
+                "-D",
+                &self.data(),
+                "-o",
+                &options,
+                "-l",
+                &log,
+                "-w",
+                "start",
+            ],
+        )
+        .map_err(|e| format!("pg_ctl start: {e}"))?;
+        if !started.status.success() {
+            return Err(format!(
+                "pg_ctl start: {}{}",
+                String::from_utf8_lossy(&started.stdout),
+                std::fs::read_to_string(&log).unwrap_or_default()
+            ));
+        }
+        Ok(())
+    }
+
+    /// SIGKILLs the postmaster, as a crash (its backends end with it).
+    pub fn kill(&self) {
+        let pid = std::fs::read_to_string(self.dir.join("data/postmaster.pid"))
+            .ok()
+            .and_then(|text| text.lines().next().map(str::to_string));
+        if let Some(pid) = pid {
+            let _ = Command::new("kill").args(["-9", &pid]).output();
+            // The postmaster is gone when its port refuses connections.
+            for _ in 0..100 {
+                if std::net::TcpStream::connect(("127.0.0.1", self.port)).is_err() {
+                    break;
+                }
+                std::thread::sleep(std::time::Duration::from_millis(20));
+            }
+        }
+    }
+
+    /// The URL of its `postgres` database, as the `postgres` user.
+    pub fn url(&self) -> String {
+        format!("postgres://postgres@127.0.0.1:{}/postgres", self.port)
+    }
+}
+
+impl Drop for PostgresServer {
+    fn drop(&mut self) {
+        let _ = run_as_server_user(
+            &self.bin.join("pg_ctl"),
+            &["-D", &self.data(), "-m", "immediate", "stop"],
+        );
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
