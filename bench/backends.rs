@@ -3,11 +3,11 @@
 //! run of 4 processes with 4 jobs every second. PostgreSQL is `FOURIT_BENCH_POSTGRES_URL`
 //! (default the `test` database on 127.0.0.1:5432), under a namespace of this run's own.
 
-use serde_json::{Value, json};
+use serde_json::Value;
 
-use crate::common::{Ctx, Flags, Measured, Window, measure_at, members};
-use crate::fleet::Kind;
-use crate::report::{number, table};
+use crate::cluster::side_by_side;
+use crate::common::Ctx;
+use crate::report::table;
 
 /// Runs the scenario and prints its table.
 pub async fn backends(ctx: &mut Ctx) -> Result<(), String> {
@@ -23,38 +23,9 @@ pub async fn backends(ctx: &mut Ctx) -> Result<(), String> {
         ("PostgreSQL", postgres),
         ("SQLite", sqlite),
     ];
-    let mut rows = Vec::new();
-    let mut entries: Vec<Value> = Vec::new();
-    for (processes, jobs) in [(1usize, 100usize), (4, 4)] {
-        for (name, url) in &targets {
-            let specs = members("b", processes, |_| Flags::new().with("jobs", jobs));
-            let m: Measured =
-                measure_at(ctx, url, Kind::Fourit, &specs, Window::new(4_000, secs)).await?;
-            let runs = m.window_runs();
-            let per_tick = m.per_tick();
-            let doubles = per_tick.values().filter(|runs| runs.len() > 1).count();
-            let missed = (jobs * secs as usize).saturating_sub(per_tick.len());
-            let calls = m.calls.unwrap_or_default();
-            let trips = calls.round_trips() as f64 / runs.len().max(1) as f64;
-            let delays = m.delays();
-            let variant = format!("{processes} x {jobs} jobs/s, {name}");
-            rows.push(vec![
-                variant.clone(),
-                format!("{}/{}", runs.len(), jobs * secs as usize),
-                delays.text(),
-                number(trips),
-                format!("{:.3}", m.cpu_per_minute()),
-                format!("{doubles}/{missed}"),
-                m.noise_text(),
-            ]);
-            let mut entry = m.json();
-            entry["variant"] = json!(variant);
-            entry["start_delay"] = delays.json();
-            entry["round_trips_per_run"] = json!(trips);
-            entries.push(entry);
-        }
-    }
+    let measured = side_by_side(ctx, &targets, "b", secs).await;
     let _ = std::fs::remove_dir_all(&dir);
+    let (rows, entries) = measured?;
     table(
         "backends (the same fleets on Redis, PostgreSQL and SQLite)",
         &[

@@ -18,11 +18,41 @@ pub async fn cluster(ctx: &mut Ctx) -> Result<(), String> {
         ("one Redis", ctx.redis.url()),
         ("cluster, 3 primaries", cluster.url()),
     ];
+    let (rows, entries) = side_by_side(ctx, &targets, "c", secs).await?;
+    table(
+        "cluster (the same fleets on one Redis and on a Redis Cluster)",
+        &[
+            "variant",
+            "runs",
+            "start delay p50 / p99 / max ms",
+            "round trips per run",
+            "CPU s/min",
+            "double/missed",
+            "other CPU",
+        ],
+        &rows,
+    );
+    ctx.report
+        .scenarios
+        .insert("cluster".to_string(), Value::Array(entries));
+    Ok(())
+}
+
+/// The same two fleets on each of `targets` (name, URL), one after the other: 1 process with
+/// 100 jobs every second, then 4 processes with 4 jobs every second. Answers the table rows
+/// (variant, runs, start delay, round trips per run, CPU, double/missed, other CPU) and each
+/// window's JSON.
+pub async fn side_by_side(
+    ctx: &mut Ctx,
+    targets: &[(&str, String)],
+    prefix: &str,
+    secs: i64,
+) -> Result<(Vec<Vec<String>>, Vec<Value>), String> {
     let mut rows = Vec::new();
     let mut entries: Vec<Value> = Vec::new();
     for (processes, jobs) in [(1usize, 100usize), (4, 4)] {
-        for (name, url) in &targets {
-            let specs = members("c", processes, |_| Flags::new().with("jobs", jobs));
+        for (name, url) in targets {
+            let specs = members(prefix, processes, |_| Flags::new().with("jobs", jobs));
             let m: Measured =
                 measure_at(ctx, url, Kind::Fourit, &specs, Window::new(4_000, secs)).await?;
             let runs = m.window_runs();
@@ -38,6 +68,7 @@ pub async fn cluster(ctx: &mut Ctx) -> Result<(), String> {
                 format!("{}/{}", runs.len(), jobs * secs as usize),
                 delays.text(),
                 number(trips),
+                format!("{:.3}", m.cpu_per_minute()),
                 format!("{doubles}/{missed}"),
                 m.noise_text(),
             ]);
@@ -48,20 +79,5 @@ pub async fn cluster(ctx: &mut Ctx) -> Result<(), String> {
             entries.push(entry);
         }
     }
-    table(
-        "cluster (the same fleets on one Redis and on a Redis Cluster)",
-        &[
-            "variant",
-            "runs",
-            "start delay p50 / p99 / max ms",
-            "round trips per run",
-            "double/missed",
-            "other CPU",
-        ],
-        &rows,
-    );
-    ctx.report
-        .scenarios
-        .insert("cluster".to_string(), Value::Array(entries));
-    Ok(())
+    Ok((rows, entries))
 }

@@ -17,6 +17,7 @@ use std::time::Duration;
 use chrono::Utc;
 use rusqlite::{Connection, OptionalExtension, Transaction, TransactionBehavior, params};
 
+use super::sql::{millis, slot, unsigned};
 use super::{
     Admin, CatalogEntry, ClaimNotice, ClaimNotices, ClaimOutcome, ClaimRequest, Coordinator,
     FUTURE_TICK_TOLERANCE, HISTORY_LEN, Heartbeat, HistoryEntry, JobDefinition, JobState, Lease,
@@ -129,10 +130,6 @@ fn now_ms() -> i64 {
     Utc::now().timestamp_millis()
 }
 
-fn millis(duration: Duration) -> i64 {
-    i64::try_from(duration.as_millis()).unwrap_or(i64::MAX)
-}
-
 /// A job's row, as the claim and release read and write it.
 #[derive(Debug, Default)]
 struct Row {
@@ -146,15 +143,6 @@ struct Row {
     error: Option<String>,
     released: Option<String>,
     pause: Option<PauseState>,
-}
-
-/// The lease slot of a run: the job's own (`""`) or, for a run with a lease of its own, its
-/// tick's (as Redis's `ns:{job}:lease:<tick>`).
-fn slot(overlap: Overlap, tick_ms: i64) -> String {
-    match overlap {
-        Overlap::Skip => String::new(),
-        Overlap::Allow => format!("t:{tick_ms}"),
-    }
 }
 
 struct Tx<'a> {
@@ -890,7 +878,6 @@ impl Admin for SqliteCoordinator {
                 "SELECT tick, node, outcome, detail, fence, duration_ms, delay_ms
                  FROM fourit_history WHERE ns = ?1 AND job = ?2 ORDER BY id DESC LIMIT ?3",
             )?;
-            let number = |value: Option<i64>| value.map(|v| v.max(0).unsigned_abs());
             let rows = statement.query_map(
                 params![tx.ns, job, i64::try_from(limit).unwrap_or(i64::MAX)],
                 |r| {
@@ -899,9 +886,9 @@ impl Admin for SqliteCoordinator {
                         node: r.get(1)?,
                         outcome: r.get(2)?,
                         detail: r.get(3)?,
-                        fence: number(r.get(4)?),
-                        duration_ms: number(r.get(5)?),
-                        delay_ms: number(r.get(6)?),
+                        fence: unsigned(r.get(4)?),
+                        duration_ms: unsigned(r.get(5)?),
+                        delay_ms: unsigned(r.get(6)?),
                     })
                 },
             )?;

@@ -16,6 +16,7 @@ use tokio_postgres::{Client, Config, NoTls, Row, Statement};
 use tokio_util::sync::{CancellationToken, DropGuard};
 use tracing::debug;
 
+use super::sql::{millis, slot, unsigned};
 use super::{
     Admin, CatalogEntry, ClaimNotice, ClaimNotices, ClaimOutcome, ClaimRequest, Coordinator,
     FUTURE_TICK_TOLERANCE, HISTORY_LEN, Heartbeat, HistoryEntry, JobDefinition, JobState, Lease,
@@ -95,23 +96,8 @@ fn detail(err: &tokio_postgres::Error) -> String {
     }
 }
 
-fn millis(duration: Duration) -> i64 {
-    i64::try_from(duration.as_millis()).unwrap_or(i64::MAX)
-}
-
-fn slot(overlap: Overlap, tick_ms: i64) -> String {
-    match overlap {
-        Overlap::Skip => String::new(),
-        Overlap::Allow => format!("t:{tick_ms}"),
-    }
-}
-
 fn cap() -> i32 {
     i32::try_from(HISTORY_LEN).unwrap_or(i32::MAX)
-}
-
-fn unsigned(value: Option<i64>) -> Option<u64> {
-    value.map(|v| v.max(0).unsigned_abs())
 }
 
 /// Opens a connection (its driver task spawned, ended when the client is dropped).
