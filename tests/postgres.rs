@@ -2,14 +2,16 @@
 //! server, see `fourit_tests::postgres_url`): a steady fleet runs each tick once and the
 //! `fourit` command reads it; a worker SIGKILLed costs no double run; every fourit connection
 //! terminated by the server (`pg_terminate_backend`) while jobs run costs no double run and
-//! the fleet goes on. Runs are counted from the workers' own records (on a real
+//! the fleet goes on; the server killed and restarted costs none; behind a PgBouncer in
+//! transaction mode the fleet still runs each tick once; TLS (`sslmode`) against a server of
+//! the test's own. Runs are counted from the workers' own records (on a real
 //! `redis-server`, which is not the coordinator here).
 
 use std::time::Duration;
 
 use fourit_tests::cli::Cli;
 use fourit_tests::faults::{Fleet, Records, assert_no_double_runs, distinct_ticks, now_ms};
-use fourit_tests::{PostgresServer, RedisServer, postgres_url};
+use fourit_tests::{PgBouncer, PostgresServer, RedisServer, postgres_url};
 
 const WORKER: &str = env!("CARGO_BIN_EXE_worker");
 const FOURIT: &str = env!("CARGO_BIN_EXE_fourit-for-tests");
@@ -238,4 +240,154 @@ async fn the_database_killed_and_restarted_costs_no_double_run() {
     let recorded = Records::read(&mut records.connection().await, &ns).await;
     let missed = assert_no_double_runs(&recorded, &["job-0", "job-1"], started);
     eprintln!("down {} ms; ticks missed: {missed:?}", back - killed);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn behind_pgbouncer_in_transaction_mode_the_fleet_runs_each_tick_once() {
+    let records = RedisServer::start();
+    let database = PostgresServer::start();
+    // Two server connections for three workers' claims, heartbeats and listeners: a worker's
+    // consecutive statements land on different sessions (a named prepared statement or a
+    // session lock would break here).
+    let bouncer = PgBouncer::try_start(database.port(), "postgres", 2)
+        .unwrap_or_else(|e| panic!("starting pgbouncer: {e}"));
+    let url = bouncer.url("postgres");
+    let ns = namespace("bouncer");
+    let mut fleet = Fleet::new(WORKER);
+    fleet.start_recording(&["b-a", "b-b", "b-c"], &url, &ns, 2, &records.url(), "warn");
+    let started = now_ms();
+    fleet
+        .wait_until(Duration::from_secs(40), "6 ticks of each job", |events| {
+            ["job-0", "job-1"]
+                .iter()
+                .all(|job| distinct_ticks(events, job, started, None) >= 6)
+        })
+        .await;
+    fleet.assert_all_running();
+    let cli = Cli::new(FOURIT, &url, &ns);
+    let members = cli.json(&["members", "--json"]);
+    assert_eq!(members.as_array().map(Vec::len), Some(3), "{members}");
+    fleet.stop_all(Duration::from_secs(20)).await;
+    let recorded = Records::read(&mut records.connection().await, &ns).await;
+    let missed = assert_no_double_runs(&recorded, &["job-0", "job-1"], started + 2_000);
+    assert!(missed.iter().all(Vec::is_empty), "{missed:?}");
+    // TLS asked of a pooler that offers none: refused, in words, no password shown.
+    let refused = fourit::coordinator::PostgresCoordinator::connect(
+        &format!(
+            "{}?sslmode=require",
+            bouncer
+                .url("postgres")
+                .replace("postgres@", "postgres:pw-not-shown@")
+        ),
+        &ns,
+    )
+    .await
+    .map(|_| ())
+    .expect_err("sslmode=require without TLS on the other end");
+    let text = refused.to_string();
+    assert!(text.contains("TLS"), "{text}");
+    assert!(!text.contains("pw-not-shown"), "{text}");
+}
+
+#[cfg(feature = "tls")]
+mod tls {
+    //! `sslmode` against a PostgreSQL of the test's own serving TLS on certificates made
+    //! here.
+
+    use fourit_tests::PostgresServer;
+    use fourit_tests::certs::{TempDir, certificates};
+
+    use super::{claim_once, namespace};
+
+    /// The server, its CA's file and the directory holding them.
+    fn tls_server() -> (PostgresServer, std::path::PathBuf, TempDir) {
+        let dir = TempDir::new("fourit-pg-tls");
+        let (files, _) = certificates(dir.path());
+        let read = |path: &std::path::Path| {
+            std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+        };
+        let server = PostgresServer::try_start_tls(&read(&files.cert), &read(&files.key))
+            .unwrap_or_else(|e| panic!("starting PostgreSQL with TLS: {e}"));
+        (server, files.ca, dir)
+    }
+
+    /// Whether the sessions named `name` are encrypted, as the server sees them.
+    async fn encrypted(server: &PostgresServer, name: &str) -> Vec<bool> {
+        let (admin, connection) = tokio_postgres::connect(&server.url(), tokio_postgres::NoTls)
+            .await
+            .unwrap_or_else(|e| panic!("connecting: {e}"));
+        tokio::spawn(connection);
+        admin
+            .query(
+                "SELECT s.ssl FROM pg_stat_ssl s JOIN pg_stat_activity a USING (pid)
+                 WHERE a.application_name = $1",
+                &[&name],
+            )
+            .await
+            .unwrap_or_else(|e| panic!("pg_stat_ssl: {e}"))
+            .iter()
+            .map(|row| row.get(0))
+            .collect()
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn sslmode_require_and_verify_full_encrypt_and_a_foreign_ca_is_refused() {
+        let (server, ca, _dir) = tls_server();
+        let base = server.url().replace("postgres@", "postgres:pw-not-shown@");
+
+        // require: encrypted, the certificate not checked (libpq's meaning).
+        let url = format!("{base}?sslmode=require&application_name=tls-require");
+        let coordinator =
+            fourit::coordinator::PostgresCoordinator::connect(&url, &namespace("tls"))
+                .await
+                .unwrap_or_else(|e| panic!("sslmode=require: {e}"));
+        assert!(claim_once(&coordinator, "require").await);
+        let sessions = encrypted(&server, "tls-require").await;
+        assert!(
+            sessions.len() >= 2 && sessions.iter().all(|ssl| *ssl),
+            "the calls' and the listener's sessions are encrypted: {sessions:?}"
+        );
+        drop(coordinator);
+
+        // verify-full against the CA that signed the server's certificate (for 127.0.0.1).
+        let url = format!(
+            "{base}?sslmode=verify-full&sslrootcert={}&application_name=tls-full",
+            ca.display()
+        );
+        let coordinator =
+            fourit::coordinator::PostgresCoordinator::connect(&url, &namespace("tls"))
+                .await
+                .unwrap_or_else(|e| panic!("sslmode=verify-full: {e}"));
+        assert!(claim_once(&coordinator, "full").await);
+        assert!(encrypted(&server, "tls-full").await.iter().all(|ssl| *ssl));
+        drop(coordinator);
+
+        // disable: plain, though the server offers TLS.
+        let url = format!("{base}?sslmode=disable&application_name=tls-off");
+        let coordinator =
+            fourit::coordinator::PostgresCoordinator::connect(&url, &namespace("tls"))
+                .await
+                .unwrap_or_else(|e| panic!("sslmode=disable: {e}"));
+        assert!(claim_once(&coordinator, "off").await);
+        let sessions = encrypted(&server, "tls-off").await;
+        assert!(
+            !sessions.is_empty() && sessions.iter().all(|ssl| !*ssl),
+            "{sessions:?}"
+        );
+        drop(coordinator);
+
+        // verify-ca and verify-full against another CA: refused, no password in the words.
+        let other = TempDir::new("fourit-pg-tls-other");
+        let (foreign, _) = certificates(other.path());
+        for mode in ["verify-ca", "verify-full"] {
+            let url = format!("{base}?sslmode={mode}&sslrootcert={}", foreign.ca.display());
+            let err = fourit::coordinator::PostgresCoordinator::connect(&url, &namespace("tls"))
+                .await
+                .map(|_| ())
+                .expect_err("a certificate of another CA");
+            let text = err.to_string();
+            assert!(text.contains("certificate"), "{mode}: {text}");
+            assert!(!text.contains("pw-not-shown"), "{mode}: {text}");
+        }
+    }
 }

@@ -319,92 +319,20 @@ mod tls {
     //! `rediss://` against a `redis-server` serving TLS on a CA and server certificate
     //! generated here with `rcgen`.
 
-    use std::path::Path;
     use std::time::Duration;
 
     use fourit::Scheduler;
+    use fourit_tests::RedisServer;
+    use fourit_tests::certs::{TempDir, certificates};
     use fourit_tests::faults::LogBuffer;
-    use fourit_tests::{RedisServer, TlsFiles};
-    use rcgen::{
-        BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyPair, KeyUsagePurpose,
-    };
     use tokio::sync::mpsc;
 
-    fn ok<T>(result: Result<T, rcgen::Error>) -> T {
-        result.unwrap_or_else(|err| panic!("generating certificates: {err}"))
-    }
-
-    /// A CA, and a server certificate for 127.0.0.1 and localhost signed by it, as PEM files
-    /// in `dir`. Returns the files and the CA's PEM.
-    fn certificates(dir: &Path) -> (TlsFiles, String) {
-        let ca_key = ok(KeyPair::generate());
-        let mut ca_params = ok(CertificateParams::new(Vec::<String>::new()));
-        ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-        ca_params
-            .distinguished_name
-            .push(DnType::CommonName, "fourit test CA");
-        ca_params.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
-        let ca_cert = ok(ca_params.self_signed(&ca_key));
-        let issuer = Issuer::from_params(&ca_params, &ca_key);
-        let server_key = ok(KeyPair::generate());
-        let mut server_params = ok(CertificateParams::new(vec![
-            "127.0.0.1".to_string(),
-            "localhost".to_string(),
-        ]));
-        server_params
-            .distinguished_name
-            .push(DnType::CommonName, "fourit test server");
-        let server_cert = ok(server_params.signed_by(&server_key, &issuer));
-        let write = |name: &str, text: String| {
-            let path = dir.join(name);
-            std::fs::write(&path, text).unwrap_or_else(|err| panic!("writing {name}: {err}"));
-            path
-        };
-        let files = TlsFiles {
-            cert: write("server.crt", server_cert.pem()),
-            key: write("server.key", server_key.serialize_pem()),
-            ca: write("ca.crt", ca_cert.pem()),
-        };
-        (files, ca_cert.pem())
-    }
-
     /// A TLS server, with its certificates' directory (kept as long as the server).
-    fn tls_server() -> (RedisServer, String, tempdir::Dir) {
-        let dir = tempdir::Dir::new();
+    fn tls_server() -> (RedisServer, String, TempDir) {
+        let dir = TempDir::new("fourit-tls");
         let (files, ca_pem) = certificates(dir.path());
         let server = RedisServer::builder().tls(files).start();
         (server, ca_pem, dir)
-    }
-
-    mod tempdir {
-        //! A directory removed on drop.
-        use std::path::{Path, PathBuf};
-
-        pub struct Dir(PathBuf);
-
-        impl Dir {
-            pub fn new() -> Dir {
-                let nanos = std::time::SystemTime::now()
-                    .duration_since(std::time::UNIX_EPOCH)
-                    .map(|d| d.as_nanos())
-                    .unwrap_or(0);
-                let path =
-                    std::env::temp_dir().join(format!("fourit-tls-{}-{nanos}", std::process::id()));
-                std::fs::create_dir_all(&path)
-                    .unwrap_or_else(|err| panic!("creating {}: {err}", path.display()));
-                Dir(path)
-            }
-
-            pub fn path(&self) -> &Path {
-                &self.0
-            }
-        }
-
-        impl Drop for Dir {
-            fn drop(&mut self) {
-                let _ = std::fs::remove_dir_all(&self.0);
-            }
-        }
     }
 
     /// The test's own set-up works: redis-server serves TLS here, and a client that trusts

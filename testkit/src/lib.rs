@@ -23,7 +23,9 @@
 
 #![warn(missing_docs)]
 
+mod pgbouncer;
 mod postgres;
+pub use pgbouncer::PgBouncer;
 pub use postgres::PostgresServer;
 
 use std::fmt::Write as _;

@@ -12,6 +12,8 @@ pub struct PostgresServer {
     bin: PathBuf,
     dir: PathBuf,
     port: u16,
+    /// More `-c name=value` options for the server.
+    options: String,
 }
 
 /// The directory of `initdb`, `pg_ctl` and `postgres`: Debian's `/usr/lib/postgresql/N/bin`
@@ -49,6 +51,19 @@ fn is_root() -> bool {
         .unwrap_or(false)
 }
 
+/// Gives `path` to the server's user.
+fn chown(path: &Path) -> Result<(), String> {
+    let chown = Command::new("chown")
+        .args(["postgres:postgres"])
+        .arg(path)
+        .output()
+        .map_err(|e| e.to_string())?;
+    if !chown.status.success() {
+        return Err(String::from_utf8_lossy(&chown.stderr).into_owned());
+    }
+    Ok(())
+}
+
 /// Runs `program args` as the server's user.
 fn run_as_server_user(program: &Path, args: &[&str]) -> std::io::Result<Output> {
     if is_root() {
@@ -71,6 +86,40 @@ impl PostgresServer {
 
     /// [`start`](Self::start), answering why not instead of panicking.
     pub fn try_start() -> Result<PostgresServer, String> {
+        let server = PostgresServer::init()?;
+        server.start_again()?;
+        Ok(server)
+    }
+
+    /// A server that offers TLS (and still takes plain connections) with the certificate
+    /// chain `cert_pem` and its key `key_pem`.
+    pub fn try_start_tls(cert_pem: &str, key_pem: &str) -> Result<PostgresServer, String> {
+        let mut server = PostgresServer::init()?;
+        let cert = server.dir.join("server.crt");
+        let key = server.dir.join("server.key");
+        std::fs::write(&cert, cert_pem).map_err(|e| format!("{}: {e}", cert.display()))?;
+        std::fs::write(&key, key_pem).map_err(|e| format!("{}: {e}", key.display()))?;
+        // The server refuses a key others may read.
+        {
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o600))
+                .map_err(|e| format!("{}: {e}", key.display()))?;
+        }
+        if is_root() {
+            chown(&cert)?;
+            chown(&key)?;
+        }
+        server.options = format!(
+            " -c ssl=on -c ssl_cert_file={} -c ssl_key_file={}",
+            cert.display(),
+            key.display()
+        );
+        server.start_again()?;
+        Ok(server)
+    }
+
+    /// A fresh data directory, initdb'd, and a free port.
+    fn init() -> Result<PostgresServer, String> {
         let bin = bin_dir()?;
         let dir = std::env::temp_dir().join(format!(
             "fourit-pg-{}-{}",
@@ -82,14 +131,7 @@ impl PostgresServer {
         ));
         std::fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
         if is_root() {
-            let chown = Command::new("chown")
-                .args(["postgres:postgres"])
-                .arg(&dir)
-                .output()
-                .map_err(|e| e.to_string())?;
-            if !chown.status.success() {
-                return Err(String::from_utf8_lossy(&chown.stderr).into_owned());
-            }
+            chown(&dir)?;
         }
         let data = dir.join("data");
         let data_text = data.display().to_string();
@@ -113,9 +155,12 @@ impl PostgresServer {
             .and_then(|l| l.local_addr())
             .map(|a| a.port())
             .map_err(|e| e.to_string())?;
-        let server = PostgresServer { bin, dir, port };
-        server.start_again()?;
-        Ok(server)
+        Ok(PostgresServer {
+            bin,
+            dir,
+            port,
+            options: String::new(),
+        })
     }
 
     fn data(&self) -> String {
@@ -140,9 +185,10 @@ impl PostgresServer {
 
     fn start_once(&self) -> Result<(), String> {
         let options = format!(
-            "-p {} -k {} -c listen_addresses=127.0.0.1 -c fsync=off",
+            "-p {} -k {} -c listen_addresses=127.0.0.1 -c fsync=off{}",
             self.port,
-            self.dir.display()
+            self.dir.display(),
+            self.options
         );
         let log = self.dir.join("server.log").display().to_string();
         let started = run_as_server_user(
@@ -184,6 +230,11 @@ impl PostgresServer {
                 std::thread::sleep(std::time::Duration::from_millis(20));
             }
         }
+    }
+
+    /// Its port on 127.0.0.1.
+    pub fn port(&self) -> u16 {
+        self.port
     }
 
     /// The URL of its `postgres` database, as the `postgres` user.

@@ -3,6 +3,8 @@
 
 #![warn(missing_docs)]
 
+#[cfg(feature = "tls")]
+pub mod certs;
 pub mod cli;
 pub mod dashboard;
 pub mod faults;
@@ -11,7 +13,8 @@ pub mod http;
 use std::sync::Once;
 
 pub use fourit_testkit::{
-    PostgresServer, RedisCluster, RedisServer, RedisServerBuilder, SentinelGroup, TlsFiles,
+    PgBouncer, PostgresServer, RedisCluster, RedisServer, RedisServerBuilder, SentinelGroup,
+    TlsFiles,
 };
 
 /// The PostgreSQL the tests use: `FOURIT_TEST_POSTGRES_URL`, by default the `test` database

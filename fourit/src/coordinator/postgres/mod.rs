@@ -6,13 +6,13 @@
 //! (delivered on commit) and heard on a dedicated `LISTEN` connection that reconnects by
 //! itself. The server's clock (`clock_timestamp()`) is the fleet's.
 
-use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::sync::Mutex;
-use tokio_postgres::types::ToSql;
-use tokio_postgres::{Client, Config, NoTls, Row, Statement};
+use tokio_postgres::types::{ToSql, Type};
+use tokio_postgres::{Client, Config, Row};
+use tokio_postgres_rustls::MakeRustlsConnect;
 use tokio_util::sync::{CancellationToken, DropGuard};
 use tracing::debug;
 
@@ -26,8 +26,10 @@ use super::{
 use crate::error::{CoordinatorError, Error, ErrorKind};
 use crate::job::{BoxFuture, FenceToken, Overlap};
 
+mod tls;
+
 /// The schema's version, in `fourit_meta`.
-const SCHEMA_VERSION: i32 = 2;
+const SCHEMA_VERSION: i32 = 3;
 
 /// Every call's deadline.
 const DEADLINE: Duration = Duration::from_secs(5);
@@ -38,16 +40,11 @@ const SCHEMA: &str = include_str!("schema.sql");
 /// <job>` or `ns<TAB>manual <job>`.
 const CHANNEL: &str = "fourit_claims";
 
-/// A connection and the statements prepared on it.
-struct Session {
-    client: Arc<Client>,
-    statements: HashMap<&'static str, Statement>,
-}
-
 /// A coordinator on a Postgres database.
 pub struct PostgresCoordinator {
     config: Config,
-    session: Mutex<Option<Session>>,
+    connector: MakeRustlsConnect,
+    client: Mutex<Option<Arc<Client>>>,
     namespace: String,
     url: String,
     notices: NoticeSender,
@@ -62,6 +59,59 @@ impl std::fmt::Debug for PostgresCoordinator {
             .field("namespace", &self.namespace)
             .finish()
     }
+}
+
+/// The Postgres type a parameter is sent as: statements are unnamed, so their parameters'
+/// types travel with them.
+trait PgType {
+    /// The type of a value.
+    const TYPE: Type;
+    /// The type of an array of such values.
+    const ARRAY: Type;
+}
+
+macro_rules! pg_type {
+    ($($rust:ty => $scalar:ident, $array:ident;)*) => {
+        $(impl PgType for $rust {
+            const TYPE: Type = Type::$scalar;
+            const ARRAY: Type = Type::$array;
+        })*
+    };
+}
+
+pg_type! {
+    str => TEXT, TEXT_ARRAY;
+    String => TEXT, TEXT_ARRAY;
+    i64 => INT8, INT8_ARRAY;
+    i32 => INT4, INT4_ARRAY;
+    bool => BOOL, BOOL_ARRAY;
+}
+
+impl<T: PgType + ?Sized> PgType for &T {
+    const TYPE: Type = T::TYPE;
+    const ARRAY: Type = T::ARRAY;
+}
+
+impl<T: PgType> PgType for Option<T> {
+    const TYPE: Type = T::TYPE;
+    const ARRAY: Type = T::ARRAY;
+}
+
+impl<T: PgType> PgType for Vec<T> {
+    const TYPE: Type = T::ARRAY;
+    const ARRAY: Type = T::ARRAY;
+}
+
+/// A parameter with its type.
+fn typed<T: PgType + ToSql + Sync>(value: &T) -> (&(dyn ToSql + Sync), Type) {
+    (value, T::TYPE)
+}
+
+/// A statement's parameters with their types: `typed![&a, &b]`.
+macro_rules! typed {
+    ($($value:expr),* $(,)?) => {
+        &[$(typed($value)),*]
+    };
 }
 
 fn kind_of(err: &tokio_postgres::Error) -> ErrorKind {
@@ -88,12 +138,20 @@ fn kind_of(err: &tokio_postgres::Error) -> ErrorKind {
     }
 }
 
-/// The error's text with the server's message (tokio-postgres says only "db error").
+/// The error's text with the server's message (tokio-postgres says only "db error"), or with
+/// its causes (a TLS handshake's, say).
 fn detail(err: &tokio_postgres::Error) -> String {
-    match err.as_db_error() {
-        Some(db) => format!("{}: {} ({})", err, db.message(), db.code().code()),
-        None => err.to_string(),
+    if let Some(db) = err.as_db_error() {
+        return format!("{}: {} ({})", err, db.message(), db.code().code());
     }
+    let mut text = err.to_string();
+    let mut cause = std::error::Error::source(err);
+    while let Some(source) = cause {
+        text.push_str(": ");
+        text.push_str(&source.to_string());
+        cause = source.source();
+    }
+    text
 }
 
 fn cap() -> i32 {
@@ -101,8 +159,11 @@ fn cap() -> i32 {
 }
 
 /// Opens a connection (its driver task spawned, ended when the client is dropped).
-async fn open(config: &Config) -> Result<Client, tokio_postgres::Error> {
-    let (client, connection) = config.connect(NoTls).await?;
+async fn open(
+    config: &Config,
+    connector: &MakeRustlsConnect,
+) -> Result<Client, tokio_postgres::Error> {
+    let (client, connection) = config.connect(connector.clone()).await?;
     tokio::spawn(async move {
         if let Err(err) = connection.await {
             debug!(error = %err, "Postgres connection ended");
@@ -125,14 +186,15 @@ async fn migrate(client: &mut Client) -> Result<(), tokio_postgres::Error> {
             )
             .await?;
             let version: Option<i32> = tx
-                .query_opt("SELECT max(version) FROM fourit_meta", &[])
+                .query_typed_opt("SELECT max(version) FROM fourit_meta", &[])
                 .await?
                 .and_then(|row| row.get(0));
             if version.unwrap_or(0) < SCHEMA_VERSION {
                 tx.batch_execute(SCHEMA).await?;
-                tx.execute("DELETE FROM fourit_meta", &[]).await?;
-                tx.execute("INSERT INTO fourit_meta VALUES ($1)", &[&SCHEMA_VERSION])
-                    .await?;
+                tx.batch_execute(&format!(
+                    "DELETE FROM fourit_meta; INSERT INTO fourit_meta VALUES ({SCHEMA_VERSION})"
+                ))
+                .await?;
             }
             tx.commit().await?;
             Ok::<Option<i32>, tokio_postgres::Error>(version)
@@ -156,12 +218,16 @@ impl PostgresCoordinator {
     /// listening for the fleet's notices.
     pub async fn connect(url: &str, namespace: &str) -> Result<PostgresCoordinator, Error> {
         let shown = redact_url(url);
-        let mut config: Config =
-            url.parse()
-                .map_err(|err: tokio_postgres::Error| Error::InvalidUrl {
-                    url: shown.clone(),
-                    reason: format!("not a Postgres URL: {err}"),
-                })?;
+        let invalid = |reason: String| Error::InvalidUrl {
+            url: shown.clone(),
+            reason,
+        };
+        let tls = tls::settings(url).map_err(invalid)?;
+        let mut config: Config = tls
+            .url
+            .parse()
+            .map_err(|err: tokio_postgres::Error| invalid(format!("not a Postgres URL: {err}")))?;
+        let connector = tls.connector().map_err(invalid)?;
         // So operators (and the tests) can tell fourit's sessions in pg_stat_activity.
         if config.get_application_name().is_none() {
             config.application_name("fourit");
@@ -172,7 +238,7 @@ impl PostgresCoordinator {
             failure = failure.at(shown.clone());
             Error::Coordinator(failure)
         };
-        let mut client = tokio::time::timeout(DEADLINE, open(&config))
+        let mut client = tokio::time::timeout(DEADLINE, open(&config, &connector))
             .await
             .map_err(|_| {
                 Error::Coordinator(
@@ -193,16 +259,15 @@ impl PostgresCoordinator {
         let notices = NoticeSender::new();
         tokio::spawn(listen(
             config.clone(),
+            connector.clone(),
             namespace.to_string(),
             notices.clone(),
             stop.clone(),
         ));
         Ok(PostgresCoordinator {
             config,
-            session: Mutex::new(Some(Session {
-                client: Arc::new(client),
-                statements: HashMap::new(),
-            })),
+            connector,
+            client: Mutex::new(Some(Arc::new(client))),
             namespace: namespace.to_string(),
             url: shown,
             notices,
@@ -230,52 +295,32 @@ impl PostgresCoordinator {
         )
     }
 
-    /// The connection and the prepared statements `sqls`, connecting again if it closed.
-    async fn prepared(
-        &self,
-        operation: &'static str,
-        sqls: &[&'static str],
-    ) -> Result<(Arc<Client>, Vec<Statement>), Error> {
-        let mut session = self.session.lock().await;
-        if session.as_ref().is_none_or(|s| s.client.is_closed()) {
-            let client = tokio::time::timeout(DEADLINE, open(&self.config))
-                .await
-                .map_err(|_| self.timeout(operation))?
-                .map_err(|err| self.error(operation, &err))?;
-            *session = Some(Session {
-                client: Arc::new(client),
-                statements: HashMap::new(),
-            });
+    /// The connection, connecting again if it closed.
+    async fn client(&self, operation: &'static str) -> Result<Arc<Client>, Error> {
+        let mut held = self.client.lock().await;
+        if let Some(client) = held.as_ref().filter(|client| !client.is_closed()) {
+            return Ok(client.clone());
         }
-        let Some(session) = session.as_mut() else {
-            return Err(self.timeout(operation));
-        };
-        let mut statements = Vec::with_capacity(sqls.len());
-        for sql in sqls {
-            if !session.statements.contains_key(sql) {
-                let statement = tokio::time::timeout(DEADLINE, session.client.prepare(sql))
-                    .await
-                    .map_err(|_| self.timeout(operation))?
-                    .map_err(|err| self.error(operation, &err))?;
-                session.statements.insert(sql, statement);
-            }
-            if let Some(statement) = session.statements.get(sql) {
-                statements.push(statement.clone());
-            }
-        }
-        Ok((session.client.clone(), statements))
+        let client = tokio::time::timeout(DEADLINE, open(&self.config, &self.connector))
+            .await
+            .map_err(|_| self.timeout(operation))?
+            .map_err(|err| self.error(operation, &err))?;
+        let client = Arc::new(client);
+        *held = Some(client.clone());
+        Ok(client)
     }
 
-    /// Runs one statement and answers its rows.
+    /// Runs one statement and answers its rows. The statement is unnamed, its parameters'
+    /// types given (one round trip, nothing left on the server's session): what a
+    /// transaction-pooling proxy needs.
     async fn rows(
         &self,
         operation: &'static str,
         sql: &'static str,
-        params: &[&(dyn ToSql + Sync)],
+        params: &[(&(dyn ToSql + Sync), Type)],
     ) -> Result<Vec<Row>, Error> {
-        let (client, statements) = self.prepared(operation, &[sql]).await?;
-        let statement = &statements[0];
-        tokio::time::timeout(DEADLINE, client.query(statement, params))
+        let client = self.client(operation).await?;
+        tokio::time::timeout(DEADLINE, client.query_typed(sql, params))
             .await
             .map_err(|_| self.timeout(operation))?
             .map_err(|err| self.error(operation, &err))
@@ -285,7 +330,7 @@ impl PostgresCoordinator {
         &self,
         operation: &'static str,
         sql: &'static str,
-        params: &[&(dyn ToSql + Sync)],
+        params: &[(&(dyn ToSql + Sync), Type)],
     ) -> Result<Row, Error> {
         self.rows(operation, sql, params)
             .await?
@@ -307,7 +352,7 @@ impl PostgresCoordinator {
             .rows(
                 "record missed",
                 "SELECT fourit_record($1, $2, $3, $4, 'missed', $5, NULL, NULL, NULL, $6)",
-                &[
+                typed![
                     &self.namespace,
                     &&*request.job,
                     &ticks.last_ms,
@@ -332,11 +377,17 @@ impl PostgresCoordinator {
 }
 
 /// Listens on a connection of its own, reconnecting with backoff, until `stop`.
-async fn listen(config: Config, namespace: String, notices: NoticeSender, stop: CancellationToken) {
+async fn listen(
+    config: Config,
+    connector: MakeRustlsConnect,
+    namespace: String,
+    notices: NoticeSender,
+    stop: CancellationToken,
+) {
     let mut backoff = Duration::from_millis(200);
     loop {
         let connected = tokio::select! {
-            connected = config.connect(NoTls) => connected,
+            connected = config.connect(connector.clone()) => connected,
             () = stop.cancelled() => return,
         };
         match connected {
@@ -440,7 +491,78 @@ impl ClaimParams {
 
 const CLAIM: &str = "SELECT code, fence, holder, at_ms, now_ms, old_mark FROM \
     fourit_claim_batch($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)";
-const RELEASE: &str = "SELECT fourit_release($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)";
+const RELEASE: &str = "SELECT held FROM \
+    fourit_release_batch($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)";
+
+/// The indices of `jobs` in the order of the jobs' names (stable: one job's entries keep
+/// their order).
+fn by_job<'a>(jobs: impl Iterator<Item = &'a str>) -> Vec<usize> {
+    let names: Vec<&str> = jobs.collect();
+    let mut order: Vec<usize> = (0..names.len()).collect();
+    order.sort_by_key(|&index| names[index]);
+    order
+}
+
+impl PostgresCoordinator {
+    /// Ends `runs` in one statement (one round trip, one commit), in the order of their
+    /// jobs' names; answers, in `runs`' order, whether each lease was still the run's.
+    async fn release_runs(&self, runs: &[(Lease, RunRecord)]) -> Result<Vec<bool>, Error> {
+        let order = by_job(runs.iter().map(|(lease, _)| &*lease.job));
+        let sorted: Vec<&(Lease, RunRecord)> = order.iter().map(|&index| &runs[index]).collect();
+        let jobs: Vec<&str> = sorted.iter().map(|(lease, _)| &*lease.job).collect();
+        let slots: Vec<String> = sorted
+            .iter()
+            .map(|(lease, _)| slot(lease.overlap, lease.tick_ms))
+            .collect();
+        let run_ids: Vec<String> = sorted.iter().map(|(lease, _)| lease.run_id()).collect();
+        let ticks: Vec<i64> = sorted.iter().map(|(lease, _)| lease.tick_ms).collect();
+        let nodes: Vec<&str> = sorted.iter().map(|(lease, _)| &*lease.node).collect();
+        let fences: Vec<i64> = sorted
+            .iter()
+            .map(|(lease, _)| i64::try_from(lease.fence.get()).unwrap_or(i64::MAX))
+            .collect();
+        let outcomes: Vec<&str> = sorted.iter().map(|(_, r)| r.outcome.as_str()).collect();
+        let errors: Vec<Option<&str>> = sorted.iter().map(|(_, r)| r.outcome.error()).collect();
+        let durations: Vec<i64> = sorted.iter().map(|(_, r)| millis(r.duration)).collect();
+        let delays: Vec<i64> = sorted
+            .iter()
+            .map(|(lease, r)| i64::try_from(r.delay_ms(lease.tick_ms)).unwrap_or(i64::MAX))
+            .collect();
+        let rows = self
+            .rows(
+                "release",
+                RELEASE,
+                typed![
+                    &self.namespace,
+                    &jobs,
+                    &slots,
+                    &run_ids,
+                    &ticks,
+                    &nodes,
+                    &fences,
+                    &outcomes,
+                    &errors,
+                    &durations,
+                    &delays,
+                    &cap(),
+                ],
+            )
+            .await?;
+        if rows.len() != runs.len() {
+            return Err(Error::Coordinator(CoordinatorError::new(
+                "Postgres",
+                "release",
+                ErrorKind::Protocol,
+                format!("{} answers to {} releases", rows.len(), runs.len()),
+            )));
+        }
+        let mut answers = vec![false; runs.len()];
+        for (index, row) in order.into_iter().zip(rows) {
+            answers[index] = row.get::<_, bool>(0);
+        }
+        Ok(answers)
+    }
+}
 
 impl Coordinator for PostgresCoordinator {
     fn claim<'a>(
@@ -448,11 +570,14 @@ impl Coordinator for PostgresCoordinator {
         requests: &'a [ClaimRequest],
     ) -> BoxFuture<'a, Result<Vec<ClaimOutcome>, Error>> {
         Box::pin(async move {
-            let (client, statements) = self.prepared("claim", &[CLAIM]).await?;
-            let statement = statements[0].clone();
-            // One statement, one transaction, one commit: the batch's claims in order, each
-            // seeing the earlier ones.
-            let params: Vec<ClaimParams> = requests.iter().map(ClaimParams::of).collect();
+            // One statement, one transaction, one commit: the batch's claims in the order of
+            // their jobs' names (so two batches lock rows in one order and cannot deadlock),
+            // each seeing the earlier ones.
+            let order = by_job(requests.iter().map(|request| &*request.job));
+            let params: Vec<ClaimParams> = order
+                .iter()
+                .map(|&index| ClaimParams::of(&requests[index]))
+                .collect();
             let jobs: Vec<&str> = params.iter().map(|p| p.job.as_str()).collect();
             let ticks: Vec<i64> = params.iter().map(|p| p.tick_ms).collect();
             let nodes: Vec<&str> = params.iter().map(|p| p.node.as_str()).collect();
@@ -464,11 +589,11 @@ impl Coordinator for PostgresCoordinator {
             let claims: Vec<&str> = params.iter().map(|p| p.claim_id.as_str()).collect();
             let previous: Vec<Option<i64>> = params.iter().map(|p| p.previous).collect();
             let tolerance = millis(FUTURE_TICK_TOLERANCE);
-            let rows = tokio::time::timeout(
-                DEADLINE,
-                client.query(
-                    &statement,
-                    &[
+            let rows = self
+                .rows(
+                    "claim",
+                    CLAIM,
+                    typed![
                         &self.namespace,
                         &jobs,
                         &ticks,
@@ -482,11 +607,8 @@ impl Coordinator for PostgresCoordinator {
                         &previous,
                         &cap(),
                     ],
-                ),
-            )
-            .await
-            .map_err(|_| self.timeout("claim"))?
-            .map_err(|err| self.error("claim", &err))?;
+                )
+                .await?;
             if rows.len() != requests.len() {
                 return Err(Error::Coordinator(CoordinatorError::new(
                     "Postgres",
@@ -495,8 +617,10 @@ impl Coordinator for PostgresCoordinator {
                     format!("{} answers to {} claims", rows.len(), requests.len()),
                 )));
             }
+            let mut rows: Vec<(usize, Row)> = order.into_iter().zip(rows).collect();
+            rows.sort_by_key(|(index, _)| *index);
             let mut outcomes = Vec::with_capacity(requests.len());
-            for (request, row) in requests.iter().zip(rows) {
+            for (request, (_, row)) in requests.iter().zip(rows) {
                 let code: i32 = row.get(0);
                 let fence: Option<i64> = row.get(1);
                 let holder: Option<String> = row.get(2);
@@ -557,7 +681,7 @@ impl Coordinator for PostgresCoordinator {
                      WHERE ns = $1 AND job = $2 AND slot = $3 AND run_id = $4
                        AND expires > (SELECT ms FROM now)
                      RETURNING true",
-                    &[
+                    typed![
                         &self.namespace,
                         &&*lease.job,
                         &slot(lease.overlap, lease.tick_ms),
@@ -576,27 +700,47 @@ impl Coordinator for PostgresCoordinator {
         record: &'a RunRecord,
     ) -> BoxFuture<'a, Result<bool, Error>> {
         Box::pin(async move {
-            let row = self
-                .one(
+            let run = [(lease.clone(), record.clone())];
+            let mut answers = self.release_runs(&run).await?;
+            answers.pop().ok_or_else(|| {
+                Error::Coordinator(CoordinatorError::new(
+                    "Postgres",
                     "release",
-                    RELEASE,
-                    &[
-                        &self.namespace,
-                        &&*lease.job,
-                        &slot(lease.overlap, lease.tick_ms),
-                        &lease.run_id(),
-                        &lease.tick_ms,
-                        &&*lease.node,
-                        &i64::try_from(lease.fence.get()).unwrap_or(i64::MAX),
-                        &record.outcome.as_str(),
-                        &record.outcome.error(),
-                        &millis(record.duration),
-                        &i64::try_from(record.delay_ms(lease.tick_ms)).unwrap_or(i64::MAX),
-                        &cap(),
-                    ],
-                )
-                .await?;
-            Ok(row.get::<_, bool>(0))
+                    ErrorKind::Protocol,
+                    "no answer for the release",
+                ))
+            })
+        })
+    }
+
+    fn release_all<'a>(
+        &'a self,
+        runs: &'a [(Lease, RunRecord)],
+    ) -> BoxFuture<'a, Vec<Result<bool, Error>>> {
+        Box::pin(async move {
+            if runs.is_empty() {
+                return Vec::new();
+            }
+            match self.release_runs(runs).await {
+                Ok(answers) => answers.into_iter().map(Ok).collect(),
+                Err(err) => {
+                    // One error for the batch: the first run gets it, the others its words.
+                    let (kind, detail) = match &err {
+                        Error::Coordinator(failure) => {
+                            (failure.kind(), failure.detail().to_string())
+                        }
+                        other => (ErrorKind::Unavailable, other.to_string()),
+                    };
+                    let mut answers = vec![Err(err)];
+                    answers.extend(runs[1..].iter().map(|_| {
+                        Err(Error::Coordinator(
+                            CoordinatorError::new("Postgres", "release", kind, detail.clone())
+                                .at(self.url.clone()),
+                        ))
+                    }));
+                    answers
+                }
+            }
         })
     }
 
@@ -611,7 +755,7 @@ impl Coordinator for PostgresCoordinator {
                 .one(
                     "heartbeat",
                     "SELECT now_us, members, manual_pending FROM fourit_heartbeat($1, $2, $3, $4)",
-                    &[
+                    typed![
                         &self.namespace,
                         &node,
                         &millis(stale_after),
@@ -633,7 +777,7 @@ impl Coordinator for PostgresCoordinator {
                 .one(
                     "time",
                     "SELECT floor(extract(epoch FROM clock_timestamp()) * 1000000)::bigint",
-                    &[],
+                    typed![],
                 )
                 .await?;
             Ok(Some(row.get(0)))
@@ -645,7 +789,7 @@ impl Coordinator for PostgresCoordinator {
             self.rows(
                 "leave",
                 "DELETE FROM fourit_members WHERE ns = $1 AND node = $2",
-                &[&self.namespace, &node],
+                typed![&self.namespace, &node],
             )
             .await?;
             Ok(())
@@ -659,7 +803,7 @@ impl Coordinator for PostgresCoordinator {
                     "manual requests",
                     "SELECT job, id, record FROM fourit_manual WHERE ns = $1
                      AND record LIKE E'%\\tpending' ORDER BY requested",
-                    &[&self.namespace],
+                    typed![&self.namespace],
                 )
                 .await?;
             Ok(rows
@@ -686,7 +830,7 @@ impl Coordinator for PostgresCoordinator {
                     "manual run",
                     "SELECT code, fence, holder, requested FROM fourit_claim_manual(\
                      $1, $2, $3, $4, $5, $6, $7)",
-                    &[
+                    typed![
                         &self.namespace,
                         &request.job,
                         &request.id,
@@ -739,7 +883,7 @@ impl Coordinator for PostgresCoordinator {
                      UNION ALL
                      SELECT d.job, d.node, d.line FROM fourit_defs d
                      WHERE d.ns = $1 AND d.job = ANY($3) AND d.node <> $2",
-                    &[&self.namespace, &node, &names, &lines],
+                    typed![&self.namespace, &node, &names, &lines],
                 )
                 .await?;
             Ok(names
@@ -794,7 +938,7 @@ impl Admin for PostgresCoordinator {
                     "members",
                     "SELECT node, heartbeat, clock_offset FROM fourit_members WHERE ns = $1
                      ORDER BY heartbeat, node",
-                    &[&self.namespace],
+                    typed![&self.namespace],
                 )
                 .await?;
             Ok(rows
@@ -819,7 +963,7 @@ impl Admin for PostgresCoordinator {
                     "history",
                     "SELECT tick, node, outcome, detail, fence, duration_ms, delay_ms
                      FROM fourit_history WHERE ns = $1 AND job = $2 ORDER BY id DESC LIMIT $3",
-                    &[
+                    typed![
                         &self.namespace,
                         &job,
                         &i64::try_from(limit).unwrap_or(i64::MAX),
@@ -860,7 +1004,7 @@ impl Admin for PostgresCoordinator {
                      ELSE 0 END,
                    paused_first = CASE WHEN fourit_jobs.paused THEN fourit_jobs.paused_first END,
                    paused_last = CASE WHEN fourit_jobs.paused THEN fourit_jobs.paused_last END",
-                &[&self.namespace, &job, &by, &note],
+                typed![&self.namespace, &job, &by, &note],
             )
             .await?;
             Ok(())
@@ -878,7 +1022,7 @@ impl Admin for PostgresCoordinator {
                     "resume",
                     "SELECT by_whom, note, since, ticks, first_tick, last_tick
                      FROM fourit_resume($1, $2, $3, $4)",
-                    &[&self.namespace, &job, &by, &cap()],
+                    typed![&self.namespace, &job, &by, &cap()],
                 )
                 .await?;
             Ok(rows.first().map(|row| pause_of(row, 0)))
@@ -892,7 +1036,7 @@ impl Admin for PostgresCoordinator {
                     "pause",
                     "SELECT paused_by, paused_note, paused_at, paused_ticks, paused_first,
                        paused_last FROM fourit_jobs WHERE ns = $1 AND job = $2 AND paused",
-                    &[&self.namespace, &job],
+                    typed![&self.namespace, &job],
                 )
                 .await?;
             Ok(rows.first().map(|row| pause_of(row, 0)))
@@ -905,7 +1049,7 @@ impl Admin for PostgresCoordinator {
                 .rows(
                     "catalog",
                     "SELECT job, node, line FROM fourit_defs WHERE ns = $1 ORDER BY job, node",
-                    &[&self.namespace],
+                    typed![&self.namespace],
                 )
                 .await?;
             let states = self
@@ -917,7 +1061,7 @@ impl Admin for PostgresCoordinator {
                      FROM fourit_jobs j LEFT JOIN fourit_leases l
                        ON l.ns = j.ns AND l.job = j.job AND l.slot = '' AND l.expires > fourit_now()
                      WHERE j.ns = $1",
-                    &[&self.namespace],
+                    typed![&self.namespace],
                 )
                 .await?;
             let mut entries: Vec<CatalogEntry> = Vec::new();
@@ -983,7 +1127,7 @@ impl Admin for PostgresCoordinator {
                        FROM now RETURNING requested)
                      SELECT requested FROM asked,
                        LATERAL (SELECT pg_notify('fourit_claims', $1 || E'\\tmanual ' || $2)) AS told",
-                    &[
+                    typed![
                         &self.namespace,
                         &job,
                         &id,
@@ -1012,7 +1156,7 @@ impl Admin for PostgresCoordinator {
                 .rows(
                     "trigger",
                     "SELECT record FROM fourit_manual WHERE ns = $1 AND job = $2 AND id = $3",
-                    &[&self.namespace, &job, &id],
+                    typed![&self.namespace, &job, &id],
                 )
                 .await?;
             Ok(rows
@@ -1026,7 +1170,7 @@ impl Admin for PostgresCoordinator {
             self.rows(
                 "remove",
                 "SELECT fourit_remove($1, $2)",
-                &[&self.namespace, &job],
+                typed![&self.namespace, &job],
             )
             .await?;
             Ok(())

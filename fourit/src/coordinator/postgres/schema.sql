@@ -192,6 +192,19 @@ BEGIN
   RETURN v_held;
 END $$;
 
+-- A batch of releases in one transaction (one commit), answered in order.
+CREATE OR REPLACE FUNCTION fourit_release_batch(p_ns text, p_jobs text[], p_slots text[],
+  p_runs text[], p_ticks bigint[], p_nodes text[], p_fences bigint[], p_outcomes text[],
+  p_errors text[], p_durations bigint[], p_delays bigint[], p_cap integer)
+RETURNS TABLE (held boolean) LANGUAGE plpgsql AS $$
+BEGIN
+  FOR i IN 1 .. coalesce(array_length(p_jobs, 1), 0) LOOP
+    held := fourit_release(p_ns, p_jobs[i], p_slots[i], p_runs[i], p_ticks[i], p_nodes[i],
+      p_fences[i], p_outcomes[i], p_errors[i], p_durations[i], p_delays[i], p_cap);
+    RETURN NEXT;
+  END LOOP;
+END $$;
+
 -- Marks a member alive, keeps its clock offset, forgets silent members; answers the time
 -- (µs), the members and whether manual runs wait.
 CREATE OR REPLACE FUNCTION fourit_heartbeat(p_ns text, p_node text, p_stale bigint,
