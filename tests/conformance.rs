@@ -5,7 +5,9 @@
 //! backend (`memory::<case>`), for Redis (`redis::<case>`, each test against a
 //! `redis-server` of its own) and for Redis Cluster (`cluster::<case>`, each against a
 //! cluster of its own: three primaries, a replica each, claims waiting for the replica). Cases that only make sense for Redis (outages, key layout,
-//! namespaces) are in [`redis_cases`] and run as `redis::<case>`.
+//! namespaces) are in [`redis_cases`] and run as `redis::<case>`; cases only a SQL server has
+//! (a new database migrated by several at once, a connection cut mid-claim) are in
+//! [`postgres_only`].
 
 use std::collections::{BTreeSet, HashMap};
 use std::future::Future;
@@ -2260,6 +2262,213 @@ mod redis_cases {
         expect_run(
             claim(&*beta, request("report", tick(1), "node-b")).await,
             "resumed",
+        );
+    }
+}
+
+/// Cases only a SQL server has: a fresh database migrated by several processes at once, and
+/// a connection cut while its claim waits on the server. Run as `postgres_only::<case>`.
+mod postgres_only {
+    use super::*;
+    use fourit::coordinator::Coordinator as _;
+
+    /// A connection of the test's own to `url`.
+    async fn admin(url: &str) -> tokio_postgres::Client {
+        let (client, connection) = tokio_postgres::connect(url, tokio_postgres::NoTls)
+            .await
+            .unwrap_or_else(|e| panic!("connecting to {url}: {e}"));
+        tokio::spawn(connection);
+        client
+    }
+
+    /// `url` with `application_name` set (so the test can find the session).
+    fn named(url: &str, name: &str) -> String {
+        let separator = if url.contains('?') { '&' } else { '?' };
+        format!("{url}{separator}application_name={name}")
+    }
+
+    /// Eight processes' worth of coordinators connecting at once to a database that has no
+    /// schema yet: all of them connect (one migrates, the others wait on the lock and find
+    /// it done) and a tick is still claimed once among them.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn coordinators_connecting_at_once_to_a_new_database_all_migrate_it() {
+        init_tracing();
+        let url = fourit_tests::postgres_url();
+        let database = format!(
+            "fourit_race_{}_{}",
+            std::process::id(),
+            Utc::now().timestamp_micros()
+        );
+        let server = admin(&url).await;
+        server
+            .batch_execute(&format!("CREATE DATABASE {database}"))
+            .await
+            .unwrap_or_else(|e| panic!("CREATE DATABASE: {e}"));
+        let (base, _) = url
+            .rsplit_once('/')
+            .unwrap_or_else(|| panic!("a URL with a database: {url}"));
+        let fresh = format!("{base}/{database}");
+        let connecting = (0..8).map(|_| {
+            let fresh = fresh.clone();
+            tokio::spawn(async move {
+                fourit::coordinator::PostgresCoordinator::connect(&fresh, "race").await
+            })
+        });
+        let mut coordinators = Vec::new();
+        for joined in join_all(connecting).await {
+            let coordinator = joined
+                .unwrap_or_else(|e| panic!("a connecting task: {e}"))
+                .unwrap_or_else(|e| panic!("connecting to a new database at once: {e}"));
+            coordinators.push(Arc::new(coordinator));
+        }
+        let claims = coordinators.iter().enumerate().map(|(i, coordinator)| {
+            let coordinator = coordinator.clone();
+            tokio::spawn(async move {
+                coordinator
+                    .claim(&[request("raced", tick(1), &format!("node-{i}"))])
+                    .await
+            })
+        });
+        let mut ran = 0;
+        for joined in join_all(claims).await {
+            let outcomes = joined
+                .unwrap_or_else(|e| panic!("a claiming task: {e}"))
+                .unwrap_or_else(|e| panic!("claim: {e}"));
+            ran += outcomes
+                .iter()
+                .filter(|outcome| matches!(outcome, ClaimOutcome::Run(_)))
+                .count();
+        }
+        assert_eq!(ran, 1, "one of eight claimers ran the tick");
+        let version = admin(&fresh)
+            .await
+            .query_one("SELECT count(*), max(version) FROM fourit_meta", &[])
+            .await
+            .unwrap_or_else(|e| panic!("fourit_meta: {e}"));
+        assert_eq!(version.get::<_, i64>(0), 1, "one version row");
+        drop(coordinators);
+        let _ = server
+            .batch_execute(&format!("DROP DATABASE {database} WITH (FORCE)"))
+            .await;
+    }
+
+    /// Awaits every handle, in order.
+    async fn join_all<T>(
+        handles: impl Iterator<Item = tokio::task::JoinHandle<T>>,
+    ) -> Vec<Result<T, tokio::task::JoinError>> {
+        let mut answers = Vec::new();
+        for handle in handles {
+            answers.push(handle.await);
+        }
+        answers
+    }
+
+    /// A claim waiting on the server (the job's row locked by another transaction) whose
+    /// connection the server ends: the claim fails, nothing of it is committed, and the same
+    /// claim sent again runs the tick, once, with the next fence.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_connection_cut_while_its_claim_waits_commits_nothing_and_the_claim_again_runs() {
+        init_tracing();
+        let url = fourit_tests::postgres_url();
+        let namespace = format!(
+            "cut-{}-{}",
+            std::process::id(),
+            Utc::now().timestamp_micros()
+        );
+        let session = namespace.clone();
+        let coordinator = Arc::new(
+            fourit::coordinator::PostgresCoordinator::connect(&named(&url, &session), &namespace)
+                .await
+                .unwrap_or_else(|e| panic!("connecting: {e}")),
+        );
+        let other = fourit::coordinator::PostgresCoordinator::connect(&url, &namespace)
+            .await
+            .unwrap_or_else(|e| panic!("connecting: {e}"));
+        // A first run, so the job has a row and a fence.
+        let first = match &coordinator
+            .claim(&[request("cut", tick(1), "node-a")])
+            .await
+            .unwrap_or_else(|e| panic!("claim: {e}"))[..]
+        {
+            [ClaimOutcome::Run(lease)] => lease.clone(),
+            other => panic!("the first tick runs: {other:?}"),
+        };
+        assert!(
+            coordinator
+                .release(&first, &record(Outcome::Succeeded, 5))
+                .await
+                .unwrap_or_else(|e| panic!("release: {e}"))
+        );
+        let mut locker = admin(&url).await;
+        let lock = locker
+            .transaction()
+            .await
+            .unwrap_or_else(|e| panic!("BEGIN: {e}"));
+        lock.query(
+            "SELECT 1 FROM fourit_jobs WHERE ns = $1 AND job = 'cut' FOR UPDATE",
+            &[&namespace],
+        )
+        .await
+        .unwrap_or_else(|e| panic!("locking the job's row: {e}"));
+        let second = request("cut", tick(2), "node-a");
+        let waiting = {
+            let coordinator = coordinator.clone();
+            let second = second.clone();
+            tokio::spawn(async move { coordinator.claim(&[second]).await })
+        };
+        // The event: the claim's session waits on the row lock.
+        let watcher = admin(&url).await;
+        let deadline = Instant::now() + Duration::from_secs(10);
+        let pid: i32 = loop {
+            let rows = watcher
+                .query(
+                    "SELECT pid FROM pg_stat_activity WHERE application_name = $1
+                     AND wait_event_type = 'Lock'",
+                    &[&session],
+                )
+                .await
+                .unwrap_or_else(|e| panic!("pg_stat_activity: {e}"));
+            if let Some(row) = rows.first() {
+                break row.get(0);
+            }
+            assert!(
+                Instant::now() < deadline,
+                "the claim never waited on the lock"
+            );
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        };
+        watcher
+            .query("SELECT pg_terminate_backend($1)", &[&pid])
+            .await
+            .unwrap_or_else(|e| panic!("pg_terminate_backend: {e}"));
+        let cut = waiting
+            .await
+            .unwrap_or_else(|e| panic!("the claiming task: {e}"));
+        assert!(cut.is_err(), "the cut claim fails: {cut:?}");
+        lock.rollback()
+            .await
+            .unwrap_or_else(|e| panic!("ROLLBACK: {e}"));
+        // Nothing of the cut claim was committed: another member is refused nothing by it,
+        // but the same claim (its id) sent again gets the tick first here.
+        let again = coordinator
+            .claim(&[second])
+            .await
+            .unwrap_or_else(|e| panic!("the claim sent again: {e}"));
+        match &again[..] {
+            [ClaimOutcome::Run(lease)] => assert_eq!(
+                lease.fence,
+                FenceToken(first.fence.get() + 1),
+                "the next fence: the cut claim took none"
+            ),
+            other => panic!("the claim sent again runs the tick: {other:?}"),
+        }
+        let late = other
+            .claim(&[request("cut", tick(2), "node-b")])
+            .await
+            .unwrap_or_else(|e| panic!("claim: {e}"));
+        assert!(
+            matches!(late[..], [ClaimOutcome::Taken]),
+            "the tick ran once: {late:?}"
         );
     }
 }

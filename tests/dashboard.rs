@@ -1,7 +1,8 @@
 //! The dashboard (`fourit dashboard`, the real binary) on a live fleet of real worker
 //! processes and a real `redis-server` with a password, over plain HTTP: the jobs and their
 //! outcomes, escaping, the token, same-origin actions, read-only, the JSON API, no password
-//! anywhere. (`tests/browser.rs` drives it from a real Chromium.)
+//! anywhere; and the same pages and actions on PostgreSQL and on a SQLite file.
+//! (`tests/browser.rs` drives it from a real Chromium.)
 
 use std::time::Duration;
 
@@ -179,4 +180,75 @@ async fn the_dashboard_shows_and_steers_a_live_fleet_safely() {
     assert_eq!(refused.status, 403);
     fleet.assert_all_running();
     fleet.stop_all(Duration::from_secs(20)).await;
+}
+
+/// One worker on `url`, and the dashboard on the same store: the job's page, its history,
+/// the member, and a pause and resume taken through it.
+async fn dashboard_on(url: &str, namespace: &str, shown: &str) {
+    // The worker records its runs on a Redis of its own (the store here is not Redis).
+    let records = RedisServer::start();
+    let mut fleet = Fleet::new(WORKER);
+    fleet.start_on(
+        "s-a",
+        url,
+        namespace,
+        &[
+            "--jobs",
+            "1",
+            "--body-ms",
+            "5",
+            "--record-url",
+            &records.url(),
+        ],
+    );
+    fleet
+        .wait_until(Duration::from_secs(30), "2 ticks of job-0", |events| {
+            distinct_ticks(events, "job-0", 0, None) >= 2
+        })
+        .await;
+    let dashboard = DashboardProcess::start(FOURIT, url, namespace, &["--token", TOKEN]);
+    let address = dashboard.address.as_str();
+    let jobs = with_token(address, "GET", "/", &[]);
+    assert_eq!(jobs.status, 200, "{jobs:?}");
+    assert!(jobs.body.contains(">job-0</a>") && jobs.body.contains("succeeded"));
+    assert!(
+        jobs.body.contains(shown),
+        "the store, as shown: {}",
+        jobs.body
+    );
+    let history: serde_json::Value =
+        serde_json::from_str(&with_token(address, "GET", "/api/jobs/job-0/history", &[]).body)
+            .unwrap_or_else(|e| panic!("history: {e}"));
+    assert!(
+        history
+            .as_array()
+            .is_some_and(|entries| entries.iter().any(|e| e["outcome"] == "succeeded")),
+        "{history}"
+    );
+    let members: serde_json::Value =
+        serde_json::from_str(&with_token(address, "GET", "/api/members", &[]).body)
+            .unwrap_or_else(|e| panic!("members: {e}"));
+    assert_eq!(members.as_array().map(Vec::len), Some(1), "{members}");
+    let cli = Cli::new(FOURIT, url, namespace);
+    let paused = with_token(address, "POST", "/jobs/job-0/pause", &[]);
+    assert_eq!(paused.status, 303, "{paused:?}");
+    assert_eq!(cli.json(&["paused", "job-0", "--json"])["paused"], true);
+    let resumed = with_token(address, "POST", "/jobs/job-0/resume", &[]);
+    assert_eq!(resumed.status, 303, "{resumed:?}");
+    assert_eq!(cli.json(&["paused", "job-0", "--json"])["paused"], false);
+    fleet.assert_all_running();
+    fleet.stop_all(Duration::from_secs(20)).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_dashboard_reads_and_steers_a_fleet_on_postgres_and_on_sqlite() {
+    let namespace = format!(
+        "dash-pg-{}-{}",
+        std::process::id(),
+        fourit_tests::faults::now_ms()
+    );
+    dashboard_on(&fourit_tests::postgres_url(), &namespace, "postgres://").await;
+    let dir = fourit_tests::TempDir::new("fourit-dash-sqlite");
+    let url = format!("sqlite://{}/fleet.db", dir.path().display());
+    dashboard_on(&url, "dash", "sqlite://").await;
 }

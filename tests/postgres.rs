@@ -295,7 +295,8 @@ mod tls {
     //! here.
 
     use fourit_tests::PostgresServer;
-    use fourit_tests::certs::{TempDir, certificates};
+    use fourit_tests::TempDir;
+    use fourit_tests::certs::certificates;
 
     use super::{claim_once, namespace};
 

@@ -323,7 +323,8 @@ mod tls {
 
     use fourit::Scheduler;
     use fourit_tests::RedisServer;
-    use fourit_tests::certs::{TempDir, certificates};
+    use fourit_tests::TempDir;
+    use fourit_tests::certs::certificates;
     use fourit_tests::faults::LogBuffer;
     use tokio::sync::mpsc;
 

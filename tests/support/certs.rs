@@ -1,7 +1,7 @@
 //! Certificates for the TLS tests, made here with `rcgen`: a CA, and a server certificate
 //! for 127.0.0.1 and localhost signed by it.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use fourit_testkit::TlsFiles;
 use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyPair, KeyUsagePurpose};
@@ -42,32 +42,4 @@ pub fn certificates(dir: &Path) -> (TlsFiles, String) {
         ca: write("ca.crt", ca_cert.pem()),
     };
     (files, ca_cert.pem())
-}
-
-/// A directory of the test's own, removed on drop.
-pub struct TempDir(PathBuf);
-
-impl TempDir {
-    /// A new directory in the system's temporary directory, its name starting `prefix`.
-    pub fn new(prefix: &str) -> TempDir {
-        let nanos = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_nanos())
-            .unwrap_or(0);
-        let path = std::env::temp_dir().join(format!("{prefix}-{}-{nanos}", std::process::id()));
-        std::fs::create_dir_all(&path)
-            .unwrap_or_else(|err| panic!("creating {}: {err}", path.display()));
-        TempDir(path)
-    }
-
-    /// Its path.
-    pub fn path(&self) -> &Path {
-        &self.0
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
 }

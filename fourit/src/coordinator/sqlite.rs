@@ -1,7 +1,8 @@
 //! The SQLite coordinator (`sqlite://path`, the `sqlite` feature): one file on one host, shared
 //! by any number of processes there, and kept across restarts. Every call is one transaction
-//! (`BEGIN IMMEDIATE`: SQLite's write lock, so the processes on the file take turns), in WAL
-//! mode with a busy timeout; the protocol is the Redis scripts', with the host's clock as the
+//! (`BEGIN IMMEDIATE` for what writes: SQLite's write lock, so the processes on the file take
+//! turns; a deferred one for what only reads, which waits for no writer), in WAL mode with a
+//! busy timeout; the protocol is the Redis scripts', with the host's clock as the
 //! coordinator's.
 //!
 //! Tables (all keyed by namespace, created and migrated at connect, `PRAGMA user_version`):
@@ -237,6 +238,18 @@ impl Tx<'_> {
             .optional()
     }
 
+    /// The live holder of a lease slot, read only.
+    fn live_holder(&self, job: &str, slot: &str, now: i64) -> rusqlite::Result<Option<String>> {
+        self.tx
+            .query_row(
+                "SELECT run_id FROM fourit_leases
+                 WHERE ns = ?1 AND job = ?2 AND slot = ?3 AND expires > ?4",
+                params![self.ns, job, slot, now],
+                |r| r.get(0),
+            )
+            .optional()
+    }
+
     fn set_lease(&self, job: &str, slot: &str, run_id: &str, expires: i64) -> rusqlite::Result<()> {
         self.tx.execute(
             "INSERT OR REPLACE INTO fourit_leases (ns, job, slot, run_id, expires)
@@ -356,11 +369,33 @@ impl SqliteCoordinator {
         })
     }
 
-    /// Runs `work` in one `BEGIN IMMEDIATE` transaction, on a blocking thread; commits if it
-    /// answers `Ok`.
+    /// Runs `work` in one `BEGIN IMMEDIATE` transaction (the file's write lock), on a
+    /// blocking thread; commits if it answers `Ok`.
     async fn write<T: Send + 'static>(
         &self,
         operation: &'static str,
+        work: impl FnOnce(&Tx<'_>) -> rusqlite::Result<T> + Send + 'static,
+    ) -> Result<T, Error> {
+        self.run(operation, TransactionBehavior::Immediate, work)
+            .await
+    }
+
+    /// Runs `work`, which only reads, in one deferred transaction: a snapshot of the file
+    /// that takes no write lock (in WAL mode readers and the writer do not wait for each
+    /// other), so the command and the dashboard never hold up a claim.
+    async fn read<T: Send + 'static>(
+        &self,
+        operation: &'static str,
+        work: impl FnOnce(&Tx<'_>) -> rusqlite::Result<T> + Send + 'static,
+    ) -> Result<T, Error> {
+        self.run(operation, TransactionBehavior::Deferred, work)
+            .await
+    }
+
+    async fn run<T: Send + 'static>(
+        &self,
+        operation: &'static str,
+        behavior: TransactionBehavior,
         work: impl FnOnce(&Tx<'_>) -> rusqlite::Result<T> + Send + 'static,
     ) -> Result<T, Error> {
         let connection = self.connection.clone();
@@ -370,7 +405,7 @@ impl SqliteCoordinator {
                 .lock()
                 .unwrap_or_else(|poisoned| poisoned.into_inner());
             let tx = conn
-                .transaction_with_behavior(TransactionBehavior::Immediate)
+                .transaction_with_behavior(behavior)
                 .map_err(|e| error(operation, e))?;
             let tx = Tx { tx, ns: &ns };
             let answer = work(&tx).map_err(|e| error(operation, e))?;
@@ -687,7 +722,7 @@ impl Coordinator for SqliteCoordinator {
     }
 
     fn manual_requests(&self) -> BoxFuture<'_, Result<Vec<ManualRequest>, Error>> {
-        Box::pin(self.write("manual requests", move |tx| {
+        Box::pin(self.read("manual requests", move |tx| {
             let mut statement = tx.tx.prepare(
                 "SELECT job, id, record FROM fourit_manual WHERE ns = ?1 ORDER BY requested",
             )?;
@@ -851,7 +886,7 @@ fn registrations(tx: &Tx<'_>, job: &str) -> rusqlite::Result<Registrations> {
 
 impl Admin for SqliteCoordinator {
     fn members(&self) -> BoxFuture<'_, Result<Vec<Member>, Error>> {
-        Box::pin(self.write("members", move |tx| {
+        Box::pin(self.read("members", move |tx| {
             let mut statement = tx.tx.prepare(
                 "SELECT node, heartbeat, clock_offset FROM fourit_members WHERE ns = ?1
                  ORDER BY heartbeat, node",
@@ -873,7 +908,7 @@ impl Admin for SqliteCoordinator {
         limit: usize,
     ) -> BoxFuture<'a, Result<Vec<HistoryEntry>, Error>> {
         let job = job.to_string();
-        Box::pin(self.write("history", move |tx| {
+        Box::pin(self.read("history", move |tx| {
             let mut statement = tx.tx.prepare(
                 "SELECT tick, node, outcome, detail, fence, duration_ms, delay_ms
                  FROM fourit_history WHERE ns = ?1 AND job = ?2 ORDER BY id DESC LIMIT ?3",
@@ -951,11 +986,11 @@ impl Admin for SqliteCoordinator {
 
     fn pause_state<'a>(&'a self, job: &'a str) -> BoxFuture<'a, Result<Option<PauseState>, Error>> {
         let job = job.to_string();
-        Box::pin(self.write("pause", move |tx| Ok(tx.load(&job)?.pause)))
+        Box::pin(self.read("pause", move |tx| Ok(tx.load(&job)?.pause)))
     }
 
     fn catalog(&self) -> BoxFuture<'_, Result<Vec<CatalogEntry>, Error>> {
-        Box::pin(self.write("catalog", move |tx| {
+        Box::pin(self.read("catalog", move |tx| {
             let now = now_ms();
             let names: Vec<String> = {
                 let mut statement = tx
@@ -967,7 +1002,7 @@ impl Admin for SqliteCoordinator {
             let mut entries = Vec::with_capacity(names.len());
             for name in names {
                 let row = tx.load(&name)?;
-                let running = tx.holder(&name, "", now)?;
+                let running = tx.live_holder(&name, "", now)?;
                 let state = JobState {
                     high_water_ms: row.tick,
                     last_tick_ms: running
@@ -1040,7 +1075,7 @@ impl Admin for SqliteCoordinator {
         id: &'a str,
     ) -> BoxFuture<'a, Result<Option<ManualState>, Error>> {
         let (job, id) = (job.to_string(), id.to_string());
-        Box::pin(self.write("trigger", move |tx| {
+        Box::pin(self.read("trigger", move |tx| {
             let text: Option<String> = tx
                 .tx
                 .query_row(

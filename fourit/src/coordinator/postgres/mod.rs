@@ -7,6 +7,7 @@
 //! itself. The server's clock (`clock_timestamp()`) is the fleet's.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::Duration;
 
 use tokio::sync::Mutex;
@@ -26,10 +27,10 @@ use super::{
 use crate::error::{CoordinatorError, Error, ErrorKind};
 use crate::job::{BoxFuture, FenceToken, Overlap};
 
-mod tls;
+mod options;
 
 /// The schema's version, in `fourit_meta`.
-const SCHEMA_VERSION: i32 = 3;
+const SCHEMA_VERSION: i32 = 6;
 
 /// Every call's deadline.
 const DEADLINE: Duration = Duration::from_secs(5);
@@ -40,11 +41,56 @@ const SCHEMA: &str = include_str!("schema.sql");
 /// <job>` or `ns<TAB>manual <job>`.
 const CHANNEL: &str = "fourit_claims";
 
+/// One connection of a coordinator's pool, and how many calls are on it.
+struct Slot {
+    client: Mutex<Option<Arc<Client>>>,
+    /// Whether it holds a connection (it may have closed since).
+    opened: AtomicBool,
+    busy: AtomicUsize,
+}
+
+impl Slot {
+    fn open(client: Client) -> Slot {
+        Slot {
+            client: Mutex::new(Some(Arc::new(client))),
+            opened: AtomicBool::new(true),
+            busy: AtomicUsize::new(0),
+        }
+    }
+
+    fn unopened() -> Slot {
+        Slot {
+            client: Mutex::new(None),
+            opened: AtomicBool::new(false),
+            busy: AtomicUsize::new(0),
+        }
+    }
+}
+
+/// A call in flight on a slot, counted until dropped.
+struct Busy<'a>(&'a Slot);
+
+impl<'a> Busy<'a> {
+    fn on(slot: &'a Slot) -> Busy<'a> {
+        slot.busy.fetch_add(1, Ordering::Relaxed);
+        Busy(slot)
+    }
+}
+
+impl Drop for Busy<'_> {
+    fn drop(&mut self) {
+        self.0.busy.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
 /// A coordinator on a Postgres database.
 pub struct PostgresCoordinator {
     config: Config,
     connector: MakeRustlsConnect,
-    client: Mutex<Option<Arc<Client>>>,
+    /// The connections the calls use: the first opened at connect, the others only when
+    /// calls overlap (a batch of claims sent as several statements at once runs on several
+    /// sessions, in parallel on the server, each waiting for its own commit).
+    pool: Vec<Slot>,
     namespace: String,
     url: String,
     notices: NoticeSender,
@@ -138,6 +184,32 @@ fn kind_of(err: &tokio_postgres::Error) -> ErrorKind {
     }
 }
 
+/// Drops the slot's `client` if it is still the one there, so the next call connects again
+/// (the server may end a session before the client sees its socket close).
+async fn forget(slot: &Slot, client: &Arc<Client>) {
+    let mut held = slot.client.lock().await;
+    if held
+        .as_ref()
+        .is_some_and(|current| Arc::ptr_eq(current, client))
+    {
+        *held = None;
+    }
+}
+
+/// Whether `err` ended the session: the connection closed or broke, or the server is ending
+/// it (shut down, restarting, `pg_terminate_backend`).
+fn ends_session(err: &tokio_postgres::Error) -> bool {
+    use tokio_postgres::error::SqlState;
+    match err.code() {
+        Some(code) => {
+            *code == SqlState::ADMIN_SHUTDOWN
+                || *code == SqlState::CRASH_SHUTDOWN
+                || *code == SqlState::CANNOT_CONNECT_NOW
+        }
+        None => true,
+    }
+}
+
 /// The error's text with the server's message (tokio-postgres says only "db error"), or with
 /// its causes (a TLS handshake's, say).
 fn detail(err: &tokio_postgres::Error) -> String {
@@ -222,12 +294,12 @@ impl PostgresCoordinator {
             url: shown.clone(),
             reason,
         };
-        let tls = tls::settings(url).map_err(invalid)?;
-        let mut config: Config = tls
+        let settings = options::settings(url).map_err(invalid)?;
+        let mut config: Config = settings
             .url
             .parse()
             .map_err(|err: tokio_postgres::Error| invalid(format!("not a Postgres URL: {err}")))?;
-        let connector = tls.connector().map_err(invalid)?;
+        let connector = settings.connector().map_err(invalid)?;
         // So operators (and the tests) can tell fourit's sessions in pg_stat_activity.
         if config.get_application_name().is_none() {
             config.application_name("fourit");
@@ -257,17 +329,30 @@ impl PostgresCoordinator {
             .map_err(|err| fail("migrate", err))?;
         let stop = CancellationToken::new();
         let notices = NoticeSender::new();
+        let mut pool = vec![Slot::open(client)];
+        pool.extend((1..settings.pool).map(|_| Slot::unopened()));
+        let (listening, listens) = tokio::sync::watch::channel(false);
         tokio::spawn(listen(
             config.clone(),
             connector.clone(),
             namespace.to_string(),
             notices.clone(),
+            listening,
             stop.clone(),
         ));
+        // Ready once it hears the fleet's notices (a claim decided sooner would go unheard);
+        // without them the claims are still right, only slower: go on after the deadline.
+        let mut listens = listens;
+        if tokio::time::timeout(DEADLINE, listens.wait_for(|ready| *ready))
+            .await
+            .is_err()
+        {
+            debug!("claim notices: not listening yet; going on without them for now");
+        }
         Ok(PostgresCoordinator {
             config,
             connector,
-            client: Mutex::new(Some(Arc::new(client))),
+            pool,
             namespace: namespace.to_string(),
             url: shown,
             notices,
@@ -295,9 +380,32 @@ impl PostgresCoordinator {
         )
     }
 
-    /// The connection, connecting again if it closed.
-    async fn client(&self, operation: &'static str) -> Result<Arc<Client>, Error> {
-        let mut held = self.client.lock().await;
+    /// The slot for a call: an open connection with no call on it, else one not opened
+    /// yet (overlapping calls open more, up to the pool's size), else the least busy.
+    fn slot(&self) -> &Slot {
+        let idle = self.pool.iter().find(|slot| {
+            slot.opened.load(Ordering::Relaxed) && slot.busy.load(Ordering::Relaxed) == 0
+        });
+        let unopened = || {
+            self.pool
+                .iter()
+                .find(|slot| !slot.opened.load(Ordering::Relaxed))
+        };
+        let least = || {
+            self.pool
+                .iter()
+                .min_by_key(|slot| slot.busy.load(Ordering::Relaxed))
+        };
+        match idle.or_else(unopened).or_else(least) {
+            Some(slot) => slot,
+            // The pool is never empty (it starts with the connection of `connect`).
+            None => &self.pool[0],
+        }
+    }
+
+    /// The slot's connection, connecting (again, if it closed).
+    async fn client(&self, slot: &Slot, operation: &'static str) -> Result<Arc<Client>, Error> {
+        let mut held = slot.client.lock().await;
         if let Some(client) = held.as_ref().filter(|client| !client.is_closed()) {
             return Ok(client.clone());
         }
@@ -307,6 +415,7 @@ impl PostgresCoordinator {
             .map_err(|err| self.error(operation, &err))?;
         let client = Arc::new(client);
         *held = Some(client.clone());
+        slot.opened.store(true, Ordering::Relaxed);
         Ok(client)
     }
 
@@ -319,11 +428,24 @@ impl PostgresCoordinator {
         sql: &'static str,
         params: &[(&(dyn ToSql + Sync), Type)],
     ) -> Result<Vec<Row>, Error> {
-        let client = self.client(operation).await?;
-        tokio::time::timeout(DEADLINE, client.query_typed(sql, params))
-            .await
-            .map_err(|_| self.timeout(operation))?
-            .map_err(|err| self.error(operation, &err))
+        let slot = self.slot();
+        let _busy = Busy::on(slot);
+        let client = self.client(slot, operation).await?;
+        match tokio::time::timeout(DEADLINE, client.query_typed(sql, params)).await {
+            Ok(Ok(rows)) => Ok(rows),
+            Ok(Err(err)) => {
+                if ends_session(&err) {
+                    forget(slot, &client).await;
+                }
+                Err(self.error(operation, &err))
+            }
+            Err(_) => {
+                // No answer: the connection may be stuck (a partition); the next call opens
+                // another.
+                forget(slot, &client).await;
+                Err(self.timeout(operation))
+            }
+        }
     }
 
     async fn one(
@@ -382,6 +504,7 @@ async fn listen(
     connector: MakeRustlsConnect,
     namespace: String,
     notices: NoticeSender,
+    listening: tokio::sync::watch::Sender<bool>,
     stop: CancellationToken,
 ) {
     let mut backoff = Duration::from_millis(200);
@@ -406,6 +529,7 @@ async fn listen(
                                     return;
                                 }
                                 listened = true;
+                                listening.send_replace(true);
                             }
                             message = std::future::poll_fn(|cx| connection.poll_message(cx)) => {
                                 match message {
@@ -966,7 +1090,9 @@ impl Admin for PostgresCoordinator {
                     typed![
                         &self.namespace,
                         &job,
-                        &i64::try_from(limit).unwrap_or(i64::MAX),
+                        // The table may hold a few more than the cap (trimmed on one
+                        // append in eight): no more than the cap is ever answered.
+                        &i64::try_from(limit.min(HISTORY_LEN)).unwrap_or(i64::MAX),
                     ],
                 )
                 .await?;

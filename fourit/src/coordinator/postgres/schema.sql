@@ -1,4 +1,6 @@
--- fourit's tables and functions, version 2 (2: fourit_claim_batch). Every operation of the coordinator is one
+-- fourit's tables and functions, version 6 (2: fourit_claim_batch; 3: fourit_release_batch;
+-- 6: the claim and the release written for the common case, the history trimmed on one
+-- append in 8; 4 and 5 were steps towards it). Every operation of the coordinator is one
 -- statement (most call one of the functions below), so it is atomic on the server and works
 -- behind a transaction-pooling PgBouncer; no advisory lock anywhere. Times are the server's
 -- (clock_timestamp(), in UTC milliseconds). LOGGED tables: they survive a crash and replicate.
@@ -39,171 +41,191 @@ CREATE TABLE IF NOT EXISTS fourit_manual (
 CREATE OR REPLACE FUNCTION fourit_now() RETURNS bigint LANGUAGE sql VOLATILE AS
 $$ SELECT floor(extract(epoch FROM clock_timestamp()) * 1000)::bigint $$;
 
--- Appends to a job's history, keeping the last p_cap entries.
+-- Appends to a job's history. The oldest entries beyond the last p_cap are trimmed on one
+-- append in eight (by the new entry's id), so most appends are one insert: a job keeps p_cap
+-- entries and a few more, and every read asks for at most p_cap.
 CREATE OR REPLACE FUNCTION fourit_record(p_ns text, p_job text, p_tick bigint, p_node text,
   p_outcome text, p_detail text, p_fence bigint, p_duration bigint, p_delay bigint,
   p_cap integer) RETURNS void LANGUAGE plpgsql AS $$
+DECLARE v_id bigint;
 BEGIN
   INSERT INTO fourit_history (ns, job, tick, node, outcome, detail, fence, duration_ms, delay_ms)
-  VALUES (p_ns, p_job, p_tick, p_node, p_outcome, p_detail, p_fence, p_duration, p_delay);
-  DELETE FROM fourit_history WHERE ns = p_ns AND job = p_job AND id <= (
-    SELECT id FROM fourit_history WHERE ns = p_ns AND job = p_job
-    ORDER BY id DESC LIMIT 1 OFFSET p_cap);
+  VALUES (p_ns, p_job, p_tick, p_node, p_outcome, p_detail, p_fence, p_duration, p_delay)
+  RETURNING id INTO v_id;
+  IF v_id % 8 = 0 THEN
+    DELETE FROM fourit_history WHERE ns = p_ns AND job = p_job AND id <= (
+      SELECT id FROM fourit_history WHERE ns = p_ns AND job = p_job
+      ORDER BY id DESC LIMIT 1 OFFSET p_cap);
+  END IF;
 END $$;
 
--- The live holder of a lease slot (an expired lease is dropped).
+-- The live holder of a lease slot (an expired lease holds nothing; the next lease of the
+-- slot overwrites it).
 CREATE OR REPLACE FUNCTION fourit_holder(p_ns text, p_job text, p_slot text, p_now bigint)
-RETURNS text LANGUAGE plpgsql AS $$
-DECLARE v_holder text;
-BEGIN
-  DELETE FROM fourit_leases WHERE ns = p_ns AND job = p_job AND slot = p_slot
-    AND expires <= p_now;
-  SELECT run_id INTO v_holder FROM fourit_leases
-    WHERE ns = p_ns AND job = p_job AND slot = p_slot;
-  RETURN v_holder;
-END $$;
+RETURNS text LANGUAGE sql STABLE AS $$
+  SELECT run_id FROM fourit_leases
+  WHERE ns = p_ns AND job = p_job AND slot = p_slot AND expires > p_now
+$$;
 
--- Claims one tick of one job: claim.lua's rules. code: 1 run (fence), 0 taken, 2 overlap
--- (holder), 3 retry at at_ms, 4 early, 5 resumed (fence), 6 paused. old_mark: the mark
--- before, when it is older than the schedule's previous tick (the caller records missed
--- ticks). Decided ticks claimed under a handoff are announced with NOTIFY (on commit).
-CREATE OR REPLACE FUNCTION fourit_claim(p_ns text, p_job text, p_tick bigint, p_node text,
-  p_ttl bigint, p_allow boolean, p_preferred text, p_handoff bigint, p_tolerance bigint,
-  p_claim text, p_previous bigint, p_cap integer,
-  OUT code integer, OUT fence bigint, OUT holder text, OUT at_ms bigint, OUT now_ms bigint,
-  OUT old_mark bigint) LANGUAGE plpgsql AS $$
-#variable_conflict use_column
-DECLARE
-  r fourit_jobs%ROWTYPE;
-  v_slot text := CASE WHEN p_allow THEN 't:' || p_tick ELSE '' END;
-  v_run text;
-  v_detail text;
-BEGIN
-  now_ms := fourit_now();
-  INSERT INTO fourit_jobs (ns, job) VALUES (p_ns, p_job) ON CONFLICT DO NOTHING;
-  SELECT * INTO r FROM fourit_jobs WHERE ns = p_ns AND job = p_job FOR UPDATE;
-  IF r.tick IS NOT NULL AND r.tick >= p_tick THEN
-    -- This very claim sent again after its answer was lost: the same run, its lease taken
-    -- again if it expired meanwhile.
-    IF r.tick = p_tick AND r.claim = p_claim AND r.fence > 0 THEN
-      v_run := p_node || ':' || r.fence || ':' || p_tick;
-      holder := fourit_holder(p_ns, p_job, v_slot, now_ms);
-      IF holder IS NULL THEN
-        INSERT INTO fourit_leases VALUES (p_ns, p_job, v_slot, v_run, now_ms + p_ttl);
-        holder := v_run;
-      END IF;
-      IF holder = v_run THEN
-        code := 5; fence := r.fence; holder := NULL; RETURN;
-      END IF;
-    END IF;
-    code := 0; holder := NULL; RETURN;
-  END IF;
-  -- A tick in the server's future is refused, recording nothing.
-  IF p_tick > now_ms + p_tolerance THEN
-    code := 4; RETURN;
-  END IF;
-  -- The preferred member has the tick to itself until tick + handoff.
-  IF p_preferred IS NOT NULL AND p_preferred <> p_node AND now_ms < p_tick + p_handoff THEN
-    code := 3; at_ms := p_tick + p_handoff; RETURN;
-  END IF;
-  IF r.tick IS NOT NULL AND p_previous IS NOT NULL AND r.tick < p_previous THEN
-    old_mark := r.tick;
-  END IF;
-  IF r.paused THEN
-    UPDATE fourit_jobs SET tick = p_tick, paused_ticks = paused_ticks + 1, paused_last = p_tick,
-      paused_first = CASE WHEN paused_ticks = 0 THEN p_tick ELSE paused_first END
-      WHERE ns = p_ns AND job = p_job;
-    IF r.paused_ticks = 0 THEN
-      v_detail := 'paused by ' || coalesce(r.paused_by, '');
-      IF coalesce(r.paused_note, '') <> '' THEN
-        v_detail := v_detail || ': ' || r.paused_note;
-      END IF;
-      PERFORM fourit_record(p_ns, p_job, p_tick, p_node, 'paused', v_detail, NULL, NULL, NULL,
-        p_cap);
-    END IF;
-    code := 6;
-  ELSE
-    fence := r.fence + 1;
-    v_run := p_node || ':' || fence || ':' || p_tick;
-    IF NOT p_allow THEN
-      holder := fourit_holder(p_ns, p_job, v_slot, now_ms);
-    END IF;
-    IF holder IS NOT NULL THEN
-      UPDATE fourit_jobs SET tick = p_tick WHERE ns = p_ns AND job = p_job;
-      PERFORM fourit_record(p_ns, p_job, p_tick, p_node, 'overlap', holder, NULL, NULL, NULL,
-        p_cap);
-      code := 2; fence := NULL;
-    ELSE
-      INSERT INTO fourit_leases VALUES (p_ns, p_job, v_slot, v_run, now_ms + p_ttl)
-        ON CONFLICT (ns, job, slot) DO UPDATE SET run_id = excluded.run_id,
-          expires = excluded.expires;
-      UPDATE fourit_jobs SET tick = p_tick, fence = fourit_claim.fence, node = p_node,
-        claim = p_claim, started = now_ms, finished = NULL, outcome = 'running', error = NULL
-        WHERE ns = p_ns AND job = p_job;
-      code := 1;
-    END IF;
-  END IF;
-  IF p_preferred IS NOT NULL THEN
-    PERFORM pg_notify('fourit_claims', p_ns || E'\t' || p_tick || ' ' || p_job);
-  END IF;
-END $$;
-
--- A batch of claims in one transaction (one commit for the batch), answered in order; each
--- sees the effects of the earlier ones.
+-- Claims ticks, claim.lua's rules for each, in one transaction (one commit for the batch),
+-- answered in order; each sees the effects of the earlier ones. code: 1 run (fence), 0
+-- taken, 2 overlap (holder), 3 retry at at_ms, 4 early, 5 resumed (fence), 6 paused.
+-- old_mark: the mark before, when it is older than the schedule's previous tick (the caller
+-- records missed ticks). Decided ticks claimed under a handoff are announced with NOTIFY (on
+-- commit). The statements are written for the common case (the job's row exists, no live
+-- lease): a row lookup, a lease lookup, a lease upsert and an update.
 CREATE OR REPLACE FUNCTION fourit_claim_batch(p_ns text, p_jobs text[], p_ticks bigint[],
   p_nodes text[], p_ttls bigint[], p_allows boolean[], p_preferred text[], p_handoffs bigint[],
   p_tolerance bigint, p_claims text[], p_previous bigint[], p_cap integer)
 RETURNS TABLE (code integer, fence bigint, holder text, at_ms bigint, now_ms bigint,
   old_mark bigint) LANGUAGE plpgsql AS $$
+#variable_conflict use_column
+DECLARE
+  r fourit_jobs%ROWTYPE;
+  v_job text; v_tick bigint; v_node text; v_claim text; v_slot text; v_run text;
+  v_detail text;
 BEGIN
   FOR i IN 1 .. coalesce(array_length(p_jobs, 1), 0) LOOP
-    RETURN QUERY SELECT c.code, c.fence, c.holder, c.at_ms, c.now_ms, c.old_mark
-      FROM fourit_claim(p_ns, p_jobs[i], p_ticks[i], p_nodes[i], p_ttls[i], p_allows[i],
-        p_preferred[i], p_handoffs[i], p_tolerance, p_claims[i], p_previous[i], p_cap) AS c;
+    v_job := p_jobs[i]; v_tick := p_ticks[i]; v_node := p_nodes[i]; v_claim := p_claims[i];
+    v_slot := CASE WHEN p_allows[i] THEN 't:' || v_tick ELSE '' END;
+    code := NULL; fence := NULL; holder := NULL; at_ms := NULL; old_mark := NULL;
+    now_ms := fourit_now();
+    SELECT * INTO r FROM fourit_jobs WHERE ns = p_ns AND job = v_job FOR UPDATE;
+    IF NOT FOUND THEN
+      INSERT INTO fourit_jobs (ns, job) VALUES (p_ns, v_job) ON CONFLICT DO NOTHING;
+      SELECT * INTO r FROM fourit_jobs WHERE ns = p_ns AND job = v_job FOR UPDATE;
+    END IF;
+    IF r.tick IS NOT NULL AND r.tick >= v_tick THEN
+      code := 0;
+      -- This very claim sent again after its answer was lost: the same run, its lease
+      -- taken again if it expired meanwhile.
+      IF r.tick = v_tick AND r.claim = v_claim AND r.fence > 0 THEN
+        v_run := v_node || ':' || r.fence || ':' || v_tick;
+        SELECT l.run_id INTO holder FROM fourit_leases l
+          WHERE l.ns = p_ns AND l.job = v_job AND l.slot = v_slot AND l.expires > now_ms;
+        IF holder IS NULL THEN
+          INSERT INTO fourit_leases VALUES (p_ns, v_job, v_slot, v_run, now_ms + p_ttls[i])
+            ON CONFLICT (ns, job, slot) DO UPDATE SET run_id = excluded.run_id,
+              expires = excluded.expires;
+          holder := v_run;
+        END IF;
+        IF holder = v_run THEN
+          code := 5; fence := r.fence;
+        END IF;
+        holder := NULL;
+      END IF;
+    -- A tick in the server's future is refused, recording nothing.
+    ELSIF v_tick > now_ms + p_tolerance THEN
+      code := 4;
+    -- The preferred member has the tick to itself until tick + handoff.
+    ELSIF p_preferred[i] IS NOT NULL AND p_preferred[i] <> v_node
+        AND now_ms < v_tick + p_handoffs[i] THEN
+      code := 3; at_ms := v_tick + p_handoffs[i];
+    ELSE
+      IF r.tick IS NOT NULL AND p_previous[i] IS NOT NULL AND r.tick < p_previous[i] THEN
+        old_mark := r.tick;
+      END IF;
+      IF r.paused THEN
+        UPDATE fourit_jobs j SET tick = v_tick, paused_ticks = j.paused_ticks + 1,
+          paused_last = v_tick,
+          paused_first = CASE WHEN j.paused_ticks = 0 THEN v_tick ELSE j.paused_first END
+          WHERE j.ns = p_ns AND j.job = v_job;
+        IF r.paused_ticks = 0 THEN
+          v_detail := 'paused by ' || coalesce(r.paused_by, '');
+          IF coalesce(r.paused_note, '') <> '' THEN
+            v_detail := v_detail || ': ' || r.paused_note;
+          END IF;
+          PERFORM fourit_record(p_ns, v_job, v_tick, v_node, 'paused', v_detail, NULL, NULL,
+            NULL, p_cap);
+        END IF;
+        code := 6;
+      ELSE
+        IF NOT p_allows[i] THEN
+          SELECT l.run_id INTO holder FROM fourit_leases l
+            WHERE l.ns = p_ns AND l.job = v_job AND l.slot = v_slot AND l.expires > now_ms;
+        END IF;
+        IF holder IS NOT NULL THEN
+          UPDATE fourit_jobs j SET tick = v_tick WHERE j.ns = p_ns AND j.job = v_job;
+          PERFORM fourit_record(p_ns, v_job, v_tick, v_node, 'overlap', holder, NULL, NULL,
+            NULL, p_cap);
+          code := 2;
+        ELSE
+          fence := r.fence + 1;
+          v_run := v_node || ':' || fence || ':' || v_tick;
+          INSERT INTO fourit_leases VALUES (p_ns, v_job, v_slot, v_run, now_ms + p_ttls[i])
+            ON CONFLICT (ns, job, slot) DO UPDATE SET run_id = excluded.run_id,
+              expires = excluded.expires;
+          UPDATE fourit_jobs j SET tick = v_tick, fence = r.fence + 1, node = v_node,
+            claim = v_claim, started = now_ms, finished = NULL, outcome = 'running',
+            error = NULL
+            WHERE j.ns = p_ns AND j.job = v_job;
+          code := 1;
+        END IF;
+      END IF;
+      IF p_preferred[i] IS NOT NULL THEN
+        PERFORM pg_notify('fourit_claims', p_ns || E'\t' || v_tick || ' ' || v_job);
+      END IF;
+    END IF;
+    RETURN NEXT;
   END LOOP;
 END $$;
 
--- Ends a run: release.lua's rules. Answers whether the lease was still the run's.
-CREATE OR REPLACE FUNCTION fourit_release(p_ns text, p_job text, p_slot text, p_run text,
-  p_tick bigint, p_node text, p_fence bigint, p_outcome text, p_error text,
-  p_duration bigint, p_delay bigint, p_cap integer) RETURNS boolean LANGUAGE plpgsql AS $$
-DECLARE
-  r fourit_jobs%ROWTYPE;
-  v_now bigint := fourit_now();
-  v_holder text;
-  v_held boolean;
-BEGIN
-  INSERT INTO fourit_jobs (ns, job) VALUES (p_ns, p_job) ON CONFLICT DO NOTHING;
-  SELECT * INTO r FROM fourit_jobs WHERE ns = p_ns AND job = p_job FOR UPDATE;
-  v_holder := fourit_holder(p_ns, p_job, p_slot, v_now);
-  v_held := v_holder IS NOT DISTINCT FROM p_run;
-  IF NOT v_held AND r.released IS NOT DISTINCT FROM p_run THEN
-    RETURN true;
-  END IF;
-  IF v_held THEN
-    DELETE FROM fourit_leases WHERE ns = p_ns AND job = p_job AND slot = p_slot;
-  END IF;
-  IF r.fence = p_fence THEN
-    UPDATE fourit_jobs SET claim = NULL, released = p_run, finished = v_now,
-      outcome = p_outcome, error = p_error WHERE ns = p_ns AND job = p_job;
-  END IF;
-  PERFORM fourit_record(p_ns, p_job, p_tick, p_node, p_outcome, p_error, p_fence, p_duration,
-    p_delay, p_cap);
-  RETURN v_held;
-END $$;
+-- One claim (fourit_claim_batch of one), for operators and older fourit processes.
+CREATE OR REPLACE FUNCTION fourit_claim(p_ns text, p_job text, p_tick bigint, p_node text,
+  p_ttl bigint, p_allow boolean, p_preferred text, p_handoff bigint, p_tolerance bigint,
+  p_claim text, p_previous bigint, p_cap integer,
+  OUT code integer, OUT fence bigint, OUT holder text, OUT at_ms bigint, OUT now_ms bigint,
+  OUT old_mark bigint) LANGUAGE sql AS $$
+  SELECT * FROM fourit_claim_batch(p_ns, ARRAY[p_job], ARRAY[p_tick], ARRAY[p_node],
+    ARRAY[p_ttl], ARRAY[p_allow], ARRAY[p_preferred], ARRAY[p_handoff], p_tolerance,
+    ARRAY[p_claim], ARRAY[p_previous], p_cap)
+$$;
 
--- A batch of releases in one transaction (one commit), answered in order.
+-- Ends runs, release.lua's rules for each, in one transaction (one commit), answered in
+-- order: whether each lease was still the run's.
 CREATE OR REPLACE FUNCTION fourit_release_batch(p_ns text, p_jobs text[], p_slots text[],
   p_runs text[], p_ticks bigint[], p_nodes text[], p_fences bigint[], p_outcomes text[],
   p_errors text[], p_durations bigint[], p_delays bigint[], p_cap integer)
 RETURNS TABLE (held boolean) LANGUAGE plpgsql AS $$
+DECLARE
+  r fourit_jobs%ROWTYPE;
+  v_job text; v_run text; v_now bigint; v_expires bigint;
 BEGIN
   FOR i IN 1 .. coalesce(array_length(p_jobs, 1), 0) LOOP
-    held := fourit_release(p_ns, p_jobs[i], p_slots[i], p_runs[i], p_ticks[i], p_nodes[i],
-      p_fences[i], p_outcomes[i], p_errors[i], p_durations[i], p_delays[i], p_cap);
+    v_job := p_jobs[i]; v_run := p_runs[i];
+    v_now := fourit_now();
+    SELECT * INTO r FROM fourit_jobs WHERE ns = p_ns AND job = v_job FOR UPDATE;
+    IF NOT FOUND THEN
+      INSERT INTO fourit_jobs (ns, job) VALUES (p_ns, v_job) ON CONFLICT DO NOTHING;
+      SELECT * INTO r FROM fourit_jobs WHERE ns = p_ns AND job = v_job FOR UPDATE;
+    END IF;
+    -- The run's own lease goes, live or expired; it was held if it was live.
+    DELETE FROM fourit_leases WHERE ns = p_ns AND job = v_job AND slot = p_slots[i]
+      AND run_id = v_run RETURNING expires INTO v_expires;
+    held := FOUND AND v_expires > v_now;
+    -- Sent again after a lost answer: already done.
+    IF held OR r.released IS DISTINCT FROM v_run THEN
+      IF r.fence = p_fences[i] THEN
+        UPDATE fourit_jobs SET claim = NULL, released = v_run, finished = v_now,
+          outcome = p_outcomes[i], error = p_errors[i] WHERE ns = p_ns AND job = v_job;
+      END IF;
+      PERFORM fourit_record(p_ns, v_job, p_ticks[i], p_nodes[i], p_outcomes[i], p_errors[i],
+        p_fences[i], p_durations[i], p_delays[i], p_cap);
+    ELSE
+      held := true;
+    END IF;
     RETURN NEXT;
   END LOOP;
 END $$;
+
+-- One release (fourit_release_batch of one), for operators and older fourit processes.
+CREATE OR REPLACE FUNCTION fourit_release(p_ns text, p_job text, p_slot text, p_run text,
+  p_tick bigint, p_node text, p_fence bigint, p_outcome text, p_error text,
+  p_duration bigint, p_delay bigint, p_cap integer) RETURNS boolean LANGUAGE sql AS $$
+  SELECT held FROM fourit_release_batch(p_ns, ARRAY[p_job], ARRAY[p_slot], ARRAY[p_run],
+    ARRAY[p_tick], ARRAY[p_node], ARRAY[p_fence], ARRAY[p_outcome], ARRAY[p_error],
+    ARRAY[p_duration], ARRAY[p_delay], p_cap)
+$$;
 
 -- Marks a member alive, keeps its clock offset, forgets silent members; answers the time
 -- (µs), the members and whether manual runs wait.

@@ -1,4 +1,5 @@
-//! TLS to Postgres with libpq's `sslmode` meanings, through rustls.
+//! The URL's parameters tokio-postgres does not read: `fourit_pool` (how many connections a
+//! process may open for its calls) and TLS with libpq's `sslmode` meanings, through rustls.
 //!
 //! tokio-postgres knows `sslmode=disable|prefer|require` and nothing of certificates: the
 //! URL's `sslmode` and `sslrootcert` are read here, the URL handed on without them, and the
@@ -34,27 +35,38 @@ enum Mode {
     VerifyFull,
 }
 
-/// A URL's TLS settings, read off it.
+/// How many connections a process opens for its calls at most, unless the URL says
+/// (`fourit_pool`): one while calls do not overlap, more only when they do.
+pub(super) const DEFAULT_POOL: usize = 4;
+
+/// The most `fourit_pool` may ask for.
+const MAX_POOL: usize = 32;
+
+/// A URL's settings, read off it.
 #[derive(Debug)]
 pub(super) struct Settings {
     /// The URL without the parameters tokio-postgres does not know.
     pub(super) url: String,
+    /// How many connections the calls may use at most.
+    pub(super) pool: usize,
     mode: Mode,
     root: Option<String>,
 }
 
-/// Splits `sslmode` and `sslrootcert` off `url` (the others stay); an unknown `sslmode` is
-/// an error naming the ones there are.
+/// Splits `sslmode`, `sslrootcert` and `fourit_pool` off `url` (the others stay); an
+/// unknown `sslmode` or a pool size out of range is an error saying what is allowed.
 pub(super) fn settings(url: &str) -> Result<Settings, String> {
     let Some((base, query)) = url.split_once('?') else {
         return Ok(Settings {
             url: url.to_string(),
+            pool: DEFAULT_POOL,
             mode: Mode::Prefer,
             root: None,
         });
     };
     let mut mode = Mode::Prefer;
     let mut root = None;
+    let mut pool = DEFAULT_POOL;
     let mut kept = Vec::new();
     for pair in query.split('&').filter(|pair| !pair.is_empty()) {
         let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
@@ -78,6 +90,15 @@ pub(super) fn settings(url: &str) -> Result<Settings, String> {
                 }
             }
             "sslrootcert" => root = Some(value.into_owned()),
+            "fourit_pool" => {
+                pool = value
+                    .parse()
+                    .ok()
+                    .filter(|size| (1..=MAX_POOL).contains(size))
+                    .ok_or_else(|| {
+                        format!("fourit_pool: a number of connections, 1 to {MAX_POOL}")
+                    })?;
+            }
             _ => kept.push(pair),
         }
     }
@@ -88,6 +109,7 @@ pub(super) fn settings(url: &str) -> Result<Settings, String> {
     });
     Ok(Settings {
         url: format!("{base}?{}", kept.join("&")),
+        pool,
         mode,
         root,
     })
@@ -263,6 +285,17 @@ mod tests {
         let plain = super::settings("postgres://h/db").expect("settings");
         assert_eq!(plain.mode, Mode::Prefer);
         assert_eq!(plain.url, "postgres://h/db");
+        assert_eq!(plain.pool, DEFAULT_POOL);
+        let pooled = super::settings("postgres://h/db?fourit_pool=1").expect("settings");
+        assert_eq!(
+            (pooled.pool, pooled.url.as_str()),
+            (1, "postgres://h/db?sslmode=prefer")
+        );
+        for bad in ["0", "33", "many"] {
+            let err = super::settings(&format!("postgres://h/db?fourit_pool={bad}"))
+                .expect_err("refused");
+            assert!(err.contains("1 to 32"), "{err}");
+        }
     }
 
     #[test]
