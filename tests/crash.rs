@@ -1,13 +1,16 @@
 //! Once per tick under process crashes: a worker is SIGKILLed (no shutdown, its lease left
-//! behind); no tick runs twice, and the job misses at most one tick.
+//! behind); no tick runs twice, and the job misses at most one tick. The kill mid-run runs on
+//! Redis and on PostgreSQL.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
 use fourit_tests::RedisServer;
+use fourit_tests::cli::Cli;
 use fourit_tests::faults::{Fleet, Records, now_ms, tick_report};
 
 const WORKER: &str = env!("CARGO_BIN_EXE_worker");
+const FOURIT: &str = env!("CARGO_BIN_EXE_fourit-for-tests");
 
 fn args<'a>(url: &'a str, namespace: &'a str, extra: &[&'a str]) -> Vec<&'a str> {
     let mut args = vec!["--url", url, "--namespace", namespace];
@@ -15,14 +18,11 @@ fn args<'a>(url: &'a str, namespace: &'a str, extra: &[&'a str]) -> Vec<&'a str>
     args
 }
 
-/// A 3 s job every 5 s with the default lease (the interval, 5 s): the process running it is
-/// killed as the body starts. Its lease outlives it, so the next tick may be skipped as an
-/// overlap; the one after must run.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn killing_the_process_mid_run_misses_at_most_one_tick_and_runs_none_twice() {
-    let server = RedisServer::start();
-    let url = server.url();
-    let namespace = "crash-mid-run";
+/// A 3 s job every 5 s with the default lease (the interval, 5 s), on `url`, the runs
+/// recorded on `records`: the process running it is killed as the body starts. Its lease
+/// outlives it, so the next tick may be skipped as an overlap; the one after must run.
+async fn kill_mid_run(url: &str, records: &RedisServer, namespace: &str) {
+    let record_url = records.url();
     let mut fleet = Fleet::new(WORKER);
     let extra = [
         "--jobs",
@@ -31,9 +31,11 @@ async fn killing_the_process_mid_run_misses_at_most_one_tick_and_runs_none_twice
         "*/5 * * * * *",
         "--body-ms",
         "3000",
+        "--record-url",
+        &record_url,
     ];
     for node in ["a", "b", "c"] {
-        fleet.start(node, &args(&url, namespace, &extra));
+        fleet.start(node, &args(url, namespace, &extra));
     }
     let first = fleet
         .wait_for(Duration::from_secs(20), "a first run of job-0", |e| {
@@ -45,7 +47,7 @@ async fn killing_the_process_mid_run_misses_at_most_one_tick_and_runs_none_twice
     fleet.worker(&victim).kill().await;
     let killed_at = now_ms();
     eprintln!(
-        "killed {victim} {} ms after its run of tick {killed_tick} started",
+        "{namespace}: killed {victim} {} ms after its run of tick {killed_tick} started",
         killed_at - first.wall_ms
     );
 
@@ -67,12 +69,12 @@ async fn killing_the_process_mid_run_misses_at_most_one_tick_and_runs_none_twice
     fleet.assert_all_running_but(&victim);
     fleet.stop_all(Duration::from_secs(20)).await;
 
-    let records = Records::read(&mut server.connection().await, namespace).await;
-    let ticks = records.ticks("job-0");
+    let recorded = Records::read(&mut records.connection().await, namespace).await;
+    let ticks = recorded.ticks("job-0");
     let report = tick_report(&ticks, 5000);
     eprintln!(
-        "job-0: ticks {:?}; first run after the kill: tick {next_run} ({} ms after the killed \
-         tick); missing {:?}",
+        "{namespace} job-0: ticks {:?}; first run after the kill: tick {next_run} ({} ms after \
+         the killed tick); missing {:?}",
         ticks.keys().collect::<Vec<_>>(),
         next_run - killed_tick,
         report.missing
@@ -87,13 +89,24 @@ async fn killing_the_process_mid_run_misses_at_most_one_tick_and_runs_none_twice
         next_run - killed_tick <= 10_000,
         "the job was blocked for more than one tick: next run at tick {next_run}"
     );
-    let overlaps =
-        fourit_tests::faults::history(&mut server.connection().await, namespace, "job-0")
-            .await
-            .into_iter()
-            .filter(|e| e.get("outcome").map(String::as_str) == Some("overlap"))
-            .count();
-    eprintln!("overlap entries in job-0's history: {overlaps}");
+    let history = Cli::new(FOURIT, url, namespace).json(&["history", "job-0", "--json"]);
+    let overlaps = history.as_array().map_or(0, |entries| {
+        entries.iter().filter(|e| e["outcome"] == "overlap").count()
+    });
+    eprintln!("{namespace}: overlap entries in job-0's history: {overlaps}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn killing_the_process_mid_run_misses_at_most_one_tick_and_runs_none_twice() {
+    let server = RedisServer::start();
+    kill_mid_run(&server.url(), &server, "crash-mid-run").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn killing_the_process_mid_run_on_postgres_misses_at_most_one_tick_and_runs_none_twice() {
+    let records = RedisServer::start();
+    let namespace = format!("crash-mid-run-{}-{}", std::process::id(), now_ms());
+    kill_mid_run(&fourit_tests::postgres_url(), &records, &namespace).await;
 }
 
 /// Three workers, 5 ms jobs every second: the process that has won the most ticks so far is

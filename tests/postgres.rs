@@ -21,35 +21,50 @@ fn namespace(name: &str) -> String {
     format!("pg-{name}-{}-{}", std::process::id(), now_ms())
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_steady_fleet_on_postgres_runs_each_tick_once_and_the_command_reads_it() {
+/// Three workers (`nodes`) with two jobs every second on `url` until `ticks` ticks of each
+/// ran: every tick ran once, none missed, every member ran some, and `fourit members` and
+/// `status` read the fleet.
+async fn steady_fleet(url: &str, ns: &str, nodes: [&str; 3], ticks: usize) {
     let records = RedisServer::start();
-    let url = postgres_url();
-    let ns = namespace("steady");
     let mut fleet = Fleet::new(WORKER);
-    fleet.start_recording(&["p-a", "p-b", "p-c"], &url, &ns, 2, &records.url(), "warn");
+    fleet.start_recording(&nodes, url, ns, 2, &records.url(), "warn");
     let started = now_ms();
     fleet
-        .wait_until(Duration::from_secs(40), "8 ticks of each job", |events| {
-            ["job-0", "job-1"]
-                .iter()
-                .all(|job| distinct_ticks(events, job, started, None) >= 8)
-        })
+        .wait_until(
+            Duration::from_secs(40),
+            &format!("{ticks} ticks of each job"),
+            |events| {
+                ["job-0", "job-1"]
+                    .iter()
+                    .all(|job| distinct_ticks(events, job, started, None) >= ticks)
+            },
+        )
         .await;
     fleet.assert_all_running();
-    let cli = Cli::new(FOURIT, &url, &ns);
+    let cli = Cli::new(FOURIT, url, ns);
     let status = cli.json(&["status", "--json"]);
     assert_eq!(status.as_array().map(Vec::len), Some(2), "{status}");
     assert_eq!(status[0]["last_outcome"], "succeeded", "{status}");
     let members = cli.json(&["members", "--json"]);
     assert_eq!(members.as_array().map(Vec::len), Some(3), "{members}");
     fleet.stop_all(Duration::from_secs(20)).await;
-    let recorded = Records::read(&mut records.connection().await, &ns).await;
+    let recorded = Records::read(&mut records.connection().await, ns).await;
     let missed = assert_no_double_runs(&recorded, &["job-0", "job-1"], started + 2_000);
     assert!(missed.iter().all(Vec::is_empty), "{missed:?}");
-    let nodes: std::collections::BTreeSet<String> =
+    let ran: std::collections::BTreeSet<String> =
         recorded.runs.iter().map(|run| run.node.clone()).collect();
-    assert_eq!(nodes.len(), 3, "every member ran ticks: {nodes:?}");
+    assert_eq!(ran.len(), 3, "every member ran ticks: {ran:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_steady_fleet_on_postgres_runs_each_tick_once_and_the_command_reads_it() {
+    steady_fleet(
+        &postgres_url(),
+        &namespace("steady"),
+        ["p-a", "p-b", "p-c"],
+        8,
+    )
+    .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -244,7 +259,6 @@ async fn the_database_killed_and_restarted_costs_no_double_run() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn behind_pgbouncer_in_transaction_mode_the_fleet_runs_each_tick_once() {
-    let records = RedisServer::start();
     let database = PostgresServer::start();
     // Two server connections for three workers' claims, heartbeats and listeners: a worker's
     // consecutive statements land on different sessions (a named prepared statement or a
@@ -253,24 +267,7 @@ async fn behind_pgbouncer_in_transaction_mode_the_fleet_runs_each_tick_once() {
         .unwrap_or_else(|e| panic!("starting pgbouncer: {e}"));
     let url = bouncer.url("postgres");
     let ns = namespace("bouncer");
-    let mut fleet = Fleet::new(WORKER);
-    fleet.start_recording(&["b-a", "b-b", "b-c"], &url, &ns, 2, &records.url(), "warn");
-    let started = now_ms();
-    fleet
-        .wait_until(Duration::from_secs(40), "6 ticks of each job", |events| {
-            ["job-0", "job-1"]
-                .iter()
-                .all(|job| distinct_ticks(events, job, started, None) >= 6)
-        })
-        .await;
-    fleet.assert_all_running();
-    let cli = Cli::new(FOURIT, &url, &ns);
-    let members = cli.json(&["members", "--json"]);
-    assert_eq!(members.as_array().map(Vec::len), Some(3), "{members}");
-    fleet.stop_all(Duration::from_secs(20)).await;
-    let recorded = Records::read(&mut records.connection().await, &ns).await;
-    let missed = assert_no_double_runs(&recorded, &["job-0", "job-1"], started + 2_000);
-    assert!(missed.iter().all(Vec::is_empty), "{missed:?}");
+    steady_fleet(&url, &ns, ["b-a", "b-b", "b-c"], 6).await;
     // TLS asked of a pooler that offers none: refused, in words, no password shown.
     let refused = fourit::coordinator::PostgresCoordinator::connect(
         &format!(

@@ -574,15 +574,24 @@ impl RespConnection {
 
 /// A port that was free a moment ago (the OS picks it; we release it for redis-server).
 fn free_port() -> u16 {
-    let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).expect("binding 127.0.0.1:0");
-    listener
-        .local_addr()
-        .expect("a bound socket's address")
-        .port()
+    try_free_port().unwrap_or_else(|e| panic!("{e}"))
+}
+
+/// [`free_port`], answering why not instead of panicking.
+pub(crate) fn try_free_port() -> Result<u16, String> {
+    TcpListener::bind((Ipv4Addr::LOCALHOST, 0))
+        .and_then(|listener| listener.local_addr())
+        .map(|address| address.port())
+        .map_err(|e| format!("binding 127.0.0.1:0: {e}"))
 }
 
 /// A new, empty directory under the system's temp dir, unique to this server.
 fn fresh_dir() -> PathBuf {
+    try_fresh_dir("fourit-redis").unwrap_or_else(|e| panic!("{e}"))
+}
+
+/// A new, empty directory under the system's temp dir, its name starting `prefix`.
+pub(crate) fn try_fresh_dir(prefix: &str) -> Result<PathBuf, String> {
     static COUNTER: AtomicU64 = AtomicU64::new(0);
     loop {
         let nanos = SystemTime::now()
@@ -590,15 +599,15 @@ fn fresh_dir() -> PathBuf {
             .map(|d| d.subsec_nanos())
             .unwrap_or(0);
         let name = format!(
-            "fourit-redis-{}-{}-{nanos}",
+            "{prefix}-{}-{}-{nanos}",
             std::process::id(),
             COUNTER.fetch_add(1, Ordering::Relaxed)
         );
         let dir = std::env::temp_dir().join(name);
         match fs::create_dir(&dir) {
-            Ok(()) => return dir,
+            Ok(()) => return Ok(dir),
             Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => continue,
-            Err(e) => panic!("creating {}: {e}", dir.display()),
+            Err(e) => return Err(format!("creating {}: {e}", dir.display())),
         }
     }
 }

@@ -15,13 +15,6 @@ pub struct PgBouncer {
     port: u16,
 }
 
-fn free_port() -> Result<u16, String> {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .map_err(|e| e.to_string())
-}
-
 impl PgBouncer {
     /// Starts PgBouncer on a free loopback port, pooling (`pool_mode = transaction`,
     /// `pool_size` server connections) the database `database` of the server at
@@ -36,16 +29,8 @@ impl PgBouncer {
             .into_iter()
             .find(|path| std::path::Path::new(path).exists())
             .ok_or("no pgbouncer: install it (Debian: pgbouncer)")?;
-        let dir = std::env::temp_dir().join(format!(
-            "fourit-pgbouncer-{}-{}",
-            std::process::id(),
-            std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map(|d| d.as_nanos())
-                .unwrap_or(0)
-        ));
-        std::fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
-        let port = free_port()?;
+        let dir = crate::try_fresh_dir("fourit-pgbouncer")?;
+        let port = crate::try_free_port()?;
         let users = dir.join("users.txt");
         std::fs::write(&users, "\"postgres\" \"\"\n").map_err(|e| e.to_string())?;
         let config = dir.join("pgbouncer.ini");
@@ -69,12 +54,7 @@ impl PgBouncer {
         )
         .map_err(|e| e.to_string())?;
         let mut command = Command::new(binary);
-        let root = Command::new("id")
-            .arg("-u")
-            .output()
-            .map(|out| String::from_utf8_lossy(&out.stdout).trim() == "0")
-            .unwrap_or(false);
-        if root {
+        if crate::postgres::is_root() {
             // The process itself becomes `postgres` (no wrapper: a kill reaches pgbouncer).
             use std::os::unix::process::CommandExt;
             let id = |flag: &str| -> Result<u32, String> {
@@ -88,14 +68,7 @@ impl PgBouncer {
                     .map_err(|_| "no `postgres` user to run pgbouncer as".to_string())
             };
             let (uid, gid) = (id("-u")?, id("-g")?);
-            let chown = Command::new("chown")
-                .args(["-R", "postgres:postgres"])
-                .arg(&dir)
-                .output()
-                .map_err(|e| e.to_string())?;
-            if !chown.status.success() {
-                return Err(String::from_utf8_lossy(&chown.stderr).into_owned());
-            }
+            crate::postgres::chown(&dir)?;
             command.uid(uid).gid(gid);
         }
         let log = std::fs::File::create(dir.join("pgbouncer.log")).map_err(|e| e.to_string())?;

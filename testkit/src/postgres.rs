@@ -43,7 +43,7 @@ fn bin_dir() -> Result<PathBuf, String> {
         .ok_or_else(|| "no initdb: install PostgreSQL's server (Debian: postgresql)".to_string())
 }
 
-fn is_root() -> bool {
+pub(crate) fn is_root() -> bool {
     Command::new("id")
         .arg("-u")
         .output()
@@ -51,10 +51,10 @@ fn is_root() -> bool {
         .unwrap_or(false)
 }
 
-/// Gives `path` to the server's user.
-fn chown(path: &Path) -> Result<(), String> {
+/// Gives `path` (and what is in it) to the server's user.
+pub(crate) fn chown(path: &Path) -> Result<(), String> {
     let chown = Command::new("chown")
-        .args(["postgres:postgres"])
+        .args(["-R", "postgres:postgres"])
         .arg(path)
         .output()
         .map_err(|e| e.to_string())?;
@@ -121,15 +121,7 @@ impl PostgresServer {
     /// A fresh data directory, initdb'd, and a free port.
     fn init() -> Result<PostgresServer, String> {
         let bin = bin_dir()?;
-        let dir = std::env::temp_dir().join(format!(
-            "fourit-pg-{}-{}",
-            std::process::id(),
-            std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map(|d| d.as_nanos())
-                .unwrap_or(0)
-        ));
-        std::fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+        let dir = crate::try_fresh_dir("fourit-pg")?;
         if is_root() {
             chown(&dir)?;
         }
@@ -151,10 +143,7 @@ impl PostgresServer {
         if !init.status.success() {
             return Err(format!("initdb: {}", String::from_utf8_lossy(&init.stderr)));
         }
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .and_then(|l| l.local_addr())
-            .map(|a| a.port())
-            .map_err(|e| e.to_string())?;
+        let port = crate::try_free_port()?;
         Ok(PostgresServer {
             bin,
             dir,
