@@ -14,7 +14,7 @@ use fourit::coordinator::{
 };
 use serde_json::{Value, json};
 
-use crate::cluster::side_by_side;
+use crate::cluster::{SIDE_BY_SIDE_COLUMNS, side_by_side};
 use crate::common::Ctx;
 use crate::report::table;
 
@@ -33,20 +33,12 @@ pub async fn backends(ctx: &mut Ctx) -> Result<(), String> {
         ("SQLite", sqlite),
     ];
     let measured = side_by_side(ctx, &targets, "b", secs).await;
-    let cost = postgres_cost(&targets[1].1, if ctx.secs(30, 10) >= 30 { 50 } else { 10 }).await;
+    let cost = postgres_cost(&targets[1].1, if secs >= 30 { 50 } else { 10 }).await;
     let _ = std::fs::remove_dir_all(&dir);
     let (rows, mut entries) = measured?;
     table(
         "backends (the same fleets on Redis, PostgreSQL and SQLite)",
-        &[
-            "variant",
-            "runs",
-            "start delay p50 / p99 / max ms",
-            "round trips per run",
-            "CPU s/min",
-            "double/missed",
-            "other CPU",
-        ],
+        &SIDE_BY_SIDE_COLUMNS,
         &rows,
     );
     let cost = cost?;

@@ -21,15 +21,7 @@ pub async fn cluster(ctx: &mut Ctx) -> Result<(), String> {
     let (rows, entries) = side_by_side(ctx, &targets, "c", secs).await?;
     table(
         "cluster (the same fleets on one Redis and on a Redis Cluster)",
-        &[
-            "variant",
-            "runs",
-            "start delay p50 / p99 / max ms",
-            "round trips per run",
-            "CPU s/min",
-            "double/missed",
-            "other CPU",
-        ],
+        &SIDE_BY_SIDE_COLUMNS,
         &rows,
     );
     ctx.report
@@ -37,6 +29,17 @@ pub async fn cluster(ctx: &mut Ctx) -> Result<(), String> {
         .insert("cluster".to_string(), Value::Array(entries));
     Ok(())
 }
+
+/// The columns of [`side_by_side`]'s rows.
+pub const SIDE_BY_SIDE_COLUMNS: [&str; 7] = [
+    "variant",
+    "runs",
+    "start delay p50 / p99 / max ms",
+    "round trips per run",
+    "CPU s/min",
+    "double/missed",
+    "other CPU",
+];
 
 /// The same two fleets on each of `targets` (name, URL), one after the other: 1 process with
 /// 100 jobs every second, then 4 processes with 4 jobs every second. Answers the table rows

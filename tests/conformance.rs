@@ -2281,12 +2281,6 @@ mod postgres_only {
         client
     }
 
-    /// `url` with `application_name` set (so the test can find the session).
-    fn named(url: &str, name: &str) -> String {
-        let separator = if url.contains('?') { '&' } else { '?' };
-        format!("{url}{separator}application_name={name}")
-    }
-
     /// Eight processes' worth of coordinators connecting at once to a database that has no
     /// schema yet: all of them connect (one migrates, the others wait on the lock and find
     /// it done) and a tick is still claimed once among them.
@@ -2377,9 +2371,12 @@ mod postgres_only {
         );
         let session = namespace.clone();
         let coordinator = Arc::new(
-            fourit::coordinator::PostgresCoordinator::connect(&named(&url, &session), &namespace)
-                .await
-                .unwrap_or_else(|e| panic!("connecting: {e}")),
+            fourit::coordinator::PostgresCoordinator::connect(
+                &fourit_tests::postgres_url_as(&session),
+                &namespace,
+            )
+            .await
+            .unwrap_or_else(|e| panic!("connecting: {e}")),
         );
         let other = fourit::coordinator::PostgresCoordinator::connect(&url, &namespace)
             .await

@@ -74,8 +74,7 @@ async fn a_worker_killed_and_connections_terminated_cost_no_double_run() {
     // This fleet's sessions carry a name of their own: only they are ended below (other
     // tests share the server).
     let base = postgres_url();
-    let separator = if base.contains('?') { '&' } else { '?' };
-    let url = format!("{base}{separator}application_name={ns}");
+    let url = fourit_tests::postgres_url_as(&ns);
     let mut fleet = Fleet::new(WORKER);
     fleet.start_recording(&["f-a", "f-b", "f-c"], &url, &ns, 2, &records.url(), "warn");
     let started = now_ms();

@@ -25,6 +25,14 @@ pub fn postgres_url() -> String {
         .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".to_string())
 }
 
+/// [`postgres_url`] with the sessions named `application` (`application_name`), so a test
+/// can find them in `pg_stat_activity` (the server is shared).
+pub fn postgres_url_as(application: &str) -> String {
+    let base = postgres_url();
+    let separator = if base.contains('?') { '&' } else { '?' };
+    format!("{base}{separator}application_name={application}")
+}
+
 /// The words of the README's "Minimal ACL" command (`ACL SETUSER fourit on ...`), which the
 /// tests use verbatim so the README cannot drift from what fourit needs.
 pub fn readme_acl() -> Vec<String> {

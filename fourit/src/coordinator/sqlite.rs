@@ -229,13 +229,7 @@ impl Tx<'_> {
             "DELETE FROM fourit_leases WHERE ns = ?1 AND job = ?2 AND slot = ?3 AND expires <= ?4",
             params![self.ns, job, slot, now],
         )?;
-        self.tx
-            .query_row(
-                "SELECT run_id FROM fourit_leases WHERE ns = ?1 AND job = ?2 AND slot = ?3",
-                params![self.ns, job, slot],
-                |r| r.get(0),
-            )
-            .optional()
+        self.live_holder(job, slot, now)
     }
 
     /// The live holder of a lease slot, read only.

@@ -171,17 +171,47 @@ fn kind_of(err: &tokio_postgres::Error) -> ErrorKind {
         }
         Some(code) if *code == SqlState::INSUFFICIENT_PRIVILEGE => ErrorKind::Permission,
         Some(code)
-            if *code == SqlState::ADMIN_SHUTDOWN
-                || *code == SqlState::CRASH_SHUTDOWN
-                || *code == SqlState::CANNOT_CONNECT_NOW
-                || *code == SqlState::T_R_SERIALIZATION_FAILURE
+            if *code == SqlState::T_R_SERIALIZATION_FAILURE
                 || *code == SqlState::T_R_DEADLOCK_DETECTED =>
         {
             ErrorKind::Unavailable
         }
-        Some(_) => ErrorKind::Protocol,
-        None => ErrorKind::Unavailable,
+        _ if ends_session(err) => ErrorKind::Unavailable,
+        _ => ErrorKind::Protocol,
     }
+}
+
+/// A failed call's error, at the redacted `url`.
+fn failure(url: &str, operation: &'static str, err: &tokio_postgres::Error) -> Error {
+    Error::Coordinator(
+        CoordinatorError::new("Postgres", operation, kind_of(err), detail(err)).at(url),
+    )
+}
+
+/// An unanswered call's error, at the redacted `url`.
+fn no_answer(url: &str, operation: &'static str) -> Error {
+    Error::Coordinator(
+        CoordinatorError::new(
+            "Postgres",
+            operation,
+            ErrorKind::Timeout,
+            format!("no answer within {DEADLINE:?}"),
+        )
+        .at(url),
+    )
+}
+
+/// `rows` answer `expected` requests, one row each, or the server broke the protocol.
+fn answers(operation: &'static str, rows: &[Row], expected: usize) -> Result<(), Error> {
+    if rows.len() == expected {
+        return Ok(());
+    }
+    Err(Error::Coordinator(CoordinatorError::new(
+        "Postgres",
+        operation,
+        ErrorKind::Protocol,
+        format!("{} answers to {expected} requests", rows.len()),
+    )))
 }
 
 /// Drops the slot's `client` if it is still the one there, so the next call connects again
@@ -268,12 +298,11 @@ async fn migrate(client: &mut Client) -> Result<(), tokio_postgres::Error> {
                 ))
                 .await?;
             }
-            tx.commit().await?;
-            Ok::<Option<i32>, tokio_postgres::Error>(version)
+            tx.commit().await
         }
         .await;
         match result {
-            Ok(_) => return Ok(()),
+            Ok(()) => return Ok(()),
             // Two processes creating `fourit_meta` at once: one loses with a duplicate; the
             // next attempt finds the table and waits for the lock.
             Err(err) if attempt < 5 && err.code().is_some() => {
@@ -304,29 +333,13 @@ impl PostgresCoordinator {
         if config.get_application_name().is_none() {
             config.application_name("fourit");
         }
-        let fail = |operation: &'static str, err: tokio_postgres::Error| {
-            let mut failure =
-                CoordinatorError::new("Postgres", operation, kind_of(&err), detail(&err));
-            failure = failure.at(shown.clone());
-            Error::Coordinator(failure)
-        };
         let mut client = tokio::time::timeout(DEADLINE, open(&config, &connector))
             .await
-            .map_err(|_| {
-                Error::Coordinator(
-                    CoordinatorError::new(
-                        "Postgres",
-                        "connect",
-                        ErrorKind::Timeout,
-                        "no answer within 5 s",
-                    )
-                    .at(shown.clone()),
-                )
-            })?
-            .map_err(|err| fail("connect", err))?;
+            .map_err(|_| no_answer(&shown, "connect"))?
+            .map_err(|err| failure(&shown, "connect", &err))?;
         migrate(&mut client)
             .await
-            .map_err(|err| fail("migrate", err))?;
+            .map_err(|err| failure(&shown, "migrate", &err))?;
         let stop = CancellationToken::new();
         let notices = NoticeSender::new();
         let mut pool = vec![Slot::open(client)];
@@ -362,22 +375,11 @@ impl PostgresCoordinator {
     }
 
     fn error(&self, operation: &'static str, err: &tokio_postgres::Error) -> Error {
-        Error::Coordinator(
-            CoordinatorError::new("Postgres", operation, kind_of(err), detail(err))
-                .at(self.url.clone()),
-        )
+        failure(&self.url, operation, err)
     }
 
     fn timeout(&self, operation: &'static str) -> Error {
-        Error::Coordinator(
-            CoordinatorError::new(
-                "Postgres",
-                operation,
-                ErrorKind::Timeout,
-                format!("no answer within {DEADLINE:?}"),
-            )
-            .at(self.url.clone()),
-        )
+        no_answer(&self.url, operation)
     }
 
     /// The slot for a call: an open connection with no call on it, else one not opened
@@ -581,38 +583,6 @@ fn parse_notice(namespace: &str, payload: &str) -> Option<ClaimNotice> {
     })
 }
 
-/// A claim's parameters, as the batch function's arrays take them.
-struct ClaimParams {
-    job: String,
-    tick_ms: i64,
-    node: String,
-    ttl: i64,
-    allow: bool,
-    preferred: Option<String>,
-    handoff: i64,
-    claim_id: String,
-    previous: Option<i64>,
-}
-
-impl ClaimParams {
-    fn of(request: &ClaimRequest) -> ClaimParams {
-        ClaimParams {
-            job: request.job.to_string(),
-            tick_ms: request.tick_ms,
-            node: request.node.to_string(),
-            ttl: millis(request.lease_ttl).max(1),
-            allow: request.overlap == Overlap::Allow,
-            preferred: request.preferred.as_deref().map(str::to_string),
-            handoff: millis(request.handoff),
-            claim_id: request.claim_id.to_string(),
-            previous: request
-                .schedule
-                .as_deref()
-                .and_then(|schedule| MissedTicks::previous_tick(schedule, request.tick_ms)),
-        }
-    }
-}
-
 const CLAIM: &str = "SELECT code, fence, holder, at_ms, now_ms, old_mark FROM \
     fourit_claim_batch($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)";
 const RELEASE: &str = "SELECT held FROM \
@@ -672,14 +642,7 @@ impl PostgresCoordinator {
                 ],
             )
             .await?;
-        if rows.len() != runs.len() {
-            return Err(Error::Coordinator(CoordinatorError::new(
-                "Postgres",
-                "release",
-                ErrorKind::Protocol,
-                format!("{} answers to {} releases", rows.len(), runs.len()),
-            )));
-        }
+        answers("release", &rows, runs.len())?;
         let mut answers = vec![false; runs.len()];
         for (index, row) in order.into_iter().zip(rows) {
             answers[index] = row.get::<_, bool>(0);
@@ -698,20 +661,26 @@ impl Coordinator for PostgresCoordinator {
             // their jobs' names (so two batches lock rows in one order and cannot deadlock),
             // each seeing the earlier ones.
             let order = by_job(requests.iter().map(|request| &*request.job));
-            let params: Vec<ClaimParams> = order
-                .iter()
-                .map(|&index| ClaimParams::of(&requests[index]))
-                .collect();
-            let jobs: Vec<&str> = params.iter().map(|p| p.job.as_str()).collect();
-            let ticks: Vec<i64> = params.iter().map(|p| p.tick_ms).collect();
-            let nodes: Vec<&str> = params.iter().map(|p| p.node.as_str()).collect();
-            let ttls: Vec<i64> = params.iter().map(|p| p.ttl).collect();
-            let allows: Vec<bool> = params.iter().map(|p| p.allow).collect();
+            let sorted: Vec<&ClaimRequest> = order.iter().map(|&index| &requests[index]).collect();
+            let jobs: Vec<&str> = sorted.iter().map(|r| &*r.job).collect();
+            let ticks: Vec<i64> = sorted.iter().map(|r| r.tick_ms).collect();
+            let nodes: Vec<&str> = sorted.iter().map(|r| &*r.node).collect();
+            let ttls: Vec<i64> = sorted.iter().map(|r| millis(r.lease_ttl).max(1)).collect();
+            let allows: Vec<bool> = sorted.iter().map(|r| r.overlap == Overlap::Allow).collect();
             let preferred: Vec<Option<&str>> =
-                params.iter().map(|p| p.preferred.as_deref()).collect();
-            let handoffs: Vec<i64> = params.iter().map(|p| p.handoff).collect();
-            let claims: Vec<&str> = params.iter().map(|p| p.claim_id.as_str()).collect();
-            let previous: Vec<Option<i64>> = params.iter().map(|p| p.previous).collect();
+                sorted.iter().map(|r| r.preferred.as_deref()).collect();
+            let handoffs: Vec<i64> = sorted.iter().map(|r| millis(r.handoff)).collect();
+            let claims: Vec<String> = sorted.iter().map(|r| r.claim_id.to_string()).collect();
+            // The schedule's tick before this one: a mark older than it means ticks nobody
+            // decided (the caller records them as missed).
+            let previous: Vec<Option<i64>> = sorted
+                .iter()
+                .map(|r| {
+                    r.schedule
+                        .as_deref()
+                        .and_then(|schedule| MissedTicks::previous_tick(schedule, r.tick_ms))
+                })
+                .collect();
             let tolerance = millis(FUTURE_TICK_TOLERANCE);
             let rows = self
                 .rows(
@@ -733,14 +702,7 @@ impl Coordinator for PostgresCoordinator {
                     ],
                 )
                 .await?;
-            if rows.len() != requests.len() {
-                return Err(Error::Coordinator(CoordinatorError::new(
-                    "Postgres",
-                    "claim",
-                    ErrorKind::Protocol,
-                    format!("{} answers to {} claims", rows.len(), requests.len()),
-                )));
-            }
+            answers("claim", &rows, requests.len())?;
             let mut rows: Vec<(usize, Row)> = order.into_iter().zip(rows).collect();
             rows.sort_by_key(|(index, _)| *index);
             let mut outcomes = Vec::with_capacity(requests.len());
