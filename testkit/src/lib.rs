@@ -25,8 +25,10 @@
 
 mod pgbouncer;
 mod postgres;
+mod proxy;
 pub use pgbouncer::PgBouncer;
 pub use postgres::PostgresServer;
+pub use proxy::{LinkMode, Proxy};
 
 use std::fmt::Write as _;
 use std::fs::{self, File};
