@@ -1,7 +1,7 @@
 //! The connection to Redis: the client, a connection manager that is replaced after an
 //! authentication failure, TLS, and how the client's errors map to fourit's.
 
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
@@ -15,16 +15,23 @@ use crate::error::{CoordinatorError, Error, ErrorKind as Kind};
 
 /// The connection every call goes through, and a way to start it afresh.
 ///
-/// The client library's `ConnectionManager` reconnects after I/O errors, but a reconnection
-/// that fails authentication (a restarted Redis whose users are not loaded yet, a password
-/// being rotated) leaves it failed for good: every later call gets the same error. So a call
-/// failing authentication replaces the manager, at most once a second, in the background.
+/// The client library's `ConnectionManager` reconnects after I/O errors, but not after a
+/// call that went unanswered (a silently dropped link: it would retry on the same dead
+/// connection, whose replies are lost mid-stream), and a reconnection that fails
+/// authentication (a restarted Redis whose users are not loaded yet, a password being
+/// rotated) leaves it failed for good. So a call that finds Redis unreachable, unanswering or
+/// refusing the credentials **retires** the connection (later calls fail at once, never
+/// sent on it) and a fresh one is made in the background (see [`Connection::replace`]).
 ///
-/// Under Sentinel, the primary moves: a call that finds the server unavailable (or answering
-/// `READONLY`, a demoted primary) replaces the manager too, with one to the primary the
-/// sentinels name now.
+/// Under Sentinel, the primary moves: the fresh connection goes to the primary the sentinels
+/// name now (also after a `READONLY` answer, from a demoted primary).
 pub(super) struct Connection {
-    pub(super) manager: RwLock<ConnectionManager>,
+    /// The connection calls go through; `None` while a retired one is being replaced.
+    pub(super) manager: RwLock<Option<ConnectionManager>>,
+    /// Which connection is current: bumped each time one is put in place, and told to the
+    /// calls waiting for a fresh one.
+    pub(super) epoch: AtomicU64,
+    installed: tokio::sync::watch::Sender<u64>,
     pub(super) client: RwLock<redis::Client>,
     /// The sentinels to ask where the primary is, for a `redis+sentinel://` URL.
     pub(super) sentinel: Option<Arc<super::sentinel::Sentinel>>,
@@ -33,12 +40,83 @@ pub(super) struct Connection {
 }
 
 impl Connection {
-    /// A handle to the current connection (cheap: handles share it).
-    pub(super) fn get(&self) -> ConnectionManager {
+    /// A connection to `manager`'s server, current from the start.
+    pub(super) fn new(
+        manager: ConnectionManager,
+        client: redis::Client,
+        sentinel: Option<Arc<super::sentinel::Sentinel>>,
+    ) -> Connection {
+        Connection {
+            manager: RwLock::new(Some(manager)),
+            epoch: AtomicU64::new(0),
+            installed: tokio::sync::watch::Sender::new(0),
+            client: RwLock::new(client),
+            sentinel,
+            replacing: AtomicBool::new(false),
+        }
+    }
+
+    /// A handle to the current connection (cheap: handles share it); `None` while a retired
+    /// one is being replaced.
+    pub(super) fn get(&self) -> Option<ConnectionManager> {
         match self.manager.read() {
             Ok(manager) => manager.clone(),
             Err(poisoned) => poisoned.into_inner().clone(),
         }
+    }
+
+    /// The current connection, once there is one again after a retirement (the caller's
+    /// deadline bounds the wait).
+    pub(super) async fn fresh(&self) -> ConnectionManager {
+        let mut installed = self.installed.subscribe();
+        loop {
+            if let Some(manager) = self.get() {
+                return manager;
+            }
+            if installed.changed().await.is_err() {
+                // The connection is being dropped: nothing will be installed.
+                std::future::pending::<()>().await;
+            }
+        }
+    }
+
+    /// The database number calls go to (from the URL).
+    pub(super) fn db(&self) -> i64 {
+        self.current_client()
+            .get_connection_info()
+            .redis_settings()
+            .db()
+    }
+
+    /// Which connection is current (see [`Connection::retire`]).
+    pub(super) fn epoch(&self) -> u64 {
+        self.epoch.load(Ordering::Acquire)
+    }
+
+    /// Retires the connection that was current at `epoch`, if it still is, and starts
+    /// replacing it.
+    pub(super) fn retire(self: &Arc<Self>, epoch: u64) {
+        {
+            let mut manager = match self.manager.write() {
+                Ok(manager) => manager,
+                Err(poisoned) => poisoned.into_inner(),
+            };
+            if self.epoch() == epoch && manager.take().is_some() {
+                debug!("the connection to Redis is retired: calls fail until a fresh one is made");
+            }
+        }
+        self.replace();
+    }
+
+    fn install(&self, fresh: ConnectionManager) {
+        let mut manager = match self.manager.write() {
+            Ok(manager) => manager,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        *manager = Some(fresh);
+        let epoch = self.epoch.fetch_add(1, Ordering::AcqRel) + 1;
+        drop(manager);
+        self.installed.send_replace(epoch);
     }
 
     /// The client of the server connected to now.
@@ -50,54 +128,63 @@ impl Connection {
     }
 
     /// Starts connecting afresh (under Sentinel: to the primary the sentinels name now),
-    /// unless that is already under way.
+    /// unless that is already under way, and keeps trying every half second until a fresh
+    /// connection is made (or the coordinator is gone): a member whose link healed is
+    /// connected again within about a second, without waiting for a call to fail first.
     pub(super) fn replace(self: &Arc<Self>) {
         if self.replacing.swap(true, Ordering::AcqRel) {
             return;
         }
         let this = self.clone();
         tokio::spawn(async move {
-            let fresh = tokio::time::timeout(DEADLINE, async {
-                let client = match &this.sentinel {
-                    Some(sentinel) => match sentinel.discover().await {
-                        Ok(client) => {
-                            match this.client.write() {
-                                Ok(mut current) => *current = client.clone(),
-                                Err(poisoned) => *poisoned.into_inner() = client.clone(),
-                            }
-                            client
-                        }
-                        Err(super::sentinel::Discovery::Failed(err)) => return Err(err),
-                        Err(super::sentinel::Discovery::UnknownMaster) => {
-                            return Err(RedisError::from((
-                                ErrorKind::Io,
-                                "the sentinels no longer know the master",
-                            )));
-                        }
-                    },
-                    None => this.current_client(),
-                };
-                ConnectionManager::new_with_config(client, manager_config()).await
-            })
-            .await;
-            match fresh {
-                Ok(Ok(manager)) => {
-                    match this.manager.write() {
-                        Ok(mut current) => *current = manager,
-                        Err(poisoned) => *poisoned.into_inner() = manager,
+            // The coordinator holds the other reference: once it is dropped, stop.
+            while Arc::strong_count(&this) > 1 {
+                match tokio::time::timeout(DEADLINE, this.connect_afresh()).await {
+                    Ok(Ok(manager)) => {
+                        this.install(manager);
+                        debug!("connected afresh to Redis");
+                        break;
                     }
-                    debug!("connected afresh to Redis");
+                    // Still refused or unreachable: again shortly.
+                    Ok(Err(err)) => debug!(error = err.category(), "reconnecting failed"),
+                    Err(_) => debug!("reconnecting timed out"),
                 }
-                // Still refused or unreachable: the next failing call tries again.
-                Ok(Err(err)) => debug!(error = err.category(), "reconnecting failed"),
-                Err(_) => debug!("reconnecting timed out"),
+                tokio::time::sleep(RECONNECT_EVERY).await;
             }
-            // At most one attempt a second, however many calls fail meanwhile.
+            // Calls still in flight on the old connection fail after this; one replacement a
+            // second at most, however many do.
             tokio::time::sleep(Duration::from_secs(1)).await;
             this.replacing.store(false, Ordering::Release);
         });
     }
+
+    /// A new connection manager, to the primary the sentinels name now under Sentinel.
+    async fn connect_afresh(&self) -> Result<ConnectionManager, RedisError> {
+        let client = match &self.sentinel {
+            Some(sentinel) => match sentinel.discover().await {
+                Ok(client) => {
+                    match self.client.write() {
+                        Ok(mut current) => *current = client.clone(),
+                        Err(poisoned) => *poisoned.into_inner() = client.clone(),
+                    }
+                    client
+                }
+                Err(super::sentinel::Discovery::Failed(err)) => return Err(err),
+                Err(super::sentinel::Discovery::UnknownMaster) => {
+                    return Err(RedisError::from((
+                        ErrorKind::Io,
+                        "the sentinels no longer know the master",
+                    )));
+                }
+            },
+            None => self.current_client(),
+        };
+        ConnectionManager::new_with_config(client, manager_config()).await
+    }
 }
+
+/// How often a connection that must be replaced is tried again while it cannot be made.
+pub(super) const RECONNECT_EVERY: Duration = Duration::from_millis(500);
 
 /// How every connection to Redis behaves: one quick retry, then the call fails (and the
 /// scheduler fails closed); 2 s to connect and to answer.
@@ -156,12 +243,45 @@ pub(super) fn classify(
     )
 }
 
-/// A client for `url`, with the certificates of `tls` when the `tls` feature is on.
+/// How long an idle connection waits before TCP keepalive probes start, and between them.
+const KEEPALIVE_IDLE: Duration = Duration::from_secs(10);
+const KEEPALIVE_INTERVAL: Duration = Duration::from_secs(5);
+/// Probes unanswered before the kernel gives the connection up.
+const KEEPALIVE_PROBES: u32 = 3;
+/// How long sent data may go unacknowledged before the kernel ends the connection (without
+/// it, about 15 minutes of retransmissions).
+const USER_TIMEOUT: Duration = Duration::from_secs(15);
+
+/// Every connection's TCP settings: keepalive probes find a half-open link even while the
+/// connection is idle, and `TCP_USER_TIMEOUT` ends one whose data goes unacknowledged. The
+/// call deadlines find a silent link first when calls are made; these find it in between.
+pub(super) fn tcp_settings(base: &redis::io::tcp::TcpSettings) -> redis::io::tcp::TcpSettings {
+    let keepalive = socket2::TcpKeepalive::new().with_time(KEEPALIVE_IDLE);
+    #[cfg(any(target_os = "linux", target_os = "android", target_os = "macos"))]
+    let keepalive = keepalive
+        .with_interval(KEEPALIVE_INTERVAL)
+        .with_retries(KEEPALIVE_PROBES);
+    #[cfg(not(any(target_os = "linux", target_os = "android", target_os = "macos")))]
+    let _ = (KEEPALIVE_INTERVAL, KEEPALIVE_PROBES);
+    let settings = base.clone().set_keepalive(keepalive);
+    #[cfg(any(target_os = "linux", target_os = "android"))]
+    let settings = settings.set_user_timeout(USER_TIMEOUT);
+    #[cfg(not(any(target_os = "linux", target_os = "android")))]
+    let _ = USER_TIMEOUT;
+    settings
+}
+
+/// A client for `url`, with the certificates of `tls` when the `tls` feature is on, and
+/// fourit's [`tcp_settings`].
 pub(super) fn open_client(url: &str, tls: Option<&TlsConfig>) -> Result<redis::Client, RedisError> {
+    use redis::IntoConnectionInfo;
+    let info = url.into_connection_info()?;
+    let settings = tcp_settings(info.tcp_settings());
+    let info = info.set_tcp_settings(settings);
     #[cfg(feature = "tls")]
     if let Some(tls) = tls.filter(|tls| !tls.is_empty()) {
         return redis::Client::build_with_tls(
-            url,
+            info,
             redis::TlsCertificates {
                 client_tls: tls.client_identity.as_ref().map(|(cert, key)| {
                     redis::ClientTlsConfig {
@@ -175,7 +295,7 @@ pub(super) fn open_client(url: &str, tls: Option<&TlsConfig>) -> Result<redis::C
     }
     #[cfg(not(feature = "tls"))]
     let _ = tls;
-    redis::Client::open(url)
+    redis::Client::open(info)
 }
 
 pub(super) fn invalid_url_reason(url: &str, err: &RedisError) -> String {
@@ -201,49 +321,6 @@ pub(super) fn is_noscript(err: &RedisError) -> bool {
     err.kind() == ErrorKind::Server(ServerErrorKind::NoScript)
 }
 
-/// For `redis+cluster://` and `rediss+cluster://` URLs, the URL of each seed node
-/// (`redis://[user:password@]host:port`, `rediss://` with TLS); `None` for other URLs.
-pub(super) fn cluster_nodes(url: &str) -> Option<Result<Vec<String>, String>> {
-    let (scheme, rest) = url.split_once("://")?;
-    let node_scheme = match scheme {
-        "redis+cluster" => "redis",
-        "rediss+cluster" => "rediss",
-        _ => return None,
-    };
-    Some(parse_cluster_nodes(node_scheme, rest))
-}
-
-fn parse_cluster_nodes(node_scheme: &str, rest: &str) -> Result<Vec<String>, String> {
-    // The seeds end where a path or query would start.
-    let authority_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
-    let (authority, tail) = rest.split_at(authority_end);
-    if !tail.trim_start_matches('/').is_empty() {
-        return Err(
-            "a cluster URL takes no database or options (Redis Cluster has database 0 only)"
-                .to_string(),
-        );
-    }
-    let (userinfo, hosts) = match authority.rfind('@') {
-        Some(at) => (Some(&authority[..at]), &authority[at + 1..]),
-        None => (None, authority),
-    };
-    let nodes: Vec<String> = hosts
-        .split(',')
-        .map(str::trim)
-        .filter(|host| !host.is_empty())
-        .map(|host| match userinfo {
-            Some(userinfo) => format!("{node_scheme}://{userinfo}@{host}"),
-            None => format!("{node_scheme}://{host}"),
-        })
-        .collect();
-    if nodes.is_empty() {
-        return Err(
-            "it names no node; write e.g. redis+cluster://10.0.0.1:6379,10.0.0.2:6379".to_string(),
-        );
-    }
-    Ok(nodes)
-}
-
 /// A cluster client for the seed `nodes`, with the same time limits as a single server's
 /// connection (the client follows `MOVED`/`ASK` and failovers by itself).
 pub(super) fn open_cluster(
@@ -252,7 +329,8 @@ pub(super) fn open_cluster(
 ) -> Result<redis::cluster::ClusterClient, RedisError> {
     let builder = redis::cluster::ClusterClient::builder(nodes.iter().map(String::as_str))
         .connection_timeout(Duration::from_secs(2))
-        .response_timeout(Duration::from_secs(2));
+        .response_timeout(Duration::from_secs(2))
+        .tcp_settings(tcp_settings(&redis::io::tcp::TcpSettings::default()));
     #[cfg(feature = "tls")]
     let builder = match tls.filter(|tls| !tls.is_empty()) {
         Some(tls) => builder.certs(redis::TlsCertificates {
@@ -270,202 +348,4 @@ pub(super) fn open_cluster(
     #[cfg(not(feature = "tls"))]
     let _ = tls;
     builder.build()
-}
-
-#[cfg(test)]
-mod tests {
-    use super::cluster_nodes;
-
-    #[test]
-    fn cluster_urls_name_each_seed_with_the_credentials() {
-        assert_eq!(
-            cluster_nodes("redis+cluster://app:s3cret@10.0.0.1:6379,10.0.0.2:6380"),
-            Some(Ok(vec![
-                "redis://app:s3cret@10.0.0.1:6379".to_string(),
-                "redis://app:s3cret@10.0.0.2:6380".to_string(),
-            ]))
-        );
-        assert_eq!(
-            cluster_nodes("rediss+cluster://cache:6379/"),
-            Some(Ok(vec!["rediss://cache:6379".to_string()]))
-        );
-        assert!(matches!(
-            cluster_nodes("redis+cluster://cache:6379/2"),
-            Some(Err(_))
-        ));
-        assert!(matches!(cluster_nodes("redis+cluster://"), Some(Err(_))));
-        assert_eq!(cluster_nodes("redis://cache:6379"), None);
-    }
-}
-
-/// fourit's own settings in a URL's query (`wait_replicas`, `wait_timeout`, `eviction`,
-/// `sentinel_username`, `sentinel_password`), taken out: the URL without them, for the client
-/// library, and the settings. Other query parameters stay for the client library.
-pub(super) fn split_url_options(
-    url: &str,
-) -> Result<(String, crate::coordinator::ConnectOptions), String> {
-    use crate::coordinator::{ConnectOptions, EvictionCheck};
-    let mut options = ConnectOptions::new();
-    let Some((base, query)) = url.split_once('?') else {
-        return Ok((url.to_string(), options));
-    };
-    let (query, fragment) = match query.split_once('#') {
-        Some((query, fragment)) => (query, Some(fragment)),
-        None => (query, None),
-    };
-    let mut kept = Vec::new();
-    let mut replicas = None;
-    let mut timeout = None;
-    let mut sentinel_user = None;
-    let mut sentinel_password = None;
-    for pair in query.split('&').filter(|pair| !pair.is_empty()) {
-        let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
-        let value = percent_decode(value);
-        match key {
-            "wait_replicas" => {
-                replicas =
-                    Some(value.parse::<usize>().map_err(|_| {
-                        format!("wait_replicas={value} is not a number of replicas")
-                    })?);
-            }
-            "wait_timeout" => {
-                timeout = Some(parse_duration(&value).ok_or_else(|| {
-                    format!("wait_timeout={value} is not a duration; write e.g. 200ms or 1s")
-                })?);
-            }
-            "eviction" => {
-                options.eviction = Some(match value.as_str() {
-                    "warn" => EvictionCheck::Warn,
-                    "strict" => EvictionCheck::Strict,
-                    _ => return Err(format!("eviction={value}: use warn or strict")),
-                });
-            }
-            "sentinel_username" => sentinel_user = Some(value),
-            "sentinel_password" => sentinel_password = Some(value),
-            _ => kept.push(pair),
-        }
-    }
-    match (replicas, timeout) {
-        (Some(replicas), timeout) => {
-            let timeout = timeout.unwrap_or(Duration::from_millis(200));
-            options = options.wait_for_replicas(replicas, timeout);
-        }
-        (None, Some(_)) => {
-            return Err("wait_timeout needs wait_replicas (how many replicas)".to_string());
-        }
-        (None, None) => {}
-    }
-    match (sentinel_user, sentinel_password) {
-        (user, Some(password)) => {
-            options = options.sentinel_credentials(user.as_deref(), &password);
-        }
-        (Some(_), None) => {
-            return Err("sentinel_username needs sentinel_password".to_string());
-        }
-        (None, None) => {}
-    }
-    let mut rest = base.to_string();
-    if !kept.is_empty() {
-        rest.push('?');
-        rest.push_str(&kept.join("&"));
-    }
-    if let Some(fragment) = fragment {
-        rest.push('#');
-        rest.push_str(fragment);
-    }
-    Ok((rest, options))
-}
-
-/// `200ms`, `1s`, `1.5s`, or a bare number of milliseconds.
-fn parse_duration(text: &str) -> Option<Duration> {
-    let text = text.trim();
-    if let Some(ms) = text.strip_suffix("ms") {
-        return ms.trim().parse::<u64>().ok().map(Duration::from_millis);
-    }
-    if let Some(seconds) = text.strip_suffix('s') {
-        let seconds: f64 = seconds.trim().parse().ok()?;
-        return (0.0..1e6)
-            .contains(&seconds)
-            .then(|| Duration::from_secs_f64(seconds));
-    }
-    text.parse::<u64>().ok().map(Duration::from_millis)
-}
-
-/// `%XX` escapes decoded (a password may hold `&` or `=`); invalid escapes stay as written.
-fn percent_decode(text: &str) -> String {
-    let bytes = text.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut index = 0;
-    while index < bytes.len() {
-        if bytes[index] == b'%'
-            && let Some(hex) = text.get(index + 1..index + 3)
-            && let Ok(byte) = u8::from_str_radix(hex, 16)
-        {
-            out.push(byte);
-            index += 3;
-            continue;
-        }
-        out.push(bytes[index]);
-        index += 1;
-    }
-    String::from_utf8_lossy(&out).into_owned()
-}
-
-#[cfg(test)]
-mod option_tests {
-    use std::time::Duration;
-
-    use super::split_url_options;
-    use crate::coordinator::EvictionCheck;
-
-    #[test]
-    fn fourits_own_query_settings_are_taken_out_of_the_url() {
-        let (url, options) = split_url_options(
-            "redis://cache:6379/2?wait_replicas=2&wait_timeout=150ms&protocol=resp3&eviction=strict",
-        )
-        .unwrap();
-        assert_eq!(url, "redis://cache:6379/2?protocol=resp3");
-        let acks = options.replica_acks().unwrap();
-        assert_eq!(
-            (acks.replicas, acks.timeout),
-            (2, Duration::from_millis(150))
-        );
-        assert_eq!(options.eviction, Some(EvictionCheck::Strict));
-
-        let (url, options) = split_url_options("redis+cluster://a:1,b:2?wait_replicas=1").unwrap();
-        assert_eq!(url, "redis+cluster://a:1,b:2");
-        assert_eq!(
-            options.replica_acks().unwrap().timeout,
-            Duration::from_millis(200),
-            "the default wait"
-        );
-        let (_, options) = split_url_options(
-            "redis+sentinel://s:26379/main?sentinel_username=watch&sentinel_password=a%26b",
-        )
-        .unwrap();
-        assert_eq!(
-            options.sentinel_credentials,
-            Some((Some("watch".to_string()), "a&b".to_string()))
-        );
-        let (url, options) = split_url_options("redis://cache").unwrap();
-        assert_eq!(url, "redis://cache");
-        assert!(options.replica_acks().is_none());
-    }
-
-    #[test]
-    fn bad_query_settings_say_what_is_wrong() {
-        for (url, says) in [
-            ("redis://c?wait_replicas=two", "wait_replicas=two"),
-            (
-                "redis://c?wait_replicas=1&wait_timeout=soon",
-                "wait_timeout=soon",
-            ),
-            ("redis://c?wait_timeout=1s", "needs wait_replicas"),
-            ("redis://c?eviction=never", "use warn or strict"),
-            ("redis://c?sentinel_username=u", "needs sentinel_password"),
-        ] {
-            let err = split_url_options(url).unwrap_err();
-            assert!(err.contains(says), "{url}: {err}");
-        }
-    }
 }

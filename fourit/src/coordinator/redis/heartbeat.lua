@@ -6,14 +6,18 @@
 -- KEYS[4] ns:nodes:clocks{ns:nodes} (hash: node -> how far its clock runs ahead, µs)
 -- ARGV: node, forget after (ms), the version the caller knows ("" for none), the node's
 -- clock offset (µs; "" when it has not measured one)
--- Returns {time (µs, as text), version, manual runs waiting, member, member, ...}: the
--- members only when the
--- version differs from the caller's, so a steady fleet's heartbeat costs the same at any size.
+-- Returns {time (µs, as text), version, manual runs waiting, how many were forgotten, each
+-- forgotten member, member, member, ...}: the members only when the version differs from the
+-- caller's, so a steady fleet's heartbeat costs the same at any size.
 local now = redis.call('TIME')
 local us = tonumber(now[1]) * 1000000 + tonumber(now[2])
 local ms = tonumber(now[1]) * 1000 + math.floor(tonumber(now[2]) / 1000)
 local changed = redis.call('ZADD', KEYS[1], ms, ARGV[1])
-changed = changed + redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', '(' .. string.format('%.0f', ms - tonumber(ARGV[2])))
+-- Members silent for too long went away without leaving: forgotten, and named in the answer.
+local silent = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', '(' .. string.format('%.0f', ms - tonumber(ARGV[2])))
+if #silent > 0 then
+  changed = changed + redis.call('ZREM', KEYS[1], unpack(silent))
+end
 if ARGV[4] ~= '' then
   redis.call('HSET', KEYS[4], ARGV[1], ARGV[4])
 end
@@ -42,11 +46,14 @@ if changed > 0 or not version then
   version = string.format('%.0f', fresh)
   redis.call('SET', KEYS[2], version)
 end
-local reply = {string.format('%.0f', us), version, tostring(redis.call('ZCARD', KEYS[3]))}
+local reply = {string.format('%.0f', us), version, tostring(redis.call('ZCARD', KEYS[3])), tostring(#silent)}
+for i = 1, #silent do
+  reply[#reply + 1] = silent[i]
+end
 if version ~= ARGV[3] then
   local members = redis.call('ZRANGE', KEYS[1], 0, -1)
   for i = 1, #members do
-    reply[i + 3] = members[i]
+    reply[#reply + 1] = members[i]
   end
 end
 return reply

@@ -3,7 +3,7 @@
 //! Pipelines to a cluster are split by hash slot, sent concurrently, answered in order.
 
 use std::collections::BTreeMap;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
@@ -12,7 +12,7 @@ use redis::cluster_async::ClusterConnection;
 use redis::{Cmd, Pipeline, RedisError, RedisFuture, Value};
 use tracing::debug;
 
-use super::connection::{Connection, is_noscript};
+use super::connection::{Connection, RECONNECT_EVERY, is_noscript};
 use crate::coordinator::ReplicaAcks;
 
 /// How long one slot's pipeline may take in a cluster before its commands count as
@@ -31,9 +31,9 @@ pub(super) enum Link {
 ///
 /// The client library's cluster connection refreshes its slot map when a node answers
 /// `MOVED`; a dead primary answers nothing, and the client keeps repairing its connection to
-/// the dead address. So a call that finds the cluster unavailable also starts a fresh
-/// connection from the seeds, at most once a second, in the background, which learns the
-/// slot map anew once a replica has taken over.
+/// the dead address. So a call that finds the cluster unavailable (or gets no answer: a
+/// silently dropped link) also starts a fresh connection from the seeds in the background,
+/// tried until it is made, which learns the slot map anew once a replica has taken over.
 pub(super) struct Cluster {
     client: redis::cluster::ClusterClient,
     connection: RwLock<ClusterConnection>,
@@ -65,20 +65,28 @@ impl Cluster {
         }
         let this = self.clone();
         tokio::spawn(async move {
-            match tokio::time::timeout(Duration::from_secs(3), this.client.get_async_connection())
+            // Until a fresh connection is made, or the coordinator is gone.
+            while Arc::strong_count(&this) > 1 {
+                match tokio::time::timeout(
+                    Duration::from_secs(3),
+                    this.client.get_async_connection(),
+                )
                 .await
-            {
-                Ok(Ok(fresh)) => {
-                    match this.connection.write() {
-                        Ok(mut current) => *current = fresh,
-                        Err(poisoned) => *poisoned.into_inner() = fresh,
+                {
+                    Ok(Ok(fresh)) => {
+                        match this.connection.write() {
+                            Ok(mut current) => *current = fresh,
+                            Err(poisoned) => *poisoned.into_inner() = fresh,
+                        }
+                        debug!("reconnected to the cluster from its seeds");
+                        break;
                     }
-                    debug!("reconnected to the cluster from its seeds");
+                    Ok(Err(err)) => {
+                        debug!(error = err.category(), "reconnecting to the cluster failed")
+                    }
+                    Err(_) => debug!("reconnecting to the cluster timed out"),
                 }
-                Ok(Err(err)) => {
-                    debug!(error = err.category(), "reconnecting to the cluster failed")
-                }
-                Err(_) => debug!("reconnecting to the cluster timed out"),
+                tokio::time::sleep(RECONNECT_EVERY).await;
             }
             tokio::time::sleep(Duration::from_secs(1)).await;
             this.replacing.store(false, Ordering::Release);
@@ -91,41 +99,54 @@ impl Cluster {
 pub(super) enum Handle {
     Single(ConnectionManager),
     Cluster(ClusterConnection),
+    /// The single server's connection was retired and its replacement is not made yet: a
+    /// call waits for it (within the call's deadline), and is never sent on the old one.
+    Retired(Arc<Connection>),
 }
 
 impl Link {
     /// A handle to the current connection.
     pub(super) fn get(&self) -> Handle {
         match self {
-            Link::Single(connection) => Handle::Single(connection.get()),
+            Link::Single(connection) => match connection.get() {
+                Some(manager) => Handle::Single(manager),
+                None => Handle::Retired(connection.clone()),
+            },
             Link::Cluster(cluster) => Handle::Cluster(cluster.get()),
         }
     }
 
-    /// After a failed call of `kind`: a single server's connection manager is replaced after
-    /// an authentication failure (it stays failed otherwise), and under Sentinel after any
-    /// failure to reach the primary; a cluster's connection after any failure to reach it
-    /// (see [`Cluster`]).
-    pub(super) fn replace_after(&self, kind: crate::error::ErrorKind) {
-        use crate::error::ErrorKind as Kind;
+    /// Which connection is current now (a single server's; a cluster's is replaced, never
+    /// retired); see [`Link::replace_after`].
+    pub(super) fn epoch(&self) -> u64 {
         match self {
-            Link::Single(connection) if kind == Kind::Authentication => connection.replace(),
-            // The primary may have moved (a `READONLY` answer is `Unavailable` too).
-            Link::Single(connection)
-                if connection.sentinel.is_some()
-                    && matches!(kind, Kind::Unavailable | Kind::Timeout) =>
-            {
-                connection.replace();
-            }
-            Link::Cluster(cluster)
-                if matches!(
-                    kind,
-                    Kind::Authentication | Kind::Unavailable | Kind::Timeout
-                ) =>
-            {
-                cluster.replace();
-            }
-            _ => {}
+            Link::Single(connection) => connection.epoch(),
+            Link::Cluster(_) => 0,
+        }
+    }
+
+    /// After a call begun at `epoch` failed with `kind`: a single server's (or Sentinel's
+    /// primary's) connection is retired and replaced after an authentication failure or any
+    /// failure to reach it; a cluster's is replaced (and kept meanwhile: one silent node must
+    /// not stop the others' slots; its answers are still checked to be in step).
+    ///
+    /// A call that timed out leaves its connection unusable even when the network heals: a
+    /// link that dropped bytes silently lost replies mid-stream, and the client library,
+    /// which matches replies to requests in order, would wait on that connection for
+    /// answers that never come (and retries a timed-out call on it). Under Sentinel the
+    /// primary may also have moved (a `READONLY` answer is `Unavailable` too).
+    pub(super) fn replace_after(&self, kind: crate::error::ErrorKind, epoch: u64) {
+        use crate::error::ErrorKind as Kind;
+        if !matches!(
+            kind,
+            Kind::Authentication | Kind::Unavailable | Kind::Timeout
+        ) {
+            return;
+        }
+        match self {
+            // Never used again: a reply it still delivers could belong to another call.
+            Link::Single(connection) => connection.retire(epoch),
+            Link::Cluster(cluster) => cluster.replace(),
         }
     }
 
@@ -286,8 +307,46 @@ fn acknowledged(reply: Option<Result<Value, RedisError>>) -> usize {
     }
 }
 
+/// Ends `pipe` with `PING <nonce>`, a text no other pipeline sends, and answers the nonce.
+///
+/// Redis answers a connection's commands in order, and the client library hands the answers
+/// out in order: on a link that lost bytes both ways (silently dropped, then healed), a
+/// call could be handed another call's answers — another job's claim decided *run*, say. A
+/// pipeline whose last answer is its own nonce got its own answers.
+fn in_step(pipe: &mut Pipeline) -> String {
+    static NEXT: AtomicU64 = AtomicU64::new(0);
+    let nonce = format!(
+        "fourit-{}-{}",
+        std::process::id(),
+        NEXT.fetch_add(1, Ordering::Relaxed)
+    );
+    pipe.cmd("PING").arg(&nonce);
+    nonce
+}
+
+/// Takes the nonce's answer off `replies`: an error if it is not the nonce (the answers are
+/// someone else's, and none of them may be acted on).
+fn check_in_step(
+    replies: &mut Vec<Result<Value, RedisError>>,
+    nonce: &str,
+) -> Result<(), RedisError> {
+    let echoed = match replies.pop() {
+        Some(Ok(Value::BulkString(bytes))) => bytes == nonce.as_bytes(),
+        Some(Ok(Value::SimpleString(text))) => text == nonce,
+        _ => false,
+    };
+    if echoed {
+        return Ok(());
+    }
+    Err(RedisError::from((
+        redis::ErrorKind::Io,
+        "the connection's answers were out of step with its calls (a link that lost data); \
+         none was used",
+    )))
+}
+
 /// One pipeline on one connection, reloading forgotten scripts, then waiting for replicas
-/// if asked.
+/// if asked; its answers checked to be its own ([`in_step`]).
 async fn send(
     mut conn: Handle,
     code: &'static str,
@@ -302,7 +361,9 @@ async fn send(
     if let Some(acks) = acks {
         pipe.add_command(wait_command(acks));
     }
+    let nonce = in_step(&mut pipe);
     let mut replies: Vec<Result<Value, RedisError>> = pipe.query_async(&mut conn).await?;
+    check_in_step(&mut replies, &nonce)?;
     let mut acknowledged_count = acks.map(|_| acknowledged(replies.pop()));
     let missing: Vec<usize> = replies
         .iter()
@@ -323,7 +384,9 @@ async fn send(
         if let Some(acks) = acks {
             retry.add_command(wait_command(acks));
         }
+        let nonce = in_step(&mut retry);
         let mut again: Vec<Result<Value, RedisError>> = retry.query_async(&mut conn).await?;
+        check_in_step(&mut again, &nonce)?;
         if acks.is_some() {
             // The second WAIT covers both pipelines' writes; the fewer acks count.
             let second = acknowledged(again.pop());
@@ -349,6 +412,10 @@ impl ConnectionLike for Handle {
         match self {
             Handle::Single(conn) => conn.req_packed_command(cmd),
             Handle::Cluster(conn) => conn.req_packed_command(cmd),
+            Handle::Retired(connection) => {
+                let connection = connection.clone();
+                Box::pin(async move { connection.fresh().await.req_packed_command(cmd).await })
+            }
         }
     }
 
@@ -361,6 +428,13 @@ impl ConnectionLike for Handle {
         match self {
             Handle::Single(conn) => conn.req_packed_commands(cmd, offset, count),
             Handle::Cluster(conn) => conn.req_packed_commands(cmd, offset, count),
+            Handle::Retired(connection) => {
+                let connection = connection.clone();
+                Box::pin(async move {
+                    let mut manager = connection.fresh().await;
+                    manager.req_packed_commands(cmd, offset, count).await
+                })
+            }
         }
     }
 
@@ -368,6 +442,7 @@ impl ConnectionLike for Handle {
         match self {
             Handle::Single(conn) => conn.get_db(),
             Handle::Cluster(conn) => conn.get_db(),
+            Handle::Retired(connection) => connection.db(),
         }
     }
 }

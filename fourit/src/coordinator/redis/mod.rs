@@ -7,11 +7,11 @@ mod notices;
 mod probe;
 mod scripts;
 mod sentinel;
+mod url;
 
 use std::fmt;
 use std::future::Future;
-use std::sync::atomic::AtomicBool;
-use std::sync::{Arc, RwLock};
+use std::sync::Arc;
 use std::time::Duration;
 
 use redis::aio::ConnectionManager;
@@ -174,7 +174,7 @@ impl RedisCoordinator {
             url: redacted.clone(),
             reason,
         };
-        let (url, from_url) = connection::split_url_options(url).map_err(invalid)?;
+        let (url, from_url) = url::split_url_options(url).map_err(invalid)?;
         let url = url.as_str();
         let options = options.clone().or(from_url);
         if let Some(acks) = options.replica_acks {
@@ -194,7 +194,7 @@ impl RedisCoordinator {
             }
             None => None,
         };
-        let (link, subscribers, secret) = match connection::cluster_nodes(url) {
+        let (link, subscribers, secret) = match url::cluster_nodes(url) {
             Some(nodes) => {
                 let nodes = nodes.map_err(invalid)?;
                 let clients = nodes
@@ -234,12 +234,11 @@ impl RedisCoordinator {
                 let manager = ConnectionManager::new_with_config(client.clone(), manager_config())
                     .await
                     .map_err(|err| classify("connect", &redacted, secret.as_deref(), err))?;
-                let link = Link::Single(Arc::new(Connection {
-                    manager: RwLock::new(manager),
-                    client: RwLock::new(client.clone()),
-                    sentinel: sentinel.clone(),
-                    replacing: AtomicBool::new(false),
-                }));
+                let link = Link::Single(Arc::new(Connection::new(
+                    manager,
+                    client.clone(),
+                    sentinel.clone(),
+                )));
                 let subscribers = match sentinel {
                     Some(sentinel) => Subscribers::Sentinel(sentinel),
                     None => Subscribers::Nodes(vec![client]),
@@ -474,18 +473,20 @@ impl RedisCoordinator {
         operation: &'static str,
         fut: impl Future<Output = Result<T, RedisError>>,
     ) -> Result<T, Error> {
+        // The connection the call goes through (its handle was taken just before).
+        let epoch = self.link.epoch();
         match tokio::time::timeout(DEADLINE, fut).await {
             Ok(Ok(value)) => Ok(value),
             Ok(Err(err)) => {
                 self.after_readonly(&err);
                 let err = classify(operation, &self.url, self.secret.as_deref(), err);
                 if let Some(kind) = err.coordinator_kind() {
-                    self.link.replace_after(kind);
+                    self.link.replace_after(kind, epoch);
                 }
                 Err(err)
             }
             Err(_) => {
-                self.link.replace_after(Kind::Timeout);
+                self.link.replace_after(Kind::Timeout, epoch);
                 Err(self.fail(
                     operation,
                     Kind::Timeout,
@@ -796,9 +797,9 @@ impl Coordinator for RedisCoordinator {
                         let reply = self
                             .script("heartbeat", scripts::HEARTBEAT, command)
                             .await?;
-                        let reply = scripts::decode_heartbeat(reply)?;
-                        let members = reply.members.unwrap_or_default();
-                        self.remember_members(reply.version, members.clone());
+                        let again = scripts::decode_heartbeat(reply)?;
+                        let members = again.members.unwrap_or_default();
+                        self.remember_members(again.version, members.clone());
                         members
                     }
                 },
@@ -807,6 +808,7 @@ impl Coordinator for RedisCoordinator {
                 server_us: reply.server_us,
                 members,
                 manual_pending: reply.manual_pending,
+                evicted: reply.evicted,
             })
         })
     }

@@ -15,6 +15,10 @@ use super::DEADLINE;
 use super::sentinel::Sentinel;
 use crate::coordinator::{ClaimNotice, NoticeSender};
 
+/// How long the subscription may stay quiet before the server is asked whether it still
+/// stands (a `PING` on it).
+const SILENCE: Duration = Duration::from_secs(5);
+
 /// A connection subscribed to `channel`, within the call deadline.
 async fn subscribe(client: &redis::Client, channel: &str) -> Result<PubSub, RedisError> {
     let subscribing = async {
@@ -67,7 +71,8 @@ pub(super) async fn subscribe_any(
 }
 
 /// Forwards the notices heard on `channel` until `stop`; resubscribes, with backoff, when
-/// the connection drops, to the first of `subscribers` that answers (notices sent meanwhile
+/// the connection drops or goes silent (quiet for [`SILENCE`], then no answer to a ping
+/// within the deadline), to the first of `subscribers` that answers (notices sent meanwhile
 /// are lost, which only costs refused claims).
 pub(super) async fn listen(
     subscribers: Subscribers,
@@ -103,11 +108,22 @@ pub(super) async fn listen(
                 }
             }
         };
-        let mut stream = pubsub.into_on_message();
+        let (mut sink, mut stream) = pubsub.split();
         loop {
             let next = std::future::poll_fn(|cx| Pin::new(&mut stream).poll_next(cx));
             let message = tokio::select! {
                 message = next => message,
+                () = tokio::time::sleep(SILENCE) => {
+                    // Quiet for a while: a silently dropped link looks just like a quiet
+                    // channel, so ask the server. No answer: subscribe afresh.
+                    match tokio::time::timeout(DEADLINE, sink.ping::<redis::Value>()).await {
+                        Ok(Ok(_)) => continue,
+                        Ok(Err(_)) | Err(_) => {
+                            debug!("claim notices: the subscription went silent; resubscribing");
+                            break;
+                        }
+                    }
+                }
                 () = stop.cancelled() => return,
             };
             let Some(message) = message else {

@@ -407,6 +407,8 @@ pub(super) struct HeartbeatReply {
     pub(super) members: Option<Vec<String>>,
     /// Manual runs are waiting.
     pub(super) manual_pending: bool,
+    /// The members this heartbeat forgot as silent, sorted.
+    pub(super) evicted: Vec<String>,
 }
 
 /// The heartbeat script's answer: Redis's time, the membership's version and, if the
@@ -421,6 +423,12 @@ pub(super) fn decode_heartbeat(reply: Value) -> Result<HeartbeatReply, Error> {
         .and_then(|count| count.parse::<u64>().ok())
         .ok_or_else(|| malformed("heartbeat"))?
         > 0;
+    let evicted = reply
+        .next()
+        .and_then(|count| count.parse::<usize>().ok())
+        .ok_or_else(|| malformed("heartbeat"))?;
+    let mut evicted: Vec<String> = reply.by_ref().take(evicted).collect();
+    evicted.sort();
     // The caller is always a member, so a list is never empty: no list means "unchanged".
     let mut members: Vec<String> = reply.collect();
     members.sort();
@@ -429,6 +437,7 @@ pub(super) fn decode_heartbeat(reply: Value) -> Result<HeartbeatReply, Error> {
         version,
         members: (!members.is_empty()).then_some(members),
         manual_pending,
+        evicted,
     })
 }
 
