@@ -19,7 +19,7 @@ use tracing::debug;
 
 use super::sql::{millis, slot, unsigned};
 use super::{
-    Admin, CatalogEntry, ClaimNotice, ClaimNotices, ClaimOutcome, ClaimRequest, Coordinator,
+    Admin, CatalogEntry, ClaimNotices, ClaimOutcome, ClaimRequest, Coordinator,
     FUTURE_TICK_TOLERANCE, HISTORY_LEN, Heartbeat, HistoryEntry, JobDefinition, JobState, Lease,
     ManualOutcome, ManualRequest, ManualState, Member, MissedNotice, MissedTicks, NoticeSender,
     PauseState, Registrations, RunRecord, redact_url,
@@ -27,13 +27,21 @@ use super::{
 use crate::error::{CoordinatorError, Error, ErrorKind};
 use crate::job::{BoxFuture, FenceToken, Overlap};
 
+mod listen;
 mod options;
+
+use self::listen::listen;
 
 /// The schema's version, in `fourit_meta`.
 const SCHEMA_VERSION: i32 = 6;
 
 /// Every call's deadline.
 const DEADLINE: Duration = Duration::from_secs(5);
+
+/// How long a call may wait for a connection opened again (after one closed or was
+/// retired): short, because while a link is silently dropped every attempt waits it out,
+/// and once the link heals the attempts already waiting must not hold the member back.
+const RECONNECT_DEADLINE: Duration = Duration::from_secs(2);
 
 const SCHEMA: &str = include_str!("schema.sql");
 
@@ -226,6 +234,15 @@ async fn forget(slot: &Slot, client: &Arc<Client>) {
     }
 }
 
+/// Whether the server refused `err`'s statement for a retry: a serialization failure
+/// (40001) or a deadlock it broke (40P01).
+fn must_retry(err: &tokio_postgres::Error) -> bool {
+    use tokio_postgres::error::SqlState;
+    err.code().is_some_and(|code| {
+        *code == SqlState::T_R_SERIALIZATION_FAILURE || *code == SqlState::T_R_DEADLOCK_DETECTED
+    })
+}
+
 /// Whether `err` ended the session: the connection closed or broke, or the server is ending
 /// it (shut down, restarting, `pg_terminate_backend`).
 fn ends_session(err: &tokio_postgres::Error) -> bool {
@@ -258,6 +275,27 @@ fn detail(err: &tokio_postgres::Error) -> String {
 
 fn cap() -> i32 {
     i32::try_from(HISTORY_LEN).unwrap_or(i32::MAX)
+}
+
+/// TCP keepalive probes after 10 s idle, every 5 s, 3 unanswered end the connection, and
+/// `TCP_USER_TIMEOUT` of 15 s, unless the URL says otherwise (`keepalives_idle`,
+/// `keepalives_interval`, `keepalives_retries`, `tcp_user_timeout`): a half-open link is found
+/// while idle, not after the kernel's default two hours (or 15 minutes of retransmissions).
+fn find_silent_links(config: &mut Config) {
+    /// libpq's and tokio-postgres's default idle time.
+    const DRIVER_DEFAULT_IDLE: Duration = Duration::from_secs(2 * 60 * 60);
+    if config.get_keepalives_idle() == DRIVER_DEFAULT_IDLE {
+        config.keepalives_idle(Duration::from_secs(10));
+    }
+    if config.get_keepalives_interval().is_none() {
+        config.keepalives_interval(Duration::from_secs(5));
+    }
+    if config.get_keepalives_retries().is_none() {
+        config.keepalives_retries(3);
+    }
+    if config.get_tcp_user_timeout().is_none() {
+        config.tcp_user_timeout(Duration::from_secs(15));
+    }
 }
 
 /// Opens a connection (its driver task spawned, ended when the client is dropped).
@@ -333,6 +371,7 @@ impl PostgresCoordinator {
         if config.get_application_name().is_none() {
             config.application_name("fourit");
         }
+        find_silent_links(&mut config);
         let mut client = tokio::time::timeout(DEADLINE, open(&config, &connector))
             .await
             .map_err(|_| no_answer(&shown, "connect"))?
@@ -411,7 +450,7 @@ impl PostgresCoordinator {
         if let Some(client) = held.as_ref().filter(|client| !client.is_closed()) {
             return Ok(client.clone());
         }
-        let client = tokio::time::timeout(DEADLINE, open(&self.config, &self.connector))
+        let client = tokio::time::timeout(RECONNECT_DEADLINE, open(&self.config, &self.connector))
             .await
             .map_err(|_| self.timeout(operation))?
             .map_err(|err| self.error(operation, &err))?;
@@ -433,7 +472,16 @@ impl PostgresCoordinator {
         let slot = self.slot();
         let _busy = Busy::on(slot);
         let client = self.client(slot, operation).await?;
-        match tokio::time::timeout(DEADLINE, client.query_typed(sql, params)).await {
+        let mut answer = tokio::time::timeout(DEADLINE, client.query_typed(sql, params)).await;
+        if let Ok(Err(err)) = &answer
+            && must_retry(err)
+        {
+            // Each statement is its own transaction: one that lost a deadlock or a
+            // serialization check changed nothing, and sent again it is decided afresh.
+            debug!(operation, error = %detail(err), "Postgres asked for a retry; sending again");
+            answer = tokio::time::timeout(DEADLINE, client.query_typed(sql, params)).await;
+        }
+        match answer {
             Ok(Ok(rows)) => Ok(rows),
             Ok(Err(err)) => {
                 if ends_session(&err) {
@@ -500,88 +548,11 @@ impl PostgresCoordinator {
     }
 }
 
-/// Listens on a connection of its own, reconnecting with backoff, until `stop`.
-async fn listen(
-    config: Config,
-    connector: MakeRustlsConnect,
-    namespace: String,
-    notices: NoticeSender,
-    listening: tokio::sync::watch::Sender<bool>,
-    stop: CancellationToken,
-) {
-    let mut backoff = Duration::from_millis(200);
-    loop {
-        let connected = tokio::select! {
-            connected = config.connect(connector.clone()) => connected,
-            () = stop.cancelled() => return,
-        };
-        match connected {
-            Ok((client, mut connection)) => {
-                backoff = Duration::from_millis(200);
-                let listening = async {
-                    // Messages must be polled while LISTEN is sent.
-                    let command = format!("LISTEN {CHANNEL}");
-                    let listen = client.batch_execute(&command);
-                    tokio::pin!(listen);
-                    let mut listened = false;
-                    loop {
-                        tokio::select! {
-                            result = &mut listen, if !listened => {
-                                if result.is_err() {
-                                    return;
-                                }
-                                listened = true;
-                                listening.send_replace(true);
-                            }
-                            message = std::future::poll_fn(|cx| connection.poll_message(cx)) => {
-                                match message {
-                                    Some(Ok(tokio_postgres::AsyncMessage::Notification(n))) => {
-                                        if let Some(notice) = parse_notice(&namespace, n.payload()) {
-                                            notices.send(notice);
-                                        }
-                                    }
-                                    Some(Ok(_)) => {}
-                                    Some(Err(_)) | None => return,
-                                }
-                            }
-                        }
-                    }
-                };
-                tokio::select! {
-                    () = listening => debug!("claim notices: the listening connection closed"),
-                    () = stop.cancelled() => return,
-                }
-            }
-            Err(err) => debug!(error = %err, "claim notices: could not connect yet"),
-        }
-        tokio::select! {
-            () = tokio::time::sleep(backoff) => {}
-            () = stop.cancelled() => return,
-        }
-        backoff = (backoff * 2).min(Duration::from_secs(5));
-    }
-}
-
-/// `ns<TAB><tick> <job>` or `ns<TAB>manual <job>`, for this namespace only.
-fn parse_notice(namespace: &str, payload: &str) -> Option<ClaimNotice> {
-    let (ns, rest) = payload.split_once('\t')?;
-    if ns != namespace {
-        return None;
-    }
-    let (tick, job) = rest.split_once(' ')?;
-    if tick == "manual" {
-        return Some(ClaimNotice {
-            job: Arc::from(job),
-            tick_ms: 0,
-            manual: true,
-        });
-    }
-    Some(ClaimNotice {
-        job: Arc::from(job),
-        tick_ms: tick.parse().ok()?,
-        manual: false,
-    })
-}
+/// Forgets the members of a namespace silent for longer than `$3` ms (not `$2`, the caller),
+/// naming them.
+const EVICT: &str = "WITH gone AS (DELETE FROM fourit_members WHERE ns = $1 AND node <> $2 \
+    AND heartbeat < floor(extract(epoch FROM clock_timestamp()) * 1000)::bigint - $3 \
+    RETURNING node) SELECT coalesce(array_agg(node), '{}') FROM gone";
 
 const CLAIM: &str = "SELECT code, fence, holder, at_ms, now_ms, old_mark FROM \
     fourit_claim_batch($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)";
@@ -837,22 +808,34 @@ impl Coordinator for PostgresCoordinator {
         clock_offset_us: Option<i64>,
     ) -> BoxFuture<'a, Result<Heartbeat, Error>> {
         Box::pin(async move {
-            let row = self
-                .one(
+            // The silent members are forgotten first, by a statement of their own sent at the
+            // same time (so the heartbeat still costs one round trip), to name them; the
+            // function's own clean-up then finds none.
+            let stale = millis(stale_after);
+            let evict = typed![&self.namespace, &node, &stale];
+            let beat = typed![&self.namespace, &node, &stale, &clock_offset_us];
+            let (evicted, row) = tokio::join!(
+                self.one("heartbeat", EVICT, evict),
+                self.one(
                     "heartbeat",
                     "SELECT now_us, members, manual_pending FROM fourit_heartbeat($1, $2, $3, $4)",
-                    typed![
-                        &self.namespace,
-                        &node,
-                        &millis(stale_after),
-                        &clock_offset_us,
-                    ],
+                    beat,
                 )
-                .await?;
+            );
+            let row = row?;
+            let mut evicted: Vec<String> = match evicted {
+                Ok(evicted) => evicted.get(0),
+                Err(err) => {
+                    debug!(error = %err, "could not name the silent members");
+                    Vec::new()
+                }
+            };
+            evicted.sort();
             Ok(Heartbeat {
                 server_us: Some(row.get(0)),
                 members: row.get(1),
                 manual_pending: row.get(2),
+                evicted,
             })
         })
     }
