@@ -1363,7 +1363,8 @@ mod cases {
     }
 
     /// A heartbeat answers the coordinator's time and the members alive within the given
-    /// time, and forgets the others.
+    /// time, and forgets the others, naming those (once) as silent; a member that left is
+    /// not named.
     pub async fn a_heartbeat_answers_the_live_members_and_forgets_silent_ones(c: Arc<dyn Store>) {
         let c = &*c;
         let beat = c.heartbeat("node-a", MEMBER_TTL, None).await.unwrap();
@@ -1377,6 +1378,10 @@ mod cases {
         }
         let beat = c.heartbeat("node-b", MEMBER_TTL, None).await.unwrap();
         assert_eq!(beat.members, ["node-a", "node-b"]);
+        assert!(beat.evicted.is_empty(), "nobody was silent: {:?}", beat.evicted);
+        c.heartbeat("node-c", MEMBER_TTL, None).await.unwrap();
+        // node-c leaves: gone, but not silent.
+        c.leave("node-c").await.unwrap();
         // Time passes (the event is the clock moving on): node-a's last beat grows old.
         tokio::time::sleep(Duration::from_millis(30)).await;
         let beat = c
@@ -1388,6 +1393,16 @@ mod cases {
             ["node-b"],
             "node-a was silent for longer than 10 ms"
         );
+        assert_eq!(
+            beat.evicted,
+            ["node-a"],
+            "the heartbeat that forgot node-a names it; node-c left and is not named"
+        );
+        let again = c
+            .heartbeat("node-b", Duration::from_millis(10), None)
+            .await
+            .unwrap();
+        assert!(again.evicted.is_empty(), "named once: {:?}", again.evicted);
         let seen = members(c).await;
         assert_eq!(seen.len(), 1, "forgotten members are removed: {seen:?}");
     }
@@ -2184,16 +2199,16 @@ mod redis_cases {
         };
         let steady: Vec<String> = eval(&version).query_async(&mut con).await.unwrap();
         assert_eq!(
-            steady.len(),
-            3,
-            "time, version and manual runs waiting only: {steady:?}"
+            steady,
+            [steady[0].clone(), version.clone(), "0".to_string(), "0".to_string()],
+            "time, version, manual runs waiting and no member forgotten only: {steady:?}"
         );
         assert_eq!(
             steady[1], version,
             "a heartbeat of a known member changes nothing"
         );
         let stale: Vec<String> = eval("0").query_async(&mut con).await.unwrap();
-        let listed: BTreeSet<String> = stale[3..].iter().cloned().collect();
+        let listed: BTreeSet<String> = stale[4..].iter().cloned().collect();
         assert_eq!(
             listed,
             set(&["node-a", "node-b"]),

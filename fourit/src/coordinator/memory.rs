@@ -437,6 +437,13 @@ impl Coordinator for MemoryCoordinator {
             if clock_offset_us.is_some() {
                 member.1 = clock_offset_us;
             }
+            let mut evicted: Vec<String> = state
+                .members
+                .iter()
+                .filter(|(_, (at, _))| now_ms.saturating_sub(*at) > stale_ms)
+                .map(|(node, _)| node.clone())
+                .collect();
+            evicted.sort();
             state
                 .members
                 .retain(|_, (at, _)| now_ms.saturating_sub(*at) <= stale_ms);
@@ -450,6 +457,7 @@ impl Coordinator for MemoryCoordinator {
                 server_us: Some(self.clock.now().timestamp_micros()),
                 members,
                 manual_pending,
+                evicted,
             })
         })
     }

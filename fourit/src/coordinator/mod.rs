@@ -28,11 +28,11 @@ mod notices;
 mod observed;
 #[cfg(feature = "postgres")]
 mod postgres;
+mod redact;
 mod redis;
 #[cfg(feature = "sqlite")]
 mod sqlite;
 
-pub(crate) use self::connect::redact_url;
 pub use self::connect::{
     ConnectOptions, EvictionCheck, MAX_REPLICA_WAIT, ReplicaAcks, TlsConfig, connect, connect_with,
 };
@@ -41,6 +41,7 @@ pub use self::notices::{ClaimNotice, ClaimNotices, NOTICE_BUFFER, NoticeSender};
 pub use self::observed::{Call, Observed, Observer};
 #[cfg(feature = "postgres")]
 pub use self::postgres::PostgresCoordinator;
+pub use self::redact::redact_url;
 pub use self::redis::RedisCoordinator;
 #[cfg(feature = "sqlite")]
 pub use self::sqlite::SqliteCoordinator;
@@ -690,6 +691,9 @@ pub struct Heartbeat {
     pub members: Vec<String>,
     /// Manual runs are waiting for a member ([`Coordinator::manual_requests`]).
     pub manual_pending: bool,
+    /// The members this heartbeat forgot because they were silent for longer than
+    /// `stale_after` (they went away without leaving), sorted; members that left are not here.
+    pub evicted: Vec<String>,
 }
 
 /// The fleet's shared state as the scheduler needs it: claims, leases, membership, the clock.

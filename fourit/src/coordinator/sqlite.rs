@@ -671,10 +671,20 @@ impl Coordinator for SqliteCoordinator {
                    clock_offset = COALESCE(excluded.clock_offset, clock_offset)",
                 params![tx.ns, node, now_ms, clock_offset_us],
             )?;
-            tx.tx.execute(
-                "DELETE FROM fourit_members WHERE ns = ?1 AND heartbeat < ?2",
-                params![tx.ns, now_ms.saturating_sub(millis(stale_after))],
-            )?;
+            let mut evicted = Vec::new();
+            {
+                let mut statement = tx.tx.prepare(
+                    "DELETE FROM fourit_members WHERE ns = ?1 AND heartbeat < ?2 RETURNING node",
+                )?;
+                let rows = statement.query_map(
+                    params![tx.ns, now_ms.saturating_sub(millis(stale_after))],
+                    |r| r.get::<_, String>(0),
+                )?;
+                for row in rows {
+                    evicted.push(row?);
+                }
+            }
+            evicted.sort();
             let mut members = Vec::new();
             {
                 let mut statement = tx
@@ -695,6 +705,7 @@ impl Coordinator for SqliteCoordinator {
                 server_us: Some(now.timestamp_micros()),
                 members,
                 manual_pending,
+                evicted,
             })
         }))
     }

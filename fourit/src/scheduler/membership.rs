@@ -131,6 +131,7 @@ impl Heartbeat {
                     }
                     let count = beat.members.len().max(1);
                     let before = self.members.set(&self.node, beat.members);
+                    self.log_departures(&before, &beat.evicted, stale_after);
                     if self.events.active() {
                         self.tell_members(&before, count);
                     }
@@ -141,6 +142,26 @@ impl Heartbeat {
                     }
                 }
                 Err(err) => self.outage.failed("heartbeat", &err, 0),
+            }
+        }
+    }
+
+    /// Says who left the live set since `before`: a member that left (shut down) at INFO;
+    /// one this heartbeat forgot because it went silent without leaving (killed, cut off,
+    /// stalled) at WARN, by the one member whose heartbeat forgot it. Either way its share
+    /// of the ticks moves to the members still live.
+    fn log_departures(&self, before: &[Arc<str>], evicted: &[String], stale_after: Duration) {
+        let now = self.members.view();
+        for node in evicted {
+            warn!(
+                member = %node,
+                silent_for_more_than = ?stale_after,
+                "a member went silent without leaving (no heartbeat): it is no longer counted                  as live, and the others take its ticks"
+            );
+        }
+        for node in before.iter().filter(|node| !now.contains(node)) {
+            if !evicted.iter().any(|gone| **gone == **node) {
+                info!(member = %node, "a member left the live set");
             }
         }
     }
