@@ -55,7 +55,7 @@ mod scheduler;
 mod spec;
 
 pub use clock::{Clock, OffsetClock, SystemClock};
-pub use coordinator::connect::redact_url;
+pub use coordinator::redact_url;
 pub use error::{CoordinatorError, Error, ErrorKind};
 pub use job::{
     BoxFuture, FenceToken, IntoJobResult, Job, JobContext, JobResult, Overlap, SourceLocation,

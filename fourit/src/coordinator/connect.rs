@@ -4,7 +4,7 @@ use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
 
-use super::{MemoryCoordinator, RedisCoordinator, Store};
+use super::{MemoryCoordinator, RedisCoordinator, Store, redact_url};
 use crate::error::Error;
 
 /// TLS material for `rediss://` beyond the public root certificates that fourit trusts by
@@ -310,53 +310,4 @@ pub(crate) fn refuse_replica_acks(url: &str, options: &ConnectOptions) -> Result
 fn scheme(url: &str) -> Option<&str> {
     let (scheme, _) = url.split_once("://")?;
     (!scheme.is_empty()).then_some(scheme)
-}
-
-/// The URL with any password replaced by `***`, fit for logs and errors. Public as
-/// `fourit::redact_url`.
-///
-/// ```
-/// assert_eq!(
-///     fourit::redact_url("redis://app:s3cret@cache:6379/2"),
-///     "redis://app:***@cache:6379/2"
-/// );
-/// assert_eq!(fourit::redact_url("redis://:s3cret@cache"), "redis://:***@cache");
-/// assert_eq!(fourit::redact_url("redis://cache:6379"), "redis://cache:6379");
-/// ```
-pub fn redact_url(url: &str) -> String {
-    let Some((scheme, rest)) = url.split_once("://") else {
-        // Not a URL we can read: show nothing that might be a secret.
-        return "<unparsable URL>".to_string();
-    };
-    let authority_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
-    let (authority, tail) = rest.split_at(authority_end);
-    let mut out = format!("{scheme}://");
-    match authority.rfind('@') {
-        Some(at) => {
-            let userinfo = &authority[..at];
-            match userinfo.split_once(':') {
-                Some((user, _password)) => out.push_str(&format!("{user}:***")),
-                None => out.push_str(userinfo),
-            }
-            out.push_str(&authority[at..]);
-        }
-        None => out.push_str(authority),
-    }
-    // Passwords may also travel in the query (`?password=`): hide every query value.
-    match tail.split_once('?') {
-        Some((path, query)) => {
-            out.push_str(path);
-            out.push('?');
-            let hidden: Vec<String> = query
-                .split('&')
-                .map(|pair| match pair.split_once('=') {
-                    Some((key, _)) => format!("{key}=***"),
-                    None => pair.to_string(),
-                })
-                .collect();
-            out.push_str(&hidden.join("&"));
-        }
-        None => out.push_str(tail),
-    }
-    out
 }

@@ -1,0 +1,153 @@
+//! The one URL redactor: what every log line, error, page and CLI output shows of a
+//! coordinator URL. Secrets go, whatever characters they hold; everything else stays.
+
+/// Query parameters whose values are secrets: any name that contains one of these words
+/// (`password`, `sslpassword`, `sentinel_password`, `aws_secret_access_key`,
+/// `aws_session_token`, `token`, ...). Other parameters (`sslmode`, `sslkey`, a file's path,
+/// `target_session_attrs`, `region`) are shown as written.
+const SECRET_WORDS: [&str; 3] = ["password", "secret", "token"];
+
+/// The URL with every secret replaced by `***`, fit for logs and errors. Public as
+/// `fourit::redact_url`.
+///
+/// The user-info ends at the **last** `@`, as the drivers read it, so a password holding an
+/// unencoded `/`, `?`, `#`, `:` or `@` is hidden whole. In the query, the values of
+/// parameters naming a password, secret or token are hidden, and nothing else.
+///
+/// ```
+/// assert_eq!(
+///     fourit::redact_url("redis://app:s3cret@cache:6379/2"),
+///     "redis://app:***@cache:6379/2"
+/// );
+/// assert_eq!(fourit::redact_url("redis://:s3cret@cache"), "redis://:***@cache");
+/// assert_eq!(fourit::redact_url("redis://cache:6379"), "redis://cache:6379");
+/// assert_eq!(
+///     fourit::redact_url("postgres://pg:pa/ss#w?rd@db/app?target_session_attrs=read-write"),
+///     "postgres://pg:***@db/app?target_session_attrs=read-write"
+/// );
+/// assert_eq!(
+///     fourit::redact_url("postgres://db/app?user=pg&password=hunter2"),
+///     "postgres://db/app?user=pg&password=***"
+/// );
+/// ```
+pub fn redact_url(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        // Not a URL we can read: show nothing that might be a secret.
+        return "<unparsable URL>".to_string();
+    };
+    let mut out = format!("{scheme}://");
+    let after_userinfo = match rest.rfind('@') {
+        Some(at) => {
+            let userinfo = &rest[..at];
+            match userinfo.split_once(':') {
+                // Everything after the first `:` is the password, whatever it holds.
+                Some((user, _password)) => {
+                    out.push_str(user);
+                    out.push_str(":***@");
+                    &rest[at + 1..]
+                }
+                // A user name holds none of `/ ? #`: with one of them, the `@` is in the
+                // path or the query, and there is no user-info.
+                None if userinfo.contains(['/', '?', '#']) => rest,
+                None => {
+                    out.push_str(userinfo);
+                    out.push('@');
+                    &rest[at + 1..]
+                }
+            }
+        }
+        None => rest,
+    };
+    match after_userinfo.split_once('?') {
+        Some((path, query)) => {
+            out.push_str(path);
+            out.push('?');
+            let (query, fragment) = match query.split_once('#') {
+                Some((query, fragment)) => (query, Some(fragment)),
+                None => (query, None),
+            };
+            let shown: Vec<String> = query
+                .split('&')
+                .map(|pair| match pair.split_once('=') {
+                    Some((key, _)) if is_secret(key) => format!("{key}=***"),
+                    _ => pair.to_string(),
+                })
+                .collect();
+            out.push_str(&shown.join("&"));
+            if let Some(fragment) = fragment {
+                out.push('#');
+                out.push_str(fragment);
+            }
+        }
+        None => out.push_str(after_userinfo),
+    }
+    out
+}
+
+fn is_secret(key: &str) -> bool {
+    let key = key.to_ascii_lowercase();
+    SECRET_WORDS.iter().any(|word| key.contains(word))
+}
+
+#[cfg(test)]
+mod tests {
+    use proptest::prelude::*;
+
+    use super::redact_url;
+
+    #[test]
+    fn only_secrets_are_hidden() {
+        for (url, shown) in [
+            (
+                "postgres://postgres:pa/ss-SECRET@127.0.0.1:5432/postgres",
+                "postgres://postgres:***@127.0.0.1:5432/postgres",
+            ),
+            ("redis://:a@b@c@cache:1/0", "redis://:***@cache:1/0"),
+            (
+                "postgres://h1:5432,h2:5432/db?target_session_attrs=read-write&sslmode=require",
+                "postgres://h1:5432,h2:5432/db?target_session_attrs=read-write&sslmode=require",
+            ),
+            (
+                "postgres://u@db/x?sslkey=/etc/k.pem&sslpassword=p4ss",
+                "postgres://u@db/x?sslkey=/etc/k.pem&sslpassword=***",
+            ),
+            (
+                "redis+sentinel://s:1/m?sentinel_password=x&sentinel_username=watch",
+                "redis+sentinel://s:1/m?sentinel_password=***&sentinel_username=watch",
+            ),
+            (
+                "dynamodb://jobs?region=eu-west-1&aws_secret_access_key=K&aws_session_token=T",
+                "dynamodb://jobs?region=eu-west-1&aws_secret_access_key=***&aws_session_token=***",
+            ),
+            ("redis://cache/0?client=a@b", "redis://cache/0?client=a@b"),
+            ("no scheme", "<unparsable URL>"),
+        ] {
+            assert_eq!(redact_url(url), shown, "{url}");
+        }
+    }
+
+    proptest! {
+        /// Whatever printable bytes a password holds, unencoded, it never shows.
+        #[test]
+        fn no_password_shows_whatever_it_holds(
+            password in "[ -~]{6,24}",
+            scheme in prop::sample::select(vec!["redis", "rediss", "postgres", "redis+sentinel"]),
+            query in prop::sample::select(vec!["", "?sslmode=require", "?password=", "#x"]),
+        ) {
+            // A password that is one word of the URL's own text would "show" trivially.
+            prop_assume!(!"postgresrediss+sentinel://app@cache:6379/0?sslmode=require#x"
+                .contains(password.as_str()));
+            let (password, with_query) = if query == "?password=" {
+                // In a query, an unencoded `&` or `#` ends the value for every reader.
+                let password = password.replace(['&', '#'], "_");
+                let url = format!("{scheme}://cache:6379/0?password={password}");
+                (password, url)
+            } else {
+                let url = format!("{scheme}://app:{password}@cache:6379/0{query}");
+                (password, url)
+            };
+            let shown = redact_url(&with_query);
+            prop_assert!(!shown.contains(password.as_str()), "{with_query} -> {shown}");
+        }
+    }
+}
