@@ -13,8 +13,8 @@ pub mod http;
 use std::sync::Once;
 
 pub use fourit_testkit::{
-    PgBouncer, PostgresServer, RedisCluster, RedisServer, RedisServerBuilder, SentinelGroup,
-    TlsFiles,
+    LinkMode, PgBouncer, PostgresServer, Proxy, RedisCluster, RedisServer, RedisServerBuilder,
+    SentinelGroup, TlsFiles,
 };
 
 /// The PostgreSQL the tests use: `FOURIT_TEST_POSTGRES_URL`, by default the `test` database

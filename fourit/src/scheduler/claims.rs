@@ -84,7 +84,10 @@ impl Claims {
                 // decided. Sent once more, a claim this process had won is answered
                 // `Resumed` with the same fence, so a lost answer costs no tick and can
                 // never cost two runs.
-                Err(err) if err.is_unavailable() && !resent => {
+                // (Not once shutdown has begun: the process must not wait out a second
+                // deadline for a coordinator it cannot reach; a won claim whose answer was
+                // lost holds its lease until the TTL, as after a crash.)
+                Err(err) if err.is_unavailable() && !resent && !runner.shutdown.is_cancelled() => {
                     debug!(error = %err, "claim answer lost: sending the claims again");
                     resent = true;
                     continue;

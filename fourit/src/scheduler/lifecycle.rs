@@ -163,6 +163,7 @@ async fn drive_until_stopped(
         shutdown: stop.clone(),
         abort: CancellationToken::new(),
         tasks: TaskTracker::new(),
+        running: Default::default(),
         events: events.clone(),
     });
     let missed = forward_missed(&*coordinator, &id, &events);
@@ -216,8 +217,22 @@ async fn drive_until_stopped(
     if let Some(missed) = missed {
         missed.abort();
     }
-    if let Err(err) = coordinator.leave(&id).await {
-        warn!(node = %id, error = %err, "could not leave the members set");
+    // A member that cannot reach the coordinator must not be held here: the others forget
+    // it after three heartbeat intervals anyway.
+    match tokio::time::timeout(LEAVE_DEADLINE, coordinator.leave(&id)).await {
+        Ok(Ok(())) => {}
+        Ok(Err(err)) => warn!(
+            node = %id,
+            error = %err,
+            "could not leave the members set: the others stop counting this member once its \
+             heartbeat is missed"
+        ),
+        Err(_) => warn!(
+            node = %id,
+            deadline = ?LEAVE_DEADLINE,
+            "leaving the members set did not finish in time: the others stop counting this \
+             member once its heartbeat is missed"
+        ),
     }
     info!(node = %id, "scheduler stopped");
     Ok(())
@@ -252,12 +267,16 @@ fn forward_missed(
     }))
 }
 
+/// How long shutdown waits to leave the members set.
+const LEAVE_DEADLINE: Duration = Duration::from_secs(1);
+
 /// Waits for running jobs up to the timeout, then cancels the rest and waits for them to
 /// release their leases.
 async fn shut_down(runner: &Runner, timeout: Duration) {
     let tasks = &runner.tasks;
     tasks.close();
-    let running = tasks.len();
+    // Jobs, not tasks: a claim in flight is a task too, and ends by its own deadline.
+    let running = runner.running.load(std::sync::atomic::Ordering::Relaxed);
     if running > 0 {
         info!(
             node = %runner.node,
@@ -269,7 +288,7 @@ async fn shut_down(runner: &Runner, timeout: Duration) {
     if tokio::time::timeout(timeout, tasks.wait()).await.is_err() {
         warn!(
             node = %runner.node,
-            running = tasks.len(),
+            running = runner.running.load(std::sync::atomic::Ordering::Relaxed),
             "shutdown timeout passed: cancelling the jobs still running"
         );
         runner.abort.cancel();

@@ -3,6 +3,7 @@
 
 use std::any::Any;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
@@ -30,6 +31,8 @@ pub(crate) struct Runner {
     pub(crate) abort: CancellationToken,
     /// Every run and claim task, so shutdown can wait for them.
     pub(crate) tasks: TaskTracker,
+    /// How many job bodies are running now (the tasks above count claims in flight too).
+    pub(crate) running: AtomicUsize,
     /// The scheduler's listeners.
     pub(crate) events: Arc<Events>,
 }
@@ -134,6 +137,7 @@ impl Runner {
         // The body runs as a task of its own, so a panic ends that task, not the scheduler;
         // it runs inside the current (the run's) span.
         let mut body = tokio::spawn(job.call(ctx).in_current_span());
+        let running = Running::count(&self.running);
         let deadline = job.timeout_duration().map(|timeout| clock_start + timeout);
         // The lease keeper borrows the lease until the run is over.
         let outcome = {
@@ -176,6 +180,7 @@ impl Runner {
                 }
             }
         };
+        drop(running);
         let duration = clock_start.elapsed();
         log_outcome(&outcome, duration);
         self.events.emit(&Event::Finished {
@@ -199,6 +204,22 @@ impl Runner {
                 "could not release the lease; it expires by itself within {ttl:?}"
             ),
         }
+    }
+}
+
+/// One running body, counted in [`Runner::running`] until dropped.
+struct Running<'a>(&'a AtomicUsize);
+
+impl<'a> Running<'a> {
+    fn count(running: &'a AtomicUsize) -> Running<'a> {
+        running.fetch_add(1, Ordering::Relaxed);
+        Running(running)
+    }
+}
+
+impl Drop for Running<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::Relaxed);
     }
 }
 

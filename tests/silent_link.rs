@@ -1,0 +1,235 @@
+//! Silently dropped links, with real worker processes, each reaching the coordinator through
+//! a TCP proxy of its own (`fourit_testkit::Proxy`) that can drop every byte with the sockets
+//! left open — what a lost NAT or firewall flow, a load balancer restart or a cloud network
+//! blip looks like — and heal again. One drill per backend, in phases:
+//!
+//! 1. one member on a 150 ms link (each way) through phases 2 and 3;
+//! 2. one member silently partitioned for 12 s, then healed: the others take its ticks (none
+//!    missed) and it runs jobs again within two heartbeat intervals of the heal;
+//! 3. every member silently partitioned for 12 s, then healed: the fleet runs every tick
+//!    again within two heartbeat intervals of the heal;
+//! 4. every connection cut every 1.5 s for 20 s: nothing missed.
+//!
+//! Through it all no tick runs twice (counted from the workers' own records, kept on a Redis
+//! the proxies do not touch), and at the end every worker exits 0 on SIGTERM, promptly.
+//! The recovery times are printed (`--nocapture`) and recorded in docs/RELIABILITY.md.
+
+use std::time::Duration;
+
+use fourit_tests::faults::{Fleet, Records, assert_no_double_runs, distinct_ticks, now_ms};
+use fourit_tests::{LinkMode, PostgresServer, Proxy, RedisServer};
+
+const WORKER: &str = env!("CARGO_BIN_EXE_worker");
+const JOBS: [&str; 3] = ["job-0", "job-1", "job-2"];
+const NODES: [&str; 3] = ["s-a", "s-b", "s-c"];
+/// The scheduler's default heartbeat interval, which the workers keep.
+const HEARTBEAT: Duration = Duration::from_secs(2);
+const PARTITION: Duration = Duration::from_secs(12);
+
+/// Waits for the middle of a second: the jobs' 5 ms bodies have ended and their releases are
+/// done, so no run is in flight when a link is dropped. (A run in flight then holds its
+/// lease until its TTL, as a killed one does, and under `overlap = "skip"` its job's next
+/// tick is skipped: RELIABILITY.md says so; this drill is about the links.)
+async fn mid_second() {
+    let into = now_ms().rem_euclid(1_000);
+    let wait = (1_500 - into).rem_euclid(1_000);
+    tokio::time::sleep(Duration::from_millis(u64::try_from(wait).unwrap_or(0))).await;
+}
+
+/// The first tick `node` ran at or after `since_ms`.
+fn first_run_since(fleet: &Fleet, node: &str, since_ms: i64) -> Option<i64> {
+    fleet
+        .events()
+        .iter()
+        .filter(|event| event.node == node)
+        .filter_map(|event| JOBS.iter().find_map(|job| event.ran(job)))
+        .filter(|tick| *tick >= since_ms)
+        .min()
+}
+
+/// Runs the drill on workers whose coordinator URL is `url_via(proxy port)`, the proxies
+/// forwarding to the coordinator's `port`.
+async fn drill(backend: &str, port: u16, url_via: impl Fn(u16) -> String) {
+    let records = RedisServer::start();
+    let namespace = format!("silent-{backend}");
+    let proxies: Vec<Proxy> = NODES.iter().map(|_| Proxy::to_port(port)).collect();
+    let mut fleet = Fleet::new(WORKER);
+    for (node, proxy) in NODES.iter().zip(&proxies) {
+        let url = url_via(proxy.port());
+        fleet.start_recording(
+            &[node],
+            &url,
+            &namespace,
+            JOBS.len(),
+            &records.url(),
+            "info",
+        );
+    }
+    fleet
+        .wait_until(Duration::from_secs(60), "3 ticks of every job", |events| {
+            JOBS.iter()
+                .all(|job| distinct_ticks(events, job, 0, None) >= 3)
+        })
+        .await;
+    let started = now_ms();
+    // 1. A slow link for the third member, throughout (both ways: 300 ms a round trip).
+    proxies[2].set_mode(LinkMode::Delay(Duration::from_millis(150)));
+
+    // 2. One member cut off silently, then healed.
+    mid_second().await;
+    proxies[0].set_mode(LinkMode::Drop);
+    tokio::time::sleep(PARTITION).await;
+    proxies[0].set_mode(LinkMode::Pass);
+    let healed = now_ms();
+    fleet
+        .wait_until(
+            Duration::from_secs(30),
+            "the cut-off member running a job again",
+            |events| {
+                distinct_ticks(events, JOBS[0], healed, Some(NODES[0])) > 0
+                    || distinct_ticks(events, JOBS[1], healed, Some(NODES[0])) > 0
+                    || distinct_ticks(events, JOBS[2], healed, Some(NODES[0])) > 0
+            },
+        )
+        .await;
+    let back = first_run_since(&fleet, NODES[0], healed).unwrap_or(i64::MAX);
+    let one_recovery = back - healed;
+    eprintln!("{backend}: one member partitioned 12 s: ran again {one_recovery} ms after the heal");
+
+    // 3. Every member cut off silently, then healed.
+    mid_second().await;
+    let all_cut = now_ms();
+    for proxy in &proxies {
+        proxy.set_mode(LinkMode::Drop);
+    }
+    tokio::time::sleep(PARTITION).await;
+    for (index, proxy) in proxies.iter().enumerate() {
+        proxy.set_mode(if index == 2 {
+            LinkMode::Delay(Duration::from_millis(150))
+        } else {
+            LinkMode::Pass
+        });
+    }
+    let all_healed = now_ms();
+    fleet
+        .wait_until(
+            Duration::from_secs(30),
+            "every job running again after the fleet-wide partition",
+            |events| {
+                JOBS.iter()
+                    .all(|job| distinct_ticks(events, job, all_healed, None) >= 2)
+            },
+        )
+        .await;
+    let fleet_back = JOBS
+        .iter()
+        .filter_map(|job| {
+            fleet
+                .events()
+                .iter()
+                .filter_map(|event| event.ran(job))
+                .filter(|tick| *tick >= all_healed)
+                .min()
+        })
+        .max()
+        .unwrap_or(i64::MAX);
+    let all_recovery = fleet_back - all_healed;
+    eprintln!(
+        "{backend}: every member partitioned 12 s: every job ran again {all_recovery} ms after \
+         the heal"
+    );
+
+    // 4. Every connection cut every 1.5 s for 20 s (on fast links: each cut costs a member
+    // a reconnection, and on a 300 ms round trip that alone outlasts a 1 s job's tick).
+    proxies[2].set_mode(LinkMode::Pass);
+    let cuts_began = now_ms();
+    let mut cut = 0;
+    for _ in 0..13 {
+        for proxy in &proxies {
+            cut += proxy.cut();
+        }
+        tokio::time::sleep(Duration::from_millis(1_500)).await;
+    }
+    let cuts_ended = now_ms();
+    eprintln!("{backend}: cut {cut} connections in 20 s");
+    eprintln!(
+        "{backend}: phases (ms): started {started}, one healed {healed}, all cut {all_cut}, \
+         all healed {all_healed}, fleet back {fleet_back}, cuts {cuts_began}..{cuts_ended}"
+    );
+    fleet
+        .wait_until(
+            Duration::from_secs(30),
+            "3 ticks of every job after the cuts",
+            |events| {
+                JOBS.iter()
+                    .all(|job| distinct_ticks(events, job, cuts_ended, None) >= 3)
+            },
+        )
+        .await;
+    fleet.assert_all_running();
+    let stopping = std::time::Instant::now();
+    fleet.stop_all(Duration::from_secs(10)).await;
+    eprintln!("{backend}: stopped in {:?}", stopping.elapsed());
+
+    let recorded = Records::read(&mut records.connection().await, &namespace).await;
+    let missed = assert_no_double_runs(&recorded, &JOBS, started);
+    // Only the fleet-wide partition may cost ticks: nobody could claim them.
+    let lost_elsewhere: Vec<Vec<i64>> = missed
+        .iter()
+        .map(|ticks| {
+            ticks
+                .iter()
+                .copied()
+                .filter(|tick| *tick < all_cut || *tick > fleet_back)
+                .filter(|tick| *tick <= cuts_ended)
+                .collect()
+        })
+        .collect();
+    let stderr = fleet.stderr();
+    assert!(
+        lost_elsewhere.iter().all(Vec::is_empty),
+        "{backend}: ticks missed outside the fleet-wide partition: {lost_elsewhere:?}\n{stderr}"
+    );
+    let limit = 2 * i64::try_from(HEARTBEAT.as_millis()).unwrap_or(i64::MAX);
+    // A run starts at a tick: a member back within the limit runs its next tick after it.
+    assert!(
+        one_recovery <= limit + 1_000,
+        "{backend}: the cut-off member ran again only {one_recovery} ms after the heal\n{stderr}"
+    );
+    assert!(
+        all_recovery <= limit + 1_000,
+        "{backend}: the fleet ran every job again only {all_recovery} ms after the heal\n{stderr}"
+    );
+    // What the cut-off member said: that it was out, and that it is back.
+    for said in [
+        "this member cannot reach the coordinator",
+        "this member reaches the coordinator again",
+    ] {
+        assert!(
+            stderr.contains(said),
+            "{backend}: the logs lack {said:?}\n{stderr}"
+        );
+    }
+    assert!(
+        !stderr.contains("could not leave the members set"),
+        "{backend}: a healed member could not leave on SIGTERM\n{stderr}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redis_a_silently_dropped_link_costs_the_partition_plus_two_heartbeats_at_most() {
+    let server = RedisServer::start();
+    drill("redis", server.port(), |port| {
+        format!("redis://127.0.0.1:{port}")
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_a_silently_dropped_link_costs_the_partition_plus_two_heartbeats_at_most() {
+    let server = PostgresServer::start();
+    drill("postgres", server.port(), |port| {
+        format!("postgres://postgres@127.0.0.1:{port}/postgres")
+    })
+    .await;
+}
