@@ -21,6 +21,7 @@ pub(crate) struct Readings {
     minutes: u64,
     hours: u64,
     months: u64,
+    interval: bool,
 }
 
 fn bits(values: Vec<u16>) -> u64 {
@@ -46,7 +47,14 @@ impl Readings {
     /// The readings of a parsed pattern.
     pub(crate) fn new(cron: Cron) -> Readings {
         let pattern = &cron.pattern;
+        // Vixie cron's classification is by the text: `0,*/5` is not an interval, `*/5` is.
+        let fields: Vec<&str> = pattern.as_str().split_whitespace().collect();
+        let minute_and_hour = if fields.len() == 6 { 1..3 } else { 0..2 };
+        let interval = fields
+            .get(minute_and_hour)
+            .is_some_and(|fields| fields.iter().any(|field| field.starts_with('*')));
         Readings {
+            interval,
             seconds: bits(pattern.seconds.values()),
             minutes: bits(pattern.minutes.values()),
             hours: bits(pattern.hours.values()),
@@ -58,7 +66,7 @@ impl Readings {
     /// Whether the schedule is read by elapsed time rather than as appointments on the wall
     /// clock: its minute or hour field begins with `*` (`*`, `*/15`).
     pub(crate) fn is_interval(&self) -> bool {
-        self.cron.pattern.minutes.from_wildcard || self.cron.pattern.hours.from_wildcard
+        self.interval
     }
 
     fn day_matches(&self, date: NaiveDate) -> bool {
