@@ -297,6 +297,12 @@ fn errors_name_the_field_and_what_it_takes() {
     assert!(message("@reboot").contains("unknown nickname"));
     assert!(message("5-1 * * * *").contains("runs backwards"));
     assert!(message("").contains("empty"));
+    assert!(
+        message("*,5 * * * *")
+            .contains("minute field `*,5`: `*` (every value) cannot be part of a list")
+    );
+    assert!(message("0 ?,1 * * *").contains("hour field `?,1`"));
+    assert!(message("0 0 L,lw * *").contains("`L` and `LW` cannot share a field"));
     let tz = Schedule::parse("* * * * *")
         .and_then(|s| s.with_timezone("Europe/Berln"))
         .err()
