@@ -27,7 +27,7 @@ use clap::{Parser, Subcommand};
 use fourit::admin::FleetAdmin;
 use serde_json::json;
 
-use crate::output::{Style, ago, rfc3339, table};
+use crate::output::{Style, ago, next_run, rfc3339, table};
 
 /// Exit code: usage error or bad input.
 const EXIT_USAGE: u8 = 2;
@@ -402,10 +402,11 @@ async fn status(admin: &FleetAdmin, json: bool, style: Style) -> Result<(), Fail
                 definition.map(|d| d.timezone.clone()).unwrap_or_default(),
                 style.outcome(job.state()),
                 last.unwrap_or_else(|| "never ran".to_string()),
-                job.next_ticks
-                    .first()
-                    .map(|tick| ago(tick.timestamp_millis(), now))
-                    .unwrap_or_default(),
+                next_run(
+                    job.next_ticks.first().map(|tick| tick.timestamp_millis()),
+                    definition.is_some(),
+                    now,
+                ),
             ]
         })
         .collect();

@@ -58,6 +58,17 @@ pub fn table(headers: &[&str], rows: &[Vec<String>]) {
     }
 }
 
+/// The "next" column of `fourit status`: when the next tick is, or that a job whose schedule
+/// is known has none (no clock change can cause that; a scheduler that met it logged an
+/// error naming the job).
+pub fn next_run(next_ms: Option<i64>, has_schedule: bool, now_ms: i64) -> String {
+    match next_ms {
+        Some(next_ms) => ago(next_ms, now_ms),
+        None if has_schedule => "no next tick".to_string(),
+        None => String::new(),
+    }
+}
+
 /// The text without ANSI colour codes.
 fn visible(cell: &str) -> String {
     let mut out = String::with_capacity(cell.len());
@@ -75,7 +86,14 @@ fn visible(cell: &str) -> String {
 
 #[cfg(test)]
 mod tests {
-    use super::{ago, rfc3339, visible};
+    use super::{ago, next_run, rfc3339, visible};
+
+    #[test]
+    fn a_job_without_a_next_tick_says_so() {
+        assert_eq!(next_run(Some(120_000), true, 0), "in 2 min");
+        assert_eq!(next_run(None, true, 0), "no next tick");
+        assert_eq!(next_run(None, false, 0), "");
+    }
 
     #[test]
     fn relative_times_read_like_speech() {

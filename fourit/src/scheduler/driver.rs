@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use chrono::{DateTime, TimeDelta, Utc};
 use tokio_util::sync::CancellationToken;
-use tracing::{debug, warn};
+use tracing::{debug, error, warn};
 
 use super::claims::IndexedClaim;
 use super::dispatch::Dispatcher;
@@ -128,10 +128,7 @@ impl Driver {
                     self.tell_next(job, tick);
                     heap.push(Reverse((tick.timestamp_millis(), index)));
                 }
-                None => warn!(
-                    job = job.name(),
-                    "schedule has no future tick; the job never runs"
-                ),
+                None => no_next_tick(job, start),
             }
         }
         heap
@@ -203,13 +200,30 @@ impl Driver {
                     "missed tick: later than its grace"
                 );
             }
-            if let Some(next) = due.next {
-                self.tell_next(job, next);
-                heap.push(Reverse((next.timestamp_millis(), index)));
+            match due.next {
+                Some(next) => {
+                    self.tell_next(job, next);
+                    heap.push(Reverse((next.timestamp_millis(), index)));
+                }
+                None => no_next_tick(job, due.latest.max(now)),
             }
         }
         batch
     }
+}
+
+/// A job whose schedule has no tick after `after` leaves the heap: said once, as an error
+/// naming it, never silently. (Schedules that never fire are refused when they are written
+/// and no clock change ends one, so this is a bug to report; `fourit status` shows the job
+/// with "no next tick".)
+fn no_next_tick(job: &Job, after: DateTime<Utc>) {
+    error!(
+        job = job.name(),
+        schedule = %job.schedule(),
+        after = %after,
+        "the schedule has no tick after this; the job will not run again in this process \
+         (a bug in fourit: please report it with the schedule and zone)"
+    );
 }
 
 /// The lease TTL of a run at `tick`: fixed if configured, else the interval to the job's

@@ -65,13 +65,15 @@ pub fn parse_cron(expr: &str) -> Result<Cron, String> {
             .map_err(|why| fail(format!("{} field `{text}`: {why}", field.name())))?;
     }
     // What passed the field checks is handed to croner as written, so the run time parses the
-    // very same text. croner is the authority; its rare refusals are reported as they come.
-    let cron = CronParser::builder()
+    // very same text. croner is the authority; should it still refuse, the message names the
+    // field it refuses (found by handing it that field alone) and says what a field may hold.
+    let parser = CronParser::builder()
         .seconds(Seconds::Optional)
         .year(Year::Disallowed)
-        .build()
+        .build();
+    let cron = parser
         .parse(expanded)
-        .map_err(|err| fail(err.to_string()))?;
+        .map_err(|err| fail(croner_refusal(&parser, fields, &parts, &err.to_string())))?;
     if never_fires(&cron) {
         return Err(fail(
             "it can never fire: no month has that day (day-of-month and month never meet)"
@@ -79,6 +81,33 @@ pub fn parse_cron(expr: &str) -> Result<Cron, String> {
         ));
     }
     Ok(cron)
+}
+
+/// What to say when croner refuses a schedule that passed fourit's own checks: the field it
+/// refuses when one field alone is refused, and how a field is written.
+pub(super) fn croner_refusal(
+    parser: &CronParser,
+    fields: &[Field],
+    parts: &[&str],
+    why: &str,
+) -> String {
+    let refused = (0..parts.len()).find(|at| {
+        let alone: Vec<&str> = (0..parts.len())
+            .map(|i| if i == *at { parts[i] } else { "*" })
+            .collect();
+        parser.parse(&alone.join(" ")).is_err()
+    });
+    let how = "write values, ranges (`a-b`) and steps (`*/n`, `a-b/n`) separated by commas, \
+               e.g. `0,30` or `8-18/2`";
+    match refused.and_then(|at| Some((fields.get(at)?, parts.get(at)?))) {
+        Some((field, text)) => format!(
+            "{} field `{text}`: not understood ({why}); {how}; the {} field takes {}",
+            field.name(),
+            field.name(),
+            field.allowed()
+        ),
+        None => format!("not understood ({why}); {how}"),
+    }
 }
 
 /// True when the schedule has no occurrence in the 400-year Gregorian cycle from 2001: such a
@@ -107,11 +136,29 @@ fn check_field(field: Field, text: &str) -> Result<(), String> {
     if text.contains('+') {
         return Err("`+` is not allowed; write numbers without a sign, e.g. `5` or `1-5`".into());
     }
-    for item in text.split(',') {
+    let items: Vec<&str> = text.split(',').collect();
+    for item in &items {
         if item.is_empty() {
             return Err("empty list item; separate values with single commas, e.g. `1,15`".into());
         }
+        if items.len() > 1 && (*item == "*" || *item == "?") {
+            return Err(format!(
+                "`{item}` (every value) cannot be part of a list; write `{item}` alone for every \
+                 value, or list the values you mean (e.g. `0,15,30,45` or `*/15`)"
+            ));
+        }
         check_item(field, item)?;
+    }
+    if field == Field::DayOfMonth {
+        let upper: Vec<String> = items.iter().map(|i| i.to_ascii_uppercase()).collect();
+        if upper.iter().any(|i| i == "L") && upper.iter().any(|i| i == "LW") {
+            // croner keeps `LW` as "last" plus "weekday" flags, which would swallow the `L`.
+            return Err(
+                "`L` and `LW` cannot share a field; the last day (`L`) and the last weekday \
+                 (`LW`) need two jobs"
+                    .into(),
+            );
+        }
     }
     Ok(())
 }

@@ -49,3 +49,30 @@ fn time_zones_suggest_the_closest_name() {
     let far = parse_tz("Mars/Olympus").err().unwrap_or_default();
     assert!(far.contains("use an IANA name"), "{far}");
 }
+
+#[test]
+fn a_field_croner_refuses_after_fourits_checks_is_named_with_the_fix() {
+    use croner::parser::{CronParser, Seconds, Year};
+    let parser = CronParser::builder()
+        .seconds(Seconds::Optional)
+        .year(Year::Disallowed)
+        .build();
+    let fields = super::field::FIVE;
+    let message = super::cron::croner_refusal(
+        &parser,
+        &fields,
+        &["0", "0", "*", "*", "banana"],
+        "Component error: Invalid number.",
+    );
+    assert!(
+        message.starts_with(
+            "day-of-week field `banana`: not understood (Component error: Invalid number.); \
+             write values, ranges"
+        ),
+        "{message}"
+    );
+    assert!(
+        message.contains("the day-of-week field takes 0-7 or SUN-SAT"),
+        "{message}"
+    );
+}

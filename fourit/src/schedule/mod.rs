@@ -1,4 +1,8 @@
 //! Cron schedules and all tick arithmetic.
+//!
+//! `readings.rs` finds the wall-clock readings a pattern matches, `timeline.rs` the stretches
+//! of constant offset of a time zone, and `ticks.rs` puts the two together by the rule for
+//! clock changes; this file is the public surface.
 
 use std::collections::HashMap;
 use std::fmt;
@@ -6,10 +10,15 @@ use std::sync::{Arc, Mutex, OnceLock, Weak};
 
 use chrono::{DateTime, Utc};
 use chrono_tz::Tz;
-use croner::Cron;
 
 use crate::error::Error;
 use crate::spec;
+
+mod readings;
+mod ticks;
+mod timeline;
+
+use self::readings::Readings;
 
 /// A parsed cron schedule in a time zone: the instants ("ticks") at which a job runs.
 ///
@@ -35,13 +44,13 @@ pub struct Schedule {
     expr: String,
     /// Shared between schedules with the same text: a parsed expression holds a few KiB of
     /// bit fields (its year field alone spans 1-5000), which adds up over thousands of jobs.
-    cron: Arc<Cron>,
+    readings: Arc<Readings>,
     tz: Tz,
 }
 
 /// Parsed expressions by their text, shared while any schedule uses them.
-fn parsed(expr: &str) -> Result<Arc<Cron>, Error> {
-    static CACHE: OnceLock<Mutex<HashMap<String, Weak<Cron>>>> = OnceLock::new();
+fn parsed(expr: &str) -> Result<Arc<Readings>, Error> {
+    static CACHE: OnceLock<Mutex<HashMap<String, Weak<Readings>>>> = OnceLock::new();
     let cache = CACHE.get_or_init(|| Mutex::new(HashMap::new()));
     // Parsing is deterministic, so a poisoned cache still holds valid entries.
     let mut cache = cache
@@ -50,8 +59,9 @@ fn parsed(expr: &str) -> Result<Arc<Cron>, Error> {
     if let Some(cron) = cache.get(expr).and_then(Weak::upgrade) {
         return Ok(cron);
     }
-    let cron =
-        Arc::new(spec::parse_cron(expr).map_err(|message| Error::InvalidSchedule { message })?);
+    let cron = Arc::new(Readings::new(
+        spec::parse_cron(expr).map_err(|message| Error::InvalidSchedule { message })?,
+    ));
     if cache.len() >= 1024 {
         cache.retain(|_, cron| cron.strong_count() > 0);
     }
@@ -69,18 +79,22 @@ impl Schedule {
     /// Sunday. When both day-of-month and day-of-week are restricted, a day matches if either
     /// matches. The error message is the one `#[fourit::job]` gives at compile time.
     pub fn parse(expr: &str) -> Result<Schedule, Error> {
-        let cron = parsed(expr)?;
+        let readings = parsed(expr)?;
         Ok(Schedule {
             expr: expr.trim().to_string(),
-            cron,
+            readings,
             tz: Tz::UTC,
         })
     }
 
     /// The same schedule read in another time zone (an IANA name such as `Europe/Berlin`).
     ///
-    /// Daylight-saving changes follow Vixie cron: a time in the spring-forward gap runs once,
-    /// at the first valid instant after it; a time in the repeated fall-back hour runs once.
+    /// Clock changes (daylight saving, and any other change of the zone's offset) follow one
+    /// rule, Vixie cron's: a schedule whose minute or hour field begins with `*` runs by
+    /// elapsed time (every real minute or hour, both copies of a repeated hour, nothing for
+    /// the skipped readings); any other schedule is an appointment on the wall clock, run once
+    /// per matching reading (at its first instant when repeated, at the first instant after
+    /// the change when skipped, one run for all the readings one change skips).
     pub fn with_timezone(self, tz: &str) -> Result<Schedule, Error> {
         let tz = spec::parse_tz(tz).map_err(|message| Error::InvalidTimeZone { message })?;
         Ok(Schedule { tz, ..self })
@@ -96,22 +110,24 @@ impl Schedule {
         self.tz
     }
 
-    /// The first tick strictly after `after`, or `None` if there is none before the year 5000.
-    pub fn next_after(&self, after: DateTime<Utc>) -> Option<DateTime<Utc>> {
-        let local = after.with_timezone(&self.tz);
-        self.cron
-            .find_next_occurrence(&local, false)
-            .ok()
-            .map(|tick| tick.with_timezone(&Utc))
+    /// Whether the schedule runs by elapsed time across clock changes (its minute or hour
+    /// field begins with `*`) rather than as appointments on the wall clock.
+    pub fn is_interval(&self) -> bool {
+        self.readings.is_interval()
     }
 
-    /// The last tick at or before `at`, if any.
+    /// The first tick strictly after `after`, or `None` if there is none before the year 5000
+    /// (a schedule that fires at all always has one: no clock change stops it).
+    pub fn next_after(&self, after: DateTime<Utc>) -> Option<DateTime<Utc>> {
+        let tick = ticks::next(&self.readings, self.tz, after.timestamp())?;
+        DateTime::from_timestamp(tick, 0)
+    }
+
+    /// The last tick at or before `at`, if any: the mirror image of
+    /// [`next_after`](Schedule::next_after).
     pub fn latest_at_or_before(&self, at: DateTime<Utc>) -> Option<DateTime<Utc>> {
-        let local = at.with_timezone(&self.tz);
-        self.cron
-            .find_previous_occurrence(&local, true)
-            .ok()
-            .map(|tick| tick.with_timezone(&Utc))
+        let tick = ticks::previous(&self.readings, self.tz, at.timestamp())?;
+        DateTime::from_timestamp(tick, 0)
     }
 
     /// Where the schedule stands at `now` for a process that planned to wake at `planned` (a
@@ -251,5 +267,4 @@ impl Iterator for Ticks<'_> {
 }
 
 #[cfg(test)]
-#[path = "schedule_tests.rs"]
 mod tests;

@@ -1,4 +1,4 @@
-//! Unit tests of `schedule.rs`.
+//! Unit tests of `schedule/`: the public tick arithmetic, and the rule for clock changes.
 
 use chrono::{DateTime, TimeZone, Utc};
 
@@ -297,6 +297,12 @@ fn errors_name_the_field_and_what_it_takes() {
     assert!(message("@reboot").contains("unknown nickname"));
     assert!(message("5-1 * * * *").contains("runs backwards"));
     assert!(message("").contains("empty"));
+    assert!(
+        message("*,5 * * * *")
+            .contains("minute field `*,5`: `*` (every value) cannot be part of a list")
+    );
+    assert!(message("0 ?,1 * * *").contains("hour field `?,1`"));
+    assert!(message("0 0 L,lw * *").contains("`L` and `LW` cannot share a field"));
     let tz = Schedule::parse("* * * * *")
         .and_then(|s| s.with_timezone("Europe/Berln"))
         .err()
@@ -305,4 +311,189 @@ fn errors_name_the_field_and_what_it_takes() {
         tz.as_deref(),
         Some("unknown time zone `Europe/Berln`; did you mean \"Europe/Berlin\"?")
     );
+}
+
+/// The ticks before `before`, latest first, as RFC 3339 UTC strings.
+fn ticks_before(expr: &str, tz: &str, before: &str, n: usize) -> Vec<String> {
+    let schedule = Schedule::parse(expr)
+        .and_then(|s| s.with_timezone(tz))
+        .unwrap_or_else(|err| panic!("{expr}: {err}"));
+    let mut cursor = at(before) - chrono::TimeDelta::seconds(1);
+    let mut found = Vec::new();
+    while found.len() < n {
+        let Some(tick) = schedule.latest_at_or_before(cursor) else {
+            break;
+        };
+        found.push(tick.format("%Y-%m-%dT%H:%M:%SZ").to_string());
+        cursor = tick - chrono::TimeDelta::seconds(1);
+    }
+    found
+}
+
+/// Asserts the ticks after `after` and, read backwards from just past the last, the same
+/// ticks in reverse: `latest_at_or_before` is the mirror image of `next_after`.
+fn assert_both_ways(expr: &str, tz: &str, after: &str, expected: &[&str]) {
+    assert_eq!(
+        ticks(expr, tz, after, expected.len()),
+        expected,
+        "`{expr}` in {tz}"
+    );
+    let last = expected
+        .last()
+        .map(|last| at(last) + chrono::TimeDelta::seconds(1));
+    let last = last.unwrap_or_else(|| panic!("no ticks expected"));
+    let mut backwards = ticks_before(expr, tz, &last.to_rfc3339(), expected.len());
+    backwards.reverse();
+    assert_eq!(backwards, expected, "`{expr}` in {tz}, backwards");
+}
+
+#[test]
+fn a_skipped_day_runs_its_appointment_at_the_first_instant_after_and_the_job_goes_on() {
+    // Samoa skipped 2011-12-30: 23:59:59 on the 29th (UTC-10) was followed by 00:00 on the
+    // 31st (UTC+14), at 10:00 UTC. Noon on the 30th runs then; the job never stops.
+    assert_both_ways(
+        "0 12 * * *",
+        "Pacific/Apia",
+        "2011-12-28T00:00:00Z",
+        &[
+            "2011-12-28T22:00:00Z",
+            "2011-12-29T22:00:00Z",
+            "2011-12-30T10:00:00Z",
+            "2011-12-30T22:00:00Z",
+            "2011-12-31T22:00:00Z",
+        ],
+    );
+}
+
+#[test]
+fn a_listed_hour_in_the_repeated_hour_runs_once() {
+    // Athens fell back from 04:00 EEST to 03:00 EET on 2016-10-30: 03:00 happened at 00:00
+    // and at 01:00 UTC, and runs at the first only.
+    assert_both_ways(
+        "0 2,3 * * *",
+        "Europe/Athens",
+        "2016-10-29T12:00:00Z",
+        &[
+            "2016-10-29T23:00:00Z",
+            "2016-10-30T00:00:00Z",
+            "2016-10-31T00:00:00Z",
+            "2016-10-31T01:00:00Z",
+        ],
+    );
+}
+
+#[test]
+fn a_listed_hour_in_the_gap_runs_at_the_first_instant_after_it() {
+    // Nuuk, 2024-03-30: 23:00 (UTC-2) jumps to 00:00 (UTC-1), at 01:00 UTC.
+    assert_both_ways(
+        "0 22,23 * * *",
+        "America/Nuuk",
+        "2024-03-30T12:00:00Z",
+        &[
+            "2024-03-31T00:00:00Z",
+            "2024-03-31T01:00:00Z",
+            "2024-03-31T23:00:00Z",
+            "2024-04-01T00:00:00Z",
+        ],
+    );
+    // Santiago, 2026-09-06: 00:00 (UTC-4) jumps to 01:00 (UTC-3), at 04:00 UTC.
+    assert_both_ways(
+        "0 23,0 * * *",
+        "America/Santiago",
+        "2026-09-05T12:00:00Z",
+        &[
+            "2026-09-06T03:00:00Z",
+            "2026-09-06T04:00:00Z",
+            "2026-09-07T02:00:00Z",
+            "2026-09-07T03:00:00Z",
+        ],
+    );
+}
+
+#[test]
+fn an_interval_schedule_invents_nothing_in_a_gap() {
+    // `*/20 3 * * *` runs by elapsed time (its minute field begins with `*`): Athens had no
+    // 03:00-03:59 on 2016-03-27, so nothing ran that day.
+    assert_both_ways(
+        "*/20 3 * * *",
+        "Europe/Athens",
+        "2016-03-26T00:00:00Z",
+        &[
+            "2016-03-26T01:00:00Z",
+            "2016-03-26T01:20:00Z",
+            "2016-03-26T01:40:00Z",
+            "2016-03-28T00:00:00Z",
+            "2016-03-28T00:20:00Z",
+        ],
+    );
+}
+
+#[test]
+fn several_appointments_in_one_gap_make_one_run() {
+    // New York, 2026-03-08: 02:00 EST jumps to 03:00 EDT at 07:00 UTC. 02:00, 02:15, 02:30
+    // and 02:45 are skipped and run once, together, at 03:00 EDT; 03:00 itself is that run.
+    assert_both_ways(
+        "0,15,30,45 2,3 8 3 *",
+        "America/New_York",
+        "2026-03-08T00:00:00Z",
+        &[
+            "2026-03-08T07:00:00Z",
+            "2026-03-08T07:15:00Z",
+            "2026-03-08T07:30:00Z",
+            "2026-03-08T07:45:00Z",
+            "2027-03-08T07:00:00Z",
+        ],
+    );
+}
+
+#[test]
+fn half_hour_and_two_hour_changes() {
+    // Lord Howe moves by 30 minutes: 02:00 (+10:30) jumps to 02:30 (+11) on 2026-10-04, at
+    // 15:30 UTC the day before; 02:15 runs then.
+    assert_both_ways(
+        "15 2 * * *",
+        "Australia/Lord_Howe",
+        "2026-10-02T12:00:00Z",
+        &[
+            "2026-10-02T15:45:00Z",
+            "2026-10-03T15:30:00Z",
+            "2026-10-04T15:15:00Z",
+        ],
+    );
+    // Troll moves by two hours: 01:00 UTC jumps to 03:00 (+02) on 2026-03-29; 02:00 runs at
+    // 01:00 UTC. In October 03:00 falls back to 01:00, and 02:00 runs at its first copy.
+    assert_both_ways(
+        "0 2 * * *",
+        "Antarctica/Troll",
+        "2026-03-27T12:00:00Z",
+        &[
+            "2026-03-28T02:00:00Z",
+            "2026-03-29T01:00:00Z",
+            "2026-03-30T00:00:00Z",
+        ],
+    );
+    assert_both_ways(
+        "0 2 * * *",
+        "Antarctica/Troll",
+        "2026-10-23T12:00:00Z",
+        &[
+            "2026-10-24T00:00:00Z",
+            "2026-10-25T00:00:00Z",
+            "2026-10-26T02:00:00Z",
+        ],
+    );
+}
+
+#[test]
+fn every_real_minute_runs_through_a_fall_back() {
+    // Berlin, 2026-10-25 03:00 CEST falls back to 02:00 CET at 01:00 UTC: a minutely job
+    // runs every real minute, the repeated hour's included.
+    let schedule = Schedule::parse("* * * * *")
+        .and_then(|s| s.with_timezone("Europe/Berlin"))
+        .unwrap_or_else(|e| panic!("{e}"));
+    let start = at("2026-10-24T23:30:00Z");
+    let minutes: Vec<DateTime<Utc>> = schedule.upcoming(start).take(180).collect();
+    for (i, tick) in minutes.iter().enumerate() {
+        assert_eq!(*tick, start + chrono::TimeDelta::minutes(i as i64 + 1));
+    }
 }

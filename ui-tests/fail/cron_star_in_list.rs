@@ -1,0 +1,4 @@
+#[fourit::job(schedule = "*,5 * * * *")]
+async fn report() {}
+
+fn main() {}
