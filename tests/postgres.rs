@@ -211,6 +211,18 @@ async fn several_hosts_with_target_session_attrs_find_the_writable_one() {
             .await
             .unwrap_or_else(|e| panic!("connecting to {several}: {e}"));
     assert!(claim_once(&coordinator, "several").await);
+    // When no host will do, the error says why for each of them, not for the last only.
+    let none = "postgres://postgres@127.0.0.1:9,127.0.0.1:10/postgres?connect_timeout=2";
+    let err = fourit::coordinator::PostgresCoordinator::connect(none, &namespace("none"))
+        .await
+        .err()
+        .unwrap_or_else(|| panic!("connected to {none}"));
+    let text = err.to_string();
+    assert!(
+        text.contains("127.0.0.1:9: ") && text.contains("127.0.0.1:10: "),
+        "{text}"
+    );
+    assert!(err.is_unavailable(), "{text}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

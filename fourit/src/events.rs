@@ -117,8 +117,8 @@ pub enum Event<'a> {
         /// The run's fence token.
         fence: u64,
     },
-    /// The coordinator stopped answering: ticks are skipped (fail closed) until it is back.
-    /// Once per outage.
+    /// This process cannot reach the coordinator: it claims nothing (fail closed) until it is
+    /// back; members that reach it claim the ticks. Once per outage.
     CoordinatorUnavailable {
         /// What was being done (`claim`, `heartbeat`).
         operation: &'a str,
@@ -127,7 +127,8 @@ pub enum Event<'a> {
     },
     /// The coordinator answers again, after an outage.
     CoordinatorBack {
-        /// How many ticks this process skipped meanwhile.
+        /// How many ticks this process could not claim meanwhile (others may have run them:
+        /// the job's history records as missed the ticks nobody ran).
         skipped_ticks: u64,
     },
     /// A member joined the fleet (as this process's heartbeat learned).

@@ -574,6 +574,17 @@ impl RespConnection {
     }
 }
 
+/// Whether a `CLUSTER NODES` line's slot ranges (`0-5460`, `42`) hold `slot`.
+fn owns(line: &str, slot: u16) -> bool {
+    line.split_whitespace().skip(8).any(|range| {
+        let (low, high) = range.split_once('-').unwrap_or((range, range));
+        matches!(
+            (low.parse::<u16>(), high.parse::<u16>()),
+            (Ok(low), Ok(high)) if (low..=high).contains(&slot)
+        )
+    })
+}
+
 /// A port that was free a moment ago (the OS picks it; we release it for redis-server).
 fn free_port() -> u16 {
     try_free_port().unwrap_or_else(|e| panic!("{e}"))
@@ -807,6 +818,62 @@ impl RedisCluster {
         &mut self.nodes
     }
 
+    /// Puts the primary owning hash `slot` behind a [`Proxy`] of its own: it announces the
+    /// proxy's port to clients (`cluster-announce-port`; the cluster bus stays direct, so the
+    /// cluster itself sees nothing), and once every node's view says so, the proxy is
+    /// answered with `redis+cluster://` seeds that are the *other* nodes. Dropping the proxy's
+    /// traffic then partitions that primary from every client.
+    ///
+    /// # Panics
+    ///
+    /// If no primary owns the slot or the announcement does not spread within ten seconds.
+    pub fn put_behind_proxy(&self, slot: u16) -> (Proxy, String) {
+        let command = |port: u16, args: &[&str]| {
+            RespConnection::open(port, PROBE_TIMEOUT)
+                .and_then(|mut con| con.command(args))
+                .unwrap_or_else(|err| panic!("{args:?} on {port}: {err}"))
+        };
+        let owner = self
+            .nodes
+            .iter()
+            .map(RedisServer::port)
+            .find(|port| {
+                let nodes = command(*port, &["CLUSTER", "NODES"]);
+                nodes.lines().any(|line| {
+                    line.contains("myself") && line.contains("master") && owns(line, slot)
+                })
+            })
+            .unwrap_or_else(|| panic!("no primary owns slot {slot}"));
+        let proxy = Proxy::to_port(owner);
+        let bus = (u32::from(owner) + 10_000).to_string();
+        command(owner, &["CONFIG", "SET", "cluster-announce-bus-port", &bus]);
+        let announced = proxy.port().to_string();
+        command(
+            owner,
+            &["CONFIG", "SET", "cluster-announce-port", &announced],
+        );
+        let want = format!("127.0.0.1:{}@", proxy.port());
+        let deadline = Instant::now() + DEADLINE;
+        while !self
+            .nodes
+            .iter()
+            .all(|node| command(node.port(), &["CLUSTER", "NODES"]).contains(&want))
+        {
+            assert!(
+                Instant::now() < deadline,
+                "the cluster did not learn that the node on {owner} is at {want}"
+            );
+            thread::sleep(POLL_INTERVAL);
+        }
+        let seeds: Vec<String> = self
+            .nodes
+            .iter()
+            .filter(|node| node.port() != owner)
+            .map(|node| format!("127.0.0.1:{}", node.port()))
+            .collect();
+        (proxy, format!("redis+cluster://{}", seeds.join(",")))
+    }
+
     /// A cluster client for assertions.
     pub fn client(&self) -> redis::cluster::ClusterClient {
         redis::cluster::ClusterClient::new(
@@ -1034,6 +1101,31 @@ impl SentinelGroup {
         let group = SentinelGroup { nodes, sentinels };
         group.wait_ready(Duration::from_secs(20))?;
         Ok(group)
+    }
+
+    /// A primary without replicas (so no failover can happen) whose sentinels, and every
+    /// client they name it to, reach it through a [`Proxy`] of its own: dropping the proxy's
+    /// traffic partitions the data node from everyone while the sentinels still answer.
+    ///
+    /// # Panics
+    ///
+    /// If `redis-server` is missing or the deployment is not ready within about 20 seconds.
+    pub fn start_behind_proxy(sentinels: usize) -> (SentinelGroup, Proxy) {
+        let started = (|| {
+            let primary = RedisServer::builder().try_start()?;
+            let proxy = Proxy::to_port(primary.port());
+            let quorum = sentinels / 2 + 1;
+            let sentinels = (0..sentinels)
+                .map(|_| SentinelProcess::start(proxy.port(), quorum))
+                .collect::<Result<Vec<_>, _>>()?;
+            let group = SentinelGroup {
+                nodes: vec![primary],
+                sentinels,
+            };
+            group.wait_ready(Duration::from_secs(20))?;
+            Ok::<_, String>((group, proxy))
+        })();
+        started.unwrap_or_else(|why| panic!("{why}"))
     }
 
     /// Waits until every sentinel sees the master as `ok` with every running replica and

@@ -160,13 +160,17 @@ impl Claims {
                             tick,
                             reason: Skip::Overlap { holder: &holder },
                         });
-                        info!(
+                        // A tick not run is worth a warning: the holder may be a run still
+                        // going (a long job) or one whose member died or was cut off, whose
+                        // lease then lapses within its TTL of the last renewal.
+                        warn!(
                             job = job.name(),
                             tick = %tick,
                             node = %runner.node,
                             holder = %holder,
-                            "tick skipped: the previous run still holds the lease \
-                             (overlap = \"skip\")"
+                            lease_expires_within = ?request.lease_ttl,
+                            "tick not run: the previous run still holds the lease (overlap = \
+                             \"skip\"); the lease lapses within its TTL unless that run renews it"
                         );
                     }
                     ClaimOutcome::Unanswered { detail } if !resent => {

@@ -298,6 +298,50 @@ fn find_silent_links(config: &mut Config) {
     }
 }
 
+/// The first connection of a coordinator. With several hosts in the URL, each is tried in
+/// turn (as the driver would), so that when none will do, the error names every host and
+/// why it would not (a standby refused by `target_session_attrs`, one unreachable, ...).
+async fn open_first(
+    config: &Config,
+    url: &str,
+    connector: &MakeRustlsConnect,
+    shown: &str,
+) -> Result<Client, Error> {
+    let hosts = options::each_host(url);
+    if hosts.len() < 2 {
+        return tokio::time::timeout(DEADLINE, open(config, connector))
+            .await
+            .map_err(|_| no_answer(shown, "connect"))?
+            .map_err(|err| failure(shown, "connect", &err));
+    }
+    let mut why = Vec::new();
+    let mut kind = ErrorKind::Unavailable;
+    for (host, single) in hosts {
+        let Ok(mut one) = single.parse::<Config>() else {
+            why.push(format!("{host}: not a Postgres URL"));
+            continue;
+        };
+        if one.get_application_name().is_none() {
+            one.application_name("fourit");
+        }
+        find_silent_links(&mut one);
+        match tokio::time::timeout(DEADLINE, open(&one, connector)).await {
+            Ok(Ok(client)) => return Ok(client),
+            Ok(Err(err)) => {
+                // One refusal of the credentials is the answer for all: they are the same.
+                if kind_of(&err) == ErrorKind::Authentication {
+                    kind = ErrorKind::Authentication;
+                }
+                why.push(format!("{host}: {}", detail(&err)));
+            }
+            Err(_) => why.push(format!("{host}: no answer within {DEADLINE:?}")),
+        }
+    }
+    Err(Error::Coordinator(
+        CoordinatorError::new("Postgres", "connect", kind, why.join("; ")).at(shown),
+    ))
+}
+
 /// Opens a connection (its driver task spawned, ended when the client is dropped).
 async fn open(
     config: &Config,
@@ -372,10 +416,7 @@ impl PostgresCoordinator {
             config.application_name("fourit");
         }
         find_silent_links(&mut config);
-        let mut client = tokio::time::timeout(DEADLINE, open(&config, &connector))
-            .await
-            .map_err(|_| no_answer(&shown, "connect"))?
-            .map_err(|err| failure(&shown, "connect", &err))?;
+        let mut client = open_first(&config, &settings.url, &connector, &shown).await?;
         migrate(&mut client)
             .await
             .map_err(|err| failure(&shown, "migrate", &err))?;

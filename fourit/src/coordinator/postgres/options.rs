@@ -53,6 +53,31 @@ pub(super) struct Settings {
     root: Option<String>,
 }
 
+/// For a URL naming several hosts (`postgres://u@h1:5432,h2:5433/db?...`), each host with
+/// the URL that names it alone (the rest unchanged); one entry for a URL with one host.
+/// The user-info ends at the last `@`, as for [`redact_url`](crate::redact_url).
+pub(super) fn each_host(url: &str) -> Vec<(String, String)> {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return Vec::new();
+    };
+    let (userinfo, after) = match rest.rfind('@') {
+        Some(at) if !rest[..at].contains(['/', '?']) || rest[..at].contains(':') => {
+            (Some(&rest[..=at]), &rest[at + 1..])
+        }
+        _ => (None, rest),
+    };
+    let end = after.find(['/', '?']).unwrap_or(after.len());
+    let (hosts, tail) = after.split_at(end);
+    hosts
+        .split(',')
+        .filter(|host| !host.is_empty())
+        .map(|host| {
+            let url = format!("{scheme}://{}{host}{tail}", userinfo.unwrap_or(""));
+            (host.to_string(), url)
+        })
+        .collect()
+}
+
 /// Splits `sslmode`, `sslrootcert` and `fourit_pool` off `url` (the others stay); an
 /// unknown `sslmode` or a pool size out of range is an error saying what is allowed.
 pub(super) fn settings(url: &str) -> Result<Settings, String> {
@@ -296,6 +321,24 @@ mod tests {
                 .expect_err("refused");
             assert!(err.contains("1 to 32"), "{err}");
         }
+    }
+
+    #[test]
+    fn several_hosts_are_tried_one_by_one_with_the_rest_of_the_url() {
+        assert_eq!(
+            super::each_host("postgres://u:p/w@h1:5432,h2:5433/db?target_session_attrs=read-write"),
+            vec![
+                (
+                    "h1:5432".to_string(),
+                    "postgres://u:p/w@h1:5432/db?target_session_attrs=read-write".to_string()
+                ),
+                (
+                    "h2:5433".to_string(),
+                    "postgres://u:p/w@h2:5433/db?target_session_attrs=read-write".to_string()
+                ),
+            ]
+        );
+        assert_eq!(super::each_host("postgres://db/app").len(), 1);
     }
 
     #[test]

@@ -9,7 +9,8 @@ use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use redis::{ErrorKind, RedisError, ServerErrorKind};
 use tracing::debug;
 
-use super::{BACKEND, DEADLINE};
+use super::BACKEND;
+use super::reconnect::until_connected;
 use crate::coordinator::TlsConfig;
 use crate::error::{CoordinatorError, Error, ErrorKind as Kind};
 
@@ -137,23 +138,26 @@ impl Connection {
         }
         let this = self.clone();
         tokio::spawn(async move {
-            // The coordinator holds the other reference: once it is dropped, stop.
-            while Arc::strong_count(&this) > 1 {
-                match tokio::time::timeout(DEADLINE, this.connect_afresh()).await {
-                    Ok(Ok(manager)) => {
-                        this.install(manager);
-                        debug!("connected afresh to Redis");
-                        break;
-                    }
-                    // Still refused or unreachable: again shortly.
-                    Ok(Err(err)) => debug!(error = err.category(), "reconnecting failed"),
-                    Err(_) => debug!("reconnecting timed out"),
+            loop {
+                let attempt = || {
+                    let this = this.clone();
+                    async move { this.connect_afresh().await }
+                };
+                // The coordinator holds the other reference: once it is dropped, stop.
+                let wanted = || Arc::strong_count(&this) > 1;
+                let Some(manager) = until_connected(attempt, wanted).await else {
+                    break;
+                };
+                this.install(manager);
+                debug!("connected afresh to Redis");
+                // Calls still in flight on the old connection fail after this: one
+                // replacement a second at most, however many do, unless this one was
+                // retired meanwhile.
+                tokio::time::sleep(Duration::from_secs(1)).await;
+                if this.get().is_some() {
+                    break;
                 }
-                tokio::time::sleep(RECONNECT_EVERY).await;
             }
-            // Calls still in flight on the old connection fail after this; one replacement a
-            // second at most, however many do.
-            tokio::time::sleep(Duration::from_secs(1)).await;
             this.replacing.store(false, Ordering::Release);
         });
     }
@@ -182,9 +186,6 @@ impl Connection {
         ConnectionManager::new_with_config(client, manager_config()).await
     }
 }
-
-/// How often a connection that must be replaced is tried again while it cannot be made.
-pub(super) const RECONNECT_EVERY: Duration = Duration::from_millis(500);
 
 /// How every connection to Redis behaves: one quick retry, then the call fails (and the
 /// scheduler fails closed); 2 s to connect and to answer.

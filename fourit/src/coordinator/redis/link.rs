@@ -12,7 +12,8 @@ use redis::cluster_async::ClusterConnection;
 use redis::{Cmd, Pipeline, RedisError, RedisFuture, Value};
 use tracing::debug;
 
-use super::connection::{Connection, RECONNECT_EVERY, is_noscript};
+use super::connection::{Connection, is_noscript};
+use super::reconnect::until_connected;
 use crate::coordinator::ReplicaAcks;
 
 /// How long one slot's pipeline may take in a cluster before its commands count as
@@ -65,28 +66,18 @@ impl Cluster {
         }
         let this = self.clone();
         tokio::spawn(async move {
+            let attempt = || {
+                let client = this.client.clone();
+                async move { client.get_async_connection().await }
+            };
             // Until a fresh connection is made, or the coordinator is gone.
-            while Arc::strong_count(&this) > 1 {
-                match tokio::time::timeout(
-                    Duration::from_secs(3),
-                    this.client.get_async_connection(),
-                )
-                .await
-                {
-                    Ok(Ok(fresh)) => {
-                        match this.connection.write() {
-                            Ok(mut current) => *current = fresh,
-                            Err(poisoned) => *poisoned.into_inner() = fresh,
-                        }
-                        debug!("reconnected to the cluster from its seeds");
-                        break;
-                    }
-                    Ok(Err(err)) => {
-                        debug!(error = err.category(), "reconnecting to the cluster failed")
-                    }
-                    Err(_) => debug!("reconnecting to the cluster timed out"),
+            let wanted = || Arc::strong_count(&this) > 1;
+            if let Some(fresh) = until_connected(attempt, wanted).await {
+                match this.connection.write() {
+                    Ok(mut current) => *current = fresh,
+                    Err(poisoned) => *poisoned.into_inner() = fresh,
                 }
-                tokio::time::sleep(RECONNECT_EVERY).await;
+                debug!("reconnected to the cluster from its seeds");
             }
             tokio::time::sleep(Duration::from_secs(1)).await;
             this.replacing.store(false, Ordering::Release);

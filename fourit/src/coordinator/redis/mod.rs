@@ -5,6 +5,7 @@ mod connection;
 mod link;
 mod notices;
 mod probe;
+mod reconnect;
 mod scripts;
 mod sentinel;
 mod url;
