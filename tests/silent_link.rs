@@ -1,13 +1,15 @@
 //! Silently dropped links, with real worker processes, each reaching the coordinator through
-//! a TCP proxy of its own (`fourit_testkit::Proxy`) that can drop every byte with the sockets
-//! left open — what a lost NAT or firewall flow, a load balancer restart or a cloud network
-//! blip looks like — and heal again. One drill per backend, in phases:
+//! a TCP proxy of its own (`fourit_testkit::Proxy`) that can stall or drop every byte with
+//! the sockets left open — what a partition, a lost NAT or firewall flow, a load balancer
+//! restart or a cloud network blip looks like — and heal again. One drill per backend, in
+//! phases:
 //!
 //! 1. one member on a 150 ms link (each way) through phases 2 and 3;
-//! 2. one member silently partitioned for 12 s, then healed: the others take its ticks (none
-//!    missed) and it runs jobs again within two heartbeat intervals of the heal;
-//! 3. every member silently partitioned for 12 s, then healed: the fleet runs every tick
-//!    again within two heartbeat intervals of the heal;
+//! 2. one member's link stalled for 12 s (bytes held, delivered late), then healed: the
+//!    others take its ticks (none missed) and it runs jobs again within two heartbeat
+//!    intervals of the heal;
+//! 3. every member's link dropping every byte for 12 s, then healed: the fleet runs every
+//!    tick again within two heartbeat intervals of the heal;
 //! 4. every connection cut every 1.5 s for 20 s: nothing missed;
 //! 5. a member told to stop (SIGTERM) while cut off: it exits 0 within a call's deadline and
 //!    the second it allows itself to leave the members set, and waits for no job.
@@ -77,9 +79,10 @@ async fn drill(backend: &str, port: u16, url_via: impl Fn(u16) -> String) {
     // 1. A slow link for the third member, throughout (both ways: 300 ms a round trip).
     proxies[2].set_mode(LinkMode::Delay(Duration::from_millis(150)));
 
-    // 2. One member cut off silently, then healed.
+    // 2. One member cut off silently, then healed: its link stalls (what TCP does across a
+    // partition: everything held, then delivered late, in order).
     mid_second().await;
-    proxies[0].set_mode(LinkMode::Drop);
+    proxies[0].set_mode(LinkMode::Stall);
     tokio::time::sleep(PARTITION).await;
     proxies[0].set_mode(LinkMode::Pass);
     let healed = now_ms();
@@ -98,7 +101,8 @@ async fn drill(backend: &str, port: u16, url_via: impl Fn(u16) -> String) {
     let one_recovery = back - healed;
     eprintln!("{backend}: one member partitioned 12 s: ran again {one_recovery} ms after the heal");
 
-    // 3. Every member cut off silently, then healed.
+    // 3. Every member cut off silently, then healed: the links drop every byte (a
+    // middlebox that lost the flows), so the old connections lost data mid-stream.
     mid_second().await;
     let all_cut = now_ms();
     for proxy in &proxies {

@@ -1,6 +1,7 @@
 //! A TCP proxy of one's own between a client and a server, to make the network misbehave the
-//! way real ones do: pass, add latency, drop everything silently with the sockets left open
-//! (a lost NAT or firewall flow, a load balancer restarting, a cloud network blip), or cut
+//! way real ones do: pass, add latency, stall (hold every byte and deliver it when the link
+//! heals, as TCP's retransmissions do after a partition), drop everything silently with the
+//! sockets left open (a middlebox that lost the flow and discards what it carried), or cut
 //! every connection.
 //!
 //! ```no_run
@@ -14,10 +15,13 @@
 //! # }
 //! ```
 //!
-//! A silent drop discards bytes that were read, as a dropped flow does: when the link heals,
-//! a client that kept its connection has lost replies and requests mid-stream, and only a
-//! client that notices (a deadline) and opens a new connection works again.
+//! In both silent modes the proxy's own sockets stay healthy (the kernel acknowledges what it
+//! reads), so neither exercises TCP keepalive: what they test is the client's deadlines. After
+//! a drop, a client that kept its connection has lost replies and requests mid-stream; after a
+//! stall, it receives late answers to calls it gave up on. Only a client that notices (a
+//! deadline) and stops trusting that connection works correctly again.
 
+use std::collections::HashMap;
 use std::io::{Read, Write};
 use std::net::{Ipv4Addr, Shutdown, SocketAddr, TcpListener, TcpStream};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -36,18 +40,24 @@ pub enum LinkMode {
     /// Every byte read is thrown away, both ways, and the sockets stay open: no RST, no FIN.
     /// New connections are accepted and go silent too.
     Drop,
+    /// Every byte read is held, both ways, and delivered in order once the mode changes: the
+    /// sockets stay open. New connections are accepted and go silent too.
+    Stall,
 }
 
-/// How the mode is stored: 0 is pass, `u64::MAX` drop, anything else a delay in µs.
+/// How the mode is stored: 0 is pass, `u64::MAX` drop, `u64::MAX - 1` stall, anything else a
+/// delay in µs.
 const DROP: u64 = u64::MAX;
+const STALL: u64 = u64::MAX - 1;
 
 fn encode(mode: LinkMode) -> u64 {
     match mode {
         LinkMode::Pass => 0,
         LinkMode::Delay(delay) => u64::try_from(delay.as_micros())
-            .unwrap_or(DROP - 1)
-            .clamp(1, DROP - 1),
+            .unwrap_or(STALL - 1)
+            .clamp(1, STALL - 1),
         LinkMode::Drop => DROP,
+        LinkMode::Stall => STALL,
     }
 }
 
@@ -55,6 +65,7 @@ fn decode(mode: u64) -> LinkMode {
     match mode {
         0 => LinkMode::Pass,
         DROP => LinkMode::Drop,
+        STALL => LinkMode::Stall,
         micros => LinkMode::Delay(Duration::from_micros(micros)),
     }
 }
@@ -62,8 +73,8 @@ fn decode(mode: u64) -> LinkMode {
 struct Shared {
     upstream: SocketAddr,
     mode: AtomicU64,
-    /// Both sockets of every connection still open, to cut them.
-    open: Mutex<Vec<(TcpStream, TcpStream)>>,
+    /// Both sockets of every connection still open, by number, to cut them.
+    open: Mutex<HashMap<u64, (TcpStream, TcpStream)>>,
     stopped: AtomicBool,
     accepted: AtomicU64,
 }
@@ -98,7 +109,7 @@ impl Proxy {
         let shared = Arc::new(Shared {
             upstream,
             mode: AtomicU64::new(0),
-            open: Mutex::new(Vec::new()),
+            open: Mutex::new(HashMap::new()),
             stopped: AtomicBool::new(false),
             accepted: AtomicU64::new(0),
         });
@@ -137,7 +148,7 @@ impl Proxy {
                 .lock()
                 .unwrap_or_else(PoisonError::into_inner),
         );
-        for (client, server) in &open {
+        for (client, server) in open.values() {
             let _ = client.shutdown(Shutdown::Both);
             let _ = server.shutdown(Shutdown::Both);
         }
@@ -171,30 +182,42 @@ fn accept(listener: TcpListener, shared: Arc<Shared>) {
             let _ = client.shutdown(Shutdown::Both);
             continue;
         };
-        shared.accepted.fetch_add(1, Ordering::Relaxed);
+        let id = shared.accepted.fetch_add(1, Ordering::Relaxed);
         let _ = client.set_nodelay(true);
         let _ = server.set_nodelay(true);
-        let clones = (client.try_clone(), server.try_clone());
-        let (Ok(client_tx), Ok(server_tx)) = clones else {
+        let clones = (
+            client.try_clone(),
+            server.try_clone(),
+            client.try_clone(),
+            server.try_clone(),
+        );
+        let (Ok(client_tx), Ok(server_tx), Ok(c), Ok(s)) = clones else {
             continue;
         };
-        if let (Ok(c), Ok(s)) = (client.try_clone(), server.try_clone()) {
-            shared
-                .open
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner)
-                .push((c, s));
+        {
+            let mut open = shared.open.lock().unwrap_or_else(PoisonError::into_inner);
+            // Dropped meanwhile: this connection is closed, not pumped.
+            if shared.stopped.load(Ordering::Acquire) {
+                let _ = client.shutdown(Shutdown::Both);
+                let _ = server.shutdown(Shutdown::Both);
+                return;
+            }
+            open.insert(id, (c, s));
         }
-        pump(client, server_tx, shared.clone());
-        pump(server, client_tx, shared.clone());
+        pump(client, server_tx, shared.clone(), Some(id));
+        pump(server, client_tx, shared.clone(), None);
     }
 }
 
 /// Carries bytes one way, `from` → `to`, as the mode says: a reader thread that drops or
-/// timestamps each chunk, a writer thread that sends each when it is due.
-fn pump(mut from: TcpStream, mut to: TcpStream, shared: Arc<Shared>) {
+/// timestamps each chunk, a writer thread that sends each when it is due (and not while the
+/// link stalls). The pump that owns connection `id` forgets it when its side closes.
+fn pump(mut from: TcpStream, mut to: TcpStream, shared: Arc<Shared>, id: Option<u64>) {
     let (tx, rx) = mpsc::channel::<(Instant, Vec<u8>)>();
+    let reading = shared.clone();
+    let shared = reading.clone();
     thread::spawn(move || {
+        let shared = reading;
         let mut buffer = vec![0u8; 64 * 1024];
         loop {
             let read = match from.read(&mut buffer) {
@@ -203,12 +226,19 @@ fn pump(mut from: TcpStream, mut to: TcpStream, shared: Arc<Shared>) {
             };
             let due = match decode(shared.mode.load(Ordering::Acquire)) {
                 LinkMode::Drop => continue,
-                LinkMode::Pass => Instant::now(),
+                LinkMode::Pass | LinkMode::Stall => Instant::now(),
                 LinkMode::Delay(delay) => Instant::now() + delay,
             };
             if tx.send((due, buffer[..read].to_vec())).is_err() {
                 break;
             }
+        }
+        if let Some(id) = id {
+            shared
+                .open
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .remove(&id);
         }
         // Ends the writer, which closes its side of the other socket.
     });
@@ -217,6 +247,12 @@ fn pump(mut from: TcpStream, mut to: TcpStream, shared: Arc<Shared>) {
             let wait = due.saturating_duration_since(Instant::now());
             if !wait.is_zero() {
                 thread::sleep(wait);
+            }
+            // Held while the link stalls, in order.
+            while decode(shared.mode.load(Ordering::Acquire)) == LinkMode::Stall
+                && !shared.stopped.load(Ordering::Acquire)
+            {
+                thread::sleep(Duration::from_millis(5));
             }
             if to.write_all(&chunk).is_err() {
                 break;
@@ -286,6 +322,22 @@ mod tests {
         assert_eq!(
             round_trip(&mut stream, b"back").as_deref(),
             Some(&b"back"[..])
+        );
+
+        proxy.set_mode(LinkMode::Stall);
+        assert_eq!(
+            round_trip(&mut stream, b"held"),
+            None,
+            "nothing comes back yet"
+        );
+        proxy.set_mode(LinkMode::Pass);
+        // What was held arrives first, in order.
+        let mut late = [0u8; 4];
+        stream.read_exact(&mut late).unwrap();
+        assert_eq!(&late, b"held");
+        assert_eq!(
+            round_trip(&mut stream, b"next").as_deref(),
+            Some(&b"next"[..])
         );
 
         assert_eq!(proxy.cut(), 1);

@@ -36,28 +36,20 @@ pub fn redact_url(url: &str) -> String {
         return "<unparsable URL>".to_string();
     };
     let mut out = format!("{scheme}://");
-    let after_userinfo = match rest.rfind('@') {
-        Some(at) => {
-            let userinfo = &rest[..at];
-            match userinfo.split_once(':') {
-                // Everything after the first `:` is the password, whatever it holds.
-                Some((user, _password)) => {
-                    out.push_str(user);
-                    out.push_str(":***@");
-                    &rest[at + 1..]
-                }
-                // A user name holds none of `/ ? #`: with one of them, the `@` is in the
-                // path or the query, and there is no user-info.
-                None if userinfo.contains(['/', '?', '#']) => rest,
-                None => {
-                    out.push_str(userinfo);
-                    out.push('@');
-                    &rest[at + 1..]
-                }
+    let (userinfo, after_userinfo) = split_userinfo(rest);
+    if let Some(userinfo) = userinfo {
+        match userinfo.split_once(':') {
+            // Everything after the first `:` is the password, whatever it holds.
+            Some((user, _password)) => {
+                out.push_str(user);
+                out.push_str(":***@");
+            }
+            None => {
+                out.push_str(userinfo);
+                out.push('@');
             }
         }
-        None => rest,
-    };
+    }
     match after_userinfo.split_once('?') {
         Some((path, query)) => {
             out.push_str(path);
@@ -82,6 +74,44 @@ pub fn redact_url(url: &str) -> String {
         None => out.push_str(after_userinfo),
     }
     out
+}
+
+/// The user-info of what follows a URL's `://` (without its `@`), if any, and the rest.
+///
+/// Drivers disagree on where a password with unencoded `/ ? # @` ends (the first `@` for
+/// libpq-style parsers, the last `@` of the authority for URL parsers), so the reading here
+/// is the widest: the user-info ends at the **last** `@` that a host list follows (host names,
+/// addresses, ports, commas, up to the path or the end). An `@` in the query (`?options=a@b`)
+/// is not followed by one, so it does not end the user-info, and the query is redacted as a
+/// query.
+pub(crate) fn split_userinfo(rest: &str) -> (Option<&str>, &str) {
+    let host_like = |text: &str| {
+        let end = text.find(['/', '?', '#']).unwrap_or(text.len());
+        let hosts = &text[..end];
+        !hosts.is_empty()
+            && hosts.chars().all(|c| {
+                c.is_ascii_alphanumeric()
+                    || matches!(c, '.' | '-' | '_' | ':' | ',' | '[' | ']' | '%')
+            })
+    };
+    for (at, _) in rest
+        .match_indices('@')
+        .collect::<Vec<_>>()
+        .into_iter()
+        .rev()
+    {
+        let (userinfo, after) = (&rest[..at], &rest[at + 1..]);
+        if !host_like(after) {
+            continue;
+        }
+        // A user name holds none of `/ ? #`: without a `:` (no password), such an `@` is in
+        // the path or the query, and there is no user-info.
+        if !userinfo.contains(':') && userinfo.contains(['/', '?', '#']) {
+            return (None, rest);
+        }
+        return (Some(userinfo), after);
+    }
+    (None, rest)
 }
 
 fn is_secret(key: &str) -> bool {
@@ -120,6 +150,15 @@ mod tests {
                 "dynamodb://jobs?region=eu-west-1&aws_secret_access_key=***&aws_session_token=***",
             ),
             ("redis://cache/0?client=a@b", "redis://cache/0?client=a@b"),
+            (
+                "postgres://h1:5432,h2:5432/db?application_name=ops@x&password=hunter2",
+                "postgres://h1:5432,h2:5432/db?application_name=ops@x&password=***",
+            ),
+            (
+                "postgres://u:pw@db/app?application_name=a@b&sslpassword=hunter2",
+                "postgres://u:***@db/app?application_name=a@b&sslpassword=***",
+            ),
+            ("redis://:p@ss/wo?rd@cache:1/0", "redis://:***@cache:1/0"),
             ("no scheme", "<unparsable URL>"),
         ] {
             assert_eq!(redact_url(url), shown, "{url}");
@@ -132,15 +171,18 @@ mod tests {
         fn no_password_shows_whatever_it_holds(
             password in "[ -~]{6,24}",
             scheme in prop::sample::select(vec!["redis", "rediss", "postgres", "redis+sentinel"]),
-            query in prop::sample::select(vec!["", "?sslmode=require", "?password=", "#x"]),
+            query in prop::sample::select(vec![
+                "", "?sslmode=require", "?password=", "#x", "?application_name=ops@x",
+            ]),
         ) {
             // A password that is one word of the URL's own text would "show" trivially.
-            prop_assume!(!"postgresrediss+sentinel://app@cache:6379/0?sslmode=require#x"
+            prop_assume!(!"postgresrediss+sentinel://app@cache:6379/0?sslmode=require#x\
+                ?application_name=ops@x"
                 .contains(password.as_str()));
             let (password, with_query) = if query == "?password=" {
                 // In a query, an unencoded `&` or `#` ends the value for every reader.
                 let password = password.replace(['&', '#'], "_");
-                let url = format!("{scheme}://cache:6379/0?password={password}");
+                let url = format!("{scheme}://cache:6379/0?application_name=ops@x&password={password}");
                 (password, url)
             } else {
                 let url = format!("{scheme}://app:{password}@cache:6379/0{query}");

@@ -156,7 +156,8 @@ impl Heartbeat {
             warn!(
                 member = %node,
                 silent_for_more_than = ?stale_after,
-                "a member went silent without leaving (no heartbeat): it is no longer counted                  as live, and the others take its ticks"
+                "a member went silent without leaving (no heartbeat): it is no longer counted \
+                 as live, and the others take its ticks"
             );
         }
         for node in before.iter().filter(|node| !now.contains(node)) {

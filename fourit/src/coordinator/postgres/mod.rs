@@ -277,10 +277,12 @@ fn cap() -> i32 {
     i32::try_from(HISTORY_LEN).unwrap_or(i32::MAX)
 }
 
-/// TCP keepalive probes after 10 s idle, every 5 s, 3 unanswered end the connection, and
-/// `TCP_USER_TIMEOUT` of 15 s, unless the URL says otherwise (`keepalives_idle`,
-/// `keepalives_interval`, `keepalives_retries`, `tcp_user_timeout`): a half-open link is found
-/// while idle, not after the kernel's default two hours (or 15 minutes of retransmissions).
+/// TCP keepalive probes after 10 s idle, every 5 s, 3 unanswered end the connection,
+/// `TCP_USER_TIMEOUT` of 15 s and a `connect_timeout` of 1 s per host, unless the URL says
+/// otherwise (`keepalives_idle` other than the driver's default of two hours,
+/// `keepalives_interval`, `keepalives_retries`, `tcp_user_timeout`, `connect_timeout`): a
+/// half-open link is found while idle, not after the kernel's default two hours (or 15
+/// minutes of retransmissions).
 fn find_silent_links(config: &mut Config) {
     /// libpq's and tokio-postgres's default idle time.
     const DRIVER_DEFAULT_IDLE: Duration = Duration::from_secs(2 * 60 * 60);
@@ -295,6 +297,11 @@ fn find_silent_links(config: &mut Config) {
     }
     if config.get_tcp_user_timeout().is_none() {
         config.tcp_user_timeout(Duration::from_secs(15));
+    }
+    // Per host: with several hosts, one that drops the SYN silently must not use up the
+    // reconnect deadline before the next host is tried.
+    if config.get_connect_timeout().is_none() {
+        config.connect_timeout(Duration::from_secs(1));
     }
 }
 
@@ -595,6 +602,9 @@ const EVICT: &str = "WITH gone AS (DELETE FROM fourit_members WHERE ns = $1 AND 
     AND heartbeat < floor(extract(epoch FROM clock_timestamp()) * 1000)::bigint - $3 \
     RETURNING node) SELECT coalesce(array_agg(node), '{}') FROM gone";
 
+const HEARTBEAT: &str =
+    "SELECT now_us, members, manual_pending FROM fourit_heartbeat($1, $2, $3, $4)";
+
 const CLAIM: &str = "SELECT code, fence, holder, at_ms, now_ms, old_mark FROM \
     fourit_claim_batch($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)";
 const RELEASE: &str = "SELECT held FROM \
@@ -849,25 +859,52 @@ impl Coordinator for PostgresCoordinator {
         clock_offset_us: Option<i64>,
     ) -> BoxFuture<'a, Result<Heartbeat, Error>> {
         Box::pin(async move {
-            // The silent members are forgotten first, by a statement of their own sent at the
-            // same time (so the heartbeat still costs one round trip), to name them; the
-            // function's own clean-up then finds none.
+            // The silent members are forgotten first, by a statement of their own, to name
+            // them: both statements go out at once on one connection, which the server runs
+            // in order (the heartbeat still costs one round trip), so the function's own
+            // clean-up finds none of them.
             let stale = millis(stale_after);
             let evict = typed![&self.namespace, &node, &stale];
             let beat = typed![&self.namespace, &node, &stale, &clock_offset_us];
-            let (evicted, row) = tokio::join!(
-                self.one("heartbeat", EVICT, evict),
-                self.one(
-                    "heartbeat",
-                    "SELECT now_us, members, manual_pending FROM fourit_heartbeat($1, $2, $3, $4)",
-                    beat,
+            let slot = self.slot();
+            let busy = Busy::on(slot);
+            let client = self.client(slot, "heartbeat").await?;
+            let both = async {
+                tokio::join!(
+                    client.query_typed(EVICT, evict),
+                    client.query_typed(HEARTBEAT, beat)
                 )
-            );
-            let row = row?;
+            };
+            let (evicted, row) = match tokio::time::timeout(DEADLINE, both).await {
+                Ok((evicted, Ok(mut rows))) if rows.len() == 1 => (evicted, rows.remove(0)),
+                Ok((_, Ok(rows))) => {
+                    answers("heartbeat", &rows, 1)?;
+                    return Err(self.timeout("heartbeat"));
+                }
+                Ok((_, Err(err))) => {
+                    if ends_session(&err) {
+                        forget(slot, &client).await;
+                    }
+                    drop(busy);
+                    // A deadlock broken between members' clean-ups, say: once more the
+                    // ordinary way (which retries what the server asks to), unnamed.
+                    if !must_retry(&err) {
+                        return Err(self.error("heartbeat", &err));
+                    }
+                    (
+                        Ok(Vec::new()),
+                        self.one("heartbeat", HEARTBEAT, beat).await?,
+                    )
+                }
+                Err(_) => {
+                    forget(slot, &client).await;
+                    return Err(self.timeout("heartbeat"));
+                }
+            };
             let mut evicted: Vec<String> = match evicted {
-                Ok(evicted) => evicted.get(0),
+                Ok(rows) => rows.first().map(|row| row.get(0)).unwrap_or_default(),
                 Err(err) => {
-                    debug!(error = %err, "could not name the silent members");
+                    debug!(error = %detail(&err), "could not name the silent members");
                     Vec::new()
                 }
             };

@@ -55,24 +55,22 @@ pub(super) struct Settings {
 
 /// For a URL naming several hosts (`postgres://u@h1:5432,h2:5433/db?...`), each host with
 /// the URL that names it alone (the rest unchanged); one entry for a URL with one host.
-/// The user-info ends at the last `@`, as for [`redact_url`](crate::redact_url).
+/// The user-info is read as [`redact_url`](crate::redact_url) reads it.
 pub(super) fn each_host(url: &str) -> Vec<(String, String)> {
     let Some((scheme, rest)) = url.split_once("://") else {
         return Vec::new();
     };
-    let (userinfo, after) = match rest.rfind('@') {
-        Some(at) if !rest[..at].contains(['/', '?']) || rest[..at].contains(':') => {
-            (Some(&rest[..=at]), &rest[at + 1..])
-        }
-        _ => (None, rest),
-    };
+    let (userinfo, after) = crate::coordinator::redact::split_userinfo(rest);
     let end = after.find(['/', '?']).unwrap_or(after.len());
     let (hosts, tail) = after.split_at(end);
     hosts
         .split(',')
         .filter(|host| !host.is_empty())
         .map(|host| {
-            let url = format!("{scheme}://{}{host}{tail}", userinfo.unwrap_or(""));
+            let userinfo = userinfo
+                .map(|userinfo| format!("{userinfo}@"))
+                .unwrap_or_default();
+            let url = format!("{scheme}://{userinfo}{host}{tail}");
             (host.to_string(), url)
         })
         .collect()

@@ -1,7 +1,9 @@
-//! The connection to Redis: the client, a connection manager that is replaced after an
-//! authentication failure, TLS, and how the client's errors map to fourit's.
+//! The connection to Redis: the client, a connection manager that is retired after a call
+//! that got no answer (or found Redis unreachable, or had its credentials refused) and
+//! replaced in the background, TCP keepalive, TLS, and how the client's errors map to
+//! fourit's.
 
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
@@ -18,26 +20,26 @@ use crate::error::{CoordinatorError, Error, ErrorKind as Kind};
 ///
 /// The client library's `ConnectionManager` reconnects after I/O errors, but not after a
 /// call that went unanswered (a silently dropped link: it would retry on the same dead
-/// connection, whose replies are lost mid-stream), and a reconnection that fails
-/// authentication (a restarted Redis whose users are not loaded yet, a password being
-/// rotated) leaves it failed for good. So a call that finds Redis unreachable, unanswering or
-/// refusing the credentials **retires** the connection (later calls fail at once, never
-/// sent on it) and a fresh one is made in the background (see [`Connection::replace`]).
+/// connection), and a reconnection that fails authentication (a restarted Redis whose users
+/// are not loaded yet, a password being rotated) leaves it failed for good. So a call that
+/// gets no answer, finds Redis unreachable or has its credentials refused **retires** the
+/// connection it used (see [`Handle`](super::handle::Handle)): no later call is sent on it,
+/// calls made meanwhile wait (within their deadline) for the fresh one, which is made in the
+/// background (see [`Connection::replace`]).
 ///
 /// Under Sentinel, the primary moves: the fresh connection goes to the primary the sentinels
 /// name now (also after a `READONLY` answer, from a demoted primary).
 pub(super) struct Connection {
-    /// The connection calls go through; `None` while a retired one is being replaced.
-    pub(super) manager: RwLock<Option<ConnectionManager>>,
-    /// Which connection is current: bumped each time one is put in place, and told to the
-    /// calls waiting for a fresh one.
-    pub(super) epoch: AtomicU64,
+    /// The connection calls go through, with its epoch (bumped each time one is put in
+    /// place); `None` while a retired one is being replaced.
+    current: RwLock<(u64, Option<ConnectionManager>)>,
+    /// Tells the calls waiting for a fresh connection that one is in place.
     installed: tokio::sync::watch::Sender<u64>,
-    pub(super) client: RwLock<redis::Client>,
+    client: RwLock<redis::Client>,
     /// The sentinels to ask where the primary is, for a `redis+sentinel://` URL.
-    pub(super) sentinel: Option<Arc<super::sentinel::Sentinel>>,
+    sentinel: Option<Arc<super::sentinel::Sentinel>>,
     /// A replacement is being made.
-    pub(super) replacing: AtomicBool,
+    replacing: AtomicBool,
 }
 
 impl Connection {
@@ -48,8 +50,7 @@ impl Connection {
         sentinel: Option<Arc<super::sentinel::Sentinel>>,
     ) -> Connection {
         Connection {
-            manager: RwLock::new(Some(manager)),
-            epoch: AtomicU64::new(0),
+            current: RwLock::new((0, Some(manager))),
             installed: tokio::sync::watch::Sender::new(0),
             client: RwLock::new(client),
             sentinel,
@@ -57,22 +58,23 @@ impl Connection {
         }
     }
 
-    /// A handle to the current connection (cheap: handles share it); `None` while a retired
-    /// one is being replaced.
-    pub(super) fn get(&self) -> Option<ConnectionManager> {
-        match self.manager.read() {
-            Ok(manager) => manager.clone(),
-            Err(poisoned) => poisoned.into_inner().clone(),
-        }
+    /// The current connection and its epoch (cheap: handles share it); `None` while a
+    /// retired one is being replaced.
+    pub(super) fn get(&self) -> Option<(u64, ConnectionManager)> {
+        let current = match self.current.read() {
+            Ok(current) => current,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        current.1.clone().map(|manager| (current.0, manager))
     }
 
     /// The current connection, once there is one again after a retirement (the caller's
     /// deadline bounds the wait).
-    pub(super) async fn fresh(&self) -> ConnectionManager {
+    pub(super) async fn fresh(&self) -> (u64, ConnectionManager) {
         let mut installed = self.installed.subscribe();
         loop {
-            if let Some(manager) = self.get() {
-                return manager;
+            if let Some(current) = self.get() {
+                return current;
             }
             if installed.changed().await.is_err() {
                 // The connection is being dropped: nothing will be installed.
@@ -89,34 +91,35 @@ impl Connection {
             .db()
     }
 
-    /// Which connection is current (see [`Connection::retire`]).
-    pub(super) fn epoch(&self) -> u64 {
-        self.epoch.load(Ordering::Acquire)
-    }
-
-    /// Retires the connection that was current at `epoch`, if it still is, and starts
-    /// replacing it.
+    /// Retires the connection of `epoch` if it is still the current one, and starts
+    /// replacing it; nothing if a fresh one is in place already.
     pub(super) fn retire(self: &Arc<Self>, epoch: u64) {
-        {
-            let mut manager = match self.manager.write() {
-                Ok(manager) => manager,
+        let retired = {
+            let mut current = match self.current.write() {
+                Ok(current) => current,
                 Err(poisoned) => poisoned.into_inner(),
             };
-            if self.epoch() == epoch && manager.take().is_some() {
-                debug!("the connection to Redis is retired: calls fail until a fresh one is made");
-            }
+            current.0 == epoch && current.1.take().is_some()
+        };
+        if retired {
+            debug!("the connection to Redis is retired; calls wait for a fresh one");
+            self.replace();
         }
-        self.replace();
     }
 
-    fn install(&self, fresh: ConnectionManager) {
-        let mut manager = match self.manager.write() {
-            Ok(manager) => manager,
-            Err(poisoned) => poisoned.into_inner(),
+    fn install(&self, client: redis::Client, fresh: ConnectionManager) {
+        match self.client.write() {
+            Ok(mut current) => *current = client,
+            Err(poisoned) => *poisoned.into_inner() = client,
+        }
+        let epoch = {
+            let mut current = match self.current.write() {
+                Ok(current) => current,
+                Err(poisoned) => poisoned.into_inner(),
+            };
+            *current = (current.0 + 1, Some(fresh));
+            current.0
         };
-        *manager = Some(fresh);
-        let epoch = self.epoch.fetch_add(1, Ordering::AcqRel) + 1;
-        drop(manager);
         self.installed.send_replace(epoch);
     }
 
@@ -139,52 +142,54 @@ impl Connection {
         let this = self.clone();
         tokio::spawn(async move {
             loop {
-                let attempt = || {
-                    let this = this.clone();
-                    async move { this.connect_afresh().await }
-                };
-                // The coordinator holds the other reference: once it is dropped, stop.
+                // The attempts hold what they need, not the connection: once the
+                // coordinator drops it, this task holds the last reference and stops.
+                let sentinel = this.sentinel.clone();
+                let client = this.current_client();
+                let attempt = || connect_afresh(sentinel.clone(), client.clone());
                 let wanted = || Arc::strong_count(&this) > 1;
-                let Some(manager) = until_connected(attempt, wanted).await else {
+                let Some((client, manager)) = until_connected(attempt, wanted).await else {
                     break;
                 };
-                this.install(manager);
+                this.install(client, manager);
                 debug!("connected afresh to Redis");
-                // Calls still in flight on the old connection fail after this: one
-                // replacement a second at most, however many do, unless this one was
-                // retired meanwhile.
+                // Calls still in flight on the old connection fail after this, harmlessly
+                // (their epoch is the old one); at most one replacement a second.
                 tokio::time::sleep(Duration::from_secs(1)).await;
                 if this.get().is_some() {
                     break;
                 }
             }
             this.replacing.store(false, Ordering::Release);
+            // A retirement that came in just before the flag was cleared found it set.
+            if this.get().is_none() && Arc::strong_count(&this) > 1 {
+                this.replace();
+            }
         });
     }
+}
 
-    /// A new connection manager, to the primary the sentinels name now under Sentinel.
-    async fn connect_afresh(&self) -> Result<ConnectionManager, RedisError> {
-        let client = match &self.sentinel {
-            Some(sentinel) => match sentinel.discover().await {
-                Ok(client) => {
-                    match self.client.write() {
-                        Ok(mut current) => *current = client.clone(),
-                        Err(poisoned) => *poisoned.into_inner() = client.clone(),
-                    }
-                    client
-                }
-                Err(super::sentinel::Discovery::Failed(err)) => return Err(err),
-                Err(super::sentinel::Discovery::UnknownMaster) => {
-                    return Err(RedisError::from((
-                        ErrorKind::Io,
-                        "the sentinels no longer know the master",
-                    )));
-                }
-            },
-            None => self.current_client(),
-        };
-        ConnectionManager::new_with_config(client, manager_config()).await
-    }
+/// A new connection manager and its client: to the primary the sentinels name now under
+/// Sentinel, else to `client`'s server.
+async fn connect_afresh(
+    sentinel: Option<Arc<super::sentinel::Sentinel>>,
+    client: redis::Client,
+) -> Result<(redis::Client, ConnectionManager), RedisError> {
+    let client = match &sentinel {
+        Some(sentinel) => match sentinel.discover().await {
+            Ok(client) => client,
+            Err(super::sentinel::Discovery::Failed(err)) => return Err(err),
+            Err(super::sentinel::Discovery::UnknownMaster) => {
+                return Err(RedisError::from((
+                    ErrorKind::Io,
+                    "the sentinels no longer know the master",
+                )));
+            }
+        },
+        None => client,
+    };
+    let manager = ConnectionManager::new_with_config(client.clone(), manager_config()).await?;
+    Ok((client, manager))
 }
 
 /// How every connection to Redis behaves: one quick retry, then the call fails (and the

@@ -15,8 +15,9 @@ local ms = tonumber(now[1]) * 1000 + math.floor(tonumber(now[2]) / 1000)
 local changed = redis.call('ZADD', KEYS[1], ms, ARGV[1])
 -- Members silent for too long went away without leaving: forgotten, and named in the answer.
 local silent = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', '(' .. string.format('%.0f', ms - tonumber(ARGV[2])))
-if #silent > 0 then
-  changed = changed + redis.call('ZREM', KEYS[1], unpack(silent))
+-- In chunks: unpack has a limit on how many values it spreads.
+for first = 1, #silent, 1000 do
+  changed = changed + redis.call('ZREM', KEYS[1], unpack(silent, first, math.min(first + 999, #silent)))
 end
 if ARGV[4] ~= '' then
   redis.call('HSET', KEYS[4], ARGV[1], ARGV[4])

@@ -3,16 +3,16 @@
 //! Pipelines to a cluster are split by hash slot, sent concurrently, answered in order.
 
 use std::collections::BTreeMap;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
-use redis::aio::{ConnectionLike, ConnectionManager};
 use redis::cluster_async::ClusterConnection;
-use redis::{Cmd, Pipeline, RedisError, RedisFuture, Value};
+use redis::{Cmd, RedisError, Value};
 use tracing::debug;
 
 use super::connection::{Connection, is_noscript};
+use super::handle::{Handle, check_in_step, in_step};
 use super::reconnect::until_connected;
 use crate::coordinator::ReplicaAcks;
 
@@ -85,59 +85,28 @@ impl Cluster {
     }
 }
 
-/// A handle for one call: cheap to make, either kind.
-#[derive(Clone)]
-pub(super) enum Handle {
-    Single(ConnectionManager),
-    Cluster(ClusterConnection),
-    /// The single server's connection was retired and its replacement is not made yet: a
-    /// call waits for it (within the call's deadline), and is never sent on the old one.
-    Retired(Arc<Connection>),
-}
-
 impl Link {
     /// A handle to the current connection.
     pub(super) fn get(&self) -> Handle {
         match self {
-            Link::Single(connection) => match connection.get() {
-                Some(manager) => Handle::Single(manager),
-                None => Handle::Retired(connection.clone()),
-            },
+            Link::Single(connection) => Handle::single(connection),
             Link::Cluster(cluster) => Handle::Cluster(cluster.get()),
         }
     }
 
-    /// Which connection is current now (a single server's; a cluster's is replaced, never
-    /// retired); see [`Link::replace_after`].
-    pub(super) fn epoch(&self) -> u64 {
-        match self {
-            Link::Single(connection) => connection.epoch(),
-            Link::Cluster(_) => 0,
-        }
-    }
-
-    /// After a call begun at `epoch` failed with `kind`: a single server's (or Sentinel's
-    /// primary's) connection is retired and replaced after an authentication failure or any
-    /// failure to reach it; a cluster's is replaced (and kept meanwhile: one silent node must
-    /// not stop the others' slots; its answers are still checked to be in step).
-    ///
-    /// A call that timed out leaves its connection unusable even when the network heals: a
-    /// link that dropped bytes silently lost replies mid-stream, and the client library,
-    /// which matches replies to requests in order, would wait on that connection for
-    /// answers that never come (and retries a timed-out call on it). Under Sentinel the
-    /// primary may also have moved (a `READONLY` answer is `Unavailable` too).
-    pub(super) fn replace_after(&self, kind: crate::error::ErrorKind, epoch: u64) {
+    /// After a call failed with `kind`: a cluster's connection is replaced (and kept
+    /// meanwhile: one silent node must not stop the others' slots; its answers are still
+    /// checked to be in step). A single server's connection was already retired by the call's
+    /// own [`Handle`] if the failure left it in doubt.
+    pub(super) fn replace_after(&self, kind: crate::error::ErrorKind) {
         use crate::error::ErrorKind as Kind;
-        if !matches!(
-            kind,
-            Kind::Authentication | Kind::Unavailable | Kind::Timeout
-        ) {
-            return;
-        }
-        match self {
-            // Never used again: a reply it still delivers could belong to another call.
-            Link::Single(connection) => connection.retire(epoch),
-            Link::Cluster(cluster) => cluster.replace(),
+        if let Link::Cluster(cluster) = self
+            && matches!(
+                kind,
+                Kind::Authentication | Kind::Unavailable | Kind::Timeout
+            )
+        {
+            cluster.replace();
         }
     }
 
@@ -298,44 +267,6 @@ fn acknowledged(reply: Option<Result<Value, RedisError>>) -> usize {
     }
 }
 
-/// Ends `pipe` with `PING <nonce>`, a text no other pipeline sends, and answers the nonce.
-///
-/// Redis answers a connection's commands in order, and the client library hands the answers
-/// out in order: on a link that lost bytes both ways (silently dropped, then healed), a
-/// call could be handed another call's answers — another job's claim decided *run*, say. A
-/// pipeline whose last answer is its own nonce got its own answers.
-fn in_step(pipe: &mut Pipeline) -> String {
-    static NEXT: AtomicU64 = AtomicU64::new(0);
-    let nonce = format!(
-        "fourit-{}-{}",
-        std::process::id(),
-        NEXT.fetch_add(1, Ordering::Relaxed)
-    );
-    pipe.cmd("PING").arg(&nonce);
-    nonce
-}
-
-/// Takes the nonce's answer off `replies`: an error if it is not the nonce (the answers are
-/// someone else's, and none of them may be acted on).
-fn check_in_step(
-    replies: &mut Vec<Result<Value, RedisError>>,
-    nonce: &str,
-) -> Result<(), RedisError> {
-    let echoed = match replies.pop() {
-        Some(Ok(Value::BulkString(bytes))) => bytes == nonce.as_bytes(),
-        Some(Ok(Value::SimpleString(text))) => text == nonce,
-        _ => false,
-    };
-    if echoed {
-        return Ok(());
-    }
-    Err(RedisError::from((
-        redis::ErrorKind::Io,
-        "the connection's answers were out of step with its calls (a link that lost data); \
-         none was used",
-    )))
-}
-
 /// One pipeline on one connection, reloading forgotten scripts, then waiting for replicas
 /// if asked; its answers checked to be its own ([`in_step`]).
 async fn send(
@@ -354,7 +285,7 @@ async fn send(
     }
     let nonce = in_step(&mut pipe);
     let mut replies: Vec<Result<Value, RedisError>> = pipe.query_async(&mut conn).await?;
-    check_in_step(&mut replies, &nonce)?;
+    check_in_step(&conn, &mut replies, &nonce)?;
     let mut acknowledged_count = acks.map(|_| acknowledged(replies.pop()));
     let missing: Vec<usize> = replies
         .iter()
@@ -377,7 +308,7 @@ async fn send(
         }
         let nonce = in_step(&mut retry);
         let mut again: Vec<Result<Value, RedisError>> = retry.query_async(&mut conn).await?;
-        check_in_step(&mut again, &nonce)?;
+        check_in_step(&conn, &mut again, &nonce)?;
         if acks.is_some() {
             // The second WAIT covers both pipelines' writes; the fewer acks count.
             let second = acknowledged(again.pop());
@@ -396,46 +327,6 @@ async fn send(
             })
         })
         .collect())
-}
-
-impl ConnectionLike for Handle {
-    fn req_packed_command<'a>(&'a mut self, cmd: &'a Cmd) -> RedisFuture<'a, Value> {
-        match self {
-            Handle::Single(conn) => conn.req_packed_command(cmd),
-            Handle::Cluster(conn) => conn.req_packed_command(cmd),
-            Handle::Retired(connection) => {
-                let connection = connection.clone();
-                Box::pin(async move { connection.fresh().await.req_packed_command(cmd).await })
-            }
-        }
-    }
-
-    fn req_packed_commands<'a>(
-        &'a mut self,
-        cmd: &'a Pipeline,
-        offset: usize,
-        count: usize,
-    ) -> RedisFuture<'a, Vec<Value>> {
-        match self {
-            Handle::Single(conn) => conn.req_packed_commands(cmd, offset, count),
-            Handle::Cluster(conn) => conn.req_packed_commands(cmd, offset, count),
-            Handle::Retired(connection) => {
-                let connection = connection.clone();
-                Box::pin(async move {
-                    let mut manager = connection.fresh().await;
-                    manager.req_packed_commands(cmd, offset, count).await
-                })
-            }
-        }
-    }
-
-    fn get_db(&self) -> i64 {
-        match self {
-            Handle::Single(conn) => conn.get_db(),
-            Handle::Cluster(conn) => conn.get_db(),
-            Handle::Retired(connection) => connection.db(),
-        }
-    }
 }
 
 /// The Redis Cluster hash slot of `key`: CRC16 (XMODEM) of its hash tag (the part between

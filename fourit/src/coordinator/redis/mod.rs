@@ -2,6 +2,7 @@
 
 mod admin;
 mod connection;
+mod handle;
 mod link;
 mod notices;
 mod probe;
@@ -474,20 +475,18 @@ impl RedisCoordinator {
         operation: &'static str,
         fut: impl Future<Output = Result<T, RedisError>>,
     ) -> Result<T, Error> {
-        // The connection the call goes through (its handle was taken just before).
-        let epoch = self.link.epoch();
         match tokio::time::timeout(DEADLINE, fut).await {
             Ok(Ok(value)) => Ok(value),
             Ok(Err(err)) => {
                 self.after_readonly(&err);
                 let err = classify(operation, &self.url, self.secret.as_deref(), err);
                 if let Some(kind) = err.coordinator_kind() {
-                    self.link.replace_after(kind, epoch);
+                    self.link.replace_after(kind);
                 }
                 Err(err)
             }
             Err(_) => {
-                self.link.replace_after(Kind::Timeout, epoch);
+                self.link.replace_after(Kind::Timeout);
                 Err(self.fail(
                     operation,
                     Kind::Timeout,
@@ -777,10 +776,10 @@ impl Coordinator for RedisCoordinator {
             let reply = self
                 .script("heartbeat", scripts::HEARTBEAT, command)
                 .await?;
-            let reply = scripts::decode_heartbeat(reply)?;
-            let members = match reply.members {
+            let mut reply = scripts::decode_heartbeat(reply)?;
+            let members = match reply.members.take() {
                 Some(members) => {
-                    self.remember_members(reply.version, members.clone());
+                    self.remember_members(reply.version.clone(), members.clone());
                     members
                 }
                 None => match self.known_members() {
@@ -795,10 +794,12 @@ impl Coordinator for RedisCoordinator {
                             None,
                             clock_offset_us,
                         );
-                        let reply = self
+                        let raw = self
                             .script("heartbeat", scripts::HEARTBEAT, command)
                             .await?;
-                        let again = scripts::decode_heartbeat(reply)?;
+                        let again = scripts::decode_heartbeat(raw)?;
+                        // Members forgotten by either heartbeat are named.
+                        reply.evicted.extend(again.evicted);
                         let members = again.members.unwrap_or_default();
                         self.remember_members(again.version, members.clone());
                         members
