@@ -33,8 +33,10 @@ pub(super) struct Connection {
     /// The connection calls go through, with its epoch (bumped each time one is put in
     /// place); `None` while a retired one is being replaced.
     current: RwLock<(u64, Option<ConnectionManager>)>,
-    /// Tells the calls waiting for a fresh connection that one is in place.
-    installed: tokio::sync::watch::Sender<u64>,
+    /// Tells the calls waiting for a fresh connection that one is in place, or that an
+    /// attempt to make one failed (and why: refused credentials, say, are worth more than
+    /// the timeout the call would otherwise end with).
+    news: tokio::sync::watch::Sender<News>,
     client: RwLock<redis::Client>,
     /// The sentinels to ask where the primary is, for a `redis+sentinel://` URL.
     sentinel: Option<Arc<super::sentinel::Sentinel>>,
@@ -51,7 +53,7 @@ impl Connection {
     ) -> Connection {
         Connection {
             current: RwLock::new((0, Some(manager))),
-            installed: tokio::sync::watch::Sender::new(0),
+            news: tokio::sync::watch::Sender::new(News::default()),
             client: RwLock::new(client),
             sentinel,
             replacing: AtomicBool::new(false),
@@ -69,16 +71,27 @@ impl Connection {
     }
 
     /// The current connection, once there is one again after a retirement (the caller's
-    /// deadline bounds the wait).
-    pub(super) async fn fresh(&self) -> (u64, ConnectionManager) {
-        let mut installed = self.installed.subscribe();
+    /// deadline bounds the wait), or the error of the next attempt that failed to make one.
+    pub(super) async fn fresh(&self) -> Result<(u64, ConnectionManager), RedisError> {
+        let mut news = self.news.subscribe();
+        let failed_before = news.borrow().failed;
         loop {
             if let Some(current) = self.get() {
-                return current;
+                return Ok(current);
             }
-            if installed.changed().await.is_err() {
+            if news.changed().await.is_err() {
                 // The connection is being dropped: nothing will be installed.
                 std::future::pending::<()>().await;
+            }
+            let news = news.borrow();
+            if news.failed > failed_before
+                && let Some((kind, detail)) = &news.last_failure
+            {
+                return Err(RedisError::from((
+                    *kind,
+                    "reconnecting failed",
+                    detail.clone(),
+                )));
             }
         }
     }
@@ -112,15 +125,23 @@ impl Connection {
             Ok(mut current) => *current = client,
             Err(poisoned) => *poisoned.into_inner() = client,
         }
-        let epoch = {
+        {
             let mut current = match self.current.write() {
                 Ok(current) => current,
                 Err(poisoned) => poisoned.into_inner(),
             };
             *current = (current.0 + 1, Some(fresh));
-            current.0
-        };
-        self.installed.send_replace(epoch);
+        }
+        self.news.send_modify(|news| news.installed += 1);
+    }
+
+    /// An attempt to connect afresh failed with `err`: the calls waiting are told.
+    fn attempt_failed(&self, err: &RedisError) {
+        let detail = err.to_string();
+        self.news.send_modify(|news| {
+            news.failed += 1;
+            news.last_failure = Some((err.kind(), detail));
+        });
     }
 
     /// The client of the server connected to now.
@@ -148,7 +169,8 @@ impl Connection {
                 let client = this.current_client();
                 let attempt = || connect_afresh(sentinel.clone(), client.clone());
                 let wanted = || Arc::strong_count(&this) > 1;
-                let Some((client, manager)) = until_connected(attempt, wanted).await else {
+                let failed = |err: &RedisError| this.attempt_failed(err);
+                let Some((client, manager)) = until_connected(attempt, wanted, failed).await else {
                     break;
                 };
                 this.install(client, manager);
@@ -167,6 +189,15 @@ impl Connection {
             }
         });
     }
+}
+
+/// What the calls waiting for a fresh connection learn: how many were put in place, how many
+/// attempts failed, and the last failure.
+#[derive(Debug, Default)]
+struct News {
+    installed: u64,
+    failed: u64,
+    last_failure: Option<(ErrorKind, String)>,
 }
 
 /// A new connection manager and its client: to the primary the sentinels name now under

@@ -98,7 +98,7 @@ impl ConnectionLike for Handle {
             Handle::Retired(connection) => {
                 let connection = connection.clone();
                 Box::pin(async move {
-                    let (epoch, mut manager) = connection.fresh().await;
+                    let (epoch, mut manager) = connection.fresh().await?;
                     let watch = Watch::new(connection.clone(), epoch);
                     let answer = manager.req_packed_command(cmd).await;
                     watch.answered(&answer);
@@ -128,7 +128,7 @@ impl ConnectionLike for Handle {
             Handle::Retired(connection) => {
                 let connection = connection.clone();
                 Box::pin(async move {
-                    let (epoch, mut manager) = connection.fresh().await;
+                    let (epoch, mut manager) = connection.fresh().await?;
                     let watch = Watch::new(connection.clone(), epoch);
                     let answer = manager.req_packed_commands(cmd, offset, count).await;
                     watch.answered(&answer);

@@ -14,11 +14,18 @@ local us = tonumber(now[1]) * 1000000 + tonumber(now[2])
 local ms = tonumber(now[1]) * 1000 + math.floor(tonumber(now[2]) / 1000)
 local changed = redis.call('ZADD', KEYS[1], ms, ARGV[1])
 -- Members silent for too long went away without leaving: forgotten, and named in the answer.
-local silent = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', '(' .. string.format('%.0f', ms - tonumber(ARGV[2])))
--- In chunks: unpack has a limit on how many values it spreads.
-for first = 1, #silent, 1000 do
-  changed = changed + redis.call('ZREM', KEYS[1], unpack(silent, first, math.min(first + 999, #silent)))
+-- Oldest first, one at a time (ZRANGE and ZREM only: the minimal ACL's commands).
+local cutoff = ms - tonumber(ARGV[2])
+local silent = {}
+while true do
+  local oldest = redis.call('ZRANGE', KEYS[1], 0, 0, 'WITHSCORES')
+  if #oldest == 0 or tonumber(oldest[2]) >= cutoff then
+    break
+  end
+  redis.call('ZREM', KEYS[1], oldest[1])
+  silent[#silent + 1] = oldest[1]
 end
+changed = changed + #silent
 if ARGV[4] ~= '' then
   redis.call('HSET', KEYS[4], ARGV[1], ARGV[4])
 end

@@ -72,7 +72,7 @@ impl Cluster {
             };
             // Until a fresh connection is made, or the coordinator is gone.
             let wanted = || Arc::strong_count(&this) > 1;
-            if let Some(fresh) = until_connected(attempt, wanted).await {
+            if let Some(fresh) = until_connected(attempt, wanted, |_| {}).await {
                 match this.connection.write() {
                     Ok(mut current) => *current = fresh,
                     Err(poisoned) => *poisoned.into_inner() = fresh,

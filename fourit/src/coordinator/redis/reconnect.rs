@@ -16,10 +16,12 @@ pub(super) const RECONNECT_EVERY: Duration = Duration::from_millis(500);
 
 /// Runs `attempt` every [`RECONNECT_EVERY`] (each within the call deadline, several at once)
 /// until one succeeds, and answers it; `None` once `wanted` says no one needs it any more.
-/// The attempts still running are dropped with the answer.
+/// Each attempt refused (not one that timed out) is told to `failed`. The attempts still
+/// running are dropped with the answer.
 pub(super) async fn until_connected<T, Fut>(
     mut attempt: impl FnMut() -> Fut,
     wanted: impl Fn() -> bool,
+    failed: impl Fn(&RedisError),
 ) -> Option<T>
 where
     T: Send + 'static,
@@ -39,7 +41,10 @@ where
             Some(done) = attempts.join_next() => match done {
                 Ok(Ok(Ok(connected))) => return Some(connected),
                 // Still refused or unreachable: the next attempt is on its way.
-                Ok(Ok(Err(err))) => debug!(error = err.category(), "reconnecting failed"),
+                Ok(Ok(Err(err))) => {
+                    debug!(error = err.category(), "reconnecting failed");
+                    failed(&err);
+                }
                 Ok(Err(_)) => debug!("reconnecting timed out"),
                 Err(_) => {}
             },
