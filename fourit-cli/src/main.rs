@@ -7,7 +7,7 @@
 //! fourit remove JOB
 //! fourit trigger JOB [--force] [--wait] [--by NAME]
 //! fourit members [--json]
-//! fourit pause JOB [--note TEXT] [--by NAME]
+//! fourit pause JOB [--note TEXT] [--by NAME] [--force]
 //! fourit resume JOB [--by NAME]
 //! fourit paused JOB [--json]
 //! fourit check "<cron>" [--tz ZONE] [-n N] [--json]
@@ -15,8 +15,10 @@
 //!
 //! `--url` defaults to `$FOURIT_URL`, then `redis://127.0.0.1:6379`; `--namespace` to
 //! `$FOURIT_NAMESPACE`, then `fourit`. Exit codes: 0 done, 2 usage error or bad input (a bad
-//! job name, a cron string that does not parse), 3 coordinator unreachable or refused, 4 no
-//! such job. Passwords in URLs are never printed.
+//! job name, a cron string that does not parse, a note over 4 kB), 3 coordinator unreachable
+//! or refused, 4 no such job (`pause` and `resume` of a name the fleet does not know too).
+//! Passwords in URLs are never printed; text from the fleet (errors, notes, names, node ids,
+//! versions) is printed with its control characters escaped (`\u{1b}`); `--json` is exact.
 
 mod output;
 
@@ -27,7 +29,7 @@ use clap::{Parser, Subcommand};
 use fourit::admin::FleetAdmin;
 use serde_json::json;
 
-use crate::output::{Style, ago, next_run, rfc3339, table};
+use crate::output::{Style, ago, next_run, rfc3339, shown, table};
 
 /// Exit code: usage error or bad input.
 const EXIT_USAGE: u8 = 2;
@@ -125,6 +127,10 @@ enum Command {
         /// Who pauses it (default: user@host).
         #[arg(long)]
         by: Option<String>,
+        /// Pause it even though the fleet does not know it yet (no member registers it, no
+        /// history): it will not run when first deployed, until resumed.
+        #[arg(long)]
+        force: bool,
     },
     /// Resume a paused job from its next tick (no backfill).
     Resume {
@@ -210,7 +216,8 @@ async fn main() -> ExitCode {
     match run(cli).await {
         Ok(()) => ExitCode::SUCCESS,
         Err(failure) => {
-            eprintln!("fourit: {}", failure.message);
+            // Errors quote names and the coordinator's words: shown as data.
+            eprintln!("fourit: {}", shown(&failure.message));
             ExitCode::from(failure.code)
         }
     }
@@ -239,17 +246,43 @@ async fn run(cli: Cli) -> Result<(), Failure> {
         } => trigger(with_operator(admin, by), &job, force, wait).await,
         Command::Remove { job } => {
             admin.remove(&job).await?;
-            println!("removed {job}: its registrations, state and history");
+            println!(
+                "removed {}: its registrations, state and history",
+                shown(&job)
+            );
             Ok(())
         }
         Command::History { job, n, json } => history(&admin, &job, n, json, style).await,
         Command::Members { json } => members(&admin, json).await,
-        Command::Pause { job, note, by } => {
+        Command::Pause {
+            job,
+            note,
+            by,
+            force,
+        } => {
             let admin = with_operator(admin, by);
-            admin.pause(&job, note.as_deref()).await?;
+            let paused = if force {
+                admin.pause_ahead(&job, note.as_deref()).await
+            } else {
+                admin.pause(&job, note.as_deref()).await
+            };
+            match paused {
+                Err(fourit::Error::NoSuchJob { .. }) => {
+                    return Err(Failure::new(
+                        EXIT_NO_JOB,
+                        format!(
+                            "no such job: `{job}` is not known in this namespace (nothing \
+                             registers it, no history); nothing was paused. To pause it before \
+                             its first deploy, add --force"
+                        ),
+                    ));
+                }
+                other => other?,
+            }
             println!(
-                "paused {job} fleet-wide from its next tick (by {})",
-                admin.operator_name()
+                "paused {} fleet-wide from its next tick (by {})",
+                shown(&job),
+                shown(admin.operator_name())
             );
             Ok(())
         }
@@ -257,12 +290,13 @@ async fn run(cli: Cli) -> Result<(), Failure> {
             let admin = with_operator(admin, by);
             match admin.resume(&job).await? {
                 Some(pause) => println!(
-                    "resumed {job} from its next tick; {} ticks were paused (paused by {} {})",
+                    "resumed {} from its next tick; {} ticks were paused (paused by {} {})",
+                    shown(&job),
                     pause.ticks,
-                    pause.by,
+                    shown(&pause.by),
                     ago(pause.since_ms, Utc::now().timestamp_millis())
                 ),
-                None => println!("{job} was not paused"),
+                None => println!("{} was not paused", shown(&job)),
             }
             Ok(())
         }
@@ -332,8 +366,10 @@ const EXIT_RUN_FAILED: u8 = 1;
 async fn trigger(admin: FleetAdmin, job: &str, force: bool, wait: bool) -> Result<(), Failure> {
     let request = admin.trigger(job, force).await?;
     println!(
-        "triggered {job} (request {}, by {}); a live member that registers it takes it now",
-        request.id, request.by
+        "triggered {} (request {}, by {}); a live member that registers it takes it now",
+        shown(job),
+        shown(&request.id),
+        shown(&request.by)
     );
     if !wait {
         return Ok(());
@@ -351,7 +387,13 @@ async fn trigger(admin: FleetAdmin, job: &str, force: bool, wait: bool) -> Resul
                 .detail
                 .map(|detail| format!(": {detail}"))
                 .unwrap_or_default();
-            println!("{job} ran on {node}: {}{took}{detail}", entry.outcome);
+            println!(
+                "{} ran on {}: {}{took}{}",
+                shown(job),
+                shown(&node),
+                shown(&entry.outcome),
+                shown(&detail)
+            );
             if entry.outcome == "succeeded" {
                 Ok(())
             } else {
@@ -551,17 +593,18 @@ async fn paused(admin: &FleetAdmin, job: &str, json: bool) -> Result<(), Failure
     }
     match pause {
         Some(pause) => println!(
-            "{job} is paused by {} since {} ({}){}; {} ticks paused",
-            pause.by,
+            "{} is paused by {} since {} ({}){}; {} ticks paused",
+            shown(job),
+            shown(&pause.by),
             rfc3339(pause.since_ms).unwrap_or_default(),
             ago(pause.since_ms, Utc::now().timestamp_millis()),
             pause
                 .note
-                .map(|note| format!(": {note}"))
+                .map(|note| format!(": {}", shown(&note)))
                 .unwrap_or_default(),
             pause.ticks
         ),
-        None => println!("{job} is not paused"),
+        None => println!("{} is not paused", shown(job)),
     }
     Ok(())
 }
@@ -591,7 +634,7 @@ fn check(text: &str, tz: Option<&str>, n: usize, json: bool) -> Result<(), Failu
         );
         return Ok(());
     }
-    println!("{text} is a valid schedule ({})", zone.name());
+    println!("{} is a valid schedule ({})", shown(text), zone.name());
     let now = Utc::now().timestamp_millis();
     let rows: Vec<Vec<String>> = ticks
         .iter()
