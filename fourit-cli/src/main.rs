@@ -153,13 +153,25 @@ enum Command {
         /// Where to listen (loopback by default; anything else is reachable by others).
         #[arg(long, default_value = "127.0.0.1:8080")]
         listen: String,
-        /// The token pages, API and actions need (bearer header or login cookie); without
-        /// one the dashboard is read-only.
+        /// The token pages, API and actions need (bearer header or login session), at least
+        /// 16 characters; prefer $FOURIT_DASHBOARD_TOKEN or --token-file (a command line is
+        /// visible in `ps`). Without one every page is open and no action is offered.
         #[arg(long, env = "FOURIT_DASHBOARD_TOKEN", hide_env_values = true)]
         token: Option<String>,
-        /// Every page and the API readable without a token; no action offered.
+        /// A file holding the token (its first line).
+        #[arg(long, conflicts_with = "token")]
+        token_file: Option<std::path::PathBuf>,
+        /// No action offered; with a token, every page and the API still need it.
         #[arg(long)]
         read_only: bool,
+        /// Also answer to this host name (a proxy's, a DNS name); loopback names and IP
+        /// addresses are always answered. Repeatable.
+        #[arg(long = "allow-host")]
+        allow_hosts: Vec<String>,
+        /// Mark the session cookie `Secure` (TLS in front; also set when the proxy sends
+        /// `X-Forwarded-Proto: https`).
+        #[arg(long)]
+        secure_cookie: bool,
         /// Who actions are recorded as done by (default: user@host).
         #[arg(long)]
         by: Option<String>,
@@ -304,11 +316,32 @@ async fn run(cli: Cli) -> Result<(), Failure> {
         Command::Dashboard {
             listen,
             token,
+            token_file,
             read_only,
+            allow_hosts,
+            secure_cookie,
             by,
         } => {
             let fleet = format!("{} · {}", fourit::redact_url(&cli.url), cli.namespace);
-            dashboard(with_operator(admin, by), &listen, token, read_only, &fleet).await
+            let token = match token_file {
+                Some(path) => Some(read_token(&path)?),
+                None => token,
+            };
+            if let Some(token) = &token {
+                fourit::dashboard::check_token(token)
+                    .map_err(|reason| Failure::new(EXIT_USAGE, reason))?;
+            }
+            let mut app = fourit::dashboard::Dashboard::new(with_operator(admin, by))
+                .read_only(read_only)
+                .secure_cookie(secure_cookie)
+                .fleet_name(&fleet);
+            if let Some(token) = &token {
+                app = app.token(token);
+            }
+            for host in &allow_hosts {
+                app = app.allow_host(host);
+            }
+            dashboard(app, &listen, &fleet).await
         }
         Command::Check { .. } => Ok(()),
     }
@@ -321,11 +354,20 @@ fn with_operator(admin: FleetAdmin, by: Option<String>) -> FleetAdmin {
     }
 }
 
+/// The token in `path`: its first line, trimmed.
+fn read_token(path: &std::path::Path) -> Result<String, Failure> {
+    let text = std::fs::read_to_string(path).map_err(|err| {
+        Failure::new(
+            EXIT_USAGE,
+            format!("cannot read the token file {}: {err}", path.display()),
+        )
+    })?;
+    Ok(text.lines().next().unwrap_or_default().trim().to_string())
+}
+
 async fn dashboard(
-    admin: FleetAdmin,
+    app: fourit::dashboard::Dashboard,
     listen: &str,
-    token: Option<String>,
-    read_only: bool,
     fleet: &str,
 ) -> Result<(), Failure> {
     let listener = tokio::net::TcpListener::bind(listen)
@@ -334,27 +376,31 @@ async fn dashboard(
     let address = listener
         .local_addr()
         .map_err(|err| Failure::new(EXIT_USAGE, format!("cannot listen on {listen}: {err}")))?;
-    let mut app = fourit::dashboard::Dashboard::new(admin)
-        .read_only(read_only)
-        .fleet_name(fleet);
-    if let Some(token) = &token {
-        app = app.token(token);
-    }
-    let mode = if app.actions() {
-        "the token is needed for every page and action"
-    } else if token.is_some() {
-        "read-only; the token is needed for every page"
-    } else {
-        "read-only: no token, no actions"
+    // Exactly what is protected, in the words of what a request meets.
+    let mode = match (app.locked(), app.actions()) {
+        (true, true) => "every page, the API and every action need the token",
+        (true, false) => "read-only: every page and the API need the token; no actions",
+        (false, _) => {
+            "OPEN: no token, every page and the API answer anyone who reaches it; no actions"
+        }
     };
-    println!("dashboard of {fleet} on http://{address}/ ({mode})");
-    if !address.ip().is_loopback() && token.is_none() {
-        eprintln!("fourit: warning: {address} is reachable from other hosts and no --token is set");
+    println!(
+        "dashboard of {} on http://{address}/ ({mode})",
+        shown(fleet)
+    );
+    if !address.ip().is_loopback() && !app.locked() {
+        eprintln!(
+            "fourit: warning: {address} is reachable from other hosts and no token is set: \
+             anyone who reaches it reads the fleet"
+        );
     }
     let shutdown = async {
         let _ = tokio::signal::ctrl_c().await;
     };
-    axum::serve(listener, app.router())
+    let service = app
+        .router()
+        .into_make_service_with_connect_info::<std::net::SocketAddr>();
+    axum::serve(listener, service)
         .with_graceful_shutdown(shutdown)
         .await
         .map_err(|err| Failure::new(EXIT_COORDINATOR, format!("the dashboard stopped: {err}")))
