@@ -43,7 +43,10 @@ pub fn request(
         body.len()
     );
     // The `Host` the test names, or the address connected to.
-    if !headers.iter().any(|(name, _)| name.eq_ignore_ascii_case("host")) {
+    if !headers
+        .iter()
+        .any(|(name, _)| name.eq_ignore_ascii_case("host"))
+    {
         head.push_str(&format!("host: {address}\r\n"));
     }
     for (name, value) in headers {
