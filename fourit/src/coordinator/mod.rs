@@ -28,7 +28,7 @@ mod notices;
 mod observed;
 #[cfg(feature = "postgres")]
 mod postgres;
-mod redact;
+pub(crate) mod redact;
 mod redis;
 #[cfg(feature = "sqlite")]
 mod sqlite;

@@ -167,7 +167,7 @@ fn secrets_of(url: &str) -> Vec<String> {
 }
 
 /// `%XX` as its byte (lossy UTF-8); anything else as written.
-fn percent_decoded(text: &str) -> String {
+pub(crate) fn percent_decoded(text: &str) -> String {
     let bytes = text.as_bytes();
     let mut out = Vec::with_capacity(bytes.len());
     let mut index = 0;
