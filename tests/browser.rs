@@ -17,7 +17,7 @@ use fourit_tests::faults::{Fleet, Line, distinct_ticks, now_ms};
 
 const WORKER: &str = env!("CARGO_BIN_EXE_worker");
 const FOURIT: &str = env!("CARGO_BIN_EXE_fourit-for-tests");
-const TOKEN: &str = "browser-token";
+const TOKEN: &str = "browser-token-of-the-tests";
 
 /// chromedriver on a free port, killed when dropped.
 struct Driver {

@@ -28,6 +28,30 @@ fn bearer() -> String {
     format!("Bearer {TOKEN}")
 }
 
+/// Logs in as the login page does (same origin) and answers the session cookie.
+fn login(address: &str) -> String {
+    let origin = format!("http://{address}");
+    let body = format!("token={TOKEN}");
+    let answer = request(
+        address,
+        "POST",
+        "/login",
+        &[
+            ("origin", origin.as_str()),
+            ("content-type", "application/x-www-form-urlencoded"),
+        ],
+        &body,
+    )
+    .unwrap_or_else(|e| panic!("login: {e}"));
+    assert_eq!(answer.status, 303, "{answer:?}");
+    let set = answer.header("set-cookie").unwrap_or_default().to_string();
+    assert!(
+        !set.contains(TOKEN),
+        "the cookie holds a session id, not the token: {set}"
+    );
+    set.split(';').next().unwrap_or_default().to_string()
+}
+
 fn with_token(address: &str, method: &str, path: &str, extra: &[(&str, &str)]) -> Response {
     let auth = bearer();
     let mut headers = vec![("authorization", auth.as_str())];
@@ -127,7 +151,7 @@ async fn the_dashboard_shows_and_steers_a_live_fleet_safely() {
     let anonymous =
         request(address, "POST", "/jobs/job-0/pause", &[], "").unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(anonymous.status, 401);
-    let cookie = format!("fourit_token={TOKEN}");
+    let cookie = login(address);
     let form = [
         ("cookie", cookie.as_str()),
         ("content-type", "application/x-www-form-urlencoded"),
@@ -251,4 +275,195 @@ async fn the_dashboard_reads_and_steers_a_fleet_on_postgres_and_on_sqlite() {
     let dir = fourit_tests::TempDir::new("fourit-dash-sqlite");
     let url = format!("sqlite://{}/fleet.db", dir.path().display());
     dashboard_on(&url, "dash", "sqlite://").await;
+}
+
+/// The dashboard is exactly as protected as its first line says, for every way of starting
+/// it and every kind of request: no token, an empty or short token, a wrong one, the right
+/// one; read-only with a token; a foreign `Origin` and a foreign `Host`; sessions that
+/// logout ends; failed logins slowed; notices from fixed texts; unknown jobs 404.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_dashboard_is_exactly_as_protected_as_it_says() {
+    let server = RedisServer::start();
+    let url = server.url();
+    let namespace = "auth";
+    let mut fleet = Fleet::new(WORKER);
+    fleet.start_on("m-a", &url, namespace, &["--jobs", "1", "--body-ms", "5"]);
+    fleet
+        .wait_until(Duration::from_secs(30), "2 ticks of job-0", |events| {
+            distinct_ticks(events, "job-0", 0, None) >= 2
+        })
+        .await;
+    let cli = Cli::new(FOURIT, &url, namespace);
+
+    // An empty token (an unset variable) and a short one: refused at start, no server.
+    for (token, why) in [("", "empty"), ("short-token", "at least 16")] {
+        let refused = cli.run(&["dashboard", "--listen", "127.0.0.1:0", "--token", token]);
+        assert_eq!(refused.status.code(), Some(2), "{token:?}");
+        let said = fourit_tests::cli::stderr(&refused);
+        assert!(said.contains(why), "{said}");
+    }
+
+    // No token: the first line says OPEN, and it is open; no action.
+    let open = DashboardProcess::start(FOURIT, &url, namespace, &[]);
+    assert!(open.first_line.contains("OPEN"), "{}", open.first_line);
+    assert_eq!(
+        get(&open.address, "/api/jobs").map(|r| r.status).ok(),
+        Some(200)
+    );
+    let act = request(&open.address, "POST", "/jobs/job-0/pause", &[], "")
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(act.status, 403);
+
+    // Read-only with a token: every page and the API still need it; no action with it.
+    let locked =
+        DashboardProcess::start(FOURIT, &url, namespace, &["--token", TOKEN, "--read-only"]);
+    assert!(
+        locked
+            .first_line
+            .contains("every page and the API need the token; no actions"),
+        "{}",
+        locked.first_line
+    );
+    let address = locked.address.as_str();
+    assert_eq!(get(address, "/").map(|r| r.status).ok(), Some(303));
+    assert_eq!(get(address, "/api/jobs").map(|r| r.status).ok(), Some(401));
+    assert_eq!(
+        get(address, "/api/members").map(|r| r.status).ok(),
+        Some(401)
+    );
+    let wrong = request(
+        address,
+        "GET",
+        "/api/jobs",
+        &[("authorization", "Bearer wrong-token-wrong-token")],
+        "",
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(wrong.status, 401);
+    assert_eq!(with_token(address, "GET", "/api/jobs", &[]).status, 200);
+    assert_eq!(
+        with_token(address, "POST", "/jobs/job-0/pause", &[]).status,
+        403
+    );
+    drop(locked);
+
+    // The token from a file (the README's way), and the full matrix on it.
+    let dir = fourit_tests::TempDir::new("fourit-dash-token");
+    let file = dir.path().join("token");
+    std::fs::write(&file, format!("{TOKEN}\n")).unwrap_or_else(|e| panic!("{e}"));
+    let file = file.display().to_string();
+    let dashboard = DashboardProcess::start(FOURIT, &url, namespace, &["--token-file", &file]);
+    assert!(
+        dashboard
+            .first_line
+            .contains("every page, the API and every action need the token"),
+        "{}",
+        dashboard.first_line
+    );
+    let address = dashboard.address.as_str();
+    // A foreign Host (DNS rebinding): refused before anything else, token or not.
+    let rebound = request(address, "GET", "/api/jobs", &[("host", "evil.example")], "");
+    let rebound = rebound.unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(rebound.status, 421, "{rebound:?}");
+    // Every answer says nosniff: pages, JSON, assets, refusals.
+    for path in ["/login", "/api/jobs", "/assets/app.js", "/assets/style.css"] {
+        let answer = with_token(address, "GET", path, &[]);
+        assert_eq!(
+            answer.header("x-content-type-options"),
+            Some("nosniff"),
+            "{path}"
+        );
+    }
+    // A session: a random id with an expiry, that logout ends.
+    let cookie = login(address);
+    let session = [("cookie", cookie.as_str())];
+    assert_eq!(
+        request(address, "GET", "/api/jobs", &session, "")
+            .map(|r| r.status)
+            .ok(),
+        Some(200)
+    );
+    let foreign = [
+        ("cookie", cookie.as_str()),
+        ("origin", "http://evil.example"),
+    ];
+    assert_eq!(
+        request(address, "POST", "/jobs/job-0/pause", &foreign, "")
+            .map(|r| r.status)
+            .ok(),
+        Some(403)
+    );
+    request(address, "POST", "/logout", &session, "").unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(
+        request(address, "GET", "/api/jobs", &session, "")
+            .map(|r| r.status)
+            .ok(),
+        Some(401),
+        "the session outlived logout"
+    );
+    // Behind a TLS proxy the cookie is Secure; it always has an expiry.
+    let origin = format!("http://{address}");
+    let body = format!("token={TOKEN}");
+    let proxied = request(
+        address,
+        "POST",
+        "/login",
+        &[("origin", origin.as_str()), ("x-forwarded-proto", "https")],
+        &body,
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    let set = proxied.header("set-cookie").unwrap_or_default();
+    assert!(
+        set.contains("; Secure") && set.contains("Max-Age="),
+        "{set}"
+    );
+    // The notice is chosen from fixed texts: the query's text is never shown.
+    let page = with_token(
+        address,
+        "GET",
+        "/jobs/job-0?done=FAKE-all-jobs-succeeded",
+        &[],
+    );
+    assert!(
+        !page.body.contains("FAKE-all-jobs-succeeded"),
+        "echoed notice"
+    );
+    // An unknown job: 404, nothing paused.
+    assert_eq!(
+        with_token(address, "POST", "/jobs/job-O/pause", &[]).status,
+        404
+    );
+    assert_eq!(cli.json(&["paused", "job-O", "--json"])["paused"], false);
+    // A note over 4 kB: refused.
+    let long = format!("note={}", "n".repeat(5000));
+    let note = request(
+        address,
+        "POST",
+        "/jobs/job-0/pause",
+        &[
+            ("authorization", bearer().as_str()),
+            ("content-type", "application/x-www-form-urlencoded"),
+        ],
+        &long,
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(note.status, 400, "{note:?}");
+    // Failed logins: 401 a few times, then 429 for that client.
+    let guesses: Vec<u16> = (0..7)
+        .map(|_| {
+            request(
+                address,
+                "POST",
+                "/login",
+                &[("origin", origin.as_str())],
+                "token=guess",
+            )
+            .map(|r| r.status)
+            .unwrap_or(0)
+        })
+        .collect();
+    assert_eq!(guesses[0], 401, "{guesses:?}");
+    assert_eq!(guesses[6], 429, "{guesses:?}");
+    fleet.assert_all_running();
+    fleet.stop_all(Duration::from_secs(20)).await;
 }

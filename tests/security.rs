@@ -440,3 +440,101 @@ mod tls {
         );
     }
 }
+
+/// Everything one `fourit` command printed.
+fn printed(output: &std::process::Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    )
+}
+
+/// Connects with `password` in a Redis URL (refused: the server wants another) and in a
+/// Postgres URL (the tests' server trusts local sessions, so it connects), and serves the
+/// dashboard on the Postgres one: nothing the command prints, no page (the login page, which
+/// needs no token, included) and no JSON answer holds the password.
+fn no_output_shows(password: &str, redis: &RedisServer) {
+    const FOURIT: &str = env!("CARGO_BIN_EXE_fourit-for-tests");
+    const TOKEN: &str = "a-dashboard-token-of-24ch";
+    let port = redis.port();
+    let redis_url = format!("redis://app:{password}@127.0.0.1:{port}/0");
+    let refused = fourit_tests::cli::Cli::new(FOURIT, &redis_url, "redact").run(&["members"]);
+    assert_eq!(refused.status.code(), Some(3), "{}", printed(&refused));
+    assert!(
+        !printed(&refused).contains(password),
+        "{}",
+        printed(&refused)
+    );
+    let base = fourit_tests::postgres_url();
+    let pg_url = base.replacen("postgres@", &format!("postgres:{password}@"), 1);
+    let members = fourit_tests::cli::Cli::new(FOURIT, &pg_url, "redact").run(&["members"]);
+    assert!(
+        !printed(&members).contains(password),
+        "{}",
+        printed(&members)
+    );
+    if !members.status.success() {
+        // A password the Postgres URL parser cannot read: refused, and said without it.
+        return;
+    }
+    let dashboard = fourit_tests::dashboard::DashboardProcess::start(
+        FOURIT,
+        &pg_url,
+        "redact",
+        &["--token", TOKEN],
+    );
+    assert!(
+        !dashboard.first_line.contains(password),
+        "{}",
+        dashboard.first_line
+    );
+    let bearer = format!("Bearer {TOKEN}");
+    for (path, headers) in [
+        ("/login", vec![]),
+        ("/", vec![("authorization", bearer.as_str())]),
+        ("/members", vec![("authorization", bearer.as_str())]),
+        ("/api/jobs", vec![("authorization", bearer.as_str())]),
+        ("/no-such-page", vec![]),
+    ] {
+        let page = fourit_tests::http::request(&dashboard.address, "GET", path, &headers, "")
+            .unwrap_or_else(|e| panic!("GET {path}: {e}"));
+        assert!(!page.body.contains(password), "{path}: {}", page.body);
+        if path == "/login" {
+            assert!(
+                page.body.contains("postgres://postgres:***@"),
+                "{}",
+                page.body
+            );
+        }
+    }
+}
+
+#[test]
+fn no_password_reaches_any_output_whatever_its_characters() {
+    let redis = RedisServer::builder()
+        .arg("--requirepass")
+        .arg("the-right-one")
+        .start();
+    // The cases the probe found, then random ones over every printable byte.
+    for password in ["pa/ss-SECRET", "p#ss?w/rd@x-SECRET", "se:cr@et/x?y#z"] {
+        no_output_shows(password, &redis);
+    }
+    let config = proptest::test_runner::Config {
+        cases: 8,
+        failure_persistence: None,
+        ..proptest::test_runner::Config::default()
+    };
+    let mut runner = proptest::test_runner::TestRunner::new(config);
+    let url_words = "postgres://postgres@127.0.0.1:5432/test redis://app@/0 Postgres Redis";
+    runner
+        .run(&"[ -~]{8,20}", |password| {
+            // A password that is a word of the URL's own text would "show" trivially.
+            if url_words.contains(password.as_str()) || password.trim() != password {
+                return Ok(());
+            }
+            no_output_shows(&password, &redis);
+            Ok(())
+        })
+        .unwrap_or_else(|e| panic!("{e}"));
+}

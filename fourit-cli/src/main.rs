@@ -7,7 +7,7 @@
 //! fourit remove JOB
 //! fourit trigger JOB [--force] [--wait] [--by NAME]
 //! fourit members [--json]
-//! fourit pause JOB [--note TEXT] [--by NAME]
+//! fourit pause JOB [--note TEXT] [--by NAME] [--force]
 //! fourit resume JOB [--by NAME]
 //! fourit paused JOB [--json]
 //! fourit check "<cron>" [--tz ZONE] [-n N] [--json]
@@ -15,8 +15,10 @@
 //!
 //! `--url` defaults to `$FOURIT_URL`, then `redis://127.0.0.1:6379`; `--namespace` to
 //! `$FOURIT_NAMESPACE`, then `fourit`. Exit codes: 0 done, 2 usage error or bad input (a bad
-//! job name, a cron string that does not parse), 3 coordinator unreachable or refused, 4 no
-//! such job. Passwords in URLs are never printed.
+//! job name, a cron string that does not parse, a note over 4 kB), 3 coordinator unreachable
+//! or refused, 4 no such job (`pause` and `resume` of a name the fleet does not know too).
+//! Passwords in URLs are never printed; text from the fleet (errors, notes, names, node ids,
+//! versions) is printed with its control characters escaped (`\u{1b}`); `--json` is exact.
 
 mod output;
 
@@ -27,7 +29,7 @@ use clap::{Parser, Subcommand};
 use fourit::admin::FleetAdmin;
 use serde_json::json;
 
-use crate::output::{Style, ago, next_run, rfc3339, table};
+use crate::output::{Style, ago, next_run, rfc3339, shown, table};
 
 /// Exit code: usage error or bad input.
 const EXIT_USAGE: u8 = 2;
@@ -125,6 +127,10 @@ enum Command {
         /// Who pauses it (default: user@host).
         #[arg(long)]
         by: Option<String>,
+        /// Pause it even though the fleet does not know it yet (no member registers it, no
+        /// history): it will not run when first deployed, until resumed.
+        #[arg(long)]
+        force: bool,
     },
     /// Resume a paused job from its next tick (no backfill).
     Resume {
@@ -147,13 +153,25 @@ enum Command {
         /// Where to listen (loopback by default; anything else is reachable by others).
         #[arg(long, default_value = "127.0.0.1:8080")]
         listen: String,
-        /// The token pages, API and actions need (bearer header or login cookie); without
-        /// one the dashboard is read-only.
+        /// The token pages, API and actions need (bearer header or login session), at least
+        /// 16 characters; prefer $FOURIT_DASHBOARD_TOKEN or --token-file (a command line is
+        /// visible in `ps`). Without one every page is open and no action is offered.
         #[arg(long, env = "FOURIT_DASHBOARD_TOKEN", hide_env_values = true)]
         token: Option<String>,
-        /// Every page and the API readable without a token; no action offered.
+        /// A file holding the token (its first line).
+        #[arg(long, conflicts_with = "token")]
+        token_file: Option<std::path::PathBuf>,
+        /// No action offered; with a token, every page and the API still need it.
         #[arg(long)]
         read_only: bool,
+        /// Also answer to this host name (a proxy's, a DNS name); loopback names and IP
+        /// addresses are always answered. Repeatable.
+        #[arg(long = "allow-host")]
+        allow_hosts: Vec<String>,
+        /// Mark the session cookie `Secure` (TLS in front; also set when the proxy sends
+        /// `X-Forwarded-Proto: https`).
+        #[arg(long)]
+        secure_cookie: bool,
         /// Who actions are recorded as done by (default: user@host).
         #[arg(long)]
         by: Option<String>,
@@ -210,7 +228,8 @@ async fn main() -> ExitCode {
     match run(cli).await {
         Ok(()) => ExitCode::SUCCESS,
         Err(failure) => {
-            eprintln!("fourit: {}", failure.message);
+            // Errors quote names and the coordinator's words: shown as data.
+            eprintln!("fourit: {}", shown(&failure.message));
             ExitCode::from(failure.code)
         }
     }
@@ -239,17 +258,43 @@ async fn run(cli: Cli) -> Result<(), Failure> {
         } => trigger(with_operator(admin, by), &job, force, wait).await,
         Command::Remove { job } => {
             admin.remove(&job).await?;
-            println!("removed {job}: its registrations, state and history");
+            println!(
+                "removed {}: its registrations, state and history",
+                shown(&job)
+            );
             Ok(())
         }
         Command::History { job, n, json } => history(&admin, &job, n, json, style).await,
         Command::Members { json } => members(&admin, json).await,
-        Command::Pause { job, note, by } => {
+        Command::Pause {
+            job,
+            note,
+            by,
+            force,
+        } => {
             let admin = with_operator(admin, by);
-            admin.pause(&job, note.as_deref()).await?;
+            let paused = if force {
+                admin.pause_ahead(&job, note.as_deref()).await
+            } else {
+                admin.pause(&job, note.as_deref()).await
+            };
+            match paused {
+                Err(fourit::Error::NoSuchJob { .. }) => {
+                    return Err(Failure::new(
+                        EXIT_NO_JOB,
+                        format!(
+                            "no such job: `{job}` is not known in this namespace (nothing \
+                             registers it, no history); nothing was paused. To pause it before \
+                             its first deploy, add --force"
+                        ),
+                    ));
+                }
+                other => other?,
+            }
             println!(
-                "paused {job} fleet-wide from its next tick (by {})",
-                admin.operator_name()
+                "paused {} fleet-wide from its next tick (by {})",
+                shown(&job),
+                shown(admin.operator_name())
             );
             Ok(())
         }
@@ -257,12 +302,13 @@ async fn run(cli: Cli) -> Result<(), Failure> {
             let admin = with_operator(admin, by);
             match admin.resume(&job).await? {
                 Some(pause) => println!(
-                    "resumed {job} from its next tick; {} ticks were paused (paused by {} {})",
+                    "resumed {} from its next tick; {} ticks were paused (paused by {} {})",
+                    shown(&job),
                     pause.ticks,
-                    pause.by,
+                    shown(&pause.by),
                     ago(pause.since_ms, Utc::now().timestamp_millis())
                 ),
-                None => println!("{job} was not paused"),
+                None => println!("{} was not paused", shown(&job)),
             }
             Ok(())
         }
@@ -270,11 +316,32 @@ async fn run(cli: Cli) -> Result<(), Failure> {
         Command::Dashboard {
             listen,
             token,
+            token_file,
             read_only,
+            allow_hosts,
+            secure_cookie,
             by,
         } => {
             let fleet = format!("{} · {}", fourit::redact_url(&cli.url), cli.namespace);
-            dashboard(with_operator(admin, by), &listen, token, read_only, &fleet).await
+            let token = match token_file {
+                Some(path) => Some(read_token(&path)?),
+                None => token,
+            };
+            if let Some(token) = &token {
+                fourit::dashboard::check_token(token)
+                    .map_err(|reason| Failure::new(EXIT_USAGE, reason))?;
+            }
+            let mut app = fourit::dashboard::Dashboard::new(with_operator(admin, by))
+                .read_only(read_only)
+                .secure_cookie(secure_cookie)
+                .fleet_name(&fleet);
+            if let Some(token) = &token {
+                app = app.token(token);
+            }
+            for host in &allow_hosts {
+                app = app.allow_host(host);
+            }
+            dashboard(app, &listen, &fleet).await
         }
         Command::Check { .. } => Ok(()),
     }
@@ -287,11 +354,20 @@ fn with_operator(admin: FleetAdmin, by: Option<String>) -> FleetAdmin {
     }
 }
 
+/// The token in `path`: its first line, trimmed.
+fn read_token(path: &std::path::Path) -> Result<String, Failure> {
+    let text = std::fs::read_to_string(path).map_err(|err| {
+        Failure::new(
+            EXIT_USAGE,
+            format!("cannot read the token file {}: {err}", path.display()),
+        )
+    })?;
+    Ok(text.lines().next().unwrap_or_default().trim().to_string())
+}
+
 async fn dashboard(
-    admin: FleetAdmin,
+    app: fourit::dashboard::Dashboard,
     listen: &str,
-    token: Option<String>,
-    read_only: bool,
     fleet: &str,
 ) -> Result<(), Failure> {
     let listener = tokio::net::TcpListener::bind(listen)
@@ -300,27 +376,31 @@ async fn dashboard(
     let address = listener
         .local_addr()
         .map_err(|err| Failure::new(EXIT_USAGE, format!("cannot listen on {listen}: {err}")))?;
-    let mut app = fourit::dashboard::Dashboard::new(admin)
-        .read_only(read_only)
-        .fleet_name(fleet);
-    if let Some(token) = &token {
-        app = app.token(token);
-    }
-    let mode = if app.actions() {
-        "the token is needed for every page and action"
-    } else if token.is_some() {
-        "read-only; the token is needed for every page"
-    } else {
-        "read-only: no token, no actions"
+    // Exactly what is protected, in the words of what a request meets.
+    let mode = match (app.locked(), app.actions()) {
+        (true, true) => "every page, the API and every action need the token",
+        (true, false) => "read-only: every page and the API need the token; no actions",
+        (false, _) => {
+            "OPEN: no token, every page and the API answer anyone who reaches it; no actions"
+        }
     };
-    println!("dashboard of {fleet} on http://{address}/ ({mode})");
-    if !address.ip().is_loopback() && token.is_none() {
-        eprintln!("fourit: warning: {address} is reachable from other hosts and no --token is set");
+    println!(
+        "dashboard of {} on http://{address}/ ({mode})",
+        shown(fleet)
+    );
+    if !address.ip().is_loopback() && !app.locked() {
+        eprintln!(
+            "fourit: warning: {address} is reachable from other hosts and no token is set: \
+             anyone who reaches it reads the fleet"
+        );
     }
     let shutdown = async {
         let _ = tokio::signal::ctrl_c().await;
     };
-    axum::serve(listener, app.router())
+    let service = app
+        .router()
+        .into_make_service_with_connect_info::<std::net::SocketAddr>();
+    axum::serve(listener, service)
         .with_graceful_shutdown(shutdown)
         .await
         .map_err(|err| Failure::new(EXIT_COORDINATOR, format!("the dashboard stopped: {err}")))
@@ -332,8 +412,10 @@ const EXIT_RUN_FAILED: u8 = 1;
 async fn trigger(admin: FleetAdmin, job: &str, force: bool, wait: bool) -> Result<(), Failure> {
     let request = admin.trigger(job, force).await?;
     println!(
-        "triggered {job} (request {}, by {}); a live member that registers it takes it now",
-        request.id, request.by
+        "triggered {} (request {}, by {}); a live member that registers it takes it now",
+        shown(job),
+        shown(&request.id),
+        shown(&request.by)
     );
     if !wait {
         return Ok(());
@@ -351,7 +433,13 @@ async fn trigger(admin: FleetAdmin, job: &str, force: bool, wait: bool) -> Resul
                 .detail
                 .map(|detail| format!(": {detail}"))
                 .unwrap_or_default();
-            println!("{job} ran on {node}: {}{took}{detail}", entry.outcome);
+            println!(
+                "{} ran on {}: {}{took}{}",
+                shown(job),
+                shown(&node),
+                shown(&entry.outcome),
+                shown(&detail)
+            );
             if entry.outcome == "succeeded" {
                 Ok(())
             } else {
@@ -551,17 +639,18 @@ async fn paused(admin: &FleetAdmin, job: &str, json: bool) -> Result<(), Failure
     }
     match pause {
         Some(pause) => println!(
-            "{job} is paused by {} since {} ({}){}; {} ticks paused",
-            pause.by,
+            "{} is paused by {} since {} ({}){}; {} ticks paused",
+            shown(job),
+            shown(&pause.by),
             rfc3339(pause.since_ms).unwrap_or_default(),
             ago(pause.since_ms, Utc::now().timestamp_millis()),
             pause
                 .note
-                .map(|note| format!(": {note}"))
+                .map(|note| format!(": {}", shown(&note)))
                 .unwrap_or_default(),
             pause.ticks
         ),
-        None => println!("{job} is not paused"),
+        None => println!("{} is not paused", shown(job)),
     }
     Ok(())
 }
@@ -591,7 +680,7 @@ fn check(text: &str, tz: Option<&str>, n: usize, json: bool) -> Result<(), Failu
         );
         return Ok(());
     }
-    println!("{text} is a valid schedule ({})", zone.name());
+    println!("{} is a valid schedule ({})", shown(text), zone.name());
     let now = Utc::now().timestamp_millis();
     let rows: Vec<Vec<String>> = ticks
         .iter()

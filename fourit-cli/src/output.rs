@@ -16,12 +16,14 @@ impl Style {
         }
     }
 
-    /// An outcome, green for success, red for failures, yellow for the rest.
+    /// An outcome (escaped as [`shown`]), green for success, red for failures, yellow for
+    /// the rest.
     pub fn outcome(self, outcome: &str) -> String {
+        let outcome = shown(outcome);
         if !self.colour {
-            return outcome.to_string();
+            return outcome;
         }
-        let code = match outcome {
+        let code = match outcome.as_str() {
             "succeeded" => "32",
             "failed" | "panicked" | "timed out" | "lease lost" | "not replicated" => "31",
             _ => "33",
@@ -30,11 +32,52 @@ impl Style {
     }
 }
 
+/// Text from the fleet (a job's error, a note, a node id, a version, a name) as the terminal
+/// must see it: data, never control. Control characters (C0, DEL, C1: escapes, OSC title
+/// changes, carriage returns that overwrite a row) and invisible format characters (bidi
+/// overrides, zero-width characters) are written out as `\u{1b}`; the rest is unchanged.
+pub fn shown(text: &str) -> String {
+    if !text.chars().any(needs_escape) {
+        return text.to_string();
+    }
+    let mut out = String::with_capacity(text.len() + 8);
+    for ch in text.chars() {
+        if needs_escape(ch) {
+            out.push_str(&format!("\\u{{{:x}}}", u32::from(ch)));
+        } else {
+            out.push(ch);
+        }
+    }
+    out
+}
+
+/// A character a terminal would act on or that hides itself: control characters, and
+/// Unicode's bidi and zero-width format characters.
+fn needs_escape(ch: char) -> bool {
+    ch.is_control()
+        || matches!(
+            ch,
+            '\u{061c}'
+                | '\u{180e}'
+                | '\u{200b}'..='\u{200f}'
+                | '\u{2028}'..='\u{202e}'
+                | '\u{2060}'..='\u{2069}'
+                | '\u{feff}'
+        )
+}
+
 // RFC 3339 with milliseconds, and `3 s ago` / `in 2 min`: the same text as the dashboard's.
 pub use fourit::dashboard::json::{relative as ago, rfc3339};
 
 /// Prints `rows` under `headers`, columns aligned (colour codes do not count as width).
+/// Cells are text from the fleet: each is escaped as [`shown`], except the cells `outcome`
+/// coloured (already escaped there), which carry its colour codes.
 pub fn table(headers: &[&str], rows: &[Vec<String>]) {
+    let rows: Vec<Vec<String>> = rows
+        .iter()
+        .map(|row| row.iter().map(|cell| escaped_cell(cell)).collect())
+        .collect();
+    let rows = rows.as_slice();
     let width = |cell: &str| visible(cell).chars().count();
     let mut widths: Vec<usize> = headers.iter().map(|h| width(h)).collect();
     for row in rows {
@@ -69,6 +112,22 @@ pub fn next_run(next_ms: Option<i64>, has_schedule: bool, now_ms: i64) -> String
     }
 }
 
+/// A cell escaped as [`shown`], keeping only the colour codes [`Style::outcome`] writes
+/// around an already escaped outcome.
+fn escaped_cell(cell: &str) -> String {
+    for code in ["32", "31", "33"] {
+        let open = format!("\u{1b}[{code}m");
+        if let Some(inner) = cell
+            .strip_prefix(open.as_str())
+            .and_then(|rest| rest.strip_suffix("\u{1b}[0m"))
+            && shown(inner) == inner
+        {
+            return cell.to_string();
+        }
+    }
+    shown(cell)
+}
+
 /// The text without ANSI colour codes.
 fn visible(cell: &str) -> String {
     let mut out = String::with_capacity(cell.len());
@@ -86,7 +145,29 @@ fn visible(cell: &str) -> String {
 
 #[cfg(test)]
 mod tests {
-    use super::{ago, next_run, rfc3339, visible};
+    use super::{Style, ago, escaped_cell, next_run, rfc3339, shown, visible};
+
+    #[test]
+    fn fleet_text_cannot_drive_the_terminal() {
+        let hostile =
+            "\u{1b}]0;PWNED\u{7}\r\u{1b}[2KFAKE: all jobs succeeded \u{202e}txt.exe\u{200b}";
+        assert_eq!(
+            shown(hostile),
+            "\\u{1b}]0;PWNED\\u{7}\\u{d}\\u{1b}[2KFAKE: all jobs succeeded \\u{202e}txt.exe\\u{200b}"
+        );
+        assert_eq!(shown("plain <b>text</b> é ✓"), "plain <b>text</b> é ✓");
+        // A colour code smuggled into a cell is escaped; the one outcome() writes is kept.
+        let coloured = Style { colour: true }.outcome("failed");
+        assert_eq!(escaped_cell(&coloured), coloured);
+        assert_eq!(
+            escaped_cell("\u{1b}[32m\u{1b}]0;x\u{7}\u{1b}[0m"),
+            "\\u{1b}[32m\\u{1b}]0;x\\u{7}\\u{1b}[0m"
+        );
+        assert_eq!(
+            Style { colour: true }.outcome("\u{1b}[2K"),
+            "\u{1b}[33m\\u{1b}[2K\u{1b}[0m"
+        );
+    }
 
     #[test]
     fn a_job_without_a_next_tick_says_so() {

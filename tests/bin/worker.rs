@@ -5,7 +5,8 @@
 //! worker --url redis://127.0.0.1:PORT --namespace NS --node NAME
 //!        [--jobs 3] [--schedule "* * * * * *"] [--body-ms 5] [--clock-offset-ms 0]
 //!        [--record-url URL] [--lease-ttl-ms N] [--shutdown-timeout-ms 10000]
-//!        [--on-cancel ignore|stop] [--extra panics|fails|fails-html|times-out]... [--timeout-ms 300]
+//!        [--on-cancel ignore|stop] [--extra panics|fails|fails-html|hostile|times-out]...
+//!        [--timeout-ms 300] [--app-version V]
 //! ```
 //!
 //! Records go to `--record-url` (default: `--url`), under `NS-record:` (outside the
@@ -23,7 +24,8 @@
 //!
 //! `--extra KIND` adds a job named KIND on the same schedule, besides `job-0..job-N`:
 //! `panics` panics, `fails` returns `Err("deliberate failure")`, `times-out` sleeps 5 s with a
-//! `--timeout-ms` timeout. Logs (tracing, `RUST_LOG`, default `warn`) go to stderr.
+//! `--timeout-ms` timeout; `hostile` is named `fourit_tests::hostile::JOB` and fails with
+//! `fourit_tests::hostile::ERROR` (markup, terminal escapes, bidi). Logs (tracing, `RUST_LOG`, default `warn`) go to stderr.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -46,6 +48,7 @@ struct Options {
     timeout_ms: u64,
     heartbeat_ms: Option<u64>,
     metrics: bool,
+    app_version: Option<String>,
 }
 
 fn options() -> Result<Options, String> {
@@ -65,6 +68,7 @@ fn options() -> Result<Options, String> {
         timeout_ms: 300,
         heartbeat_ms: None,
         metrics: false,
+        app_version: None,
     };
     let mut args = std::env::args().skip(1);
     while let Some(flag) = args.next() {
@@ -92,12 +96,15 @@ fn options() -> Result<Options, String> {
                 }
             }
             "--extra" => match value.as_str() {
-                "panics" | "fails" | "times-out" | "fails-html" => options.extras.push(value),
+                "panics" | "fails" | "times-out" | "fails-html" | "hostile" => {
+                    options.extras.push(value)
+                }
                 other => return Err(format!("--extra: unknown kind `{other}`")),
             },
             "--timeout-ms" => options.timeout_ms = unsigned(&value)?,
             "--heartbeat-ms" => options.heartbeat_ms = Some(unsigned(&value)?),
             "--metrics" => options.metrics = value == "on",
+            "--app-version" => options.app_version = Some(value),
             other => return Err(format!("unknown flag {other}")),
         }
     }
@@ -257,6 +264,9 @@ async fn run() -> Result<(), Box<dyn std::error::Error>> {
     if let Some(ttl) = options.lease_ttl_ms {
         builder = builder.lease_ttl(Duration::from_millis(ttl));
     }
+    if let Some(version) = &options.app_version {
+        builder = builder.app_version(version);
+    }
     if let Some(interval) = options.heartbeat_ms {
         builder = builder.heartbeat_interval(Duration::from_millis(interval));
     }
@@ -281,7 +291,12 @@ async fn run() -> Result<(), Box<dyn std::error::Error>> {
     for kind in &options.extras {
         let recorder = recorder.clone();
         let kind_for_body = kind.clone();
-        let job = Job::new(kind, &options.schedule, move |ctx: JobContext| {
+        let name = if kind == "hostile" {
+            fourit_tests::hostile::JOB
+        } else {
+            kind.as_str()
+        };
+        let job = Job::new(name, &options.schedule, move |ctx: JobContext| {
             let recorder = recorder.clone();
             let kind = kind_for_body.clone();
             async move {
@@ -291,6 +306,7 @@ async fn run() -> Result<(), Box<dyn std::error::Error>> {
                     "fails" => Err("deliberate failure".to_string()),
                     // An error text a dashboard must show as text.
                     "fails-html" => Err("<script>alert(1)</script>".to_string()),
+                    "hostile" => Err(fourit_tests::hostile::ERROR.to_string()),
                     _ => {
                         sleep_body(&ctx, Duration::from_secs(5), false).await;
                         Ok(())

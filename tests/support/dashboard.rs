@@ -10,6 +10,8 @@ pub struct DashboardProcess {
     child: Child,
     /// `127.0.0.1:PORT`.
     pub address: String,
+    /// The line it printed first (where it listens, what is protected).
+    pub first_line: String,
 }
 
 impl DashboardProcess {
@@ -45,7 +47,11 @@ impl DashboardProcess {
             .and_then(|rest| rest.split('/').next())
             .unwrap_or_else(|| panic!("no address in {line:?}"))
             .to_string();
-        DashboardProcess { child, address }
+        DashboardProcess {
+            child,
+            address,
+            first_line: line,
+        }
     }
 
     /// `http://ADDRESS` followed by `path`.

@@ -26,7 +26,8 @@ impl Response {
     }
 }
 
-/// Sends `method path` to `address` (`host:port`) with `headers` and `body`, and reads the
+/// Sends `method path` to `address` (`host:port`) with `headers` (a `host` among them
+/// replaces the address as the `Host`) and `body`, and reads the
 /// whole response (the server closes the connection: `connection: close` is sent).
 pub fn request(
     address: &str,
@@ -38,9 +39,16 @@ pub fn request(
     let mut stream = TcpStream::connect(address)?;
     stream.set_read_timeout(Some(Duration::from_secs(10)))?;
     let mut head = format!(
-        "{method} {path} HTTP/1.1\r\nhost: {address}\r\nconnection: close\r\ncontent-length: {}\r\n",
+        "{method} {path} HTTP/1.1\r\nconnection: close\r\ncontent-length: {}\r\n",
         body.len()
     );
+    // The `Host` the test names, or the address connected to.
+    if !headers
+        .iter()
+        .any(|(name, _)| name.eq_ignore_ascii_case("host"))
+    {
+        head.push_str(&format!("host: {address}\r\n"));
+    }
     for (name, value) in headers {
         head.push_str(&format!("{name}: {value}\r\n"));
     }

@@ -8,6 +8,7 @@ pub mod certs;
 pub mod cli;
 pub mod dashboard;
 pub mod faults;
+pub mod hostile;
 pub mod http;
 
 use std::sync::Once;

@@ -114,6 +114,112 @@ pub(crate) fn split_userinfo(rest: &str) -> (Option<&str>, &str) {
     (None, rest)
 }
 
+/// `url` with the user-info's `/ ? # @` percent-encoded, read as [`redact_url`] reads it
+/// (up to the last `@`): a client that ends the authority at the first `/` (redis-rs) then
+/// reads the password the user meant, and its parsers never take half of it for a path.
+pub(crate) fn encode_userinfo(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_string();
+    };
+    let (Some(userinfo), after) = split_userinfo(rest) else {
+        return url.to_string();
+    };
+    let Some((user, password)) = userinfo.split_once(':') else {
+        return url.to_string();
+    };
+    let mut encoded = String::with_capacity(password.len());
+    for ch in password.chars() {
+        match ch {
+            '/' => encoded.push_str("%2F"),
+            '?' => encoded.push_str("%3F"),
+            '#' => encoded.push_str("%23"),
+            '@' => encoded.push_str("%40"),
+            other => encoded.push(other),
+        }
+    }
+    format!("{scheme}://{user}:{encoded}@{after}")
+}
+
+/// `text` (a driver's message about `url`) with every secret of `url` replaced by `***`:
+/// the password whole, percent-decoded, and each piece of it between the characters a
+/// driver may cut it at (`/ ? # @ : &`), so a message quoting the half of a password a
+/// misreading parser took for a path or a port shows none of it either. Short pieces
+/// (under 4 characters) are left: they would blank out ordinary words.
+pub(crate) fn scrub(text: &str, url: &str) -> String {
+    let mut out = text.to_string();
+    for secret in secrets_of(url) {
+        out = scrub_secret(&out, &secret);
+    }
+    out
+}
+
+/// `text` without `secret`: whole, percent-decoded, and each of its pieces of 4 characters
+/// or more between `/ ? # @ : &` (longest first, so no piece leaves part of another).
+pub(crate) fn scrub_secret(text: &str, secret: &str) -> String {
+    if secret.is_empty() {
+        return text.to_string();
+    }
+    let mut forms = vec![secret.to_string(), percent_decoded(secret)];
+    forms.extend(
+        secret
+            .split(['/', '?', '#', '@', ':', '&'])
+            .filter(|piece| piece.len() >= 4)
+            .map(str::to_string),
+    );
+    forms.sort_by_key(|form| std::cmp::Reverse(form.len()));
+    let mut out = text.to_string();
+    for form in forms.iter().filter(|form| !form.is_empty()) {
+        out = out.replace(form.as_str(), "***");
+    }
+    out
+}
+
+/// The secrets `url` holds, as written: its password and its secret query values.
+fn secrets_of(url: &str) -> Vec<String> {
+    let rest = url.split_once("://").map_or(url, |(_, rest)| rest);
+    let mut secrets = Vec::new();
+    if let (Some(userinfo), _) = split_userinfo(rest)
+        && let Some((_, password)) = userinfo.split_once(':')
+    {
+        secrets.push(password.to_string());
+    }
+    if let Some((_, query)) = rest.split_once('?') {
+        for pair in query.split(['&', '#']) {
+            if let Some((key, value)) = pair.split_once('=')
+                && is_secret(key)
+            {
+                secrets.push(value.to_string());
+            }
+        }
+    }
+    secrets
+}
+
+/// `%XX` as its byte (lossy UTF-8); anything else as written.
+pub(crate) fn percent_decoded(text: &str) -> String {
+    let bytes = text.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut index = 0;
+    while index < bytes.len() {
+        let hex = (bytes[index] == b'%')
+            .then(|| bytes.get(index + 1..index + 3))
+            .flatten()
+            .and_then(|pair| std::str::from_utf8(pair).ok())
+            .and_then(|pair| u8::from_str_radix(pair, 16).ok());
+        match hex {
+            Some(byte) => {
+                out.push(byte);
+                index += 3;
+            }
+            None => {
+                out.push(bytes[index]);
+                index += 1;
+            }
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
 fn is_secret(key: &str) -> bool {
     let key = key.to_ascii_lowercase();
     SECRET_WORDS.iter().any(|word| key.contains(word))
@@ -163,6 +269,33 @@ mod tests {
         ] {
             assert_eq!(redact_url(url), shown, "{url}");
         }
+    }
+
+    #[test]
+    fn a_drivers_message_loses_every_piece_of_the_password() {
+        let url = "redis://app:pa/ss-SECRET@cache:6379/0?token=tok%2Fen-XYZ";
+        let message = "invalid database `ss-SECRET@cache` in pa/ss-SECRET, token tok/en-XYZ";
+        let scrubbed = super::scrub(message, url);
+        for piece in ["ss-SECRET", "pa/ss", "tok/en-XYZ", "en-XYZ"] {
+            assert!(!scrubbed.contains(piece), "{piece} in {scrubbed}");
+        }
+        assert_eq!(
+            super::scrub("connection refused", url),
+            "connection refused"
+        );
+    }
+
+    #[test]
+    fn a_password_holding_url_delimiters_is_encoded_for_the_client() {
+        assert_eq!(
+            super::encode_userinfo("redis://app:pa/ss?#x@y@cache:1/0?a=b"),
+            "redis://app:pa%2Fss%3F%23x%40y@cache:1/0?a=b"
+        );
+        assert_eq!(
+            super::encode_userinfo("redis://cache:1/0"),
+            "redis://cache:1/0"
+        );
+        assert_eq!(super::encode_userinfo("redis://u@cache"), "redis://u@cache");
     }
 
     proptest! {

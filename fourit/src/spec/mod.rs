@@ -33,6 +33,14 @@ pub fn check_identifier(what: &str, name: &str) -> Result<(), String> {
             name.len()
         ));
     }
+    if let Some(bad) = name.chars().find(|c| invisible(*c)) {
+        return Err(format!(
+            "invalid {what} `{}`: it contains the invisible character U+{:04X} (a bidi \
+             control or a zero-width character), with which a name can look like another",
+            name.escape_debug(),
+            u32::from(bad)
+        ));
+    }
     if let Some(bad) = name
         .chars()
         .find(|c| c.is_whitespace() || c.is_control() || *c == '{' || *c == '}')
@@ -49,6 +57,21 @@ pub fn check_identifier(what: &str, name: &str) -> Result<(), String> {
         ));
     }
     Ok(())
+}
+
+/// Bidi controls (embeddings, overrides, isolates, marks) and zero-width characters: they
+/// change how a name is drawn without being seen.
+fn invisible(c: char) -> bool {
+    matches!(
+        c,
+        '\u{061c}'
+            | '\u{180e}'
+            | '\u{200b}'..='\u{200f}'
+            | '\u{202a}'..='\u{202e}'
+            | '\u{2060}'..='\u{2064}'
+            | '\u{2066}'..='\u{2069}'
+            | '\u{feff}'
+    )
 }
 
 // The run time takes `Duration`s; the attribute's `timeout`/`grace` strings go through this.

@@ -76,3 +76,21 @@ fn a_field_croner_refuses_after_fourits_checks_is_named_with_the_fix() {
         "{message}"
     );
 }
+
+#[test]
+fn names_refuse_invisible_characters_that_impersonate() {
+    for bad in [
+        "report\u{202e}cod",
+        "rep\u{200b}ort",
+        "\u{2066}report\u{2069}",
+        "report\u{feff}",
+    ] {
+        let reason = check_name(bad).err().unwrap_or_default();
+        assert!(reason.contains("invisible character"), "{bad:?}: {reason}");
+    }
+    assert!(super::check_identifier("node id", "node\u{200d}a").is_err());
+    assert!(
+        check_name("rapport-été").is_ok(),
+        "visible non-ASCII stays allowed"
+    );
+}

@@ -413,10 +413,10 @@ impl PostgresCoordinator {
             reason,
         };
         let settings = options::settings(url).map_err(invalid)?;
-        let mut config: Config = settings
-            .url
-            .parse()
-            .map_err(|err: tokio_postgres::Error| invalid(format!("not a Postgres URL: {err}")))?;
+        let mut config: Config = settings.url.parse().map_err(|err: tokio_postgres::Error| {
+            let reason = crate::coordinator::redact::scrub(&err.to_string(), url);
+            invalid(format!("not a Postgres URL: {reason}"))
+        })?;
         let connector = settings.connector().map_err(invalid)?;
         // So operators (and the tests) can tell fourit's sessions in pg_stat_activity.
         if config.get_application_name().is_none() {

@@ -242,8 +242,8 @@ pub(super) fn classify(
     err: RedisError,
 ) -> Error {
     let mut detail = err.to_string();
-    if let Some(secret) = secret.filter(|s| !s.is_empty()) {
-        detail = detail.replace(secret, "***");
+    if let Some(secret) = secret {
+        detail = crate::coordinator::redact::scrub_secret(&detail, secret);
     }
     let kind = match err.kind() {
         ErrorKind::AuthenticationFailed => Kind::Authentication,
@@ -341,9 +341,14 @@ pub(super) fn invalid_url_reason(url: &str, err: &RedisError) -> String {
                 fourit = { version = \"...\", features = [\"tls\"] }"
             .to_string();
     }
-    // The client library's text may quote the URL: say what is wrong without it.
+    // The client library's text may quote the URL or a piece of it: say what is wrong
+    // without any secret the URL holds.
     match err.detail() {
-        Some(detail) if !detail.contains(url) => format!("{} ({detail})", err.category()),
+        Some(detail) if !detail.contains(url) => format!(
+            "{} ({})",
+            err.category(),
+            crate::coordinator::redact::scrub(detail, url)
+        ),
         _ => err.category().to_string(),
     }
 }

@@ -176,7 +176,10 @@ impl RedisCoordinator {
             url: redacted.clone(),
             reason,
         };
-        let (url, from_url) = url::split_url_options(url).map_err(invalid)?;
+        // A password may hold `/ ? # @` unencoded (Postgres takes it so): encoded here, so
+        // redis-rs and fourit's own parsers read the password the user meant.
+        let url = super::redact::encode_userinfo(url);
+        let (url, from_url) = url::split_url_options(&url).map_err(invalid)?;
         let url = url.as_str();
         let options = options.clone().or(from_url);
         if let Some(acks) = options.replica_acks {

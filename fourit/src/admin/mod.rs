@@ -20,190 +20,32 @@ use std::sync::Arc;
 use chrono::{DateTime, Utc};
 
 use crate::coordinator::{
-    self, CatalogEntry, HistoryEntry, JobDefinition, ManualRequest, ManualState, Member,
-    PauseState, Store,
+    self, HistoryEntry, ManualRequest, ManualState, Member, PauseState, Store,
 };
 use crate::error::Error;
 
-/// A job as the fleet runs it now: what [`FleetAdmin::status`] answers per job.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct JobStatus {
-    /// The job's name.
-    pub name: String,
-    /// Its definition, as the live members register it (the first, if they disagree; the
-    /// latest registration of any member, if no live member registers it).
-    pub definition: Option<JobDefinition>,
-    /// The live members that register it, with their definitions.
-    pub members: Vec<(String, JobDefinition)>,
-    /// Live members register it with different schedules, zones or options.
-    pub disagreeing: bool,
-    /// No live member registers it any more (it can be [removed](FleetAdmin::remove)).
-    pub orphaned: bool,
-    /// Its pause, if it is paused.
-    pub paused: Option<PauseState>,
-    /// The run in progress, if one holds the job's lease.
-    pub running: Option<RunningNow>,
-    /// The latest run's outcome (`running` while it runs), start, end and node.
-    pub last: Option<LastRun>,
-    /// The next ticks, by its definition's schedule and zone.
-    pub next_ticks: Vec<DateTime<Utc>>,
-    /// How its last [`RECENT_ENTRIES`] history entries ended: outcome and count, most
-    /// frequent first.
-    pub recent: Vec<(String, usize)>,
-}
+mod status;
 
-impl JobStatus {
-    /// Its state in one word: `paused`, `orphaned`, `disagreeing`, `running` or `active`.
-    pub fn state(&self) -> &'static str {
-        if self.paused.is_some() {
-            "paused"
-        } else if self.orphaned {
-            "orphaned"
-        } else if self.disagreeing {
-            "disagreeing"
-        } else if self.running.is_some() {
-            "running"
-        } else {
-            "active"
-        }
-    }
-}
+use self::status::status_of;
+pub use self::status::{
+    JobStatus, LastRun, ManualEnd, MemberStatus, RECENT_ENTRIES, RunningNow, STATUS_NEXT_TICKS,
+    next_ticks,
+};
 
-/// How many history entries [`JobStatus::recent`] counts.
-pub const RECENT_ENTRIES: usize = 30;
+/// Longest pause note accepted, in bytes (the CLI, the admin API and the dashboard alike):
+/// a note is sent with every page refresh, so it stays short.
+pub const MAX_NOTE_LEN: usize = 4096;
 
-/// A live member as [`FleetAdmin::member_status`] answers it.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct MemberStatus {
-    /// Its node id.
-    pub node: String,
-    /// Its last heartbeat (UTC ms, the coordinator's clock).
-    pub last_heartbeat_ms: i64,
-    /// How far its clock runs ahead of the coordinator's (µs, negative when behind), as it
-    /// measured it at its last heartbeat; `None` before its first measurement.
-    pub clock_offset_us: Option<i64>,
-    /// The application version its jobs were registered with, if its builder named one.
-    pub version: Option<String>,
-    /// The jobs it registers.
-    pub jobs: Vec<String>,
-}
-
-/// The run holding a job's lease.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct RunningNow {
-    /// The member running it.
-    pub node: String,
-    /// Its fence token.
-    pub fence: u64,
-    /// Its tick (UTC ms).
-    pub tick_ms: i64,
-    /// When it started (UTC ms), when known.
-    pub since_ms: Option<i64>,
-}
-
-/// A job's latest run, as the coordinator recorded it.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct LastRun {
-    /// `succeeded`, `failed`, ..., or `running`.
-    pub outcome: String,
-    /// When it started (UTC ms).
-    pub started_ms: Option<i64>,
-    /// When it finished (UTC ms), if it has.
-    pub finished_ms: Option<i64>,
-    /// The member that ran it.
-    pub node: Option<String>,
-    /// Its error text, if any.
-    pub error: Option<String>,
-}
-
-impl LastRun {
-    /// How long it ran, if it has finished.
-    pub fn duration_ms(&self) -> Option<i64> {
-        Some(self.finished_ms? - self.started_ms?).filter(|ms| *ms >= 0)
-    }
-}
-
-/// How a manual run ended ([`FleetAdmin::wait_manual`]).
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum ManualEnd {
-    /// It ran on `node`; its history entry says how it ended.
-    Ran {
-        /// The member that ran it.
-        node: String,
-        /// Its outcome, duration and error text.
-        entry: HistoryEntry,
-    },
-    /// A previous run held the lease and it was not forced: it did not run.
-    Skipped {
-        /// The holder's run id.
-        holder: String,
-    },
-}
-
-/// How many next ticks [`FleetAdmin::status`] gives per job.
-pub const STATUS_NEXT_TICKS: usize = 3;
-
-/// The next `n` ticks of `definition` after `after`; none if it does not parse (a member
-/// of another version may write one this version cannot read).
-pub fn next_ticks(
-    definition: &JobDefinition,
-    after: DateTime<Utc>,
-    n: usize,
-) -> Vec<DateTime<Utc>> {
-    crate::Schedule::parse(&definition.schedule)
-        .and_then(|schedule| schedule.with_timezone(&definition.timezone))
-        .map(|schedule| schedule.upcoming(after).take(n).collect())
-        .unwrap_or_default()
-}
-
-fn status_of(entry: CatalogEntry, live: &[String], now: DateTime<Utc>) -> JobStatus {
-    let members: Vec<(String, JobDefinition)> = entry
-        .registrations
-        .iter()
-        .filter(|(node, _)| live.contains(node))
-        .cloned()
-        .collect();
-    let disagreeing = members
-        .windows(2)
-        .any(|pair| !pair[0].1.agrees_with(&pair[1].1));
-    let definition = members
-        .first()
-        .or(entry.registrations.last())
-        .map(|(_, definition)| definition.clone());
-    let state = entry.state;
-    let running = state.running.as_deref().and_then(|id| {
-        let (node, fence, tick_ms) = coordinator::Lease::parse_run_id(id)?;
-        let since_ms = state
-            .last_started_ms
-            .filter(|_| state.last_fence == Some(fence));
-        Some(RunningNow {
-            node: node.to_string(),
-            fence,
-            tick_ms,
-            since_ms,
-        })
-    });
-    let last = state.last_outcome.clone().map(|outcome| LastRun {
-        outcome,
-        started_ms: state.last_started_ms,
-        finished_ms: state.last_finished_ms,
-        node: state.last_node.clone(),
-        error: state.last_error.clone(),
-    });
-    JobStatus {
-        recent: Vec::new(),
-        next_ticks: definition
-            .as_ref()
-            .map(|definition| next_ticks(definition, now, STATUS_NEXT_TICKS))
-            .unwrap_or_default(),
-        name: entry.name,
-        orphaned: members.is_empty(),
-        members,
-        disagreeing,
-        definition,
-        paused: state.pause,
-        running,
-        last,
+fn check_note(note: Option<&str>) -> Result<(), Error> {
+    match note {
+        Some(note) if note.len() > MAX_NOTE_LEN => Err(Error::InvalidOption {
+            option: "note",
+            reason: format!(
+                "the note is {} bytes long, the limit is {MAX_NOTE_LEN}",
+                note.len()
+            ),
+        }),
+        _ => Ok(()),
     }
 }
 
@@ -263,16 +105,61 @@ impl FleetAdmin {
     /// Pauses `job` fleet-wide, with an optional note: from its next tick no member runs it,
     /// each tick is decided as paused (the first goes to history as `paused`, the others are
     /// counted), until [`resume`](Self::resume). Survives every member restarting.
+    ///
+    /// [`Error::NoSuchJob`] for a job the fleet does not know (no member ever registered it,
+    /// no history, no pause): a typo is an error, not a pause of nothing. To pause a job
+    /// before its first deploy, use [`pause_ahead`](Self::pause_ahead). A note longer than
+    /// [`MAX_NOTE_LEN`] bytes is refused ([`Error::InvalidOption`]).
     pub async fn pause(&self, job: &str, note: Option<&str>) -> Result<(), Error> {
         FleetAdmin::check(job)?;
+        check_note(note)?;
+        self.must_know(job).await?;
+        self.store.pause(job, &self.operator, note).await
+    }
+
+    /// Pauses `job` whether or not the fleet knows it yet: the pause is waiting when the job
+    /// is first deployed, so it never runs until resumed. Otherwise as [`pause`](Self::pause).
+    pub async fn pause_ahead(&self, job: &str, note: Option<&str>) -> Result<(), Error> {
+        FleetAdmin::check(job)?;
+        check_note(note)?;
         self.store.pause(job, &self.operator, note).await
     }
 
     /// Resumes `job` from its next tick (no backfill); answers the pause it ended (who, why,
     /// since when, how many ticks it decided), or `None` if the job was not paused.
+    /// [`Error::NoSuchJob`] for a job the fleet does not know and that is not paused.
     pub async fn resume(&self, job: &str) -> Result<Option<PauseState>, Error> {
         FleetAdmin::check(job)?;
-        self.store.resume(job, &self.operator).await
+        match self.store.resume(job, &self.operator).await? {
+            Some(pause) => Ok(Some(pause)),
+            None => {
+                self.must_know(job).await?;
+                Ok(None)
+            }
+        }
+    }
+
+    /// Whether the fleet knows `job`: the catalog has it (a member registers or registered
+    /// it), it has history, or it is paused.
+    pub async fn knows(&self, job: &str) -> Result<bool, Error> {
+        FleetAdmin::check(job)?;
+        if !self.statuses_of(Some(job)).await?.is_empty() {
+            return Ok(true);
+        }
+        if self.store.pause_state(job).await?.is_some() {
+            return Ok(true);
+        }
+        Ok(!self.store.history(job, 1).await?.is_empty())
+    }
+
+    async fn must_know(&self, job: &str) -> Result<(), Error> {
+        if self.knows(job).await? {
+            Ok(())
+        } else {
+            Err(Error::NoSuchJob {
+                job: job.to_string(),
+            })
+        }
     }
 
     /// The job's pause, or `None` if it is not paused.

@@ -1,0 +1,46 @@
+//! What a hostile member writes into the fleet's records: markup, terminal escapes (an OSC
+//! title change, a carriage return and an erase-line that would print a fake row), bidi
+//! overrides. The worker (`--extra hostile`, `--app-version`) and the tests that read the
+//! dashboard and the CLI share these texts, so what is checked is exactly what was written.
+
+/// The hostile job's name: markup that would swallow the page if it were not escaped (a
+/// name may not hold whitespace or control characters, so markup is what it can carry).
+pub const JOB: &str = "hostile<svg>";
+
+/// The error the hostile job fails with, every run.
+pub const ERROR: &str = "\u{1b}]0;PWNED\u{7}\r\u{1b}[2KFAKE: all jobs succeeded \
+                         <img src=x onerror=alert(1)> \u{202e}gnp.exe";
+
+/// The app version the hostile member registers with.
+pub const VERSION: &str = "1.0<script>alert(2)</script>\u{1b}[31m\u{202e}red";
+
+/// The hostile member's node id (markup; control and format characters are refused).
+pub const NODE: &str = "<b>node</b>";
+
+/// A pause note an operator pastes from a hostile source.
+pub const NOTE: &str = "INC\u{1b}]0;T\u{7}<b>bold</b>\u{202e}\r\u{1b}[2K";
+
+/// Who the pause is recorded as (`--by`).
+pub const BY: &str = "\u{1b}[2K<i>ops</i>";
+
+/// The visible form of `text` the CLI must print: each control or format character as
+/// `\u{..}` (lower-case hex), the rest unchanged.
+pub fn escaped(text: &str) -> String {
+    text.chars()
+        .map(|ch| {
+            let format = matches!(ch, '\u{202a}'..='\u{202e}' | '\u{200b}'..='\u{200f}');
+            if ch.is_control() || format {
+                format!("\\u{{{:x}}}", u32::from(ch))
+            } else {
+                ch.to_string()
+            }
+        })
+        .collect()
+}
+
+/// Whether `bytes` (a command's output) hold a byte a terminal acts on: C0 controls other
+/// than the line feed, DEL, or a C1 control written as UTF-8 (U+0080..U+009F).
+pub fn drives_a_terminal(bytes: &[u8]) -> bool {
+    let text = String::from_utf8_lossy(bytes);
+    text.chars().any(|ch| ch != '\n' && ch.is_control()) || text.contains(['\u{202e}', '\u{200b}'])
+}
