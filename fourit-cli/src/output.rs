@@ -112,20 +112,30 @@ pub fn next_run(next_ms: Option<i64>, has_schedule: bool, now_ms: i64) -> String
     }
 }
 
-/// A cell escaped as [`shown`], keeping only the colour codes [`Style::outcome`] writes
-/// around an already escaped outcome.
+/// The colour codes [`Style::outcome`] writes: the only escape sequences a cell keeps.
+const COLOURS: [&str; 4] = ["\u{1b}[32m", "\u{1b}[31m", "\u{1b}[33m", "\u{1b}[0m"];
+
+/// A cell escaped as [`shown`], wherever it holds them keeping only the colour codes
+/// [`Style::outcome`] writes (a cell may be an outcome followed by other text: `succeeded
+/// 3 s ago on NODE`). Those four codes only colour text; every other escape, control or
+/// format character is written out.
 fn escaped_cell(cell: &str) -> String {
-    for code in ["32", "31", "33"] {
-        let open = format!("\u{1b}[{code}m");
-        if let Some(inner) = cell
-            .strip_prefix(open.as_str())
-            .and_then(|rest| rest.strip_suffix("\u{1b}[0m"))
-            && shown(inner) == inner
-        {
-            return cell.to_string();
+    let mut out = String::with_capacity(cell.len());
+    let mut rest = cell;
+    while let Some(ch) = rest.chars().next() {
+        if let Some(code) = COLOURS.iter().find(|code| rest.starts_with(**code)) {
+            out.push_str(code);
+            rest = &rest[code.len()..];
+            continue;
         }
+        if needs_escape(ch) {
+            out.push_str(&format!("\\u{{{:x}}}", u32::from(ch)));
+        } else {
+            out.push(ch);
+        }
+        rest = &rest[ch.len_utf8()..];
     }
-    shown(cell)
+    out
 }
 
 /// The text without ANSI colour codes.
@@ -159,9 +169,20 @@ mod tests {
         // A colour code smuggled into a cell is escaped; the one outcome() writes is kept.
         let coloured = Style { colour: true }.outcome("failed");
         assert_eq!(escaped_cell(&coloured), coloured);
+        // Inside a cell the colours are kept and everything else is written out.
         assert_eq!(
             escaped_cell("\u{1b}[32m\u{1b}]0;x\u{7}\u{1b}[0m"),
-            "\\u{1b}[32m\\u{1b}]0;x\\u{7}\\u{1b}[0m"
+            "\u{1b}[32m\\u{1b}]0;x\\u{7}\u{1b}[0m"
+        );
+        // `fourit status`'s "last run" cell: the coloured outcome, then more text.
+        let last = format!("{coloured} 3 s ago on node\u{1b}[2K");
+        assert_eq!(
+            escaped_cell(&last),
+            format!("{coloured} 3 s ago on node\\u{{1b}}[2K")
+        );
+        assert_eq!(
+            visible(&escaped_cell(&last)),
+            "failed 3 s ago on node\\u{1b}[2K"
         );
         assert_eq!(
             Style { colour: true }.outcome("\u{1b}[2K"),

@@ -85,15 +85,6 @@ pub fn redact_url(url: &str) -> String {
 /// is not followed by one, so it does not end the user-info, and the query is redacted as a
 /// query.
 pub(crate) fn split_userinfo(rest: &str) -> (Option<&str>, &str) {
-    let host_like = |text: &str| {
-        let end = text.find(['/', '?', '#']).unwrap_or(text.len());
-        let hosts = &text[..end];
-        !hosts.is_empty()
-            && hosts.chars().all(|c| {
-                c.is_ascii_alphanumeric()
-                    || matches!(c, '.' | '-' | '_' | ':' | ',' | '[' | ']' | '%')
-            })
-    };
     for (at, _) in rest
         .match_indices('@')
         .collect::<Vec<_>>()
@@ -114,13 +105,34 @@ pub(crate) fn split_userinfo(rest: &str) -> (Option<&str>, &str) {
     (None, rest)
 }
 
-/// `url` with the user-info's `/ ? # @` percent-encoded, read as [`redact_url`] reads it
-/// (up to the last `@`): a client that ends the authority at the first `/` (redis-rs) then
-/// reads the password the user meant, and its parsers never take half of it for a path.
+/// Whether `text` (what follows an `@`) begins with a host list: host names, addresses,
+/// ports and commas, up to the path, the query or the end.
+fn host_like(text: &str) -> bool {
+    let end = text.find(['/', '?', '#']).unwrap_or(text.len());
+    let hosts = &text[..end];
+    !hosts.is_empty()
+        && hosts.chars().all(|c| {
+            c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_' | ':' | ',' | '[' | ']' | '%')
+        })
+}
+
+/// `url` with the user-info's `/ ? # @` percent-encoded, read as [`redact_url`] reads it:
+/// a client that ends the authority at the first `/` (redis-rs) or the user-info at the
+/// first `@` (tokio-postgres) then reads the password the user meant, and its parsers never
+/// take half of it for a path or a host. A URL that can be read two ways (a host list
+/// follows more than one `@`: `redis://u:pw@cache/0?client=a@b`) is left as written, for
+/// the client to read its own way: a password holding `@` must then be written `%40`.
 pub(crate) fn encode_userinfo(url: &str) -> String {
     let Some((scheme, rest)) = url.split_once("://") else {
         return url.to_string();
     };
+    let readings = rest
+        .match_indices('@')
+        .filter(|(at, _)| host_like(&rest[at + 1..]))
+        .count();
+    if readings > 1 {
+        return url.to_string();
+    }
     let (Some(userinfo), after) = split_userinfo(rest) else {
         return url.to_string();
     };
@@ -296,6 +308,15 @@ mod tests {
             "redis://cache:1/0"
         );
         assert_eq!(super::encode_userinfo("redis://u@cache"), "redis://u@cache");
+        // Two readings: left for the client, which connects to `cache` as written.
+        assert_eq!(
+            super::encode_userinfo("redis://app:pw@cache:6379/0?token=a@b"),
+            "redis://app:pw@cache:6379/0?token=a@b"
+        );
+        assert_eq!(
+            super::encode_userinfo("postgres://u:p@ss@db/app"),
+            "postgres://u:p%40ss@db/app"
+        );
     }
 
     proptest! {

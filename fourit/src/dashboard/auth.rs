@@ -27,6 +27,8 @@ const SESSION_TTL: Duration = Duration::from_secs(8 * 3600);
 const MAX_SESSIONS: usize = 1024;
 /// Failed logins a client may make per [`FAILURE_WINDOW`] before it is answered 429.
 const MAX_FAILURES: u32 = 5;
+/// How many clients' failures are counted at once (the map's bound).
+const MAX_FAILING_CLIENTS: usize = 4096;
 const FAILURE_WINDOW: Duration = Duration::from_secs(60);
 
 /// Whether `token` may protect a dashboard: not empty, at least [`MIN_TOKEN_LEN`]
@@ -39,7 +41,7 @@ pub fn check_token(token: &str) -> Result<(), String> {
                 .to_string(),
         );
     }
-    let length = token.chars().count();
+    let length = token.trim().chars().count();
     if length < MIN_TOKEN_LEN {
         return Err(format!(
             "the dashboard token is {length} characters long; it must be at least \
@@ -106,17 +108,31 @@ impl Sessions {
         let Ok(failures) = self.failures.lock() else {
             return true;
         };
-        failures.get(client).is_some_and(|(since, count)| {
-            since.elapsed() < FAILURE_WINDOW && *count >= MAX_FAILURES
-        })
+        match failures.get(client) {
+            Some((since, count)) => since.elapsed() < FAILURE_WINDOW && *count >= MAX_FAILURES,
+            // So many clients failing at once is an attack from many addresses: nobody new
+            // may guess until the window passes.
+            None => failures.len() >= MAX_FAILING_CLIENTS,
+        }
     }
 
     fn failed(&self, client: &str) {
         if let Ok(mut failures) = self.failures.lock() {
-            failures.retain(|_, (since, _)| since.elapsed() < FAILURE_WINDOW);
+            if failures.len() >= MAX_FAILING_CLIENTS {
+                failures.retain(|_, (since, _)| since.elapsed() < FAILURE_WINDOW);
+            }
+            // Still full of clients failing now: the newcomer is not counted, and
+            // `throttled` refuses it (see there), so guessing from many addresses gains
+            // nothing and the map stays bounded.
+            if failures.len() >= MAX_FAILING_CLIENTS && !failures.contains_key(client) {
+                return;
+            }
             let entry = failures
                 .entry(client.to_string())
                 .or_insert((Instant::now(), 0));
+            if entry.0.elapsed() >= FAILURE_WINDOW {
+                *entry = (Instant::now(), 0);
+            }
             entry.1 += 1;
         }
     }
@@ -224,6 +240,18 @@ pub(super) async fn guard(
     next: Next,
 ) -> Response {
     let headers = request.headers();
+    // A wrong bearer token counts as a failed login, so the API is no faster a way to guess.
+    let bearer = header_text(headers, header::AUTHORIZATION)
+        .is_some_and(|value| value.starts_with("Bearer "));
+    if bearer && dashboard.token.is_some() {
+        let client = client_of(request.extensions().get::<ConnectInfo<SocketAddr>>());
+        if dashboard.sessions.throttled(&client) {
+            return too_many();
+        }
+        if dashboard.credential(headers) != Some(Credential::Bearer) {
+            dashboard.sessions.failed(&client);
+        }
+    }
     match door(&request) {
         Door::Open => {}
         Door::Read { api } => {
@@ -260,9 +288,29 @@ pub(super) async fn guard(
     next.run(request).await
 }
 
-/// Who a client is, for counting its failed logins: its address when the server says it.
+/// Who a client is, for counting its failed logins: its address when the server says it
+/// (an IPv6 address by its /64, which one host can rotate within).
 fn client_of(connect: Option<&ConnectInfo<SocketAddr>>) -> String {
-    connect.map_or_else(|| "unknown".to_string(), |info| info.0.ip().to_string())
+    match connect.map(|info| info.0.ip()) {
+        Some(std::net::IpAddr::V6(v6)) => {
+            let [a, b, c, d, ..] = v6.segments();
+            format!("{a:x}:{b:x}:{c:x}:{d:x}::/64")
+        }
+        Some(ip) => ip.to_string(),
+        None => "unknown".to_string(),
+    }
+}
+
+/// `429`, with when to try again.
+fn too_many() -> Response {
+    let mut response = refuse(
+        StatusCode::TOO_MANY_REQUESTS,
+        "too many failed logins: wait a minute",
+    );
+    response
+        .headers_mut()
+        .insert(header::RETRY_AFTER, HeaderValue::from_static("60"));
+    response
 }
 
 pub(super) async fn login_page(State(dashboard): State<Arc<Dashboard>>) -> Response {
@@ -284,14 +332,7 @@ pub(super) async fn login(
     }
     let client = client_of(connect);
     if dashboard.sessions.throttled(&client) {
-        let mut response = refuse(
-            StatusCode::TOO_MANY_REQUESTS,
-            "too many failed logins: wait a minute",
-        );
-        response
-            .headers_mut()
-            .insert(header::RETRY_AFTER, HeaderValue::from_static("60"));
-        return response;
+        return too_many();
     }
     let given = forms::form_field(&body, "token").unwrap_or_default();
     if !same_secret(given.trim(), token) {

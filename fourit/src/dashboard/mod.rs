@@ -95,10 +95,12 @@ impl Dashboard {
     }
 
     /// The token every page, the API and every action need (bearer header or login
-    /// session). Check it with [`check_token`] first: an empty token is kept as given and
-    /// then matches nothing, so such a dashboard opens to nobody rather than to everybody.
+    /// session), without the spaces or newline at its ends (a token file's, a variable's),
+    /// as the login form reads what is typed. Check it with [`check_token`] first: an empty
+    /// token is kept as given and then matches nothing, so such a dashboard opens to nobody
+    /// rather than to everybody.
     pub fn token(mut self, token: &str) -> Dashboard {
-        self.token = Some(token.to_string());
+        self.token = Some(token.trim().to_string());
         self
     }
 

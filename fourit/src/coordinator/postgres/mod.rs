@@ -412,7 +412,10 @@ impl PostgresCoordinator {
             url: shown.clone(),
             reason,
         };
-        let settings = options::settings(url).map_err(invalid)?;
+        // tokio-postgres ends the user-info at the first `@`: a password holding one (or a
+        // `/ ? #`) is encoded first, so it reads the password the user meant.
+        let encoded = super::redact::encode_userinfo(url);
+        let settings = options::settings(&encoded).map_err(invalid)?;
         let mut config: Config = settings.url.parse().map_err(|err: tokio_postgres::Error| {
             let reason = crate::coordinator::redact::scrub(&err.to_string(), url);
             invalid(format!("not a Postgres URL: {reason}"))

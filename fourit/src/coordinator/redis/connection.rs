@@ -175,9 +175,9 @@ impl Connection {
                 };
                 this.install(client, manager);
                 debug!("connected afresh to Redis");
-                // Calls still in flight on the old connection fail after this, harmlessly
-                // (their epoch is the old one); at most one replacement a second.
-                tokio::time::sleep(Duration::from_secs(1)).await;
+                // Calls still in flight on the old connection fail after this, harmlessly:
+                // their epoch is the old one, so they retire nothing. A failure of the fresh
+                // one is news, and is replaced at once.
                 if this.get().is_some() {
                     break;
                 }
