@@ -116,23 +116,16 @@ fn host_like(text: &str) -> bool {
         })
 }
 
-/// `url` with the user-info's `/ ? # @` percent-encoded, read as [`redact_url`] reads it:
-/// a client that ends the authority at the first `/` (redis-rs) or the user-info at the
-/// first `@` (tokio-postgres) then reads the password the user meant, and its parsers never
-/// take half of it for a path or a host. A URL that can be read two ways (a host list
-/// follows more than one `@`: `redis://u:pw@cache/0?client=a@b`) is left as written, for
-/// the client to read its own way: a password holding `@` must then be written `%40`.
+/// `url` with the user-info's `/ ? # @` percent-encoded, read as [`redact_url`] reads it
+/// (to the last `@` a host list follows): a client that ends the authority at the first `/`
+/// (redis-rs) or the user-info at the first `@` (tokio-postgres) then reads the password the
+/// user meant, and its parsers never take half of it for a path or a host. The one reading
+/// this gets wrong is an `@` in the last query value followed by a host-like word
+/// (`?sentinel_username=ops@corp` at the very end): write that `@` as `%40` (README).
 pub(crate) fn encode_userinfo(url: &str) -> String {
     let Some((scheme, rest)) = url.split_once("://") else {
         return url.to_string();
     };
-    let readings = rest
-        .match_indices('@')
-        .filter(|(at, _)| host_like(&rest[at + 1..]))
-        .count();
-    if readings > 1 {
-        return url.to_string();
-    }
     let (Some(userinfo), after) = split_userinfo(rest) else {
         return url.to_string();
     };
@@ -308,11 +301,6 @@ mod tests {
             "redis://cache:1/0"
         );
         assert_eq!(super::encode_userinfo("redis://u@cache"), "redis://u@cache");
-        // Two readings: left for the client, which connects to `cache` as written.
-        assert_eq!(
-            super::encode_userinfo("redis://app:pw@cache:6379/0?token=a@b"),
-            "redis://app:pw@cache:6379/0?token=a@b"
-        );
         assert_eq!(
             super::encode_userinfo("postgres://u:p@ss@db/app"),
             "postgres://u:p%40ss@db/app"
