@@ -434,6 +434,15 @@ async fn the_dashboard_is_exactly_as_protected_as_it_says() {
         404
     );
     assert_eq!(cli.json(&["paused", "job-O", "--json"])["paused"], false);
+    assert_eq!(
+        with_token(address, "GET", "/api/jobs/job-O/history", &[]).status,
+        404,
+        "the API's history of an unknown job"
+    );
+    assert_eq!(
+        with_token(address, "GET", "/api/jobs/job-0/history", &[]).status,
+        200
+    );
     // A note over 4 kB: refused.
     let long = format!("note={}", "n".repeat(5000));
     let note = request(
@@ -464,6 +473,30 @@ async fn the_dashboard_is_exactly_as_protected_as_it_says() {
         .collect();
     assert_eq!(guesses[0], 401, "{guesses:?}");
     assert_eq!(guesses[6], 429, "{guesses:?}");
+    // The API is no faster a way to guess: a throttled client's bearer is not even compared.
+    assert_eq!(
+        with_token(address, "GET", "/api/jobs", &[]).status,
+        429,
+        "bearer requests of a client that failed too often"
+    );
+    // And wrong bearer tokens count as failed logins (a dashboard of its own: a fresh count).
+    let guarded = DashboardProcess::start(FOURIT, &url, namespace, &["--token", TOKEN]);
+    let wrong = "Bearer a-wrong-token-of-24-chars";
+    let bearers: Vec<u16> = (0..7)
+        .map(|_| {
+            request(
+                &guarded.address,
+                "GET",
+                "/api/jobs",
+                &[("authorization", wrong)],
+                "",
+            )
+            .map(|r| r.status)
+            .unwrap_or(0)
+        })
+        .collect();
+    assert_eq!(bearers[0], 401, "{bearers:?}");
+    assert_eq!(bearers[6], 429, "{bearers:?}");
     fleet.assert_all_running();
     fleet.stop_all(Duration::from_secs(20)).await;
 }

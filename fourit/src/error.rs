@@ -258,7 +258,8 @@ impl Redacted {
     fn of(error: &(dyn std::error::Error + 'static), secret: Option<&str>) -> Redacted {
         let mut text = error.to_string();
         if let Some(secret) = secret.filter(|secret| !secret.is_empty()) {
-            text = text.replace(secret, "***");
+            // Whole, decoded and in the pieces a driver may cut it into.
+            text = crate::coordinator::redact::scrub_secret(&text, secret);
         }
         Redacted {
             text,

@@ -334,6 +334,12 @@ async fn api_history(
     State(dashboard): State<Arc<Dashboard>>,
     Path(name): Path<String>,
 ) -> Response {
+    // A job the fleet does not know is a 404, as its page is, not an empty history.
+    match dashboard.admin.knows(&name).await {
+        Ok(true) => {}
+        Ok(false) => return failed(Error::NoSuchJob { job: name }),
+        Err(err) => return failed(err),
+    }
     match dashboard.admin.history(&name, HISTORY_SHOWN).await {
         Ok(entries) => json_response(json::history(&entries)),
         Err(err) => failed(err),
