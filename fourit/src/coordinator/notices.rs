@@ -22,6 +22,30 @@ pub struct ClaimNotice {
     pub manual: bool,
 }
 
+impl ClaimNotice {
+    /// A notice as the coordinators send it: `<tick ms> <job>` for a decided tick, or
+    /// `manual <job>` for a manual request (a tick is a number, so members of an older
+    /// version ignore a manual one). `None` for anything else.
+    pub fn parse(text: &str) -> Option<ClaimNotice> {
+        let (tick, job) = text.split_once(' ')?;
+        if tick == MANUAL_NOTICE {
+            return Some(ClaimNotice {
+                job: Arc::from(job),
+                tick_ms: 0,
+                manual: true,
+            });
+        }
+        Some(ClaimNotice {
+            job: Arc::from(job),
+            tick_ms: tick.parse().ok()?,
+            manual: false,
+        })
+    }
+}
+
+/// The first word of the notice a manual request sends.
+pub(crate) const MANUAL_NOTICE: &str = "manual";
+
 /// How many notices a slow listener may fall behind before it misses some (it then claims
 /// those ticks itself and is refused: a round trip lost, nothing else).
 pub const NOTICE_BUFFER: usize = 4096;

@@ -3,7 +3,6 @@
 
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::Arc;
 use std::time::Duration;
 
 use tokio_postgres::{AsyncMessage, Config};
@@ -119,17 +118,5 @@ pub(super) fn parse_notice(namespace: &str, payload: &str) -> Option<ClaimNotice
     if ns != namespace {
         return None;
     }
-    let (tick, job) = rest.split_once(' ')?;
-    if tick == "manual" {
-        return Some(ClaimNotice {
-            job: Arc::from(job),
-            tick_ms: 0,
-            manual: true,
-        });
-    }
-    Some(ClaimNotice {
-        job: Arc::from(job),
-        tick_ms: tick.parse().ok()?,
-        manual: false,
-    })
+    ClaimNotice::parse(rest)
 }

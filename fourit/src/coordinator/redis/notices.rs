@@ -137,25 +137,9 @@ pub(super) async fn listen(
     }
 }
 
-/// `<tick ms> <job>`, as the claim script publishes it, or `manual <job>`, as a request for
-/// a manual run publishes it.
+/// A notice's payload, as the claim script or a manual request publishes it.
 fn parse_notice(payload: &[u8]) -> Option<ClaimNotice> {
-    let text = std::str::from_utf8(payload).ok()?;
-    let (tick, job) = text.split_once(' ')?;
-    if tick == MANUAL_NOTICE {
-        return Some(ClaimNotice {
-            job: Arc::from(job),
-            tick_ms: 0,
-            manual: true,
-        });
-    }
-    Some(ClaimNotice {
-        job: Arc::from(job),
-        tick_ms: tick.parse().ok()?,
-        manual: false,
-    })
+    ClaimNotice::parse(std::str::from_utf8(payload).ok()?)
 }
 
-/// The first word of the notice a manual request publishes (a tick is a number, so members of
-/// an older version ignore it).
-pub(super) const MANUAL_NOTICE: &str = "manual";
+pub(super) use crate::coordinator::notices::MANUAL_NOTICE;
