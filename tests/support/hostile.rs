@@ -17,6 +17,12 @@ pub const VERSION: &str = "1.0<script>alert(2)</script>\u{1b}[31m\u{202e}red";
 /// The hostile member's node id (markup; control and format characters are refused).
 pub const NODE: &str = "<b>node</b>";
 
+/// A job name that would be drawn as `jobexe.png`: a bidi override, refused at run time.
+pub const BIDI_NAME: &str = "job\u{202e}gnp.exe";
+
+/// A node id with a zero-width space in it (looks like `node-a`), refused at run time.
+pub const BIDI_NODE: &str = "node\u{200b}-a";
+
 /// A pause note an operator pastes from a hostile source.
 pub const NOTE: &str = "INC\u{1b}]0;T\u{7}<b>bold</b>\u{202e}\r\u{1b}[2K";
 
