@@ -359,33 +359,9 @@ async fn a_real_browser_shows_a_hostile_members_text_as_text() {
         );
     }
     let mut fleet = Fleet::new(WORKER);
-    fleet.start_on(
-        hostile::NODE,
-        &url,
-        namespace,
-        &[
-            "--jobs",
-            "0",
-            "--extra",
-            "hostile",
-            "--app-version",
-            hostile::VERSION,
-        ],
-    );
-    fleet
-        .wait_until(Duration::from_secs(30), "2 failed hostile runs", |events| {
-            distinct_ticks(events, hostile::JOB, 0, None) >= 2
-        })
-        .await;
+    hostile::start_member(&mut fleet, &url, namespace, 0).await;
     let cli = Cli::new(FOURIT, &url, namespace);
-    let paused = cli.run(&[
-        "pause",
-        hostile::JOB,
-        "--note",
-        hostile::NOTE,
-        "--by",
-        hostile::BY,
-    ]);
+    let paused = cli.run(&hostile::PAUSE);
     assert!(paused.status.success(), "{paused:?}");
     let dashboard = DashboardProcess::start(FOURIT, &url, namespace, &[]);
     let driver = start_driver();
