@@ -4,6 +4,9 @@
 //! error text shows as text, the pause button pauses the job fleet-wide (in the coordinator
 //! and in the workers' own records) and resume resumes it, trigger runs it once. A screenshot
 //! of the jobs page is written to `target/dashboard.png` (the one in docs/ was taken so).
+//! A hostile member's texts (job name, error, node id, app version) and a pasted pause note
+//! and requester show as text on every page, escaped, with nothing injected and no script
+//! run; names that could impersonate are refused by the worker before they reach a page.
 
 use std::net::TcpListener;
 use std::process::{Child, Command, Stdio};
@@ -14,6 +17,7 @@ use fourit_tests::RedisServer;
 use fourit_tests::cli::Cli;
 use fourit_tests::dashboard::DashboardProcess;
 use fourit_tests::faults::{Fleet, Line, distinct_ticks, now_ms};
+use fourit_tests::hostile::{self, escaped};
 
 const WORKER: &str = env!("CARGO_BIN_EXE_worker");
 const FOURIT: &str = env!("CARGO_BIN_EXE_fourit-for-tests");
@@ -281,4 +285,130 @@ async fn a_real_browser_sees_and_steers_a_live_fleet() {
     fleet.assert_all_running();
     fleet.stop_all(Duration::from_secs(20)).await;
     eprintln!("screenshot: {}", shot.display());
+}
+
+/// The `textContent` of every element `css` selects, in document order.
+async fn texts(client: &Client, css: &str) -> Vec<String> {
+    let found = client
+        .execute(
+            "return [...document.querySelectorAll(arguments[0])].map(e => e.textContent);",
+            vec![serde_json::json!(css)],
+        )
+        .await
+        .unwrap_or_else(|e| panic!("{css}: {e}"));
+    serde_json::from_value(found).unwrap_or_else(|e| panic!("{css}: {e}"))
+}
+
+/// The page at `path` once `ready` is on it, checked as a whole: no element the hostile
+/// texts would make if read as markup (their `<svg>`, `<img>`, `<script>`, `<b>`, `<i>`;
+/// the chart's own SVG has its label), no alert, no raw control or invisible character.
+async fn hostile_page(client: &Client, url: &str, ready: &str) {
+    client
+        .goto(url)
+        .await
+        .unwrap_or_else(|e| panic!("goto {url}: {e}"));
+    client
+        .wait()
+        .at_most(Duration::from_secs(10))
+        .for_element(Locator::Css(ready))
+        .await
+        .unwrap_or_else(|e| panic!("{ready} on {url}: {e}"));
+    let injected = texts(
+        client,
+        "img, b, i, script:not([src]), svg:not([aria-label]), [onerror]",
+    )
+    .await;
+    assert!(
+        injected.is_empty(),
+        "{url}: elements injected: {injected:?}"
+    );
+    assert!(
+        client.get_alert_text().await.is_err(),
+        "{url}: an alert opened: a hostile text ran"
+    );
+    let body = texts(client, "body").await.concat();
+    assert!(
+        !body.contains(['\u{1b}', '\u{7}', '\r', '\u{202e}', '\u{200b}']),
+        "{url}: a control or invisible character shown raw: {body:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_real_browser_shows_a_hostile_members_text_as_text() {
+    let server = RedisServer::start();
+    let url = server.url();
+    let namespace = "hostile-browser";
+    // Names that could pass for others never reach a page: the worker refuses them at start.
+    for (args, code) in [
+        (["--node", hostile::BIDI_NODE], "U+200B"),
+        (["--extra", "hostile-name"], "U+202E"),
+    ] {
+        let worker = tokio::process::Command::new(WORKER)
+            .args(["--url", url.as_str(), "--namespace", namespace])
+            .args(args)
+            .kill_on_drop(true)
+            .output();
+        let refused = tokio::time::timeout(Duration::from_secs(20), worker)
+            .await
+            .unwrap_or_else(|_| panic!("{args:?}: the worker started instead of refusing"))
+            .unwrap_or_else(|e| panic!("starting the worker: {e}"));
+        let stderr = String::from_utf8_lossy(&refused.stderr);
+        assert!(
+            !refused.status.success() && stderr.contains(code),
+            "{args:?}: {stderr}"
+        );
+    }
+    let mut fleet = Fleet::new(WORKER);
+    hostile::start_member(&mut fleet, &url, namespace, 0).await;
+    let cli = Cli::new(FOURIT, &url, namespace);
+    let paused = cli.run(&hostile::PAUSE);
+    assert!(paused.status.success(), "{paused:?}");
+    let dashboard = DashboardProcess::start(FOURIT, &url, namespace, &[]);
+    let driver = start_driver();
+    let profile = std::env::temp_dir().join(format!("fourit-hostile-{}", std::process::id()));
+    let client = connect(&driver, &profile).await;
+    let note = format!("{} (by {})", escaped(hostile::NOTE), escaped(hostile::BY));
+    let error = escaped(hostile::ERROR);
+    let version = escaped(hostile::VERSION);
+    let session = async {
+        hostile_page(&client, &dashboard.url("/"), "table.jobs tr.job .error").await;
+        assert_eq!(
+            texts(&client, "tr.job td:first-child").await,
+            [hostile::JOB]
+        );
+        assert_eq!(texts(&client, "tr.job .error").await, [error.as_str()]);
+        assert_eq!(texts(&client, "tr.job .note").await, [note.as_str()]);
+        let last = texts(&client, "tr.job td.last").await.concat();
+        assert!(last.contains(&format!(" on {}", hostile::NODE)), "{last}");
+
+        let page = dashboard.url("/jobs/hostile%3Csvg%3E");
+        hostile_page(&client, &page, "table.history tr.entry").await;
+        let title = texts(&client, "h1").await.concat();
+        assert!(title.starts_with(hostile::JOB), "{title}");
+        assert_eq!(texts(&client, "p .note").await, [note.as_str()]);
+        let nodes = texts(&client, "tr.entry.failed td:nth-child(3)").await;
+        assert!(
+            !nodes.is_empty() && nodes.iter().all(|node| node == hostile::NODE),
+            "{nodes:?}"
+        );
+        let details = texts(&client, "tr.entry.failed td.detail").await;
+        assert!(details.iter().all(|detail| *detail == error), "{details:?}");
+
+        hostile_page(&client, &dashboard.url("/members"), "tr.member").await;
+        assert_eq!(
+            texts(&client, "tr.member td:nth-child(1)").await,
+            [hostile::NODE]
+        );
+        assert_eq!(
+            texts(&client, "tr.member td:nth-child(4)").await,
+            [version.as_str()]
+        );
+    };
+    tokio::time::timeout(Duration::from_secs(30), session)
+        .await
+        .unwrap_or_else(|_| panic!("the browser session took over 30 s"));
+    let _ = client.close().await;
+    let _ = std::fs::remove_dir_all(&profile);
+    fleet.assert_all_running();
+    fleet.stop_all(Duration::from_secs(20)).await;
 }

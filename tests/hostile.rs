@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use fourit_tests::RedisServer;
 use fourit_tests::cli::{Cli, stderr, stdout};
-use fourit_tests::faults::{Fleet, distinct_ticks};
+use fourit_tests::faults::Fleet;
 use fourit_tests::hostile::{self, drives_a_terminal, escaped};
 
 const WORKER: &str = env!("CARGO_BIN_EXE_worker");
@@ -34,26 +34,7 @@ async fn fleet_text_never_drives_the_terminal_and_a_typo_is_an_error() {
     let url = server.url();
     let namespace = "hostile";
     let mut fleet = Fleet::new(WORKER);
-    fleet.start_on(
-        hostile::NODE,
-        &url,
-        namespace,
-        &[
-            "--jobs",
-            "1",
-            "--extra",
-            "hostile",
-            "--app-version",
-            hostile::VERSION,
-        ],
-    );
-    fleet
-        .wait_until(
-            Duration::from_secs(30),
-            "2 ticks of the hostile job",
-            |events| distinct_ticks(events, hostile::JOB, 0, None) >= 2,
-        )
-        .await;
+    hostile::start_member(&mut fleet, &url, namespace, 1).await;
     let cli = Cli::new(FOURIT, &url, namespace);
     let run = |args: &[&str]| {
         let output = cli.run(args);
@@ -93,15 +74,7 @@ async fn fleet_text_never_drives_the_terminal_and_a_typo_is_an_error() {
     assert!(text.contains(&escaped(hostile::BY)), "{text}");
 
     // A pause with a pasted note: escaped wherever it is printed, exact in the JSON.
-    let args = [
-        "pause",
-        hostile::JOB,
-        "--note",
-        hostile::NOTE,
-        "--by",
-        hostile::BY,
-    ];
-    let (paused, text) = run(&args);
+    let (paused, text) = run(&hostile::PAUSE);
     assert!(paused.status.success(), "{}", stderr(&paused));
     assert!(text.contains(&escaped(hostile::BY)), "{text}");
     let (_, text) = run(&["paused", hostile::JOB]);

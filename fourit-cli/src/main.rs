@@ -397,13 +397,9 @@ async fn dashboard(
     let shutdown = async {
         let _ = tokio::signal::ctrl_c().await;
     };
-    let service = app
-        .router()
-        .into_make_service_with_connect_info::<std::net::SocketAddr>();
-    axum::serve(listener, service)
-        .with_graceful_shutdown(shutdown)
-        .await
-        .map_err(|err| Failure::new(EXIT_COORDINATOR, format!("the dashboard stopped: {err}")))
+    let limits = fourit::dashboard::Limits::default();
+    fourit::dashboard::serve(listener, app.router(), limits, shutdown).await;
+    Ok(())
 }
 
 /// Exit code: a manual run that failed or was skipped (`trigger --wait`).

@@ -32,39 +32,9 @@ impl Style {
     }
 }
 
-/// Text from the fleet (a job's error, a note, a node id, a version, a name) as the terminal
-/// must see it: data, never control. Control characters (C0, DEL, C1: escapes, OSC title
-/// changes, carriage returns that overwrite a row) and invisible format characters (bidi
-/// overrides, zero-width characters) are written out as `\u{1b}`; the rest is unchanged.
-pub fn shown(text: &str) -> String {
-    if !text.chars().any(needs_escape) {
-        return text.to_string();
-    }
-    let mut out = String::with_capacity(text.len() + 8);
-    for ch in text.chars() {
-        if needs_escape(ch) {
-            out.push_str(&format!("\\u{{{:x}}}", u32::from(ch)));
-        } else {
-            out.push(ch);
-        }
-    }
-    out
-}
-
-/// A character a terminal would act on or that hides itself: control characters, and
-/// Unicode's bidi and zero-width format characters.
-fn needs_escape(ch: char) -> bool {
-    ch.is_control()
-        || matches!(
-            ch,
-            '\u{061c}'
-                | '\u{180e}'
-                | '\u{200b}'..='\u{200f}'
-                | '\u{2028}'..='\u{202e}'
-                | '\u{2060}'..='\u{2069}'
-                | '\u{feff}'
-        )
-}
+// Text from the fleet as the terminal must see it: control and invisible characters written
+// out as `\u{1b}` (the dashboard's pages show it the same way).
+pub use fourit::admin::shown;
 
 // RFC 3339 with milliseconds, and `3 s ago` / `in 2 min`: the same text as the dashboard's.
 pub use fourit::dashboard::json::{relative as ago, rfc3339};

@@ -5,7 +5,8 @@
 //! worker --url redis://127.0.0.1:PORT --namespace NS --node NAME
 //!        [--jobs 3] [--schedule "* * * * * *"] [--body-ms 5] [--clock-offset-ms 0]
 //!        [--record-url URL] [--lease-ttl-ms N] [--shutdown-timeout-ms 10000]
-//!        [--on-cancel ignore|stop] [--extra panics|fails|fails-html|hostile|times-out]...
+//!        [--on-cancel ignore|stop]
+//!        [--extra panics|fails|fails-html|hostile|hostile-name|times-out]...
 //!        [--timeout-ms 300] [--app-version V]
 //! ```
 //!
@@ -25,7 +26,8 @@
 //! `--extra KIND` adds a job named KIND on the same schedule, besides `job-0..job-N`:
 //! `panics` panics, `fails` returns `Err("deliberate failure")`, `times-out` sleeps 5 s with a
 //! `--timeout-ms` timeout; `hostile` is named `fourit_tests::hostile::JOB` and fails with
-//! `fourit_tests::hostile::ERROR` (markup, terminal escapes, bidi). Logs (tracing, `RUST_LOG`, default `warn`) go to stderr.
+//! `fourit_tests::hostile::ERROR` (markup, terminal escapes, bidi); `hostile-name` is named
+//! `fourit_tests::hostile::BIDI_NAME`, which the scheduler refuses (the worker exits). Logs (tracing, `RUST_LOG`, default `warn`) go to stderr.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -96,7 +98,7 @@ fn options() -> Result<Options, String> {
                 }
             }
             "--extra" => match value.as_str() {
-                "panics" | "fails" | "times-out" | "fails-html" | "hostile" => {
+                "panics" | "fails" | "times-out" | "fails-html" | "hostile" | "hostile-name" => {
                     options.extras.push(value)
                 }
                 other => return Err(format!("--extra: unknown kind `{other}`")),
@@ -291,10 +293,10 @@ async fn run() -> Result<(), Box<dyn std::error::Error>> {
     for kind in &options.extras {
         let recorder = recorder.clone();
         let kind_for_body = kind.clone();
-        let name = if kind == "hostile" {
-            fourit_tests::hostile::JOB
-        } else {
-            kind.as_str()
+        let name = match kind.as_str() {
+            "hostile" => fourit_tests::hostile::JOB,
+            "hostile-name" => fourit_tests::hostile::BIDI_NAME,
+            other => other,
         };
         let job = Job::new(name, &options.schedule, move |ctx: JobContext| {
             let recorder = recorder.clone();

@@ -29,7 +29,7 @@ mod status;
 use self::status::status_of;
 pub use self::status::{
     JobStatus, LastRun, ManualEnd, MemberStatus, RECENT_ENTRIES, RunningNow, STATUS_NEXT_TICKS,
-    next_ticks,
+    next_ticks, shown,
 };
 
 /// Longest pause note accepted, in bytes (the CLI, the admin API and the dashboard alike):

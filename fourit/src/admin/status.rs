@@ -185,3 +185,31 @@ pub(super) fn status_of(entry: CatalogEntry, live: &[String], now: DateTime<Utc>
         last,
     }
 }
+
+/// Text from the fleet (a job's error, a note, a requester, a node id, a version, a name) as
+/// a person must see it, on a terminal or a page: data, never control. Control characters
+/// (C0, DEL, C1: escapes, OSC title changes, carriage returns that overwrite a row) and
+/// invisible format characters (bidi controls, zero-width characters, line and paragraph
+/// separators) are written out as `\u{1b}`; the rest is unchanged.
+///
+/// ```
+/// assert_eq!(fourit::admin::shown("ok\u{202e}txt"), "ok\\u{202e}txt");
+/// assert_eq!(fourit::admin::shown("<b>é</b>"), "<b>é</b>");
+/// ```
+pub fn shown(text: &str) -> String {
+    let hidden = |ch: char| {
+        ch.is_control() || crate::spec::invisible(ch) || matches!(ch, '\u{2028}' | '\u{2029}')
+    };
+    if !text.chars().any(hidden) {
+        return text.to_string();
+    }
+    let mut out = String::with_capacity(text.len() + 8);
+    for ch in text.chars() {
+        if hidden(ch) {
+            out.push_str(&format!("\\u{{{:x}}}", u32::from(ch)));
+        } else {
+            out.push(ch);
+        }
+    }
+    out
+}

@@ -9,7 +9,11 @@
 //!     .token("a-long-random-token")
 //!     .router();
 //! let listener = tokio::net::TcpListener::bind("127.0.0.1:8080").await?;
-//! axum::serve(listener, app).await?;
+//! let limits = fourit::dashboard::Limits::default();
+//! fourit::dashboard::serve(listener, app, limits, async {
+//!     let _ = tokio::signal::ctrl_c().await;
+//! })
+//! .await;
 //! # Ok(())
 //! # }
 //! ```
@@ -29,11 +33,14 @@
 //! are open and no action is offered. A request must name an allowed host (loopback names
 //! and IP addresses, and [`allow_host`](Dashboard::allow_host)'s), so a DNS-rebinding page
 //! cannot read the dashboard; every answer carries `nosniff`, a strict CSP and `no-store`.
+//! Served by [`serve`], a request's head must arrive within 10 s and at most 256
+//! connections (32 per client) are open at once ([`Limits`]).
 
 mod auth;
 mod forms;
 mod headers;
 pub mod json;
+mod server;
 mod view;
 
 use std::sync::Arc;
@@ -48,6 +55,10 @@ use axum::routing::{get, post};
 use serde::Deserialize;
 
 pub use self::auth::{MIN_TOKEN_LEN, check_token};
+pub use self::server::{
+    DEFAULT_HEADER_READ_TIMEOUT, DEFAULT_MAX_CONNECTIONS, DEFAULT_MAX_CONNECTIONS_PER_CLIENT,
+    Limits, serve,
+};
 use crate::admin::FleetAdmin;
 use crate::error::Error;
 
@@ -147,8 +158,9 @@ impl Dashboard {
     }
 
     /// The axum app: pages, API, actions and assets, behind the auth and header layers.
-    /// Serve it with `into_make_service_with_connect_info::<SocketAddr>()` so failed logins
-    /// are counted per client (otherwise they are counted for all clients together).
+    /// Serve it with [`serve`] (a header read timeout and connection caps), or mounted in
+    /// an app of yours served with `into_make_service_with_connect_info::<SocketAddr>()`:
+    /// failed logins are counted per client only when requests carry the client's address.
     pub fn router(self) -> Router {
         let state = Arc::new(self);
         Router::new()

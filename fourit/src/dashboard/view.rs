@@ -1,5 +1,7 @@
 //! The pages: what each shows, computed here as plain text; the templates only lay it out
-//! (and escape every value).
+//! (and escape every value). Text from the fleet goes through [`shown`] first, so control
+//! and invisible characters (bidi overrides, zero-width) appear as `\u{202e}`, as the CLI
+//! prints them.
 
 use std::collections::BTreeMap;
 
@@ -8,7 +10,7 @@ use chrono::Utc;
 
 use super::json::relative;
 use super::{Dashboard, HISTORY_SHOWN};
-use crate::admin::{JobStatus, RECENT_ENTRIES};
+use crate::admin::{JobStatus, RECENT_ENTRIES, shown};
 use crate::coordinator::HistoryEntry;
 use crate::error::Error;
 
@@ -136,7 +138,7 @@ fn job_row(job: &JobStatus, history: &[HistoryEntry], now_ms: i64) -> JobRow {
         .take(RECENT_ENTRIES)
         .map(|entry| Cell {
             class: class_of(&entry.outcome),
-            title: format!(
+            title: shown(&format!(
                 "{} {} on {}{}",
                 time_of(entry.tick_ms),
                 entry.outcome,
@@ -145,7 +147,7 @@ fn job_row(job: &JobStatus, history: &[HistoryEntry], now_ms: i64) -> JobRow {
                     .duration_ms
                     .map(|ms| format!(", {ms} ms"))
                     .unwrap_or_default()
-            ),
+            )),
         })
         .collect();
     // Oldest on the left.
@@ -165,30 +167,33 @@ fn job_row(job: &JobStatus, history: &[HistoryEntry], now_ms: i64) -> JobRow {
                 .as_deref()
                 .map(|node| format!(" on {node}"))
                 .unwrap_or_default();
-            format!("{when}{took}{node}")
+            shown(&format!("{when}{took}{node}"))
         })
         .unwrap_or_default();
     JobRow {
-        name: job.name.clone(),
+        name: shown(&job.name),
         href: encode(&job.name),
-        schedule: definition.map(|d| d.schedule.clone()).unwrap_or_default(),
-        tz: definition.map(|d| d.timezone.clone()).unwrap_or_default(),
+        schedule: definition.map(|d| shown(&d.schedule)).unwrap_or_default(),
+        tz: definition.map(|d| shown(&d.timezone)).unwrap_or_default(),
         state: job.state(),
         note: job
             .paused
             .as_ref()
             .map(|p| match &p.note {
-                Some(note) => format!("{note} (by {})", p.by),
-                None => format!("by {}", p.by),
+                Some(note) => format!("{} (by {})", shown(note), shown(&p.by)),
+                None => format!("by {}", shown(&p.by)),
             })
             .unwrap_or_default(),
         strip,
         last_outcome: last
-            .map(|l| l.outcome.clone())
+            .map(|l| shown(&l.outcome))
             .unwrap_or_else(|| "-".into()),
         last_class: last.map(|l| class_of(&l.outcome)).unwrap_or_default(),
         last_detail,
-        last_error: last.and_then(|l| l.error.clone()).unwrap_or_default(),
+        last_error: last
+            .and_then(|l| l.error.as_deref())
+            .map(shown)
+            .unwrap_or_default(),
         next: job
             .next_ticks
             .iter()
@@ -289,9 +294,9 @@ pub(super) async fn job(
         .map(|entry| HistoryRow {
             tick: time_of(entry.tick_ms),
             ago: relative(entry.tick_ms, now_ms),
-            outcome: entry.outcome.clone(),
+            outcome: shown(&entry.outcome),
             class: class_of(&entry.outcome),
-            node: entry.node.clone(),
+            node: shown(&entry.node),
             fence: entry.fence.map(|f| f.to_string()).unwrap_or_default(),
             duration: entry
                 .duration_ms
@@ -301,14 +306,15 @@ pub(super) async fn job(
                 .delay_ms
                 .map(|ms| format!("{ms} ms"))
                 .unwrap_or_default(),
-            detail: entry.detail.clone().unwrap_or_default(),
+            detail: entry.detail.as_deref().map(shown).unwrap_or_default(),
         })
         .collect();
+    let name = shown(name);
     Ok(render(JobPage {
-        title: name,
+        title: &name,
         fleet: &dashboard.fleet,
         read_only: !dashboard.actions(),
-        name,
+        name: &name,
         href: row.href,
         state: row.state,
         note: row.note,
@@ -347,7 +353,11 @@ pub(super) async fn members(dashboard: &Dashboard) -> Result<String, Error> {
                     .clock_offset_us
                     .map(|us| format!("{:+.1} ms", us as f64 / 1000.0))
                     .unwrap_or_else(|| "-".into()),
-                version: member.version.unwrap_or_else(|| "-".into()),
+                version: member
+                    .version
+                    .as_deref()
+                    .map(shown)
+                    .unwrap_or_else(|| "-".into()),
                 share: if total == 0 {
                     "-".to_string()
                 } else {
@@ -356,8 +366,8 @@ pub(super) async fn members(dashboard: &Dashboard) -> Result<String, Error> {
                         100.0 * share as f64 / total as f64
                     )
                 },
-                jobs: member.jobs.join(", "),
-                node: member.node,
+                jobs: shown(&member.jobs.join(", ")),
+                node: shown(&member.node),
             }
         })
         .collect();

@@ -60,8 +60,8 @@ pub fn check_identifier(what: &str, name: &str) -> Result<(), String> {
 }
 
 /// Bidi controls (embeddings, overrides, isolates, marks) and zero-width characters: they
-/// change how a name is drawn without being seen.
-fn invisible(c: char) -> bool {
+/// change how a name is drawn without being seen (text from the fleet shows them escaped).
+pub(crate) fn invisible(c: char) -> bool {
     matches!(
         c,
         '\u{061c}'
