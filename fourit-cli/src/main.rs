@@ -476,7 +476,7 @@ async fn status(admin: &FleetAdmin, json: bool, style: Style) -> Result<(), Fail
                 let node = last
                     .node
                     .as_deref()
-                    .map(|node| format!(" on {node}"))
+                    .map(|node| format!(" on {}", shown(node)))
                     .unwrap_or_default();
                 format!("{} {when}{took}{node}", style.outcome(&last.outcome))
             });

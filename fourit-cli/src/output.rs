@@ -23,14 +23,23 @@ impl Style {
         if !self.colour {
             return outcome;
         }
-        let code = match outcome.as_str() {
-            "succeeded" => "32",
-            "failed" | "panicked" | "timed out" | "lease lost" | "not replicated" => "31",
-            _ => "33",
+        let mark = match outcome.as_str() {
+            "succeeded" => GREEN,
+            "failed" | "panicked" | "timed out" | "lease lost" | "not replicated" => RED,
+            _ => YELLOW,
         };
-        format!("\u{1b}[{code}m{outcome}\u{1b}[0m")
+        format!("{mark}{outcome}{PLAIN}")
     }
 }
+
+/// Where [`Style::outcome`] colours, marked with Unicode noncharacters (never text, and
+/// escaped by [`shown`] wherever fleet text holds one), which [`table`] turns into the
+/// terminal's colour codes after escaping everything else: the only escape sequences the
+/// command prints are its own.
+const GREEN: char = '\u{fdd0}';
+const RED: char = '\u{fdd1}';
+const YELLOW: char = '\u{fdd2}';
+const PLAIN: char = '\u{fdd3}';
 
 // Text from the fleet as the terminal must see it: control and invisible characters written
 // out as `\u{1b}` (the dashboard's pages show it the same way).
@@ -40,8 +49,8 @@ pub use fourit::admin::shown;
 pub use fourit::dashboard::json::{relative as ago, rfc3339};
 
 /// Prints `rows` under `headers`, columns aligned (colour codes do not count as width).
-/// Cells are text from the fleet: each is escaped as [`shown`], except the cells `outcome`
-/// coloured (already escaped there), which carry its colour codes.
+/// Cells are text from the fleet: each is escaped as [`shown`]; the marks [`Style::outcome`]
+/// left become its colour codes.
 pub fn table(headers: &[&str], rows: &[Vec<String>]) {
     let rows: Vec<Vec<String>> = rows
         .iter()
@@ -82,28 +91,22 @@ pub fn next_run(next_ms: Option<i64>, has_schedule: bool, now_ms: i64) -> String
     }
 }
 
-/// The colour codes [`Style::outcome`] writes: the only escape sequences a cell keeps.
-const COLOURS: [&str; 4] = ["\u{1b}[32m", "\u{1b}[31m", "\u{1b}[33m", "\u{1b}[0m"];
-
-/// A cell escaped as [`shown`], wherever it holds them keeping only the colour codes
-/// [`Style::outcome`] writes (a cell may be an outcome followed by other text: `succeeded
-/// 3 s ago on NODE`). Those four codes only colour text; every other escape, control or
-/// format character is written out.
+/// A cell as the terminal gets it: everything escaped as [`shown`], and the marks of
+/// [`Style::outcome`] made colour codes (a cell may be an outcome followed by other text:
+/// `succeeded 3 s ago on NODE`).
 fn escaped_cell(cell: &str) -> String {
     let mut out = String::with_capacity(cell.len());
-    let mut rest = cell;
-    while let Some(ch) = rest.chars().next() {
-        if let Some(code) = COLOURS.iter().find(|code| rest.starts_with(**code)) {
-            out.push_str(code);
-            rest = &rest[code.len()..];
-            continue;
+    for ch in cell.chars() {
+        match ch {
+            GREEN => out.push_str("\u{1b}[32m"),
+            RED => out.push_str("\u{1b}[31m"),
+            YELLOW => out.push_str("\u{1b}[33m"),
+            PLAIN => out.push_str("\u{1b}[0m"),
+            other => {
+                let mut one = [0u8; 4];
+                out.push_str(&shown(other.encode_utf8(&mut one)));
+            }
         }
-        if needs_escape(ch) {
-            out.push_str(&format!("\\u{{{:x}}}", u32::from(ch)));
-        } else {
-            out.push(ch);
-        }
-        rest = &rest[ch.len_utf8()..];
     }
     out
 }
@@ -136,28 +139,34 @@ mod tests {
             "\\u{1b}]0;PWNED\\u{7}\\u{d}\\u{1b}[2KFAKE: all jobs succeeded \\u{202e}txt.exe\\u{200b}"
         );
         assert_eq!(shown("plain <b>text</b> é ✓"), "plain <b>text</b> é ✓");
-        // A colour code smuggled into a cell is escaped; the one outcome() writes is kept.
-        let coloured = Style { colour: true }.outcome("failed");
-        assert_eq!(escaped_cell(&coloured), coloured);
-        // Inside a cell the colours are kept and everything else is written out.
+        // The command's own colours reach the terminal; any escape in fleet text is written
+        // out, a colour code included, even next to an outcome in one cell.
+        let coloured = escaped_cell(&Style { colour: true }.outcome("failed"));
+        assert_eq!(coloured, "\u{1b}[31mfailed\u{1b}[0m");
         assert_eq!(
             escaped_cell("\u{1b}[32m\u{1b}]0;x\u{7}\u{1b}[0m"),
-            "\u{1b}[32m\\u{1b}]0;x\\u{7}\u{1b}[0m"
+            "\\u{1b}[32m\\u{1b}]0;x\\u{7}\\u{1b}[0m"
         );
         // `fourit status`'s "last run" cell: the coloured outcome, then more text.
-        let last = format!("{coloured} 3 s ago on node\u{1b}[2K");
+        let last = format!(
+            "{} 3 s ago on node\u{1b}[2K",
+            Style { colour: true }.outcome("failed")
+        );
         assert_eq!(
             escaped_cell(&last),
-            format!("{coloured} 3 s ago on node\\u{{1b}}[2K")
+            "\u{1b}[31mfailed\u{1b}[0m 3 s ago on node\\u{1b}[2K"
         );
         assert_eq!(
             visible(&escaped_cell(&last)),
             "failed 3 s ago on node\\u{1b}[2K"
         );
+        // Fleet text holding the marks themselves cannot colour: they are escaped.
+        assert_eq!(shown("\u{fdd0}x"), "\\u{fdd0}x");
         assert_eq!(
-            Style { colour: true }.outcome("\u{1b}[2K"),
+            escaped_cell(&Style { colour: true }.outcome("\u{1b}[2K")),
             "\u{1b}[33m\\u{1b}[2K\u{1b}[0m"
         );
+        assert_eq!(Style { colour: false }.outcome("failed"), "failed");
     }
 
     #[test]

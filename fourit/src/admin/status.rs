@@ -198,7 +198,9 @@ pub(super) fn status_of(entry: CatalogEntry, live: &[String], now: DateTime<Utc>
 /// ```
 pub fn shown(text: &str) -> String {
     let hidden = |ch: char| {
-        ch.is_control() || crate::spec::invisible(ch) || matches!(ch, '\u{2028}' | '\u{2029}')
+        ch.is_control()
+            || crate::spec::invisible(ch)
+            || matches!(ch, '\u{2028}' | '\u{2029}' | '\u{fdd0}'..='\u{fdef}')
     };
     if !text.chars().any(hidden) {
         return text.to_string();

@@ -59,18 +59,32 @@ pub fn check_identifier(what: &str, name: &str) -> Result<(), String> {
     Ok(())
 }
 
-/// Bidi controls (embeddings, overrides, isolates, marks) and zero-width characters: they
-/// change how a name is drawn without being seen (text from the fleet shows them escaped).
+/// Bidi controls (embeddings, overrides, isolates, marks), zero-width characters and the
+/// other characters Unicode draws as nothing (default-ignorable: the soft hyphen, variation
+/// selectors, Hangul fillers, tags, ...): they change how a name is drawn or read without
+/// being seen. Names holding one are refused; text from the fleet shows them escaped.
 pub(crate) fn invisible(c: char) -> bool {
     matches!(
         c,
-        '\u{061c}'
-            | '\u{180e}'
+        '\u{00ad}'
+            | '\u{034f}'
+            | '\u{061c}'
+            | '\u{115f}'
+            | '\u{1160}'
+            | '\u{17b4}'
+            | '\u{17b5}'
+            | '\u{180b}'..='\u{180f}'
             | '\u{200b}'..='\u{200f}'
             | '\u{202a}'..='\u{202e}'
-            | '\u{2060}'..='\u{2064}'
-            | '\u{2066}'..='\u{2069}'
+            | '\u{2060}'..='\u{206f}'
+            | '\u{3164}'
+            | '\u{fe00}'..='\u{fe0f}'
             | '\u{feff}'
+            | '\u{ffa0}'
+            | '\u{fff0}'..='\u{fffb}'
+            | '\u{1bca0}'..='\u{1bca3}'
+            | '\u{1d173}'..='\u{1d17a}'
+            | '\u{e0000}'..='\u{e0fff}'
     )
 }
 
