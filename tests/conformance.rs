@@ -1378,7 +1378,11 @@ mod cases {
         }
         let beat = c.heartbeat("node-b", MEMBER_TTL, None).await.unwrap();
         assert_eq!(beat.members, ["node-a", "node-b"]);
-        assert!(beat.evicted.is_empty(), "nobody was silent: {:?}", beat.evicted);
+        assert!(
+            beat.evicted.is_empty(),
+            "nobody was silent: {:?}",
+            beat.evicted
+        );
         c.heartbeat("node-c", MEMBER_TTL, None).await.unwrap();
         // node-c leaves: gone, but not silent.
         c.leave("node-c").await.unwrap();
@@ -2200,7 +2204,12 @@ mod redis_cases {
         let steady: Vec<String> = eval(&version).query_async(&mut con).await.unwrap();
         assert_eq!(
             steady,
-            [steady[0].clone(), version.clone(), "0".to_string(), "0".to_string()],
+            [
+                steady[0].clone(),
+                version.clone(),
+                "0".to_string(),
+                "0".to_string()
+            ],
             "time, version, manual runs waiting and no member forgotten only: {steady:?}"
         );
         assert_eq!(
