@@ -82,6 +82,8 @@ impl RedisCoordinator {
             .arg(&nodes)
             .arg("-inf")
             .arg("(0");
+        // The heartbeat reads the members gone silent before it forgets them.
+        pipe.cmd("ZRANGEBYSCORE").arg(&nodes).arg("-inf").arg("(0");
         pipe.cmd("DEL")
             .arg(&state)
             .arg(&lease)
