@@ -47,7 +47,7 @@ fn start_driver() -> Driver {
         .stderr(Stdio::null())
         .spawn()
         .unwrap_or_else(|e| {
-            panic!("chromedriver (Debian's chromium-driver; .ci/run installs it): {e}")
+            panic!("chromedriver (Debian's chromium-driver; ./test installs it): {e}")
         });
     Driver { child, port }
 }

@@ -49,7 +49,7 @@ fn libfaketime() -> PathBuf {
         .chain([PathBuf::from("/usr/lib/faketime/libfaketime.so.1")])
         .find(|path| path.exists());
     found.unwrap_or_else(|| {
-        panic!("libfaketime.so.1 not found: install Debian's `faketime` package (.ci/run does)")
+        panic!("libfaketime.so.1 not found: install Debian's `faketime` package (./test does)")
     })
 }
 

@@ -91,8 +91,8 @@ impl Backend {
         }
     }
 
-    /// The test PostgreSQL (`FOURIT_TEST_POSTGRES_URL`, default the `test` database on
-    /// 127.0.0.1:5432), under a namespace of this case's own.
+    /// The test PostgreSQL (`fourit_tests::postgres_url`: this binary's shared throwaway
+    /// server, or `FOURIT_TEST_POSTGRES_URL`), under a namespace of this case's own.
     async fn postgres() -> Backend {
         init_tracing();
         static COUNTER: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);

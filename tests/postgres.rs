@@ -1,5 +1,5 @@
 //! The Postgres coordinator with real worker processes and a real PostgreSQL (the test
-//! server, see `fourit_tests::postgres_url`): a steady fleet runs each tick once and the
+//! binary's shared server, see `fourit_tests::postgres_url`): a steady fleet runs each tick once and the
 //! `fourit` command reads it; a worker SIGKILLed costs no double run; every fourit connection
 //! terminated by the server (`pg_terminate_backend`) while jobs run costs no double run and
 //! the fleet goes on; the server killed and restarted costs none; behind a PgBouncer in
@@ -203,8 +203,8 @@ async fn a_role_that_owns_only_its_schema_is_enough() {
 async fn several_hosts_with_target_session_attrs_find_the_writable_one() {
     let url = postgres_url();
     // A host with nothing listening first: the client goes on to the next.
-    let several = url.replacen("@127.0.0.1:5432", "@127.0.0.1:9,127.0.0.1:5432", 1);
-    assert_ne!(several, url, "the test URL names 127.0.0.1:5432");
+    let several = url.replacen('@', "@127.0.0.1:9,", 1);
+    assert_ne!(several, url, "the test URL names a user: {url}");
     let several = format!("{several}?target_session_attrs=read-write");
     let coordinator =
         fourit::coordinator::PostgresCoordinator::connect(&several, &namespace("hosts"))
@@ -270,13 +270,14 @@ async fn the_database_killed_and_restarted_costs_no_double_run() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn behind_pgbouncer_in_transaction_mode_the_fleet_runs_each_tick_once() {
-    let database = PostgresServer::start();
+    let database = PostgresServer::shared().unwrap_or_else(|why| panic!("{why}"));
     // Two server connections for three workers' claims, heartbeats and listeners: a worker's
     // consecutive statements land on different sessions (a named prepared statement or a
     // session lock would break here).
-    let bouncer = PgBouncer::try_start(database.port(), "postgres", 2)
+    let pooled = PostgresServer::SHARED_DATABASE;
+    let bouncer = PgBouncer::try_start(database.port(), pooled, 2)
         .unwrap_or_else(|e| panic!("starting pgbouncer: {e}"));
-    let url = bouncer.url("postgres");
+    let url = bouncer.url(pooled);
     let ns = namespace("bouncer");
     steady_fleet(&url, &ns, ["b-a", "b-b", "b-c"], 6).await;
     // TLS asked of a pooler that offers none: refused, in words, no password shown.
@@ -284,7 +285,7 @@ async fn behind_pgbouncer_in_transaction_mode_the_fleet_runs_each_tick_once() {
         &format!(
             "{}?sslmode=require",
             bouncer
-                .url("postgres")
+                .url(pooled)
                 .replace("postgres@", "postgres:pw-not-shown@")
         ),
         &ns,

@@ -2,9 +2,13 @@
 //! fresh directory, `pg_ctl start` on a free loopback port with trust authentication, and the
 //! postmaster SIGKILLed or started again on demand. Stopped (immediate mode) when dropped.
 //! As root, the server runs as the `postgres` user (PostgreSQL refuses to run as root).
+//!
+//! [`PostgresServer::shared`] is the one server of a whole test binary, for the many tests
+//! that only need a database to work in (each under a namespace of its own).
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::{Child, ChildStdin, Command, Output, Stdio};
+use std::sync::OnceLock;
 
 /// A PostgreSQL server started by the test.
 #[derive(Debug)]
@@ -64,20 +68,104 @@ pub(crate) fn chown(path: &Path) -> Result<(), String> {
     Ok(())
 }
 
-/// Runs `program args` as the server's user.
-fn run_as_server_user(program: &Path, args: &[&str]) -> std::io::Result<Output> {
+/// `program`, to be run as the server's user.
+fn as_server_user(program: &Path) -> Command {
     if is_root() {
-        Command::new("runuser")
-            .args(["-u", "postgres", "--"])
-            .arg(program)
-            .args(args)
-            .output()
+        let mut command = Command::new("runuser");
+        command.args(["-u", "postgres", "--"]).arg(program);
+        command
     } else {
-        Command::new(program).args(args).output()
+        Command::new(program)
     }
 }
 
+/// Runs `program args` as the server's user.
+fn run_as_server_user(program: &Path, args: &[&str]) -> std::io::Result<Output> {
+    as_server_user(program).args(args).output()
+}
+
+/// The server of [`PostgresServer::shared`], and what stops it when the process ends.
+struct Shared {
+    server: PostgresServer,
+    /// A process waiting for its stdin to close, which happens when this process ends,
+    /// however it ends (statics are never dropped, and a killed test binary drops nothing):
+    /// it then stops the server and removes its directory.
+    _guardian: Child,
+    /// The write end of the guardian's stdin, held open until this process ends.
+    _pipe: ChildStdin,
+}
+
+/// Starts the shared server: its guardian first, so nothing outlives a failed start.
+fn start_shared() -> Result<Shared, String> {
+    let server = PostgresServer::init()?;
+    let mut stop = as_server_user(&server.bin.join("pg_ctl"));
+    stop.args(["-D", &server.data(), "-m", "immediate", "stop"]);
+    let mut guardian = Command::new("sh");
+    guardian
+        .arg("-c")
+        // Deaf to the terminal's and the test runner's signals (in a process group of its
+        // own, too): it ends only when its stdin does.
+        .arg(
+            "trap '' INT HUP TERM; cat >/dev/null; dir=$1; shift; \
+             \"$@\" >/dev/null 2>&1; rm -rf -- \"$dir\"",
+        )
+        .arg("fourit-pg-guardian")
+        .arg(&server.dir)
+        .arg(stop.get_program())
+        .args(stop.get_args())
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null());
+    std::os::unix::process::CommandExt::process_group(&mut guardian, 0);
+    let mut guardian = guardian
+        .spawn()
+        .map_err(|e| format!("starting the server's guardian (sh): {e}"))?;
+    let pipe = guardian
+        .stdin
+        .take()
+        .ok_or("the guardian's stdin is not a pipe")?;
+    server.start_again()?;
+    let created = Command::new(server.bin.join("createdb"))
+        .args(["-h", "127.0.0.1", "-p", &server.port.to_string()])
+        .args(["-U", "postgres", PostgresServer::SHARED_DATABASE])
+        .output()
+        .map_err(|e| format!("createdb: {e}"))?;
+    if !created.status.success() {
+        return Err(format!(
+            "createdb: {}",
+            String::from_utf8_lossy(&created.stderr)
+        ));
+    }
+    Ok(Shared {
+        server,
+        _guardian: guardian,
+        _pipe: pipe,
+    })
+}
+
 impl PostgresServer {
+    /// The database [`shared`](Self::shared) creates for the tests.
+    pub const SHARED_DATABASE: &'static str = "test";
+
+    /// The one server of this process, started on the first call (the callers on other
+    /// threads wait for it), with a [`SHARED_DATABASE`](Self::SHARED_DATABASE) database.
+    /// It is stopped, and its directory removed, when the process ends, even by a kill.
+    /// Every call answers the same server, or the same reason it could not start.
+    ///
+    /// ```no_run
+    /// let server = fourit_testkit::PostgresServer::shared().unwrap();
+    /// let url = server.database_url(fourit_testkit::PostgresServer::SHARED_DATABASE);
+    /// assert!(url.ends_with("/test"));
+    /// ```
+    pub fn shared() -> Result<&'static PostgresServer, String> {
+        static SHARED: OnceLock<Result<Shared, String>> = OnceLock::new();
+        SHARED
+            .get_or_init(start_shared)
+            .as_ref()
+            .map(|shared| &shared.server)
+            .map_err(|why| format!("starting the tests' PostgreSQL: {why}"))
+    }
+
     /// initdb and start a server on a free loopback port; panics with the reason if it
     /// cannot.
     pub fn start() -> PostgresServer {
@@ -228,7 +316,12 @@ impl PostgresServer {
 
     /// The URL of its `postgres` database, as the `postgres` user.
     pub fn url(&self) -> String {
-        format!("postgres://postgres@127.0.0.1:{}/postgres", self.port)
+        self.database_url("postgres")
+    }
+
+    /// The URL of its database `database`, as the `postgres` user.
+    pub fn database_url(&self, database: &str) -> String {
+        format!("postgres://postgres@127.0.0.1:{}/{database}", self.port)
     }
 }
 

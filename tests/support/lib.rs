@@ -18,12 +18,21 @@ pub use fourit_testkit::{
     SentinelGroup, TlsFiles,
 };
 
-/// The PostgreSQL the tests use: `FOURIT_TEST_POSTGRES_URL`, by default the `test` database
-/// of the server on 127.0.0.1:5432 (trust authentication, as `.ci/run` sets up when it is
-/// missing). Each test works under a namespace of its own.
+/// The PostgreSQL the tests use: `FOURIT_TEST_POSTGRES_URL` if set, else the `test`
+/// database of this test binary's own throwaway server ([`PostgresServer::shared`], started
+/// on first use on a free loopback port, gone when the binary ends). Each test works under
+/// a namespace of its own.
+///
+/// # Panics
+///
+/// If there is no such variable and the server cannot start (the message says why, e.g. that
+/// PostgreSQL's server binaries are not installed).
 pub fn postgres_url() -> String {
-    std::env::var("FOURIT_TEST_POSTGRES_URL")
-        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".to_string())
+    std::env::var("FOURIT_TEST_POSTGRES_URL").unwrap_or_else(|_| {
+        PostgresServer::shared()
+            .map(|server| server.database_url(PostgresServer::SHARED_DATABASE))
+            .unwrap_or_else(|why| panic!("{why}"))
+    })
 }
 
 /// [`postgres_url`] with the sessions named `application` (`application_name`), so a test
