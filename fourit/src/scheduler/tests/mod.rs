@@ -624,3 +624,64 @@ async fn a_lost_claim_answer_costs_no_tick_and_no_second_run() {
     sorted.sort_unstable();
     assert_eq!(sorted, (1..=7).collect::<Vec<u64>>(), "{fences:?}");
 }
+
+/// A job whose schedule has no tick left (it cannot happen through a clock change; here the
+/// clock is put at the end of the year 5000, where schedules end) is an error naming it, said
+/// once, and the scheduler goes on with the other jobs.
+#[tokio::test(start_paused = true)]
+async fn a_job_left_without_a_next_tick_is_an_error_naming_it_said_once() {
+    let written = Arc::new(Mutex::new(Vec::<u8>::new()));
+    let sink = written.clone();
+    let subscriber = tracing_subscriber::fmt()
+        .with_writer(move || LogSink(sink.clone()))
+        .with_ansi(false)
+        .with_max_level(tracing::Level::ERROR)
+        .finish();
+    let _guard = tracing::subscriber::set_default(subscriber);
+    let at = Utc
+        .with_ymd_and_hms(5000, 12, 31, 23, 59, 50)
+        .single()
+        .unwrap_or_else(|| panic!("fixed start instant"));
+    let clock = PausedClock::starting_at(at);
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let scheduler = scheduler_with(
+        vec![
+            recording_job("new-year", "0 0 1 1 *", Arc::new(Mutex::new(Vec::new()))),
+            recording_job("every-second", "* * * * * *", seen.clone()),
+        ],
+        Arc::new(MemoryCoordinator::with_clock(clock.clone())),
+        clock,
+        "node-a",
+    );
+    scheduler
+        .run_until(tokio::time::sleep(Duration::from_secs(5)))
+        .await
+        .unwrap_or_else(|err| panic!("run: {err}"));
+    let text = String::from_utf8_lossy(&written.lock().map(|w| w.clone()).unwrap_or_default())
+        .into_owned();
+    assert_eq!(
+        text.matches("the schedule has no tick after this").count(),
+        1,
+        "{text}"
+    );
+    assert!(text.contains("job=\"new-year\""), "{text}");
+    assert!(
+        seen.lock().map(|s| s.len()).unwrap_or(0) >= 4,
+        "the other job went on"
+    );
+}
+
+/// Where the test's log lines go.
+struct LogSink(Arc<Mutex<Vec<u8>>>);
+
+impl std::io::Write for LogSink {
+    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+        if let Ok(mut written) = self.0.lock() {
+            written.extend_from_slice(bytes);
+        }
+        Ok(bytes.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
