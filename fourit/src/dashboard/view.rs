@@ -194,17 +194,21 @@ fn job_row(job: &JobStatus, history: &[HistoryEntry], now_ms: i64) -> JobRow {
             .and_then(|l| l.error.as_deref())
             .map(shown)
             .unwrap_or_default(),
-        next: job
-            .next_ticks
-            .iter()
-            .map(|tick| {
-                format!(
-                    "{} ({})",
-                    tick.format("%Y-%m-%d %H:%M:%S"),
-                    relative(tick.timestamp_millis(), now_ms)
-                )
-            })
-            .collect(),
+        next: if job.next_ticks.is_empty() && definition.is_some() {
+            // A known schedule with no tick left: said, as `fourit status` says it.
+            vec!["no next tick".to_string()]
+        } else {
+            job.next_ticks
+                .iter()
+                .map(|tick| {
+                    format!(
+                        "{} ({})",
+                        tick.format("%Y-%m-%d %H:%M:%S"),
+                        relative(tick.timestamp_millis(), now_ms)
+                    )
+                })
+                .collect()
+        },
     }
 }
 
