@@ -184,7 +184,9 @@ fn same_origin(headers: &HeaderMap) -> bool {
             let origin_host = origin
                 .strip_prefix("http://")
                 .or_else(|| origin.strip_prefix("https://"));
-            origin_host.is_some() && origin_host == host
+            // Host names are case-blind. (Behind a reverse proxy, the proxy must pass the
+            // browser's `Host` on: README, "Exposing the dashboard".)
+            matches!((origin_host, host), (Some(origin), Some(host)) if origin.eq_ignore_ascii_case(host))
         }
         None => {
             header_text(headers, header::HeaderName::from_static("sec-fetch-site"))
