@@ -30,6 +30,7 @@ mod observed;
 mod postgres;
 pub(crate) mod redact;
 mod redis;
+pub(crate) mod rules;
 #[cfg(feature = "sqlite")]
 mod sqlite;
 
@@ -47,19 +48,8 @@ pub use self::redis::RedisCoordinator;
 pub use self::sqlite::SqliteCoordinator;
 pub use crate::error::{CoordinatorError, ErrorKind};
 
-/// How many history entries a job keeps (approximately: trimming is lazy).
-pub const HISTORY_LEN: usize = 100;
-
-/// How far ahead of the coordinator's clock a claimed tick may be.
-///
-/// A claim for a later tick is answered [`ClaimOutcome::Early`] and changes nothing, so a host
-/// whose clock runs or steps ahead can never move a high-water mark into the future (which
-/// would make the fleet's claims of every tick in between fail as taken). The tolerance
-/// covers what a correct claimer can be early by: the error of its measured offset to the
-/// coordinator's clock (half a round trip, plus drift between samples) and, for Redis
-/// Cluster, the difference between the nodes' clocks. A claim refused for being early costs
-/// one more round trip, never a run.
-pub const FUTURE_TICK_TOLERANCE: Duration = Duration::from_millis(5);
+pub(crate) use self::rules::missed::MissedTicks;
+pub use self::rules::{FUTURE_TICK_TOLERANCE, HISTORY_LEN};
 
 /// A request to run one tick of one job.
 #[derive(Clone, Debug)]
@@ -140,84 +130,6 @@ impl MissedNotice {
             first_ms: ticks.first_ms,
             last_ms: ticks.last_ms,
         }
-    }
-}
-
-/// The ticks of a job that nobody ran, between the high-water mark and a claimed tick.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) struct MissedTicks {
-    /// How many (a lower bound past [`crate::MISSED_COUNT_LIMIT`]).
-    pub(crate) count: u32,
-    /// The first missed tick (UTC ms).
-    pub(crate) first_ms: i64,
-    /// The last missed tick (UTC ms).
-    pub(crate) last_ms: i64,
-}
-
-impl MissedTicks {
-    /// The scheduled ticks strictly between `mark_ms` (the last tick decided) and `tick_ms`
-    /// (the one claimed now), if any.
-    pub(crate) fn between(
-        schedule: &crate::Schedule,
-        mark_ms: i64,
-        tick_ms: i64,
-    ) -> Option<MissedTicks> {
-        let after = DateTime::from_timestamp_millis(mark_ms)?;
-        let mut ticks = schedule
-            .upcoming(after)
-            .map(|tick| tick.timestamp_millis())
-            .take_while(|tick| *tick < tick_ms);
-        let first_ms = ticks.next()?;
-        let mut missed = MissedTicks {
-            count: 1,
-            first_ms,
-            last_ms: first_ms,
-        };
-        for tick in ticks {
-            if missed.count < crate::MISSED_COUNT_LIMIT {
-                missed.count += 1;
-            }
-            missed.last_ms = tick;
-            if missed.count >= crate::MISSED_COUNT_LIMIT {
-                // Past the limit only the last one still matters: jump to it.
-                if let Some(previous) =
-                    schedule.latest_at_or_before(DateTime::from_timestamp_millis(tick_ms - 1)?)
-                {
-                    missed.last_ms = previous.timestamp_millis();
-                }
-                break;
-            }
-        }
-        Some(missed)
-    }
-
-    /// The schedule's tick before `tick_ms`, which the claim script compares with the mark.
-    pub(crate) fn previous_tick(schedule: &crate::Schedule, tick_ms: i64) -> Option<i64> {
-        let before = DateTime::from_timestamp_millis(tick_ms - 1)?;
-        schedule
-            .latest_at_or_before(before)
-            .map(|tick| tick.timestamp_millis())
-    }
-
-    /// The history entry's text: `4 ticks missed, 2026-...Z to 2026-...Z`.
-    pub(crate) fn detail(&self) -> String {
-        let at = |ms: i64| {
-            DateTime::from_timestamp_millis(ms)
-                .map(|at| at.format("%Y-%m-%dT%H:%M:%S%.3fZ").to_string())
-                .unwrap_or_default()
-        };
-        let bound = if self.count >= crate::MISSED_COUNT_LIMIT {
-            "at least "
-        } else {
-            ""
-        };
-        let noun = if self.count == 1 { "tick" } else { "ticks" };
-        format!(
-            "{bound}{} {noun} missed, {} to {}",
-            self.count,
-            at(self.first_ms),
-            at(self.last_ms)
-        )
     }
 }
 
@@ -309,16 +221,13 @@ impl Lease {
     /// The run id stored in the lease: `node:fence:tick`. The tick keeps it unique even
     /// after a Redis restart without persistence has reset the fence counter.
     pub fn run_id(&self) -> String {
-        format!("{}:{}:{}", self.node, self.fence, self.tick_ms)
+        rules::run_id(&self.node, self.fence.get(), self.tick_ms)
     }
 
     /// The node, fence and tick of a [`run_id`](Self::run_id) (the node id may hold colons
     /// itself, so the fields are taken from the right).
     pub(crate) fn parse_run_id(id: &str) -> Option<(&str, u64, i64)> {
-        let mut parts = id.rsplitn(3, ':');
-        let tick = parts.next()?.parse().ok()?;
-        let fence = parts.next()?.parse().ok()?;
-        Some((parts.next()?, fence, tick))
+        rules::parse_run_id(id)
     }
 }
 

@@ -1,0 +1,64 @@
+//! A run's lease after its claim: kept alive while the run lasts, released when it ends.
+//!
+//! Both act only while the lease still holds the run's id (`node:fence:tick`): an expired
+//! lease that another run took is never extended nor deleted by the old run. Translated by
+//! `redis/keep_alive.lua`, `redis/release.lua` and `fourit_release` in `postgres/schema.sql`.
+
+use std::time::Duration;
+
+use super::super::{Lease, RunRecord};
+use super::{Held, JobRecord, Now, Writes, ms, texts};
+
+/// Extends `lease` by `ttl` from `now` if it is still this run's; whether it was.
+pub(crate) fn keep_alive(job: &mut JobRecord, lease: &Lease, ttl: Duration, now: Now) -> bool {
+    let id = lease.run_id();
+    if job.slot_holder(lease.overlap, lease.tick_ms, now) != Some(id.as_str()) {
+        return false;
+    }
+    let held = Held {
+        run_id: id,
+        expires_ms: now.lease_ms.saturating_add(ms(ttl)),
+    };
+    job.take_slot(lease.overlap, lease.tick_ms, held, now);
+    true
+}
+
+/// Ends the run of `lease`: deletes the lease if it is still this run's (the answer), records
+/// the outcome in history either way, and, for the job's latest run, its end (and forgets the
+/// winning claim's id, so a late resend of that claim is not resumed).
+///
+/// A release sent again after its answer was lost (the latest run, already ended, and the
+/// lease no longer this run's) changes nothing and answers `true`.
+pub(crate) fn release(
+    job: &mut JobRecord,
+    lease: &Lease,
+    record: &RunRecord,
+    now: Now,
+) -> (bool, Writes) {
+    let id = lease.run_id();
+    let held = job.slot_holder(lease.overlap, lease.tick_ms, now) == Some(id.as_str());
+    let latest = job.fence == lease.fence.get();
+    if !held
+        && latest
+        && job.last.node.as_deref() == Some(&*lease.node)
+        && job.last.finished_ms.is_some()
+    {
+        return (true, Writes::none());
+    }
+    if held {
+        match lease.overlap {
+            crate::job::Overlap::Skip => job.lease = None,
+            crate::job::Overlap::Allow => {
+                job.run_leases.remove(&lease.tick_ms);
+            }
+        }
+    }
+    if latest {
+        job.claim = None;
+        job.last.finished_ms = Some(now.ms);
+        job.last.outcome = Some(record.outcome.as_str().to_string());
+        job.last.error = record.outcome.error().map(str::to_string);
+    }
+    job.drop_expired(now);
+    (held, Writes::entry(texts::finished(lease, record)))
+}
