@@ -538,14 +538,20 @@ pub enum ManualState {
 }
 
 impl ManualRequest {
-    /// The stored form: `by \t requested ms \t force \t state...`.
-    pub(crate) fn record(&self) -> String {
-        format!(
-            "{}\t{}\t{}\tpending",
+    /// The stored form of the request where it stands as `state`:
+    /// `by \t requested ms \t force \t state...`.
+    pub(crate) fn stored(&self, state: &ManualState) -> String {
+        let base = format!(
+            "{}\t{}\t{}\t",
             self.by.replace(['\t', '\n'], " "),
             self.requested_ms,
             if self.force { "1" } else { "0" }
-        )
+        );
+        match state {
+            ManualState::Pending => format!("{base}pending"),
+            ManualState::Started { node, fence } => format!("{base}started\t{node}\t{fence}"),
+            ManualState::Skipped { holder } => format!("{base}skipped\t{holder}"),
+        }
     }
 
     /// A request of `job` from its stored form, and where it stands.

@@ -5,8 +5,7 @@ use std::sync::Arc;
 
 use super::super::rules;
 use super::super::{
-    Admin, CatalogEntry, ClaimNotice, HistoryEntry, ManualRequest, ManualState, Member,
-    PauseState,
+    Admin, CatalogEntry, ClaimNotice, HistoryEntry, ManualRequest, ManualState, Member, PauseState,
 };
 use super::MemoryCoordinator;
 use crate::error::Error;

@@ -1,0 +1,352 @@
+//! The SQLite tables as the rules see them: a job's row and its lease rows loaded as one
+//! [`JobRecord`] and stored back as what changed, history appended and capped, members
+//! loaded and written, manual requests, registrations.
+
+use std::collections::BTreeMap;
+
+use rusqlite::{OptionalExtension, Transaction, params};
+
+use super::super::rules::{Held, JobRecord, LastRun, MemberRecord};
+use super::super::sql::{slot, unsigned};
+use super::super::{
+    HISTORY_LEN, HistoryEntry, JobDefinition, ManualRequest, ManualState, PauseState, Registrations,
+};
+use crate::job::Overlap;
+
+/// One transaction on the namespace's rows.
+pub(super) struct Tx<'a> {
+    pub(super) tx: Transaction<'a>,
+    pub(super) ns: &'a str,
+}
+
+/// A stored count as SQLite's signed integer.
+fn signed(value: u64) -> i64 {
+    i64::try_from(value).unwrap_or(i64::MAX)
+}
+
+impl Tx<'_> {
+    /// The job's record: its row (none yet: the empty record) and its leases.
+    pub(super) fn load(&self, job: &str) -> rusqlite::Result<JobRecord> {
+        let mut record = self
+            .tx
+            .query_row(
+                "SELECT tick, fence, node, claim, started, finished, outcome, error,
+                        paused, paused_by, paused_note, paused_at, paused_ticks, paused_first,
+                        paused_last
+                 FROM fourit_jobs WHERE ns = ?1 AND job = ?2",
+                params![self.ns, job],
+                |r| {
+                    let paused: i64 = r.get(8)?;
+                    let pause = if paused == 1 {
+                        Some(PauseState {
+                            by: r.get::<_, Option<String>>(9)?.unwrap_or_default(),
+                            note: r.get::<_, Option<String>>(10)?.filter(|n| !n.is_empty()),
+                            since_ms: r.get::<_, Option<i64>>(11)?.unwrap_or_default(),
+                            ticks: r.get::<_, i64>(12)?.max(0).unsigned_abs(),
+                            first_tick_ms: r.get(13)?,
+                            last_tick_ms: r.get(14)?,
+                        })
+                    } else {
+                        None
+                    };
+                    Ok(JobRecord {
+                        mark: r.get(0)?,
+                        fence: r.get::<_, i64>(1)?.max(0).unsigned_abs(),
+                        claim: r
+                            .get::<_, Option<String>>(3)?
+                            .and_then(|id| id.parse().ok()),
+                        lease: None,
+                        run_leases: BTreeMap::new(),
+                        last: LastRun {
+                            node: r.get(2)?,
+                            started_ms: r.get(4)?,
+                            finished_ms: r.get(5)?,
+                            outcome: r.get(6)?,
+                            error: r.get(7)?,
+                        },
+                        pause,
+                    })
+                },
+            )
+            .optional()?
+            .unwrap_or_default();
+        let mut statement = self.tx.prepare_cached(
+            "SELECT slot, run_id, expires FROM fourit_leases WHERE ns = ?1 AND job = ?2",
+        )?;
+        let rows = statement.query_map(params![self.ns, job], |r| {
+            Ok((r.get::<_, String>(0)?, r.get(1)?, r.get(2)?))
+        })?;
+        for row in rows {
+            let (slot, run_id, expires_ms) = row?;
+            let held = Held { run_id, expires_ms };
+            match slot.strip_prefix("t:") {
+                None => record.lease = Some(held),
+                Some(tick) => {
+                    if let Ok(tick) = tick.parse() {
+                        record.run_leases.insert(tick, held);
+                    }
+                }
+            }
+        }
+        Ok(record)
+    }
+
+    /// Writes what changed from `before` to `after`: the job's row, the leases.
+    pub(super) fn store(
+        &self,
+        job: &str,
+        before: &JobRecord,
+        after: &JobRecord,
+    ) -> rusqlite::Result<()> {
+        let row = |record: &JobRecord| {
+            (
+                record.mark,
+                record.fence,
+                record.claim,
+                record.last.clone(),
+                record.pause.clone(),
+            )
+        };
+        if row(before) != row(after) {
+            self.save(job, after)?;
+        }
+        if before.lease != after.lease {
+            self.put_lease(job, &slot(Overlap::Skip, 0), after.lease.as_ref())?;
+        }
+        for tick in before.run_leases.keys() {
+            if !after.run_leases.contains_key(tick) {
+                self.put_lease(job, &slot(Overlap::Allow, *tick), None)?;
+            }
+        }
+        for (tick, held) in &after.run_leases {
+            if before.run_leases.get(tick) != Some(held) {
+                self.put_lease(job, &slot(Overlap::Allow, *tick), Some(held))?;
+            }
+        }
+        Ok(())
+    }
+
+    fn save(&self, job: &str, record: &JobRecord) -> rusqlite::Result<()> {
+        let pause = record.pause.as_ref();
+        self.tx.execute(
+            "INSERT OR REPLACE INTO fourit_jobs (ns, job, tick, fence, node, claim, started,
+               finished, outcome, error, released, paused, paused_by, paused_note, paused_at,
+               paused_ticks, paused_first, paused_last)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, NULL, ?11, ?12, ?13, ?14, ?15,
+               ?16, ?17)",
+            params![
+                self.ns,
+                job,
+                record.mark,
+                signed(record.fence),
+                record.last.node,
+                record.claim.map(|id| id.to_string()),
+                record.last.started_ms,
+                record.last.finished_ms,
+                record.last.outcome,
+                record.last.error,
+                i64::from(pause.is_some()),
+                pause.map(|p| p.by.clone()),
+                pause.and_then(|p| p.note.clone()),
+                pause.map(|p| p.since_ms),
+                pause.map_or(0, |p| signed(p.ticks)),
+                pause.and_then(|p| p.first_tick_ms),
+                pause.and_then(|p| p.last_tick_ms),
+            ],
+        )?;
+        Ok(())
+    }
+
+    /// Sets (or, with `None`, deletes) one lease slot of the job.
+    fn put_lease(&self, job: &str, slot: &str, held: Option<&Held>) -> rusqlite::Result<()> {
+        match held {
+            Some(held) => self.tx.execute(
+                "INSERT OR REPLACE INTO fourit_leases (ns, job, slot, run_id, expires)
+                 VALUES (?1, ?2, ?3, ?4, ?5)",
+                params![self.ns, job, slot, held.run_id, held.expires_ms],
+            )?,
+            None => self.tx.execute(
+                "DELETE FROM fourit_leases WHERE ns = ?1 AND job = ?2 AND slot = ?3",
+                params![self.ns, job, slot],
+            )?,
+        };
+        Ok(())
+    }
+
+    /// Appends `entries` (oldest first) to the job's history, keeping the last
+    /// [`HISTORY_LEN`].
+    pub(super) fn append(&self, job: &str, entries: &[HistoryEntry]) -> rusqlite::Result<()> {
+        if entries.is_empty() {
+            return Ok(());
+        }
+        let number = |value: Option<u64>| value.map(signed);
+        for entry in entries {
+            self.tx.execute(
+                "INSERT INTO fourit_history (ns, job, tick, node, outcome, detail, fence,
+                   duration_ms, delay_ms)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+                params![
+                    self.ns,
+                    job,
+                    entry.tick_ms,
+                    entry.node,
+                    entry.outcome,
+                    entry.detail,
+                    number(entry.fence),
+                    number(entry.duration_ms),
+                    number(entry.delay_ms),
+                ],
+            )?;
+        }
+        self.tx.execute(
+            "DELETE FROM fourit_history WHERE ns = ?1 AND job = ?2 AND id <= (
+               SELECT id FROM fourit_history WHERE ns = ?1 AND job = ?2
+               ORDER BY id DESC LIMIT 1 OFFSET ?3)",
+            params![self.ns, job, signed(HISTORY_LEN as u64)],
+        )?;
+        Ok(())
+    }
+
+    /// The job's history, newest first.
+    pub(super) fn history(&self, job: &str, limit: usize) -> rusqlite::Result<Vec<HistoryEntry>> {
+        let mut statement = self.tx.prepare(
+            "SELECT tick, node, outcome, detail, fence, duration_ms, delay_ms
+             FROM fourit_history WHERE ns = ?1 AND job = ?2 ORDER BY id DESC LIMIT ?3",
+        )?;
+        let rows = statement.query_map(params![self.ns, job, signed(limit as u64)], |r| {
+            Ok(HistoryEntry {
+                tick_ms: r.get(0)?,
+                node: r.get(1)?,
+                outcome: r.get(2)?,
+                detail: r.get(3)?,
+                fence: unsigned(r.get(4)?),
+                duration_ms: unsigned(r.get(5)?),
+                delay_ms: unsigned(r.get(6)?),
+            })
+        })?;
+        rows.collect()
+    }
+
+    /// Every live member, by node.
+    pub(super) fn members(&self) -> rusqlite::Result<BTreeMap<String, MemberRecord>> {
+        let mut statement = self
+            .tx
+            .prepare("SELECT node, heartbeat, clock_offset FROM fourit_members WHERE ns = ?1")?;
+        let rows = statement.query_map(params![self.ns], |r| {
+            Ok((
+                r.get::<_, String>(0)?,
+                MemberRecord {
+                    heartbeat_ms: r.get(1)?,
+                    clock_offset_us: r.get(2)?,
+                },
+            ))
+        })?;
+        rows.collect()
+    }
+
+    /// Writes member `node` as `record`, or forgets it.
+    pub(super) fn put_member(
+        &self,
+        node: &str,
+        record: Option<&MemberRecord>,
+    ) -> rusqlite::Result<()> {
+        match record {
+            Some(record) => self.tx.execute(
+                "INSERT OR REPLACE INTO fourit_members (ns, node, heartbeat, clock_offset)
+                 VALUES (?1, ?2, ?3, ?4)",
+                params![self.ns, node, record.heartbeat_ms, record.clock_offset_us],
+            )?,
+            None => self.tx.execute(
+                "DELETE FROM fourit_members WHERE ns = ?1 AND node = ?2",
+                params![self.ns, node],
+            )?,
+        };
+        Ok(())
+    }
+
+    /// A manual request and where it stands.
+    pub(super) fn manual(
+        &self,
+        job: &str,
+        id: &str,
+    ) -> rusqlite::Result<Option<(ManualRequest, ManualState)>> {
+        let text: Option<String> = self
+            .tx
+            .query_row(
+                "SELECT record FROM fourit_manual WHERE ns = ?1 AND job = ?2 AND id = ?3",
+                params![self.ns, job, id],
+                |r| r.get(0),
+            )
+            .optional()?;
+        Ok(text.and_then(|text| ManualRequest::parse(job, id, &text)))
+    }
+
+    /// Writes a manual request where it stands now.
+    pub(super) fn put_manual(
+        &self,
+        request: &ManualRequest,
+        state: &ManualState,
+    ) -> rusqlite::Result<()> {
+        self.tx.execute(
+            "INSERT OR REPLACE INTO fourit_manual (ns, job, id, record, requested)
+             VALUES (?1, ?2, ?3, ?4, ?5)",
+            params![
+                self.ns,
+                request.job,
+                request.id,
+                request.stored(state),
+                request.requested_ms
+            ],
+        )?;
+        Ok(())
+    }
+
+    /// The manual requests no member took yet, oldest first.
+    pub(super) fn pending_manual(&self) -> rusqlite::Result<Vec<ManualRequest>> {
+        let mut statement = self.tx.prepare(
+            "SELECT job, id, record FROM fourit_manual WHERE ns = ?1 ORDER BY requested",
+        )?;
+        let rows = statement.query_map(params![self.ns], |r| {
+            Ok((
+                r.get::<_, String>(0)?,
+                r.get::<_, String>(1)?,
+                r.get::<_, String>(2)?,
+            ))
+        })?;
+        let mut pending = Vec::new();
+        for row in rows {
+            let (job, id, text) = row?;
+            if let Some((request, ManualState::Pending)) = ManualRequest::parse(&job, &id, &text) {
+                pending.push(request);
+            }
+        }
+        Ok(pending)
+    }
+
+    /// Writes `node`'s definition of `job`.
+    pub(super) fn put_registration(&self, node: &str, job: &JobDefinition) -> rusqlite::Result<()> {
+        self.tx.execute(
+            "INSERT OR REPLACE INTO fourit_defs (ns, job, node, line) VALUES (?1, ?2, ?3, ?4)",
+            params![self.ns, job.name, node, job.to_line()],
+        )?;
+        Ok(())
+    }
+
+    /// Every member's definition of `job`, by node.
+    pub(super) fn registrations(&self, job: &str) -> rusqlite::Result<Registrations> {
+        let mut statement = self.tx.prepare(
+            "SELECT node, line FROM fourit_defs WHERE ns = ?1 AND job = ?2 ORDER BY node",
+        )?;
+        let rows = statement.query_map(params![self.ns, job], |r| {
+            Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?))
+        })?;
+        let mut out = Vec::new();
+        for row in rows {
+            let (node, line) = row?;
+            if let Some(definition) = JobDefinition::from_line(job, &line) {
+                out.push((node, definition));
+            }
+        }
+        Ok(out)
+    }
+}
