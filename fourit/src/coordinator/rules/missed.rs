@@ -3,6 +3,7 @@
 
 use chrono::DateTime;
 
+use super::super::{ClaimRequest, MissedNotice};
 use super::texts;
 
 /// The ticks of a job that nobody ran, between the high-water mark and a claimed tick.
@@ -63,5 +64,18 @@ impl MissedTicks {
     /// The history entry's text: `4 ticks missed, 2026-...Z to 2026-...Z`.
     pub(crate) fn detail(&self) -> String {
         texts::missed(self, "").detail.unwrap_or_default()
+    }
+}
+
+impl MissedNotice {
+    /// The notice of `ticks`, recorded by `request`'s claim.
+    pub(crate) fn new(request: &ClaimRequest, ticks: &MissedTicks) -> MissedNotice {
+        MissedNotice {
+            job: request.job.clone(),
+            node: request.node.clone(),
+            count: ticks.count,
+            first_ms: ticks.first_ms,
+            last_ms: ticks.last_ms,
+        }
     }
 }

@@ -28,6 +28,8 @@
 
 use std::time::Duration;
 
+use super::Lease;
+
 pub(crate) mod claim;
 pub(crate) mod lease;
 pub(crate) mod manual;
@@ -80,14 +82,21 @@ pub(crate) fn ms(duration: Duration) -> i64 {
     i64::try_from(duration.as_millis()).unwrap_or(i64::MAX)
 }
 
-/// The run id a lease holds: `node:fence:tick`. The tick keeps it unique even after a store
-/// restart without persistence has reset the fence counter.
-pub(crate) fn run_id(node: &str, fence: u64, tick_ms: i64) -> String {
-    format!("{node}:{fence}:{tick_ms}")
+impl Lease {
+    /// The run id stored in the lease: `node:fence:tick`. The tick keeps it unique even
+    /// after a store restart without persistence has reset the fence counter.
+    pub fn run_id(&self) -> String {
+        format!("{}:{}:{}", self.node, self.fence.get(), self.tick_ms)
+    }
+
+    /// The node, fence and tick of a [`run_id`](Self::run_id) (the node id may hold colons
+    /// itself, so the fields are taken from the right).
+    pub(crate) fn parse_run_id(id: &str) -> Option<(&str, u64, i64)> {
+        parse_run_id(id)
+    }
 }
 
-/// The node, fence and tick of a [`run_id`] (the node id may hold colons itself, so the
-/// fields are taken from the right).
+/// The node, fence and tick of a run id (see [`Lease::run_id`]).
 pub(crate) fn parse_run_id(id: &str) -> Option<(&str, u64, i64)> {
     let mut parts = id.rsplitn(3, ':');
     let tick = parts.next()?.parse().ok()?;
