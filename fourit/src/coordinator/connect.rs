@@ -5,6 +5,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use super::{MemoryCoordinator, RedisCoordinator, Store, redact_url};
+use crate::clock::Clock;
 use crate::error::Error;
 
 /// TLS material for `rediss://` beyond the public root certificates that fourit trusts by
@@ -124,6 +125,7 @@ pub struct ConnectOptions {
     pub(crate) replica_acks: Option<ReplicaAcks>,
     pub(crate) eviction: Option<EvictionCheck>,
     pub(crate) sentinel_credentials: Option<(Option<String>, String)>,
+    pub(crate) clock: Option<Arc<dyn Clock>>,
 }
 
 impl ConnectOptions {
@@ -171,6 +173,14 @@ impl ConnectOptions {
         self
     }
 
+    /// The clock of a coordinator that has none of its own (`memory://`): its time, which the
+    /// schedulers using it sync to. The scheduler sets it to its own
+    /// [`clock`](crate::SchedulerBuilder::clock); the default is the host's.
+    pub fn clock(mut self, clock: Arc<dyn Clock>) -> ConnectOptions {
+        self.clock = Some(clock);
+        self
+    }
+
     /// The replica acknowledgements asked for, if any.
     pub fn replica_acks(&self) -> Option<ReplicaAcks> {
         self.replica_acks
@@ -182,6 +192,7 @@ impl ConnectOptions {
         self.replica_acks = self.replica_acks.or(other.replica_acks);
         self.eviction = self.eviction.or(other.eviction);
         self.sentinel_credentials = self.sentinel_credentials.or(other.sentinel_credentials);
+        self.clock = self.clock.or(other.clock);
         self
     }
 }
@@ -193,6 +204,7 @@ impl fmt::Debug for ConnectOptions {
             .field("tls", &self.tls)
             .field("replica_acks", &self.replica_acks)
             .field("eviction", &self.eviction)
+            .field("clock", &self.clock.is_some())
             .field(
                 "sentinel_credentials",
                 &self
@@ -254,7 +266,14 @@ pub async fn connect_with(
         )),
         Some((_, Backend::Memory)) => {
             refuse_replica_acks(url, options)?;
-            Ok(Arc::new(MemoryCoordinator::new()))
+            tracing::info!(
+                "coordinating through memory://: jobs run once per tick within this process \
+                 only; use redis:// to coordinate a fleet"
+            );
+            Ok(Arc::new(match &options.clock {
+                Some(clock) => MemoryCoordinator::with_clock(clock.clone()),
+                None => MemoryCoordinator::new(),
+            }))
         }
         #[cfg(feature = "sqlite")]
         Some((_, Backend::Sqlite)) => {

@@ -21,7 +21,7 @@ use super::releases::{ClaimsInFlight, Releases};
 use super::runner::Runner;
 use super::timed::Timed;
 use crate::clock::FleetClock;
-use crate::coordinator::{self, Coordinator, JobDefinition, MemoryCoordinator, redact_url};
+use crate::coordinator::{self, Coordinator, JobDefinition, redact_url};
 use crate::error::Error;
 use crate::events::{Event, Events};
 use crate::job::Job;
@@ -368,21 +368,13 @@ async fn open_coordinator(
         }
         Target::Url(url) => url,
     };
-    if url.starts_with("memory://") {
-        coordinator::connect::refuse_replica_acks(url, &options.connect)?;
-        info!(
-            "coordinating through memory://: jobs run once per tick within this process only; \
-             use redis:// to coordinate a fleet"
-        );
-        // Its time is the configured clock, which the scheduler then syncs to.
-        return Ok(Some(Arc::new(MemoryCoordinator::with_clock(
-            options.clock.clone(),
-        ))));
-    }
+    // A coordinator without a clock of its own (memory://) keeps the configured one, which
+    // the scheduler then syncs to.
+    let connect = options.connect.clone().clock(options.clock.clone());
     let mut backoff = Duration::from_millis(200);
     let mut warned = false;
     loop {
-        match coordinator::connect_with(url, &options.namespace, &options.connect).await {
+        match coordinator::connect_with(url, &options.namespace, &connect).await {
             Ok(coordinator) => {
                 if warned {
                     info!(url = %redact_url(url), "coordinator reachable; scheduling starts");

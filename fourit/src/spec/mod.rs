@@ -88,8 +88,6 @@ pub(crate) fn invisible(c: char) -> bool {
     )
 }
 
-// The run time takes `Duration`s; the attribute's `timeout`/`grace` strings go through this.
-#[cfg_attr(not(test), allow(dead_code))]
 /// Parses a duration written as `90s`, `10m`, `1h30m`, `2d` or `500ms`.
 pub fn parse_duration(text: &str) -> Result<Duration, String> {
     let fail = |why: &str| {

@@ -68,7 +68,7 @@ pub(super) fn split_url_options(
     let mut sentinel_password = None;
     for pair in query.split('&').filter(|pair| !pair.is_empty()) {
         let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
-        let value = percent_decode(value);
+        let value = crate::coordinator::redact::percent_decoded(value);
         match key {
             "wait_replicas" => {
                 replicas =
@@ -77,9 +77,10 @@ pub(super) fn split_url_options(
                     })?);
             }
             "wait_timeout" => {
-                timeout = Some(parse_duration(&value).ok_or_else(|| {
-                    format!("wait_timeout={value} is not a duration; write e.g. 200ms or 1s")
-                })?);
+                timeout = Some(
+                    crate::spec::parse_duration(&value)
+                        .map_err(|why| format!("wait_timeout={value}: {why}"))?,
+                );
             }
             "eviction" => {
                 options.eviction = Some(match value.as_str() {
@@ -122,41 +123,6 @@ pub(super) fn split_url_options(
         rest.push_str(fragment);
     }
     Ok((rest, options))
-}
-
-/// `200ms`, `1s`, `1.5s`, or a bare number of milliseconds.
-fn parse_duration(text: &str) -> Option<Duration> {
-    let text = text.trim();
-    if let Some(ms) = text.strip_suffix("ms") {
-        return ms.trim().parse::<u64>().ok().map(Duration::from_millis);
-    }
-    if let Some(seconds) = text.strip_suffix('s') {
-        let seconds: f64 = seconds.trim().parse().ok()?;
-        return (0.0..1e6)
-            .contains(&seconds)
-            .then(|| Duration::from_secs_f64(seconds));
-    }
-    text.parse::<u64>().ok().map(Duration::from_millis)
-}
-
-/// `%XX` escapes decoded (a password may hold `&` or `=`); invalid escapes stay as written.
-fn percent_decode(text: &str) -> String {
-    let bytes = text.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut index = 0;
-    while index < bytes.len() {
-        if bytes[index] == b'%'
-            && let Some(hex) = text.get(index + 1..index + 3)
-            && let Ok(byte) = u8::from_str_radix(hex, 16)
-        {
-            out.push(byte);
-            index += 3;
-            continue;
-        }
-        out.push(bytes[index]);
-        index += 1;
-    }
-    String::from_utf8_lossy(&out).into_owned()
 }
 
 #[cfg(test)]
