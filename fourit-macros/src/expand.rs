@@ -128,7 +128,7 @@ fn registration(func: &ItemFn, job: &validate::Job) -> TokenStream {
             }
 
             #private::inventory::submit! {
-                #private::JobDefinition {
+                #private::Registration {
                     name: #name,
                     schedule: #schedule,
                     tz: #tz,

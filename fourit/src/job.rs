@@ -339,7 +339,7 @@ impl Job {
         (self.body)(ctx)
     }
 
-    pub(crate) fn from_definition(def: &'static JobDefinition) -> Result<Job, Error> {
+    pub(crate) fn from_definition(def: &'static Registration) -> Result<Job, Error> {
         let call = def.call;
         Ok(Job {
             name: Arc::from(def.name),
@@ -371,7 +371,7 @@ impl fmt::Debug for Job {
 
 /// What `#[fourit::job]` registers. Not for direct use: its fields may change in any release.
 #[doc(hidden)]
-pub struct JobDefinition {
+pub struct Registration {
     pub name: &'static str,
     pub schedule: &'static str,
     pub tz: &'static str,

@@ -75,7 +75,7 @@ pub use fourit_macros::job;
 #[doc(hidden)]
 pub mod __private {
     pub use crate::job::Overlap;
-    pub use crate::job::{BoxFuture, IntoJobResult, JobDefinition, JobResult};
+    pub use crate::job::{BoxFuture, IntoJobResult, JobResult, Registration};
     pub use inventory;
     pub use std::boxed::Box;
 }

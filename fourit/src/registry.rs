@@ -3,9 +3,9 @@
 use std::collections::HashMap;
 
 use crate::error::Error;
-use crate::job::{Job, JobDefinition};
+use crate::job::{Job, Registration};
 
-inventory::collect!(JobDefinition);
+inventory::collect!(Registration);
 
 /// Every job registered with `#[fourit::job]` in this binary, sorted by name.
 ///
@@ -23,7 +23,7 @@ inventory::collect!(JobDefinition);
 /// Names are not checked for duplicates here; [`check_unique_names`] does that, and the
 /// scheduler calls it when it starts.
 pub fn jobs() -> Result<Vec<Job>, Error> {
-    let mut jobs = inventory::iter::<JobDefinition>
+    let mut jobs = inventory::iter::<Registration>
         .into_iter()
         .map(Job::from_definition)
         .collect::<Result<Vec<_>, _>>()?;
