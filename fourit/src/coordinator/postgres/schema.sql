@@ -67,7 +67,7 @@ RETURNS text LANGUAGE sql STABLE AS $$
   WHERE ns = p_ns AND job = p_job AND slot = p_slot AND expires > p_now
 $$;
 
--- Claims ticks, claim.lua's rules for each, in one transaction (one commit for the batch),
+-- Claims ticks, the rule book's claim (rules/claim.rs: claim, resend) for each, in one transaction (one commit for the batch),
 -- answered in order; each sees the effects of the earlier ones. code: 1 run (fence), 0
 -- taken, 2 overlap (holder), 3 retry at at_ms, 4 early, 5 resumed (fence), 6 paused.
 -- old_mark: the mark before, when it is older than the schedule's previous tick (the caller
@@ -181,7 +181,7 @@ CREATE OR REPLACE FUNCTION fourit_claim(p_ns text, p_job text, p_tick bigint, p_
     ARRAY[p_claim], ARRAY[p_previous], p_cap)
 $$;
 
--- Ends runs, release.lua's rules for each, in one transaction (one commit), answered in
+-- Ends runs, the rule book's release (rules/lease.rs: release) for each, in one transaction (one commit), answered in
 -- order: whether each lease was still the run's.
 CREATE OR REPLACE FUNCTION fourit_release_batch(p_ns text, p_jobs text[], p_slots text[],
   p_runs text[], p_ticks bigint[], p_nodes text[], p_fences bigint[], p_outcomes text[],
@@ -227,7 +227,8 @@ CREATE OR REPLACE FUNCTION fourit_release(p_ns text, p_job text, p_slot text, p_
     ARRAY[p_duration], ARRAY[p_delay], p_cap)
 $$;
 
--- Marks a member alive, keeps its clock offset, forgets silent members; answers the time
+-- The rule book's heartbeat (rules/members.rs: heartbeat): marks a member alive, keeps its
+-- clock offset, forgets silent members; answers the time
 -- (µs), the members and whether manual runs wait.
 CREATE OR REPLACE FUNCTION fourit_heartbeat(p_ns text, p_node text, p_stale bigint,
   p_offset bigint, OUT now_us bigint, OUT members text[], OUT manual_pending boolean)
@@ -247,7 +248,8 @@ BEGIN
     INTO manual_pending;
 END $$;
 
--- Takes a manual run for one member, once: manual.lua's rules. code: 1 run (fence), 2 overlap
+-- Takes a manual run for one member, once: the rule book's manual claim (rules/manual.rs:
+-- claim). code: 1 run (fence), 2 overlap
 -- (holder), 0 taken.
 CREATE OR REPLACE FUNCTION fourit_claim_manual(p_ns text, p_job text, p_id text, p_node text,
   p_ttl bigint, p_allow boolean, p_cap integer,
@@ -297,7 +299,8 @@ BEGIN
   code := 1;
 END $$;
 
--- Resumes a paused job: resume.lua's rules; answers the pause it ended (no row if none).
+-- Resumes a paused job: the rule book's resume (rules/pause.rs: resume); answers the pause
+-- it ended (no row if none).
 CREATE OR REPLACE FUNCTION fourit_resume(p_ns text, p_job text, p_by text, p_cap integer,
   OUT by_whom text, OUT note text, OUT since bigint, OUT ticks bigint, OUT first_tick bigint,
   OUT last_tick bigint) RETURNS SETOF record LANGUAGE plpgsql AS $$

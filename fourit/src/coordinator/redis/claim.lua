@@ -1,3 +1,5 @@
+-- Translates the rule book's claim: coordinator/rules/claim.rs (`claim`, with `resend`), its
+-- texts from rules/texts.rs; the missed ticks (rules/missed.rs) are recorded by the caller.
 -- Claims one tick of one job. Atomic: the whole script runs as one Redis command.
 -- KEYS[1] ns:{job}        hash: tick (high-water mark), fence, node, claim (the winning claim's
 --                         id, until its release), started, finished, outcome, error

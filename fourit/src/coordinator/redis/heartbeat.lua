@@ -1,3 +1,4 @@
+-- Translates the rule book's heartbeat: coordinator/rules/members.rs (`heartbeat`).
 -- Marks a node alive at Redis's own time, forgets nodes silent for too long, and answers the
 -- time, the membership's version and, only when the caller's copy is out of date, the members.
 -- KEYS[1] ns:nodes (sorted set: node -> last heartbeat, ms)

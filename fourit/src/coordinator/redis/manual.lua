@@ -1,3 +1,4 @@
+-- Translates the rule book's manual claim: coordinator/rules/manual.rs (`claim`).
 -- Takes a manual run (fourit trigger) for one member, once fleet-wide.
 -- KEYS[1] ns:{job}, KEYS[2] ns:{job}:lease, KEYS[3] ns:{job}:runs,
 -- KEYS[4] ns:{job}:lease:<requested ms> (the run's own lease when forced or overlap is

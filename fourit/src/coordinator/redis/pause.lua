@@ -1,3 +1,4 @@
+-- Translates the rule book's pause: coordinator/rules/pause.rs (`pause`).
 -- Pauses a job fleet-wide: its ticks are decided as paused by the claim script until resumed.
 -- KEYS[1] ns:{job}; ARGV: who, note ("" for none)
 -- Pausing a paused job replaces who and why and keeps its count. Returns 1.

@@ -1,3 +1,4 @@
+-- Translates the rule book's release: coordinator/rules/lease.rs (`release`).
 -- Ends a run: deletes its lease if it is still ours, and records the outcome.
 -- KEYS[1] ns:{job}, KEYS[2] the lease, KEYS[3] ns:{job}:runs
 -- ARGV: run id, tick (ms), node, fence, outcome, error text, duration (ms), history cap,

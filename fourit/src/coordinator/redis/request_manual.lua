@@ -1,3 +1,4 @@
+-- Translates the rule book's manual request: coordinator/rules/manual.rs (`request`).
 -- Records a manual run request at Redis's time (its tick).
 -- KEYS[1] ns:{job}:manual; ARGV: request id, who, "1" to force
 -- Returns the request's time (ms, as text).

@@ -1,3 +1,4 @@
+-- Translates the rule book's resume: coordinator/rules/pause.rs (`resume`).
 -- Resumes a paused job from its next tick, recording how many ticks the pause decided.
 -- KEYS[1] ns:{job}, KEYS[2] ns:{job}:runs; ARGV: who, history cap
 -- Returns {0} if the job was not paused, else {1, by, note, since (ms), ticks, first, last}.
