@@ -234,12 +234,8 @@ impl std::fmt::Debug for Events {
 }
 
 impl Events {
-    /// The listeners given, and the metrics one with the `metrics` feature.
+    /// The listeners given (the scheduler adds the metrics one, with the `metrics` feature).
     pub(crate) fn new(listeners: Vec<Arc<dyn Listener>>) -> Events {
-        #[allow(unused_mut)]
-        let mut listeners = listeners;
-        #[cfg(feature = "metrics")]
-        listeners.push(Arc::new(crate::metrics::Metrics));
         Events {
             listeners: listeners
                 .into_iter()

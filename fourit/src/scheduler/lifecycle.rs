@@ -123,7 +123,12 @@ async fn drive_until_stopped(
     let Config {
         options, node: id, ..
     } = config;
-    let events = Arc::new(Events::new(options.listeners.0.clone()));
+    #[allow(unused_mut)]
+    let mut listeners = options.listeners.0.clone();
+    // The metrics listener is wired here, beside the others: `events` knows no listener.
+    #[cfg(feature = "metrics")]
+    listeners.push(Arc::new(crate::metrics::Metrics));
+    let events = Arc::new(Events::new(listeners));
     // Round trips are timed only for someone listening.
     let coordinator: Arc<dyn Coordinator> = if events.active() {
         Arc::new(Timed {
