@@ -166,7 +166,7 @@ pub enum Event<'a> {
     /// A round trip to the coordinator finished.
     RoundTrip {
         /// What it was: `claim`, `keep_alive`, `release`, `heartbeat`, `server_time`,
-        /// `manual`.
+        /// `leave`, `manual` or `register` ([`Call::operation`](crate::coordinator::Call::operation)).
         operation: &'static str,
         /// How long it took.
         duration: Duration,

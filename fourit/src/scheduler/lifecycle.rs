@@ -19,7 +19,7 @@ use super::options::{Config, Options, Target};
 use super::outage::Outage;
 use super::releases::{ClaimsInFlight, Releases};
 use super::runner::Runner;
-use super::timed::Timed;
+use super::timed::timed;
 use crate::clock::FleetClock;
 use crate::coordinator::{self, Coordinator, JobDefinition, MemoryCoordinator, redact_url};
 use crate::error::Error;
@@ -131,10 +131,7 @@ async fn drive_until_stopped(
     let events = Arc::new(Events::new(listeners));
     // Round trips are timed only for someone listening.
     let coordinator: Arc<dyn Coordinator> = if events.active() {
-        Arc::new(Timed {
-            inner: coordinator,
-            events: events.clone(),
-        })
+        timed(coordinator, events.clone())
     } else {
         coordinator
     };
