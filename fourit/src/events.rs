@@ -166,7 +166,7 @@ pub enum Event<'a> {
     /// A round trip to the coordinator finished.
     RoundTrip {
         /// What it was: `claim`, `keep_alive`, `release`, `heartbeat`, `server_time`,
-        /// `manual`.
+        /// `leave`, `manual` or `register` ([`Call::operation`](crate::coordinator::Call::operation)).
         operation: &'static str,
         /// How long it took.
         duration: Duration,
@@ -234,12 +234,8 @@ impl std::fmt::Debug for Events {
 }
 
 impl Events {
-    /// The listeners given, and the metrics one with the `metrics` feature.
+    /// The listeners given (the scheduler adds the metrics one, with the `metrics` feature).
     pub(crate) fn new(listeners: Vec<Arc<dyn Listener>>) -> Events {
-        #[allow(unused_mut)]
-        let mut listeners = listeners;
-        #[cfg(feature = "metrics")]
-        listeners.push(Arc::new(crate::metrics::Metrics));
         Events {
             listeners: listeners
                 .into_iter()

@@ -84,6 +84,10 @@ pub use self::rules::{FUTURE_TICK_TOLERANCE, HISTORY_LEN};
 ///   notice would cost a tick, so there are none.
 ///
 /// Every backend passes the conformance suite (`tests/conformance.rs`) unchanged.
+///
+/// Every method but [`release_all`](Self::release_all) is required: a backend (or a
+/// wrapper, such as [`Observed`]) says what it does for each, so none loses a feature
+/// (manual runs, the catalog, the feeds) by omission.
 pub trait Coordinator: Send + Sync + fmt::Debug + 'static {
     /// Claims the given ticks, all in one round trip, answering each in order.
     fn claim<'a>(
@@ -126,45 +130,35 @@ pub trait Coordinator: Send + Sync + fmt::Debug + 'static {
     /// Removes `node` from the members, as a graceful shutdown does.
     fn leave<'a>(&'a self, node: &'a str) -> BoxFuture<'a, Result<(), Error>>;
 
-    /// The manual runs waiting for a member, oldest first. The default has none.
-    fn manual_requests(&self) -> BoxFuture<'_, Result<Vec<ManualRequest>, Error>> {
-        Box::pin(async { Ok(Vec::new()) })
-    }
+    /// The manual runs waiting for a member, oldest first. A backend that cannot hold
+    /// manual requests answers none, on purpose.
+    fn manual_requests(&self) -> BoxFuture<'_, Result<Vec<ManualRequest>, Error>>;
 
     /// Takes the manual run `request` for `node`, once fleet-wide: answers
     /// [`ManualOutcome::Run`] to exactly one member (a fence of its own, the lease by the
     /// job's `overlap` policy unless forced, never the high-water mark), and records it in
-    /// history as `manual` with who asked. The default answers [`ManualOutcome::Taken`].
+    /// history as `manual` with who asked.
     fn claim_manual<'a>(
         &'a self,
         request: &'a ManualRequest,
         node: &'a str,
         lease_ttl: Duration,
         overlap: Overlap,
-    ) -> BoxFuture<'a, Result<ManualOutcome, Error>> {
-        let _ = (request, node, lease_ttl, overlap);
-        Box::pin(async { Ok(ManualOutcome::Taken) })
-    }
+    ) -> BoxFuture<'a, Result<ManualOutcome, Error>>;
 
     /// Records in the catalog that `node` runs `jobs` as defined, and answers, per job in
     /// order, every registration of it (node and definition), this one included, so the
-    /// member can tell whether others disagree. The default records nothing and answers
-    /// only this one.
+    /// member can tell whether others disagree.
     fn register<'a>(
         &'a self,
         node: &'a str,
         jobs: &'a [JobDefinition],
-    ) -> BoxFuture<'a, Result<Vec<Registrations>, Error>> {
-        Box::pin(async move {
-            Ok(jobs
-                .iter()
-                .map(|job| vec![(node.to_string(), job.clone())])
-                .collect())
-        })
-    }
+    ) -> BoxFuture<'a, Result<Vec<Registrations>, Error>>;
 
     /// Releases several runs in one round trip, answering each as
-    /// [`release`](Self::release) would, in order. The default calls `release` for each.
+    /// [`release`](Self::release) would, in order. The default calls `release` for each (one
+    /// round trip each: correct, only slower); a wrapper must forward it, so that the
+    /// wrapped backend's own batch is used.
     fn release_all<'a>(
         &'a self,
         runs: &'a [(Lease, RunRecord)],
@@ -178,24 +172,20 @@ pub trait Coordinator: Send + Sync + fmt::Debug + 'static {
         })
     }
 
-    /// A feed of the ticks claimed anywhere in the fleet, if the coordinator has one; `None`
-    /// (the default) if it has not. The feed is best effort: a notice may be lost (the
-    /// scheduler then claims the tick itself after the handoff and is refused), but a notice
-    /// is only ever sent for a tick that was claimed.
-    fn claim_notices(&self) -> Option<ClaimNotices> {
-        None
-    }
+    /// A feed of the ticks claimed anywhere in the fleet, or `None` if the backend has none
+    /// (every implementor says which; a wrapper forwards its inner one's). The feed is best
+    /// effort: a notice may be lost (the scheduler then claims the tick itself after the
+    /// handoff and is refused), but a notice is only ever sent for a tick that was claimed.
+    fn claim_notices(&self) -> Option<ClaimNotices>;
 
     /// A feed of the ticks this coordinator's claims recorded as missed (each with the
-    /// claimer), for the schedulers' events; `None` (the default) if it offers none.
-    fn missed_ticks(&self) -> Option<tokio::sync::broadcast::Receiver<MissedNotice>> {
-        None
-    }
+    /// claimer), for the schedulers' events; `None` if the backend offers none (every
+    /// implementor says which; a wrapper forwards its inner one's).
+    fn missed_ticks(&self) -> Option<tokio::sync::broadcast::Receiver<MissedNotice>>;
 
-    /// How errors and logs name this backend (`Redis`, `memory`).
-    fn backend(&self) -> &'static str {
-        "custom coordinator"
-    }
+    /// How errors and logs name this backend (`Redis`, `Postgres`, `memory`); a wrapper
+    /// answers its inner one's.
+    fn backend(&self) -> &'static str;
 }
 
 /// The read side of a coordinator, for operators, tools and tests: what the fleet recorded.

@@ -19,7 +19,7 @@ use super::options::{Config, Options, Target};
 use super::outage::Outage;
 use super::releases::{ClaimsInFlight, Releases};
 use super::runner::Runner;
-use super::timed::Timed;
+use super::timed::timed;
 use crate::clock::FleetClock;
 use crate::coordinator::{self, Coordinator, JobDefinition, redact_url};
 use crate::error::Error;
@@ -123,13 +123,15 @@ async fn drive_until_stopped(
     let Config {
         options, node: id, ..
     } = config;
-    let events = Arc::new(Events::new(options.listeners.0.clone()));
+    #[allow(unused_mut)]
+    let mut listeners = options.listeners.0.clone();
+    // The metrics listener is wired here, beside the others: `events` knows no listener.
+    #[cfg(feature = "metrics")]
+    listeners.push(Arc::new(crate::metrics::Metrics));
+    let events = Arc::new(Events::new(listeners));
     // Round trips are timed only for someone listening.
     let coordinator: Arc<dyn Coordinator> = if events.active() {
-        Arc::new(Timed {
-            inner: coordinator,
-            events: events.clone(),
-        })
+        timed(coordinator, events.clone())
     } else {
         coordinator
     };

@@ -1,140 +1,88 @@
-//! The scheduler's coordinator when someone listens to its events: every call forwarded, its
-//! round trip timed and reported ([`Event::RoundTrip`]).
+//! The scheduler's round-trip events: when someone listens, the coordinator is wrapped in
+//! [`Observed`] with an observer that reports each call's round trip
+//! ([`Event::RoundTrip`]); the forwarding itself is `Observed`'s, so nothing is lost.
 
-use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::time::Instant;
-
-use crate::coordinator::{
-    ClaimNotices, ClaimOutcome, ClaimRequest, Coordinator, Heartbeat, JobDefinition, Lease,
-    ManualOutcome, ManualRequest, MissedNotice, Registrations, RunRecord,
-};
-use crate::error::Error;
+use crate::coordinator::{Call, Coordinator, Observed, Observer};
 use crate::events::{Event, Events};
-use crate::job::{BoxFuture, Overlap};
 
-/// Forwards to `inner`, timing each call.
+/// Reports the round trip of every call to the scheduler's listeners.
 #[derive(Debug)]
-pub(crate) struct Timed {
-    pub(crate) inner: Arc<dyn Coordinator>,
-    pub(crate) events: Arc<Events>,
+struct RoundTrips {
+    events: Arc<Events>,
 }
 
-impl Timed {
-    fn time<'a, T: 'a>(
-        &'a self,
-        operation: &'static str,
-        call: impl Future<Output = Result<T, Error>> + Send + 'a,
-    ) -> BoxFuture<'a, Result<T, Error>> {
-        Box::pin(async move {
-            let start = Instant::now();
-            let answer = call.await;
-            self.events.emit(&Event::RoundTrip {
-                operation,
-                duration: start.elapsed(),
-                ok: answer.is_ok(),
-            });
-            answer
-        })
+impl Observer for RoundTrips {
+    fn observe(&self, _call: Call<'_>) {}
+
+    fn answered(&self, call: Call<'_>, elapsed: Duration, ok: bool) {
+        self.events.emit(&Event::RoundTrip {
+            operation: call.operation(),
+            duration: elapsed,
+            ok,
+        });
     }
 }
 
-impl Coordinator for Timed {
-    fn claim<'a>(
-        &'a self,
-        requests: &'a [ClaimRequest],
-    ) -> BoxFuture<'a, Result<Vec<ClaimOutcome>, Error>> {
-        self.time("claim", self.inner.claim(requests))
-    }
+/// `inner`, each call's round trip told to `events`.
+pub(crate) fn timed(inner: Arc<dyn Coordinator>, events: Arc<Events>) -> Arc<dyn Coordinator> {
+    Arc::new(Observed::new(inner, Arc::new(RoundTrips { events })))
+}
 
-    fn keep_alive<'a>(
-        &'a self,
-        lease: &'a Lease,
-        ttl: Duration,
-    ) -> BoxFuture<'a, Result<bool, Error>> {
-        self.time("keep_alive", self.inner.keep_alive(lease, ttl))
-    }
+#[cfg(test)]
+mod tests {
+    use std::sync::{Arc, Mutex};
 
-    fn release<'a>(
-        &'a self,
-        lease: &'a Lease,
-        record: &'a RunRecord,
-    ) -> BoxFuture<'a, Result<bool, Error>> {
-        self.time("release", self.inner.release(lease, record))
-    }
+    use crate::coordinator::{Coordinator, JobDefinition, MemoryCoordinator};
+    use crate::events::{Event, Events, Listener};
+    use crate::job::Overlap;
 
-    fn release_all<'a>(
-        &'a self,
-        runs: &'a [(Lease, RunRecord)],
-    ) -> BoxFuture<'a, Vec<Result<bool, Error>>> {
-        Box::pin(async move {
-            let start = Instant::now();
-            let answers = self.inner.release_all(runs).await;
-            self.events.emit(&Event::RoundTrip {
-                operation: "release",
-                duration: start.elapsed(),
-                ok: answers.iter().all(Result::is_ok),
-            });
-            answers
-        })
-    }
-
-    fn heartbeat<'a>(
-        &'a self,
-        node: &'a str,
-        stale_after: Duration,
-        clock_offset_us: Option<i64>,
-    ) -> BoxFuture<'a, Result<Heartbeat, Error>> {
-        self.time(
-            "heartbeat",
-            self.inner.heartbeat(node, stale_after, clock_offset_us),
-        )
-    }
-
-    fn server_time(&self) -> BoxFuture<'_, Result<Option<i64>, Error>> {
-        self.time("server_time", self.inner.server_time())
-    }
-
-    fn leave<'a>(&'a self, node: &'a str) -> BoxFuture<'a, Result<(), Error>> {
-        self.time("leave", self.inner.leave(node))
-    }
-
-    fn manual_requests(&self) -> BoxFuture<'_, Result<Vec<ManualRequest>, Error>> {
-        self.time("manual", self.inner.manual_requests())
-    }
-
-    fn claim_manual<'a>(
-        &'a self,
-        request: &'a ManualRequest,
-        node: &'a str,
-        lease_ttl: Duration,
-        overlap: Overlap,
-    ) -> BoxFuture<'a, Result<ManualOutcome, Error>> {
-        self.time(
-            "manual",
-            self.inner.claim_manual(request, node, lease_ttl, overlap),
-        )
-    }
-
-    fn register<'a>(
-        &'a self,
-        node: &'a str,
-        jobs: &'a [JobDefinition],
-    ) -> BoxFuture<'a, Result<Vec<Registrations>, Error>> {
-        self.time("register", self.inner.register(node, jobs))
-    }
-
-    fn claim_notices(&self) -> Option<ClaimNotices> {
-        self.inner.claim_notices()
-    }
-
-    fn missed_ticks(&self) -> Option<tokio::sync::broadcast::Receiver<MissedNotice>> {
-        self.inner.missed_ticks()
-    }
-
-    fn backend(&self) -> &'static str {
-        self.inner.backend()
+    /// The manual runs and the catalog go through the timed coordinator too (they were once
+    /// answered by a default there, so a listening scheduler lost `fourit trigger`), each
+    /// round trip told.
+    #[tokio::test]
+    async fn manual_runs_and_the_catalog_are_forwarded_and_timed() {
+        let memory = Arc::new(MemoryCoordinator::new());
+        let told = Arc::new(Mutex::new(Vec::new()));
+        let listener: Arc<dyn Listener> = Arc::new({
+            let told = told.clone();
+            move |event: &Event<'_>| {
+                if let Event::RoundTrip { operation, ok, .. } = event
+                    && let Ok(mut told) = told.lock()
+                {
+                    told.push((*operation, *ok));
+                }
+            }
+        });
+        let timed = super::timed(memory.clone(), Arc::new(Events::new(vec![listener])));
+        let job = JobDefinition {
+            name: "job".to_string(),
+            schedule: "* * * * * *".to_string(),
+            timezone: "UTC".to_string(),
+            overlap: Overlap::Skip,
+            timeout: None,
+            grace: None,
+            location: "here:1".to_string(),
+            version: None,
+        };
+        let registered = timed.register("node", std::slice::from_ref(&job)).await;
+        assert_eq!(
+            registered.ok().map(|r| r.len()),
+            Some(1),
+            "the registration reached the memory coordinator"
+        );
+        let asked = crate::coordinator::Admin::request_manual(&*memory, "job", "test", false).await;
+        assert!(asked.is_ok(), "asked: {asked:?}");
+        let waiting = timed.manual_requests().await.unwrap_or_default();
+        assert_eq!(
+            waiting.len(),
+            1,
+            "the waiting manual run is seen through the wrapper"
+        );
+        assert_eq!(timed.backend(), memory.backend());
+        let told = told.lock().map(|t| t.clone()).unwrap_or_default();
+        assert_eq!(told, vec![("register", true), ("manual", true)]);
     }
 }

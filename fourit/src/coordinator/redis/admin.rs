@@ -2,7 +2,7 @@
 
 use std::collections::HashMap;
 
-use super::{RedisCoordinator, link, scripts};
+use super::{RedisCoordinator, keys, link, replies, scripts};
 use crate::coordinator::{
     Admin, CatalogEntry, HistoryEntry, JobDefinition, JobState, Member, PauseState,
 };
@@ -19,7 +19,7 @@ impl Admin for RedisCoordinator {
             let members: Vec<(String, f64)> =
                 self.call("members", cmd.query_async(&mut conn)).await?;
             let mut cmd = redis::cmd("HGETALL");
-            cmd.arg(scripts::clocks_key(&nodes));
+            cmd.arg(keys::clocks_key(&nodes));
             let clocks: HashMap<String, String> =
                 self.call("members", cmd.query_async(&mut conn)).await?;
             Ok(members
@@ -170,7 +170,7 @@ impl Admin for RedisCoordinator {
                 })?;
             let mut index = redis::cmd("ZADD");
             index
-                .arg(scripts::manual_index_key(&self.nodes_key()))
+                .arg(keys::manual_index_key(&self.nodes_key()))
                 .arg(requested_ms)
                 .arg(format!("{job}\t{id}"));
             let mut conn = self.link.get();
@@ -233,7 +233,7 @@ impl Admin for RedisCoordinator {
         Box::pin(async move {
             let command = self.scripts.resume(&self.job_keys(job), by);
             let reply = self.script("resume", scripts::RESUME, command).await?;
-            scripts::decode_resume(reply)
+            replies::decode_resume(reply)
         })
     }
 
@@ -256,7 +256,7 @@ impl Admin for RedisCoordinator {
             if text(0) != "1" {
                 return Ok(None);
             }
-            Ok(Some(scripts::pause_state(
+            Ok(Some(replies::pause_state(
                 &text(1),
                 &text(2),
                 &text(3),
@@ -300,7 +300,7 @@ fn job_state(fields: &[Option<String>], running: Option<String>) -> JobState {
             .filter(|t| !t.is_empty())
     };
     let pause = (text(7).as_deref() == Some("1")).then(|| {
-        scripts::pause_state(
+        replies::pause_state(
             &text(8).unwrap_or_default(),
             &text(9).unwrap_or_default(),
             &text(10).unwrap_or_default(),

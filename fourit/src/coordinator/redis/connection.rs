@@ -1,7 +1,7 @@
-//! The connection to Redis: the client, a connection manager that is retired after a call
-//! that got no answer (or found Redis unreachable, or had its credentials refused) and
-//! replaced in the background, TCP keepalive, TLS, and how the client's errors map to
-//! fourit's.
+//! The connection to Redis: a connection manager that is retired after a call that got no
+//! answer (or found Redis unreachable, or had its credentials refused) and replaced in the
+//! background, and how the client's errors map to fourit's (building the client, with its
+//! TCP settings and TLS, is `client.rs`).
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, RwLock};
@@ -13,7 +13,6 @@ use tracing::debug;
 
 use super::BACKEND;
 use super::reconnect::until_connected;
-use crate::coordinator::TlsConfig;
 use crate::error::{CoordinatorError, Error, ErrorKind as Kind};
 
 /// The connection every call goes through, and a way to start it afresh.
@@ -23,7 +22,7 @@ use crate::error::{CoordinatorError, Error, ErrorKind as Kind};
 /// connection), and a reconnection that fails authentication (a restarted Redis whose users
 /// are not loaded yet, a password being rotated) leaves it failed for good. So a call that
 /// gets no answer, finds Redis unreachable or has its credentials refused **retires** the
-/// connection it used (see [`Handle`](super::handle::Handle)): no later call is sent on it,
+/// connection it used (see `Handle`, in `handle.rs`): no later call is sent on it,
 /// calls made meanwhile wait (within their deadline) for the fresh one, which is made in the
 /// background (see [`Connection::replace`]).
 ///
@@ -280,114 +279,6 @@ pub(super) fn classify(
     )
 }
 
-/// How long an idle connection waits before TCP keepalive probes start, and between them.
-const KEEPALIVE_IDLE: Duration = Duration::from_secs(10);
-const KEEPALIVE_INTERVAL: Duration = Duration::from_secs(5);
-/// Probes unanswered before the kernel gives the connection up.
-const KEEPALIVE_PROBES: u32 = 3;
-/// How long sent data may go unacknowledged before the kernel ends the connection (without
-/// it, about 15 minutes of retransmissions).
-const USER_TIMEOUT: Duration = Duration::from_secs(15);
-
-/// Every connection's TCP settings: keepalive probes find a half-open link even while the
-/// connection is idle, and `TCP_USER_TIMEOUT` ends one whose data goes unacknowledged. The
-/// call deadlines find a silent link first when calls are made; these find it in between.
-pub(super) fn tcp_settings(base: &redis::io::tcp::TcpSettings) -> redis::io::tcp::TcpSettings {
-    let keepalive = socket2::TcpKeepalive::new().with_time(KEEPALIVE_IDLE);
-    #[cfg(any(target_os = "linux", target_os = "android", target_os = "macos"))]
-    let keepalive = keepalive
-        .with_interval(KEEPALIVE_INTERVAL)
-        .with_retries(KEEPALIVE_PROBES);
-    #[cfg(not(any(target_os = "linux", target_os = "android", target_os = "macos")))]
-    let _ = (KEEPALIVE_INTERVAL, KEEPALIVE_PROBES);
-    let settings = base.clone().set_keepalive(keepalive);
-    #[cfg(any(target_os = "linux", target_os = "android"))]
-    let settings = settings.set_user_timeout(USER_TIMEOUT);
-    #[cfg(not(any(target_os = "linux", target_os = "android")))]
-    let _ = USER_TIMEOUT;
-    settings
-}
-
-/// A client for `url`, with the certificates of `tls` when the `tls` feature is on, and
-/// fourit's [`tcp_settings`].
-pub(super) fn open_client(url: &str, tls: Option<&TlsConfig>) -> Result<redis::Client, RedisError> {
-    use redis::IntoConnectionInfo;
-    let info = url.into_connection_info()?;
-    let settings = tcp_settings(info.tcp_settings());
-    let info = info.set_tcp_settings(settings);
-    #[cfg(feature = "tls")]
-    if let Some(tls) = tls.filter(|tls| !tls.is_empty()) {
-        return redis::Client::build_with_tls(
-            info,
-            redis::TlsCertificates {
-                client_tls: tls.client_identity.as_ref().map(|(cert, key)| {
-                    redis::ClientTlsConfig {
-                        client_cert: cert.clone(),
-                        client_key: key.clone(),
-                    }
-                }),
-                root_cert: tls.root_certificates.clone(),
-            },
-        );
-    }
-    #[cfg(not(feature = "tls"))]
-    let _ = tls;
-    redis::Client::open(info)
-}
-
-pub(super) fn invalid_url_reason(url: &str, err: &RedisError) -> String {
-    if url.starts_with("rediss") && !cfg!(feature = "tls") {
-        return "rediss:// (TLS) needs fourit's `tls` cargo feature: \
-                fourit = { version = \"...\", features = [\"tls\"] }"
-            .to_string();
-    }
-    // The client library's text may quote the URL or a piece of it: say what is wrong
-    // without any secret the URL holds.
-    match err.detail() {
-        Some(detail) if !detail.contains(url) => format!(
-            "{} ({})",
-            err.category(),
-            crate::coordinator::redact::scrub(detail, url)
-        ),
-        _ => err.category().to_string(),
-    }
-}
-
-#[cfg(feature = "tls")]
-pub(super) fn install_crypto_provider() {
-    // Installing twice is refused, harmlessly: the first provider stays.
-    let _ = rustls::crypto::ring::default_provider().install_default();
-}
-
 pub(super) fn is_noscript(err: &RedisError) -> bool {
     err.kind() == ErrorKind::Server(ServerErrorKind::NoScript)
-}
-
-/// A cluster client for the seed `nodes`, with the same time limits as a single server's
-/// connection (the client follows `MOVED`/`ASK` and failovers by itself).
-pub(super) fn open_cluster(
-    nodes: &[String],
-    tls: Option<&TlsConfig>,
-) -> Result<redis::cluster::ClusterClient, RedisError> {
-    let builder = redis::cluster::ClusterClient::builder(nodes.iter().map(String::as_str))
-        .connection_timeout(Duration::from_secs(2))
-        .response_timeout(Duration::from_secs(2))
-        .tcp_settings(tcp_settings(&redis::io::tcp::TcpSettings::default()));
-    #[cfg(feature = "tls")]
-    let builder = match tls.filter(|tls| !tls.is_empty()) {
-        Some(tls) => builder.certs(redis::TlsCertificates {
-            client_tls: tls
-                .client_identity
-                .as_ref()
-                .map(|(cert, key)| redis::ClientTlsConfig {
-                    client_cert: cert.clone(),
-                    client_key: key.clone(),
-                }),
-            root_cert: tls.root_certificates.clone(),
-        }),
-        None => builder,
-    };
-    #[cfg(not(feature = "tls"))]
-    let _ = tls;
-    builder.build()
 }

@@ -8,7 +8,7 @@ use redis::{RedisError, Value};
 
 use super::RedisCoordinator;
 use super::connection::classify;
-use super::scripts::{self, JobKeys};
+use super::keys::{self, JobKeys};
 use crate::coordinator::{ClaimRequest, HISTORY_LEN, Lease, Outcome, RunRecord};
 use crate::error::{Error, ErrorKind as Kind};
 use crate::job::{FenceToken, Overlap};
@@ -141,8 +141,8 @@ impl RedisCoordinator {
             .arg(&lease)
             .arg(&runs)
             .arg(&nodes)
-            .arg(scripts::version_key(&nodes))
-            .arg(scripts::clocks_key(&nodes))
+            .arg(keys::version_key(&nodes))
+            .arg(keys::clocks_key(&nodes))
             .arg(format!("{base}:jobs"))
             .arg(format!("{base}:defs"));
         let mut conn = self.link.get();

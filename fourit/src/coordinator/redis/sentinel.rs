@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use redis::{ErrorKind, RedisError};
 
-use super::connection::open_client;
+use super::client::open_client;
 use crate::coordinator::TlsConfig;
 
 /// How long one sentinel or one candidate primary may take to answer.

@@ -360,8 +360,58 @@ impl Coordinator for Unreachable {
     fn leave<'a>(&'a self, node: &'a str) -> BoxFuture<'a, Result<(), Error>> {
         self.inner.leave(node)
     }
+    fn manual_requests(
+        &self,
+    ) -> BoxFuture<'_, Result<Vec<crate::coordinator::ManualRequest>, Error>> {
+        self.inner.manual_requests()
+    }
+    fn claim_manual<'a>(
+        &'a self,
+        request: &'a crate::coordinator::ManualRequest,
+        node: &'a str,
+        lease_ttl: Duration,
+        overlap: Overlap,
+    ) -> BoxFuture<'a, Result<crate::coordinator::ManualOutcome, Error>> {
+        self.inner.claim_manual(request, node, lease_ttl, overlap)
+    }
+    fn register<'a>(
+        &'a self,
+        node: &'a str,
+        jobs: &'a [crate::coordinator::JobDefinition],
+    ) -> BoxFuture<'a, Result<Vec<crate::coordinator::Registrations>, Error>> {
+        self.inner.register(node, jobs)
+    }
+    fn release_all<'a>(
+        &'a self,
+        runs: &'a [(Lease, RunRecord)],
+    ) -> BoxFuture<'a, Vec<Result<bool, Error>>> {
+        Box::pin(async move {
+            if let Err(err) = self.check() {
+                let detail = err.to_string();
+                let mut answers = vec![Err(err)];
+                answers.extend(runs.iter().skip(1).map(|_| {
+                    Err(Error::Coordinator(crate::CoordinatorError::new(
+                        "memory",
+                        "release",
+                        crate::ErrorKind::Unavailable,
+                        detail.clone(),
+                    )))
+                }));
+                return answers;
+            }
+            self.inner.release_all(runs).await
+        })
+    }
+    fn claim_notices(&self) -> Option<crate::coordinator::ClaimNotices> {
+        // A store that cannot be reached tells nothing either: no feed, so every claim
+        // goes the slow way, as the outage it stands for would make it.
+        None
+    }
     fn missed_ticks(&self) -> Option<tokio::sync::broadcast::Receiver<MissedNotice>> {
         self.inner.missed_ticks()
+    }
+    fn backend(&self) -> &'static str {
+        self.inner.backend()
     }
 }
 

@@ -582,6 +582,44 @@ impl Coordinator for LosesOneAnswer {
     fn leave<'a>(&'a self, node: &'a str) -> crate::BoxFuture<'a, Result<(), crate::Error>> {
         self.inner.leave(node)
     }
+    fn manual_requests(
+        &self,
+    ) -> crate::BoxFuture<'_, Result<Vec<crate::coordinator::ManualRequest>, crate::Error>> {
+        self.inner.manual_requests()
+    }
+    fn claim_manual<'a>(
+        &'a self,
+        request: &'a crate::coordinator::ManualRequest,
+        node: &'a str,
+        lease_ttl: Duration,
+        overlap: Overlap,
+    ) -> crate::BoxFuture<'a, Result<crate::coordinator::ManualOutcome, crate::Error>> {
+        self.inner.claim_manual(request, node, lease_ttl, overlap)
+    }
+    fn register<'a>(
+        &'a self,
+        node: &'a str,
+        jobs: &'a [crate::coordinator::JobDefinition],
+    ) -> crate::BoxFuture<'a, Result<Vec<crate::coordinator::Registrations>, crate::Error>> {
+        self.inner.register(node, jobs)
+    }
+    fn release_all<'a>(
+        &'a self,
+        runs: &'a [(crate::coordinator::Lease, crate::coordinator::RunRecord)],
+    ) -> crate::BoxFuture<'a, Vec<Result<bool, crate::Error>>> {
+        self.inner.release_all(runs)
+    }
+    fn claim_notices(&self) -> Option<crate::coordinator::ClaimNotices> {
+        self.inner.claim_notices()
+    }
+    fn missed_ticks(
+        &self,
+    ) -> Option<tokio::sync::broadcast::Receiver<crate::coordinator::MissedNotice>> {
+        self.inner.missed_ticks()
+    }
+    fn backend(&self) -> &'static str {
+        self.inner.backend()
+    }
 }
 
 #[tokio::test(start_paused = true)]
