@@ -110,7 +110,7 @@ async fn a_claim_runs_only_once_enough_replicas_acknowledge_it() {
     )
     .await;
     match claim(&two, request("acked-two", T0 + 1000, "b")).await {
-        ClaimOutcome::Unreplicated {
+        ClaimOutcome::NotDurable {
             acknowledged,
             wanted,
             lease,
@@ -118,14 +118,14 @@ async fn a_claim_runs_only_once_enough_replicas_acknowledge_it() {
             assert_eq!((acknowledged, wanted), (1, 2));
             assert_eq!(lease.tick_ms, T0 + 1000);
         }
-        other => panic!("expected Unreplicated, got {other:?}"),
+        other => panic!("expected NotDurable, got {other:?}"),
     }
     // The URL form does the same.
     let url = format!("{}?wait_replicas=2&wait_timeout=20ms", primary.url());
     let from_url = connect(&url, &ConnectOptions::new()).await;
     assert!(matches!(
         claim(&from_url, request("acked-url", T0 + 2000, "c")).await,
-        ClaimOutcome::Unreplicated {
+        ClaimOutcome::NotDurable {
             acknowledged: 1,
             wanted: 2,
             ..
@@ -138,7 +138,7 @@ async fn a_claim_runs_only_once_enough_replicas_acknowledge_it() {
     assert!(
         matches!(
             frozen,
-            ClaimOutcome::Unreplicated {
+            ClaimOutcome::NotDurable {
                 acknowledged: 0,
                 wanted: 1,
                 ..
@@ -241,7 +241,7 @@ fn assert_acknowledged_drill(first: &ClaimOutcome, fresh: &ClaimOutcome) {
     assert!(
         matches!(
             first,
-            ClaimOutcome::Unreplicated {
+            ClaimOutcome::NotDurable {
                 acknowledged: 0,
                 wanted: 1,
                 ..
@@ -335,7 +335,7 @@ async fn a_demoted_primary_answers_readonly_which_is_an_outage_not_a_run() {
     // Refused as unanswered (the claim alone) or as an error (the call): never a run.
     let refused = match c.claim(&[request("demoted", T0, "node-a")]).await {
         Ok(outcomes) => match &outcomes[..] {
-            [ClaimOutcome::Unanswered { detail }] => detail.clone(),
+            [ClaimOutcome::Undecided { detail }] => detail.clone(),
             other => panic!("a replica must refuse the claim: {other:?}"),
         },
         Err(err) => {

@@ -259,7 +259,7 @@ impl Redacted {
         let mut text = error.to_string();
         if let Some(secret) = secret.filter(|secret| !secret.is_empty()) {
             // Whole, decoded and in the pieces a driver may cut it into.
-            text = crate::coordinator::redact::scrub_secret(&text, secret);
+            text = crate::redact::scrub_secret(&text, secret);
         }
         Redacted {
             text,

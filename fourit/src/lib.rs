@@ -49,17 +49,18 @@ mod metrics;
 // API.
 #[doc(hidden)]
 pub mod placement;
+mod redact;
 mod registry;
 mod schedule;
 mod scheduler;
 mod spec;
 
 pub use clock::{Clock, OffsetClock, SystemClock};
-pub use coordinator::redact_url;
 pub use error::{CoordinatorError, Error, ErrorKind};
 pub use job::{
     BoxFuture, FenceToken, IntoJobResult, Job, JobContext, JobResult, Overlap, SourceLocation,
 };
+pub use redact::redact_url;
 pub use registry::{check_unique_names, jobs};
 pub use schedule::{Due, MISSED_COUNT_LIMIT, Schedule, Ticks};
 pub use scheduler::{

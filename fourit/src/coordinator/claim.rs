@@ -88,31 +88,35 @@ pub enum ClaimOutcome {
         /// `at_ms - now_ms`, whatever its own clock says.
         now_ms: i64,
     },
-    /// This claim got no answer while others of its batch did (a Redis Cluster node that
-    /// owns its slot did not answer). Whether it was decided is unknown: it is not run
-    /// (fail closed), and the tick is skipped unless the claim is retried.
-    Unanswered {
-        /// Why, as the client library said it (no secrets).
+    /// Whether this claim was decided is unknown, while others of its batch were answered
+    /// (with Redis Cluster: the node that owns its slot did not answer). It is not run (fail
+    /// closed); the scheduler sends it again once (a resend of the same claim resumes it if
+    /// it was won), and the tick is skipped if that is not answered either.
+    Undecided {
+        /// Why, as the backend's client said it (no secrets).
         detail: String,
     },
-    /// The job is paused fleet-wide ([`Admin::pause`](super::Admin::pause)): the tick is decided as paused, run by
-    /// no member, and counted in the job's pause (the first paused tick of a pause is also
-    /// recorded in its history as `paused`).
+    /// The job is paused fleet-wide ([`Admin::pause`](super::Admin::pause)): the tick is
+    /// decided as paused, run by no member, and counted in the job's pause (the first paused
+    /// tick of a pause is also recorded in its history as `paused`).
     Paused,
-    /// The tick was claimed for this process, but fewer replicas acknowledged the claim than
-    /// [`ConnectOptions::wait_for_replicas`](super::ConnectOptions::wait_for_replicas) asks: a failover now could lose it and let the
-    /// tick run again elsewhere, so it is not run (fail closed). The claimer releases the
-    /// lease with [`Outcome::NotReplicated`](super::Outcome::NotReplicated), which records the tick in history.
-    Unreplicated {
+    /// The tick was claimed for this process, but the claim's durability was not confirmed
+    /// as asked (with Redis: fewer replicas acknowledged it than
+    /// [`ConnectOptions::wait_for_replicas`](super::ConnectOptions::wait_for_replicas) asks): a
+    /// failover now could lose it and let the tick run again elsewhere, so it is not run
+    /// (fail closed). The claimer releases the lease with
+    /// [`Outcome::NotReplicated`](super::Outcome::NotReplicated), which records the tick in
+    /// history.
+    NotDurable {
         /// The lease the claim took.
         lease: Lease,
-        /// How many replicas acknowledged it.
+        /// How many copies confirmed it (replicas, with Redis).
         acknowledged: usize,
         /// How many were asked for.
         wanted: usize,
     },
-    /// The tick is later than the coordinator's clock (beyond [`FUTURE_TICK_TOLERANCE`](super::FUTURE_TICK_TOLERANCE)):
-    /// the claimer's clock runs ahead. Nothing was recorded; try again at the tick, which is
+    /// The tick is later than the coordinator's clock (beyond
+    /// [`FUTURE_TICK_TOLERANCE`](super::FUTURE_TICK_TOLERANCE)): the claimer's clock runs ahead. Nothing was recorded; try again at the tick, which is
     /// `tick_ms - now_ms` from now.
     Early {
         /// The coordinator's time when it answered (UTC milliseconds).

@@ -28,7 +28,6 @@ mod notices;
 mod observed;
 #[cfg(feature = "postgres")]
 mod postgres;
-pub(crate) mod redact;
 mod redis;
 pub(crate) mod rules;
 mod run;
@@ -50,12 +49,12 @@ pub use self::notices::{ClaimNotice, ClaimNotices, NOTICE_BUFFER, NoticeSender};
 pub use self::observed::{Call, Observed, Observer};
 #[cfg(feature = "postgres")]
 pub use self::postgres::PostgresCoordinator;
-pub use self::redact::redact_url;
 pub use self::redis::RedisCoordinator;
 pub use self::run::{HistoryEntry, Outcome, RunRecord};
 #[cfg(feature = "sqlite")]
 pub use self::sqlite::SqliteCoordinator;
 pub use crate::error::{CoordinatorError, ErrorKind};
+pub use crate::redact::redact_url;
 
 pub(crate) use self::rules::missed::MissedTicks;
 pub use self::rules::{FUTURE_TICK_TOLERANCE, HISTORY_LEN};

@@ -12,5 +12,5 @@ pub(super) fn form_field(body: &[u8], name: &str) -> Option<String> {
 
 /// `+` as space and `%XX` as its byte; a malformed escape is kept as it is.
 fn decode_form(text: &str) -> String {
-    crate::coordinator::redact::percent_decoded(&text.replace('+', " "))
+    crate::redact::percent_decoded(&text.replace('+', " "))
 }

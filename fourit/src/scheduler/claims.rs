@@ -74,7 +74,7 @@ impl Claims {
                     // Part of a cluster batch unanswered is not the coordinator back.
                     if !outcomes
                         .iter()
-                        .any(|outcome| matches!(outcome, ClaimOutcome::Unanswered { .. }))
+                        .any(|outcome| matches!(outcome, ClaimOutcome::Undecided { .. }))
                     {
                         self.outage.succeeded();
                     }
@@ -118,7 +118,7 @@ impl Claims {
                         );
                         runner.start(job.clone(), lease, request.lease_ttl);
                     }
-                    ClaimOutcome::Unreplicated {
+                    ClaimOutcome::NotDurable {
                         lease,
                         acknowledged,
                         wanted,
@@ -173,12 +173,12 @@ impl Claims {
                              \"skip\"); the lease lapses within its TTL unless that run renews it"
                         );
                     }
-                    ClaimOutcome::Unanswered { detail } if !resent => {
+                    ClaimOutcome::Undecided { detail } if !resent => {
                         // Its node did not answer: once more, as for a lost answer.
                         debug!(job = job.name(), tick = %tick, error = %detail, "claim unanswered: sending it again");
                         unanswered.push((index, request));
                     }
-                    ClaimOutcome::Unanswered { detail } => {
+                    ClaimOutcome::Undecided { detail } => {
                         self.outage.failed("claim", &detail, 1);
                     }
                     ClaimOutcome::Retry { at_ms, now_ms } => {

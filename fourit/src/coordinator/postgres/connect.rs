@@ -144,10 +144,10 @@ impl PostgresCoordinator {
         };
         // tokio-postgres ends the user-info at the first `@`: a password holding one (or a
         // `/ ? #`) is encoded first, so it reads the password the user meant.
-        let encoded = crate::coordinator::redact::encode_userinfo(url);
+        let encoded = crate::redact::encode_userinfo(url);
         let settings = options::settings(&encoded).map_err(invalid)?;
         let mut config: Config = settings.url.parse().map_err(|err: tokio_postgres::Error| {
-            let reason = crate::coordinator::redact::scrub(&err.to_string(), url);
+            let reason = crate::redact::scrub(&err.to_string(), url);
             invalid(format!("not a Postgres URL: {reason}"))
         })?;
         let connector = settings.connector().map_err(invalid)?;

@@ -60,7 +60,7 @@ pub(super) fn each_host(url: &str) -> Vec<(String, String)> {
     let Some((scheme, rest)) = url.split_once("://") else {
         return Vec::new();
     };
-    let (userinfo, after) = crate::coordinator::redact::split_userinfo(rest);
+    let (userinfo, after) = crate::redact::split_userinfo(rest);
     let end = after.find(['/', '?']).unwrap_or(after.len());
     let (hosts, tail) = after.split_at(end);
     hosts

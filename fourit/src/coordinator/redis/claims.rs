@@ -52,7 +52,7 @@ impl RedisCoordinator {
                             ClaimOutcome::Run(lease) | ClaimOutcome::Resumed(lease),
                             Some(acks),
                             Some(acknowledged),
-                        ) if acknowledged < acks.replicas => ClaimOutcome::Unreplicated {
+                        ) if acknowledged < acks.replicas => ClaimOutcome::NotDurable {
                             lease,
                             acknowledged,
                             wanted: acks.replicas,
@@ -64,7 +64,7 @@ impl RedisCoordinator {
                     let err = self.error("claim", err);
                     if err.is_unavailable() {
                         // Part of a batch a cluster node did not answer: this claim alone.
-                        Ok(ClaimOutcome::Unanswered {
+                        Ok(ClaimOutcome::Undecided {
                             detail: err.to_string(),
                         })
                     } else {

@@ -71,11 +71,9 @@ pub(super) fn invalid_url_reason(url: &str, err: &RedisError) -> String {
     // The client library's text may quote the URL or a piece of it: say what is wrong
     // without any secret the URL holds.
     match err.detail() {
-        Some(detail) if !detail.contains(url) => format!(
-            "{} ({})",
-            err.category(),
-            crate::coordinator::redact::scrub(detail, url)
-        ),
+        Some(detail) if !detail.contains(url) => {
+            format!("{} ({})", err.category(), crate::redact::scrub(detail, url))
+        }
         _ => err.category().to_string(),
     }
 }

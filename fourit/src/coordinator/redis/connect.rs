@@ -100,7 +100,7 @@ impl RedisCoordinator {
         };
         // A password may hold `/ ? # @` unencoded (Postgres takes it so): encoded here, so
         // redis-rs and fourit's own parsers read the password the user meant.
-        let url = crate::coordinator::redact::encode_userinfo(url);
+        let url = crate::redact::encode_userinfo(url);
         let (url, from_url) = url::split_url_options(&url).map_err(invalid)?;
         let url = url.as_str();
         let options = options.clone().or(from_url);

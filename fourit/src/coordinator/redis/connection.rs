@@ -242,7 +242,7 @@ pub(super) fn classify(
 ) -> Error {
     let mut detail = err.to_string();
     if let Some(secret) = secret {
-        detail = crate::coordinator::redact::scrub_secret(&detail, secret);
+        detail = crate::redact::scrub_secret(&detail, secret);
     }
     let kind = match err.kind() {
         ErrorKind::AuthenticationFailed => Kind::Authentication,

@@ -68,7 +68,7 @@ pub(super) fn split_url_options(
     let mut sentinel_password = None;
     for pair in query.split('&').filter(|pair| !pair.is_empty()) {
         let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
-        let value = crate::coordinator::redact::percent_decoded(value);
+        let value = crate::redact::percent_decoded(value);
         match key {
             "wait_replicas" => {
                 replicas =
