@@ -214,11 +214,10 @@ pub async fn spread(ctx: &mut Ctx) -> Result<(), String> {
                 .filter(|run| run.tick_ms < kill_ms)
                 .collect();
             // A run that waited out most of the handoff was handed over, not placed afresh.
-            let handoff_us = variant
-                .handoff_ms
-                .map_or(fourit::DEFAULT_HANDOFF.as_micros() as i64, |ms| {
-                    ms as i64 * 1000
-                });
+            let handoff_us = variant.handoff_ms.map_or(
+                fourit::scheduler::DEFAULT_HANDOFF.as_micros() as i64,
+                |ms| ms as i64 * 1000,
+            );
             let waited_us = (handoff_us * 4 / 5).max(1);
             for run in sorted_runs.iter().filter(|run| run.tick_ms >= kill_ms) {
                 if preferred_member(&m, run.job, run.tick_ms, &mut cache) == killed {

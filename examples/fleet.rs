@@ -34,7 +34,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     println!(
         "{} processes against {} for {seconds} s",
         PROCESSES.len(),
-        fourit::redact_url(&url)
+        fourit::coordinator::redact_url(&url)
     );
 
     // One namespace per run, so earlier runs' high-water marks do not interfere.

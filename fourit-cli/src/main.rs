@@ -322,7 +322,11 @@ async fn run(cli: Cli) -> Result<(), Failure> {
             secure_cookie,
             by,
         } => {
-            let fleet = format!("{} · {}", fourit::redact_url(&cli.url), cli.namespace);
+            let fleet = format!(
+                "{} · {}",
+                fourit::coordinator::redact_url(&cli.url),
+                cli.namespace
+            );
             let token = match token_file {
                 Some(path) => Some(read_token(&path)?),
                 None => token,

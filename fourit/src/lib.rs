@@ -36,13 +36,13 @@
 #![deny(missing_docs)]
 
 pub mod admin;
-mod clock;
+pub mod clock;
 pub mod coordinator;
 #[cfg(feature = "dashboard")]
 pub mod dashboard;
 mod error;
 pub mod events;
-mod job;
+pub mod job;
 #[cfg(feature = "metrics")]
 mod metrics;
 // Who is preferred to claim each tick: public for the benchmark and the spread tests, not an
@@ -51,22 +51,34 @@ mod metrics;
 pub mod placement;
 mod redact;
 mod registry;
-mod schedule;
-mod scheduler;
+pub mod schedule;
+pub mod scheduler;
 mod spec;
 
+// What a user writes: the attribute, `run` or a `Scheduler`, jobs defined at run time and
+// their context, schedules, errors. The rest lives in its module (`clock`, `coordinator`,
+// `job`, `schedule`, `scheduler`, `events`, `admin`, `dashboard`).
+pub use error::{Error, ErrorKind};
+pub use job::{FenceToken, Job, JobContext, Overlap};
+pub use registry::jobs;
+pub use schedule::Schedule;
+pub use scheduler::{Scheduler, SchedulerBuilder, SchedulerHandle, run};
+
+// The same items at the root, as earlier releases had them; their homes are the modules.
+#[doc(hidden)]
 pub use clock::{Clock, OffsetClock, SystemClock};
-pub use error::{CoordinatorError, Error, ErrorKind};
-pub use job::{
-    BoxFuture, FenceToken, IntoJobResult, Job, JobContext, JobResult, Overlap, SourceLocation,
-};
+#[doc(hidden)]
+pub use error::CoordinatorError;
+#[doc(hidden)]
+pub use job::{BoxFuture, IntoJobResult, JobResult, SourceLocation};
+#[doc(hidden)]
 pub use redact::redact_url;
-pub use registry::{check_unique_names, jobs};
-pub use schedule::{Due, MISSED_COUNT_LIMIT, Schedule, Ticks};
+#[doc(hidden)]
+pub use schedule::{Due, MISSED_COUNT_LIMIT, Ticks};
+#[doc(hidden)]
 pub use scheduler::{
     DEFAULT_GRACE, DEFAULT_HANDOFF, DEFAULT_HEARTBEAT_INTERVAL, DEFAULT_MAX_CLOCK_OFFSET,
-    DEFAULT_NAMESPACE, DEFAULT_SHUTDOWN_TIMEOUT, LEASE_TTL_BOUNDS, Scheduler, SchedulerBuilder,
-    SchedulerHandle, run,
+    DEFAULT_NAMESPACE, DEFAULT_SHUTDOWN_TIMEOUT, LEASE_TTL_BOUNDS,
 };
 
 /// Marks an `async fn` as a job that runs on a cron schedule. See the [crate docs](crate).

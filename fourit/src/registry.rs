@@ -20,8 +20,8 @@ inventory::collect!(Registration);
 /// # Ok::<(), fourit::Error>(())
 /// ```
 ///
-/// Names are not checked for duplicates here; [`check_unique_names`] does that, and the
-/// scheduler calls it when it starts.
+/// Names are not checked for duplicates here: the scheduler refuses two jobs of one name when
+/// it is built, naming both definitions.
 pub fn jobs() -> Result<Vec<Job>, Error> {
     let mut jobs = inventory::iter::<Registration>
         .into_iter()
@@ -38,7 +38,7 @@ pub fn jobs() -> Result<Vec<Job>, Error> {
 }
 
 /// Checks that no two jobs share a name, naming both definitions if they do.
-pub fn check_unique_names(jobs: &[Job]) -> Result<(), Error> {
+pub(crate) fn check_unique_names(jobs: &[Job]) -> Result<(), Error> {
     let mut seen: HashMap<&str, &Job> = HashMap::with_capacity(jobs.len());
     for job in jobs {
         if let Some(first) = seen.insert(job.name(), job) {

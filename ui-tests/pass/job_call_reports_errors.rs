@@ -36,7 +36,7 @@ fn block_on<F: Future>(future: F) -> F::Output {
 }
 
 fn main() {
-    let outcomes: Vec<(String, fourit::JobResult)> = fourit::jobs()
+    let outcomes: Vec<(String, fourit::job::JobResult)> = fourit::jobs()
         .unwrap()
         .iter()
         .map(|job| {

@@ -17,7 +17,7 @@ use std::fmt;
 use std::time::Duration;
 
 use crate::error::Error;
-use crate::job::{BoxFuture, Overlap};
+use crate::job::Overlap;
 
 mod catalog;
 mod claim;
@@ -54,6 +54,7 @@ pub use self::run::{HistoryEntry, Outcome, RunRecord};
 #[cfg(feature = "sqlite")]
 pub use self::sqlite::SqliteCoordinator;
 pub use crate::error::{CoordinatorError, ErrorKind};
+pub use crate::job::BoxFuture;
 pub use crate::redact::redact_url;
 
 pub(crate) use self::rules::missed::MissedTicks;

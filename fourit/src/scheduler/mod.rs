@@ -1,9 +1,10 @@
-//! The scheduler: its options, its lifecycle, and the parts it wires together.
+//! The scheduler: [`SchedulerBuilder`] and its defaults, [`Scheduler`], [`SchedulerHandle`]
+//! and [`run`].
 //!
-//! Data flows one way: the [driver](driver) finds the due ticks, the [dispatcher](dispatch)
-//! places them, the [claims](claims) ask the coordinator, the [runner](runner) runs what was
-//! won and hands the end to the [releases](releases). Beside them the
-//! [heartbeat](membership) keeps the members view and the fleet's clock.
+//! Inside, data flows one way: the driver finds the due ticks, the dispatcher places them,
+//! the claims ask the coordinator, the runner runs what was won and hands the end to the
+//! releases. Beside them the heartbeat keeps the members view and the fleet's clock
+//! (`docs/ARCHITECTURE.md` has a line per file).
 
 mod builder;
 mod claims;
