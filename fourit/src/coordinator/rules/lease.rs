@@ -27,8 +27,8 @@ pub(crate) fn keep_alive(job: &mut JobRecord, lease: &Lease, ttl: Duration, now:
 /// the outcome in history either way, and, for the job's latest run, its end (and forgets the
 /// winning claim's id, so a late resend of that claim is not resumed).
 ///
-/// A release sent again after its answer was lost (the latest run, already ended, and the
-/// lease no longer this run's) changes nothing and answers `true`.
+/// A release sent again after its answer was lost (the run released last, whose lease is no
+/// longer its own) changes nothing and answers `true`, even after a later run started.
 pub(crate) fn release(
     job: &mut JobRecord,
     lease: &Lease,
@@ -38,11 +38,7 @@ pub(crate) fn release(
     let id = lease.run_id();
     let held = job.slot_holder(lease.overlap, lease.tick_ms, now) == Some(id.as_str());
     let latest = job.fence == lease.fence.get();
-    if !held
-        && latest
-        && job.last.node.as_deref() == Some(&*lease.node)
-        && job.last.finished_ms.is_some()
-    {
+    if !held && job.released.as_deref() == Some(id.as_str()) {
         return (true, Writes::none());
     }
     if held {
@@ -55,6 +51,7 @@ pub(crate) fn release(
     }
     if latest {
         job.claim = None;
+        job.released = Some(id);
         job.last.finished_ms = Some(now.ms);
         job.last.outcome = Some(record.outcome.as_str().to_string());
         job.last.error = record.outcome.error().map(str::to_string);

@@ -48,6 +48,9 @@ pub(crate) struct JobRecord {
     pub(crate) fence: u64,
     /// The id of the claim that won the latest scheduled run, until that run is released.
     pub(crate) claim: Option<u64>,
+    /// The run id of the latest run once it was released: that release sent again (its answer
+    /// was lost) is recognised, even after a later run started.
+    pub(crate) released: Option<String>,
     /// The job's lease (`overlap = "skip"`, and manual runs that are not forced).
     pub(crate) lease: Option<Held>,
     /// The runs with a lease of their own (`overlap = "allow"`, forced manual runs), by tick.

@@ -272,6 +272,11 @@ fn a_release_sent_again_is_recorded_once_and_a_stale_run_does_not_touch_the_late
     let (again, writes) = lease::release(&mut job, &first, &succeeded(), Now::at(T0 + 30));
     assert!(again);
     assert_eq!(writes, Writes::none());
+    // Still recognised once a later run started.
+    run(&claim::claim(&mut job, &request("b", T0 + 1_000, 2), Now::at(T0 + 1_000)).0);
+    let (late, writes) = lease::release(&mut job, &first, &succeeded(), Now::at(T0 + 1_010));
+    assert!(late);
+    assert_eq!(writes, Writes::none());
     // A run whose lease expired, released after a newer run started: its outcome goes to
     // history alone.
     let mut job = JobRecord::default();

@@ -32,7 +32,7 @@ impl Tx<'_> {
             .query_row(
                 "SELECT tick, fence, node, claim, started, finished, outcome, error,
                         paused, paused_by, paused_note, paused_at, paused_ticks, paused_first,
-                        paused_last
+                        paused_last, released
                  FROM fourit_jobs WHERE ns = ?1 AND job = ?2",
                 params![self.ns, job],
                 |r| {
@@ -55,6 +55,7 @@ impl Tx<'_> {
                         claim: r
                             .get::<_, Option<String>>(3)?
                             .and_then(|id| id.parse().ok()),
+                        released: r.get(15)?,
                         lease: None,
                         run_leases: BTreeMap::new(),
                         last: LastRun {
@@ -103,6 +104,7 @@ impl Tx<'_> {
                 record.mark,
                 record.fence,
                 record.claim,
+                record.released.clone(),
                 record.last.clone(),
                 record.pause.clone(),
             )
@@ -132,8 +134,8 @@ impl Tx<'_> {
             "INSERT OR REPLACE INTO fourit_jobs (ns, job, tick, fence, node, claim, started,
                finished, outcome, error, released, paused, paused_by, paused_note, paused_at,
                paused_ticks, paused_first, paused_last)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, NULL, ?11, ?12, ?13, ?14, ?15,
-               ?16, ?17)",
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16,
+               ?17, ?18)",
             params![
                 self.ns,
                 job,
@@ -145,6 +147,7 @@ impl Tx<'_> {
                 record.last.finished_ms,
                 record.last.outcome,
                 record.last.error,
+                record.released,
                 i64::from(pause.is_some()),
                 pause.map(|p| p.by.clone()),
                 pause.and_then(|p| p.note.clone()),
