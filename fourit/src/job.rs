@@ -213,6 +213,20 @@ impl fmt::Debug for JobContext {
     }
 }
 
+/// A job's options: each set by the attribute's option and by [`Job`]'s setter of the same
+/// name, and read here ([`Job::options`]). The time zone is the schedule's
+/// ([`Schedule::timezone`]).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct JobOptions {
+    /// `overlap`: what happens to a tick while the previous run still runs (default: skip).
+    pub overlap: Overlap,
+    /// `timeout`: the run is cancelled after it, if set.
+    pub timeout: Option<Duration>,
+    /// `grace`: how late a tick may still be claimed, if it overrides the scheduler's.
+    pub grace: Option<Duration>,
+}
+
 /// A job ready to be scheduled: name, schedule, options and body.
 ///
 /// Jobs come from `#[fourit::job]` (see [`jobs`](crate::jobs)) or are made at run time with
@@ -221,9 +235,7 @@ impl fmt::Debug for JobContext {
 pub struct Job {
     name: Arc<str>,
     schedule: Arc<Schedule>,
-    overlap: Overlap,
-    timeout: Option<Duration>,
-    grace: Option<Duration>,
+    options: JobOptions,
     location: SourceLocation,
     body: JobFn,
 }
@@ -263,9 +275,7 @@ impl Job {
         Ok(Job {
             name: Arc::from(name),
             schedule: Arc::new(schedule),
-            overlap: Overlap::Skip,
-            timeout: None,
-            grace: None,
+            options: JobOptions::default(),
             location,
             body,
         })
@@ -279,19 +289,19 @@ impl Job {
 
     /// Sets what happens to a tick while the previous run still runs (default: skip).
     pub fn overlap(mut self, overlap: Overlap) -> Job {
-        self.overlap = overlap;
+        self.options.overlap = overlap;
         self
     }
 
     /// Cancels a run that lasts longer than `timeout`; its outcome is `timed out`.
     pub fn timeout(mut self, timeout: Duration) -> Job {
-        self.timeout = Some(timeout);
+        self.options.timeout = Some(timeout);
         self
     }
 
     /// How late a tick may still be claimed (default: the scheduler's, 60 s).
     pub fn grace(mut self, grace: Duration) -> Job {
-        self.grace = Some(grace);
+        self.options.grace = Some(grace);
         self
     }
 
@@ -314,19 +324,9 @@ impl Job {
         &self.schedule
     }
 
-    /// The overlap policy.
-    pub fn overlap_policy(&self) -> Overlap {
-        self.overlap
-    }
-
-    /// The run timeout, if any.
-    pub fn timeout_duration(&self) -> Option<Duration> {
-        self.timeout
-    }
-
-    /// The job's own grace, if it overrides the scheduler's.
-    pub fn grace_duration(&self) -> Option<Duration> {
-        self.grace
+    /// The job's options, as the setters of the same names (or the attribute) left them.
+    pub fn options(&self) -> &JobOptions {
+        &self.options
     }
 
     /// Where the job was defined.
@@ -344,9 +344,11 @@ impl Job {
         Ok(Job {
             name: Arc::from(def.name),
             schedule: Arc::new(Schedule::parse(def.schedule)?.with_timezone(def.tz)?),
-            overlap: def.overlap,
-            timeout: def.timeout_ms.map(Duration::from_millis),
-            grace: def.grace_ms.map(Duration::from_millis),
+            options: JobOptions {
+                overlap: def.overlap,
+                timeout: def.timeout_ms.map(Duration::from_millis),
+                grace: def.grace_ms.map(Duration::from_millis),
+            },
             location: SourceLocation {
                 file: def.file,
                 line: def.line,
@@ -361,9 +363,7 @@ impl fmt::Debug for Job {
         f.debug_struct("Job")
             .field("name", &self.name)
             .field("schedule", &self.schedule)
-            .field("overlap", &self.overlap)
-            .field("timeout", &self.timeout)
-            .field("grace", &self.grace)
+            .field("options", &self.options)
             .field("location", &self.location)
             .finish()
     }

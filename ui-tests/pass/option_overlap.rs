@@ -15,7 +15,7 @@ fn main() {
     let policies: Vec<(String, Overlap)> = fourit::jobs()
         .unwrap()
         .iter()
-        .map(|job| (job.name().to_string(), job.overlap_policy()))
+        .map(|job| (job.name().to_string(), job.options().overlap))
         .collect();
     assert_eq!(
         policies,

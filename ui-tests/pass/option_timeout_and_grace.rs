@@ -21,8 +21,8 @@ fn main() {
         .map(|job| {
             (
                 job.name().to_string(),
-                job.timeout_duration(),
-                job.grace_duration(),
+                job.options().timeout,
+                job.options().grace,
             )
         })
         .collect();

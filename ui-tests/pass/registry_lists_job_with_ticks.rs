@@ -26,9 +26,9 @@ fn main() {
         job.schedule().to_string(),
         "0 9 * * MON-FRI (Europe/Berlin)"
     );
-    assert_eq!(job.overlap_policy(), fourit::Overlap::Skip);
-    assert_eq!(job.timeout_duration(), None);
-    assert_eq!(job.grace_duration(), None);
+    assert_eq!(job.options().overlap, fourit::Overlap::Skip);
+    assert_eq!(job.options().timeout, None);
+    assert_eq!(job.options().grace, None);
     assert!(
         job.location()
             .file

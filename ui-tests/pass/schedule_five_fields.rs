@@ -13,9 +13,9 @@ fn main() {
     assert_eq!(job.schedule().as_str(), "*/15 * * * *");
     assert_eq!(job.schedule().timezone().name(), "UTC");
     assert_eq!(job.schedule().to_string(), "*/15 * * * *");
-    assert_eq!(job.overlap_policy(), fourit::Overlap::Skip);
-    assert_eq!(job.timeout_duration(), None);
-    assert_eq!(job.grace_duration(), None);
+    assert_eq!(job.options().overlap, fourit::Overlap::Skip);
+    assert_eq!(job.options().timeout, None);
+    assert_eq!(job.options().grace, None);
     assert!(job.location().file.ends_with("schedule_five_fields.rs"));
     assert_eq!(job.location().line, 6);
 

@@ -142,7 +142,7 @@ impl Driver {
     }
 
     fn grace(&self, job: &Job) -> TimeDelta {
-        let grace = job.grace_duration().unwrap_or(self.options.grace);
+        let grace = job.options().grace.unwrap_or(self.options.grace);
         TimeDelta::from_std(grace).unwrap_or(TimeDelta::MAX)
     }
 
@@ -185,7 +185,7 @@ impl Driver {
                         tick_ms: due.latest.timestamp_millis(),
                         node: self.node.clone(),
                         lease_ttl: lease_ttl_until(due.latest, due.next, self.options.lease_ttl),
-                        overlap: job.overlap_policy(),
+                        overlap: job.options().overlap,
                         preferred: None,
                         handoff: self.options.handoff,
                         claim_id: new_claim_id(),

@@ -311,9 +311,9 @@ async fn register(coordinator: &dyn Coordinator, node: &str, jobs: &[Job], optio
             name: job.name().to_string(),
             schedule: job.schedule().as_str().to_string(),
             timezone: job.schedule().timezone().name().to_string(),
-            overlap: job.overlap_policy(),
-            timeout: job.timeout_duration(),
-            grace: job.grace_duration(),
+            overlap: job.options().overlap,
+            timeout: job.options().timeout,
+            grace: job.options().grace,
             location: format!("{}:{}", job.location().file, job.location().line),
             version: options.app_version.clone(),
         })

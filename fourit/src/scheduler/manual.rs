@@ -78,7 +78,7 @@ impl ManualRuns {
             let Some(job) = self.jobs.iter().find(|job| job.name() == request.job) else {
                 continue;
             };
-            let overlap = job.overlap_policy();
+            let overlap = job.options().overlap;
             match coordinator
                 .claim_manual(&request, &self.runner.node, ttl, overlap)
                 .await

@@ -138,7 +138,7 @@ impl Runner {
         // it runs inside the current (the run's) span.
         let mut body = tokio::spawn(job.call(ctx).in_current_span());
         let running = Running::count(&self.running);
-        let deadline = job.timeout_duration().map(|timeout| clock_start + timeout);
+        let deadline = job.options().timeout.map(|timeout| clock_start + timeout);
         // The lease keeper borrows the lease until the run is over.
         let outcome = {
             let keeper = keep_lease(self.coordinator.as_ref(), &lease, ttl);
