@@ -4,8 +4,6 @@ use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
-use tokio::time::Instant;
-
 use super::{
     Admin, CatalogEntry, ClaimNotice, ClaimNotices, ClaimOutcome, ClaimRequest, Coordinator,
     FUTURE_TICK_TOLERANCE, HISTORY_LEN, Heartbeat, HistoryEntry, JobDefinition, Lease, Member,
@@ -26,6 +24,8 @@ use crate::job::{BoxFuture, FenceToken, Overlap};
 pub struct MemoryCoordinator {
     state: Mutex<State>,
     clock: Arc<dyn Clock>,
+    /// The clock lease expiry follows (tokio's monotonic clock unless a test gives one).
+    lease_clock: Arc<dyn Clock>,
     /// Every decided tick, for the schedulers sharing this coordinator.
     notices: NoticeSender,
     /// The ticks claims recorded as missed.
@@ -129,6 +129,37 @@ impl JobState {
     }
 }
 
+/// An instant by the lease clock: UTC ms.
+type Instant = i64;
+
+fn ms(duration: Duration) -> i64 {
+    i64::try_from(duration.as_millis()).unwrap_or(i64::MAX)
+}
+
+/// Tokio's monotonic clock as a [`Clock`] (from the wall time at its creation), so leases
+/// expire on time under tokio's paused test time.
+#[derive(Debug)]
+struct TokioClock {
+    origin: tokio::time::Instant,
+    wall: chrono::DateTime<chrono::Utc>,
+}
+
+impl TokioClock {
+    fn new() -> TokioClock {
+        TokioClock {
+            origin: tokio::time::Instant::now(),
+            wall: chrono::Utc::now(),
+        }
+    }
+}
+
+impl Clock for TokioClock {
+    fn now(&self) -> chrono::DateTime<chrono::Utc> {
+        let elapsed = chrono::TimeDelta::from_std(self.origin.elapsed()).unwrap_or_default();
+        self.wall + elapsed
+    }
+}
+
 fn expire(slot: &mut Option<(String, Instant)>, now: Instant) {
     if slot.as_ref().is_some_and(|(_, expires)| *expires <= now) {
         *slot = None;
@@ -144,12 +175,25 @@ impl MemoryCoordinator {
     /// An empty coordinator whose wall clock (for the handoff window and member timestamps)
     /// is `clock`.
     pub fn with_clock(clock: Arc<dyn Clock>) -> MemoryCoordinator {
+        MemoryCoordinator::with_clocks(clock, Arc::new(TokioClock::new()))
+    }
+
+    /// An empty coordinator whose wall clock is `wall` and whose leases expire by `lease`
+    /// (instead of tokio's monotonic clock), for tests that drive both.
+    #[doc(hidden)]
+    pub fn with_clocks(wall: Arc<dyn Clock>, lease: Arc<dyn Clock>) -> MemoryCoordinator {
         MemoryCoordinator {
             state: Mutex::new(State::default()),
-            clock,
+            clock: wall,
+            lease_clock: lease,
             notices: NoticeSender::new(),
             missed: tokio::sync::broadcast::channel(super::NOTICE_BUFFER).0,
         }
+    }
+
+    /// Now by the lease clock (ms).
+    fn lease_now(&self) -> Instant {
+        self.lease_clock.now().timestamp_millis()
     }
 
     fn state(&self) -> MutexGuard<'_, State> {
@@ -178,7 +222,9 @@ impl MemoryCoordinator {
                     node: request.node.clone(),
                     overlap: request.overlap,
                 };
-                if job.holds(&again, now) || job.retake(&again, now + request.lease_ttl, now) {
+                if job.holds(&again, now)
+                    || job.retake(&again, now.saturating_add(ms(request.lease_ttl)), now)
+                {
                     return ClaimOutcome::Resumed(again);
                 }
             }
@@ -257,7 +303,7 @@ impl MemoryCoordinator {
         job.last.last_finished_ms = None;
         job.last.last_outcome = Some("running".to_string());
         job.last.last_error = None;
-        let held = (lease.run_id(), now + request.lease_ttl);
+        let held = (lease.run_id(), now.saturating_add(ms(request.lease_ttl)));
         match request.overlap {
             Overlap::Skip => job.lease = Some(held),
             Overlap::Allow => {
@@ -287,7 +333,7 @@ impl Coordinator for MemoryCoordinator {
         requests: &'a [ClaimRequest],
     ) -> BoxFuture<'a, Result<Vec<ClaimOutcome>, Error>> {
         Box::pin(async move {
-            let now = Instant::now();
+            let now = self.lease_now();
             let wall_ms = self.clock.now().timestamp_millis();
             let mut state = self.state();
             let outcomes: Vec<ClaimOutcome> = requests
@@ -350,7 +396,7 @@ impl Coordinator for MemoryCoordinator {
         ttl: Duration,
     ) -> BoxFuture<'a, Result<bool, Error>> {
         Box::pin(async move {
-            let now = Instant::now();
+            let now = self.lease_now();
             let mut state = self.state();
             let Some(job) = state.jobs.get_mut(&*lease.job) else {
                 return Ok(false);
@@ -358,7 +404,7 @@ impl Coordinator for MemoryCoordinator {
             if !job.holds(lease, now) {
                 return Ok(false);
             }
-            let expires = now + ttl;
+            let expires = now.saturating_add(ms(ttl));
             match lease.overlap {
                 Overlap::Skip => {
                     if let Some((_, at)) = job.lease.as_mut() {
@@ -381,7 +427,7 @@ impl Coordinator for MemoryCoordinator {
         record: &'a RunRecord,
     ) -> BoxFuture<'a, Result<bool, Error>> {
         Box::pin(async move {
-            let now = Instant::now();
+            let now = self.lease_now();
             let mut state = self.state();
             let job = state.jobs.entry(lease.job.to_string()).or_default();
             let held = job.holds(lease, now);
@@ -497,7 +543,7 @@ impl Coordinator for MemoryCoordinator {
     ) -> BoxFuture<'a, Result<super::ManualOutcome, Error>> {
         Box::pin(async move {
             use super::{ManualOutcome, ManualRequest, ManualState};
-            let now = Instant::now();
+            let now = self.lease_now();
             let wall_ms = self.clock.now().timestamp_millis();
             let mut state = self.state();
             let key = (request.job.clone(), request.id.clone());
@@ -543,7 +589,7 @@ impl Coordinator for MemoryCoordinator {
                 node: Arc::from(node),
                 overlap: if own { Overlap::Allow } else { Overlap::Skip },
             };
-            let held = (lease.run_id(), now + lease_ttl);
+            let held = (lease.run_id(), now.saturating_add(ms(lease_ttl)));
             if own {
                 job.run_leases.insert(job.fence, held);
             } else {
@@ -629,7 +675,7 @@ impl Admin for MemoryCoordinator {
 
     fn catalog(&self) -> BoxFuture<'_, Result<Vec<CatalogEntry>, Error>> {
         Box::pin(async move {
-            let now = Instant::now();
+            let now = self.lease_now();
             let mut state = self.state();
             let names: Vec<String> = state.catalog.keys().cloned().collect();
             Ok(names

@@ -15,7 +15,6 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use chrono::Utc;
 use rusqlite::{Connection, OptionalExtension, Transaction, TransactionBehavior, params};
 
 use super::sql::{millis, slot, unsigned};
@@ -25,6 +24,7 @@ use super::{
     ManualOutcome, ManualRequest, ManualState, Member, MissedNotice, MissedTicks, NoticeSender,
     PauseState, Registrations, RunRecord,
 };
+use crate::clock::{Clock, SystemClock};
 use crate::error::{CoordinatorError, Error, ErrorKind};
 use crate::job::{BoxFuture, FenceToken, Overlap};
 
@@ -79,6 +79,8 @@ pub struct SqliteCoordinator {
     /// The ticks decided through this coordinator (SQLite has no channel between processes:
     /// members on other processes claim after the handoff and are refused, a round trip).
     notices: NoticeSender,
+    /// The coordinator's clock: the host's, or a test's ([`SqliteCoordinator::with_clock`]).
+    clock: Arc<dyn Clock>,
 }
 
 impl std::fmt::Debug for SqliteCoordinator {
@@ -127,8 +129,9 @@ fn error(operation: &'static str, err: rusqlite::Error) -> Error {
     ))
 }
 
-fn now_ms() -> i64 {
-    Utc::now().timestamp_millis()
+/// The coordinator's time (UTC ms) by `clock`.
+fn now_ms(clock: &dyn Clock) -> i64 {
+    clock.now().timestamp_millis()
 }
 
 /// A job's row, as the claim and release read and write it.
@@ -360,7 +363,16 @@ impl SqliteCoordinator {
             url: shown,
             missed: tokio::sync::broadcast::channel(super::NOTICE_BUFFER).0,
             notices: NoticeSender::new(),
+            clock: Arc::new(SystemClock),
         })
+    }
+
+    /// This coordinator with `clock` as its clock (leases, the handoff, member timestamps,
+    /// the server time), for tests that drive time.
+    #[doc(hidden)]
+    pub fn with_clock(mut self, clock: Arc<dyn Clock>) -> Self {
+        self.clock = clock;
+        self
     }
 
     /// Runs `work` in one `BEGIN IMMEDIATE` transaction (the file's write lock), on a
@@ -521,11 +533,12 @@ impl Coordinator for SqliteCoordinator {
         &'a self,
         requests: &'a [ClaimRequest],
     ) -> BoxFuture<'a, Result<Vec<ClaimOutcome>, Error>> {
+        let clock = self.clock.clone();
         Box::pin(async move {
             let batch = requests.to_vec();
             let (outcomes, missed) = self
                 .write("claim", move |tx| {
-                    let now = now_ms();
+                    let now = now_ms(&*clock);
                     let mut outcomes = Vec::with_capacity(batch.len());
                     let mut missed = Vec::new();
                     for request in &batch {
@@ -595,8 +608,9 @@ impl Coordinator for SqliteCoordinator {
         ttl: Duration,
     ) -> BoxFuture<'a, Result<bool, Error>> {
         let lease = lease.clone();
+        let clock = self.clock.clone();
         Box::pin(self.write("keep_alive", move |tx| {
-            let now = now_ms();
+            let now = now_ms(&*clock);
             let slot = slot(lease.overlap, lease.tick_ms);
             let run_id = lease.run_id();
             if tx.holder(&lease.job, &slot, now)?.as_deref() != Some(run_id.as_str()) {
@@ -613,8 +627,9 @@ impl Coordinator for SqliteCoordinator {
         record: &'a RunRecord,
     ) -> BoxFuture<'a, Result<bool, Error>> {
         let (lease, record) = (lease.clone(), record.clone());
+        let clock = self.clock.clone();
         Box::pin(self.write("release", move |tx| {
-            let now = now_ms();
+            let now = now_ms(&*clock);
             let job = &*lease.job;
             let slot = slot(lease.overlap, lease.tick_ms);
             let run_id = lease.run_id();
@@ -661,8 +676,9 @@ impl Coordinator for SqliteCoordinator {
         clock_offset_us: Option<i64>,
     ) -> BoxFuture<'a, Result<Heartbeat, Error>> {
         let node = node.to_string();
+        let clock = self.clock.clone();
         Box::pin(self.write("heartbeat", move |tx| {
-            let now = Utc::now();
+            let now = clock.now();
             let now_ms = now.timestamp_millis();
             tx.tx.execute(
                 "INSERT INTO fourit_members (ns, node, heartbeat, clock_offset)
@@ -712,7 +728,8 @@ impl Coordinator for SqliteCoordinator {
 
     fn server_time(&self) -> BoxFuture<'_, Result<Option<i64>, Error>> {
         // The host's clock is the file's: every process on it reads the same one.
-        Box::pin(async { Ok(Some(Utc::now().timestamp_micros())) })
+        let now = self.clock.now();
+        Box::pin(async move { Ok(Some(now.timestamp_micros())) })
     }
 
     fn leave<'a>(&'a self, node: &'a str) -> BoxFuture<'a, Result<(), Error>> {
@@ -759,8 +776,9 @@ impl Coordinator for SqliteCoordinator {
         overlap: Overlap,
     ) -> BoxFuture<'a, Result<ManualOutcome, Error>> {
         let (request, node) = (request.clone(), node.to_string());
+        let clock = self.clock.clone();
         Box::pin(self.write("manual run", move |tx| {
-            let now = now_ms();
+            let now = now_ms(&*clock);
             let job = request.job.as_str();
             let text: Option<String> = tx
                 .tx
@@ -944,13 +962,14 @@ impl Admin for SqliteCoordinator {
     ) -> BoxFuture<'a, Result<(), Error>> {
         let (job, by) = (job.to_string(), by.to_string());
         let note = note.filter(|n| !n.is_empty()).map(str::to_string);
+        let clock = self.clock.clone();
         Box::pin(self.write("pause", move |tx| {
             let mut row = tx.load(&job)?;
             let kept = row.pause.take();
             row.pause = Some(PauseState {
                 by,
                 note,
-                since_ms: now_ms(),
+                since_ms: now_ms(&*clock),
                 ticks: kept.as_ref().map_or(0, |pause| pause.ticks),
                 first_tick_ms: kept.as_ref().and_then(|pause| pause.first_tick_ms),
                 last_tick_ms: kept.as_ref().and_then(|pause| pause.last_tick_ms),
@@ -995,8 +1014,9 @@ impl Admin for SqliteCoordinator {
     }
 
     fn catalog(&self) -> BoxFuture<'_, Result<Vec<CatalogEntry>, Error>> {
+        let clock = self.clock.clone();
         Box::pin(self.read("catalog", move |tx| {
-            let now = now_ms();
+            let now = now_ms(&*clock);
             let names: Vec<String> = {
                 let mut statement = tx
                     .tx
@@ -1043,7 +1063,7 @@ impl Admin for SqliteCoordinator {
             job: job.to_string(),
             id: format!("{:016x}", super::new_claim_id()),
             by: by.replace(['\t', '\n'], " "),
-            requested_ms: now_ms(),
+            requested_ms: now_ms(&*self.clock),
             force,
         };
         let notices = self.notices.clone();
