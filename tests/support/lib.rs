@@ -14,7 +14,8 @@ pub mod http;
 use std::sync::Once;
 
 pub use fourit_testkit::{
-    LinkMode, PgBouncer, PostgresServer, Proxy, RedisCluster, RedisServer, RedisServerBuilder,
+    FakeClock, LinkMode, PgBouncer, PostgresServer, Proxy, RedisCluster, RedisServer,
+    RedisServerBuilder,
     SentinelGroup, TlsFiles,
 };
 
