@@ -555,8 +555,11 @@ async fn apply(
             .await
         {
             Ok(beat) => format!(
-                "Ok(server_us {:?} members {:?} manual_pending {} evicted {:?})",
-                beat.server_us, beat.members, beat.manual_pending, beat.evicted
+                "Ok(server {} members {:?} manual_pending {} evicted {:?})",
+                server_us(beat.server_us),
+                beat.members,
+                beat.manual_pending,
+                beat.evicted
             ),
             Err(e) => format!("Err({e})"),
         },
@@ -574,7 +577,10 @@ async fn apply(
                 .collect();
             format!("{:?}", store.register(NODES[*node], &defs).await)
         }
-        Op::ServerTime => format!("{:?}", store.server_time().await),
+        Op::ServerTime => match store.server_time().await {
+            Ok(us) => format!("Ok({})", server_us(us)),
+            Err(e) => format!("Err({e})"),
+        },
         Op::Observe => observe(backend, seen).await,
     };
     normalize(backend.name, op, text)
@@ -600,8 +606,22 @@ async fn observe(backend: &Backend, seen: &Seen) -> String {
     out
 }
 
-/// THE one place where a backend's answer is allowed to differ from the model's, and why.
-/// (The other normalized difference is in the choice of lease TTLs: [`LEASE_TTLS_MS`].)
+// ---------------------------------------------------------------------------------------
+// Normalization: THE place where a backend's answer may differ from the model's, and why.
+// (One more difference is avoided rather than normalized, in the choice of lease TTLs:
+// [`LEASE_TTLS_MS`].)
+
+/// The coordinator's time in µs, as compared: its millisecond. The servers' frozen instant
+/// is 100 µs past the millisecond ([`FakeClock::PAST_MS_US`]: libfaketime reads the file's
+/// fraction as a double), the in-process backends' exactly on it.
+fn server_us(us: Option<i64>) -> String {
+    match us {
+        Some(us) => format!("{} ms", us.div_euclid(1000)),
+        None => "none".to_string(),
+    }
+}
+
+/// Every other answer, by backend and operation.
 fn normalize(backend: &str, op: &Op, text: String) -> String {
     let _ = (backend, op);
     text

@@ -106,6 +106,9 @@ pub struct FakeClock {
 }
 
 impl FakeClock {
+    /// How far past the millisecond the frozen instant is (µs; see [`set_ms`](Self::set_ms)).
+    pub const PAST_MS_US: i64 = 100;
+
     /// A clock frozen at `ms` (UTC milliseconds), in a fresh directory anyone may read (the
     /// PostgreSQL server runs as its own user).
     pub fn new(ms: i64) -> Result<FakeClock, String> {
@@ -124,9 +127,20 @@ impl FakeClock {
     }
 
     /// Sets the frozen time to `ms` (UTC milliseconds), atomically.
+    ///
+    /// The file holds the instant plus [`FakeClock::PAST_MS_US`] µs: libfaketime reads the
+    /// fraction as a `double`, in which `1803945602.010` is `1803945602.00999..`, so a
+    /// PostgreSQL frozen exactly on the millisecond would answer the one before. Readers
+    /// therefore see `ms` exactly in milliseconds, and `ms * 1000 + 100` (give or take a
+    /// rounding of libfaketime's) in microseconds.
     pub fn set_ms(&self, ms: i64) -> Result<(), String> {
         let partial = self.dir.join("now.partial");
-        let text = format!("{}.{:03}\n", ms.div_euclid(1000), ms.rem_euclid(1000));
+        let text = format!(
+            "{}.{:03}{:03}\n",
+            ms.div_euclid(1000),
+            ms.rem_euclid(1000),
+            FakeClock::PAST_MS_US
+        );
         fs::write(&partial, text).map_err(|e| format!("{}: {e}", partial.display()))?;
         fs::rename(&partial, &self.file).map_err(|e| format!("{}: {e}", self.file.display()))
     }

@@ -980,14 +980,17 @@ impl Coordinator for RedisCoordinator {
                 let all: std::collections::HashMap<String, String> =
                     redis::from_redis_value(all.map_err(|err| self.error("register", err))?.value)
                         .unwrap_or_default();
-                answers.push(
-                    all.into_iter()
-                        .filter_map(|(node, line)| {
-                            crate::coordinator::JobDefinition::from_line(&job.name, &line)
-                                .map(|def| (node, def))
-                        })
-                        .collect(),
-                );
+                let mut registrations: super::Registrations = all
+                    .into_iter()
+                    .filter_map(|(node, line)| {
+                        crate::coordinator::JobDefinition::from_line(&job.name, &line)
+                            .map(|def| (node, def))
+                    })
+                    .collect();
+                // By node, as the catalog and every other backend answer them (the hash's
+                // order is Redis's own, and the map's random).
+                registrations.sort_by(|a, b| a.0.cmp(&b.0));
+                answers.push(registrations);
             }
             Ok(answers)
         })
