@@ -491,19 +491,25 @@ async fn apply(
         }
         Op::ManualRequests => match store.manual_requests().await {
             Ok(requests) => {
-                let names: Vec<String> = requests
+                let mut listed: Vec<(i64, Option<usize>, String)> = requests
                     .iter()
                     .map(|r| {
-                        format!(
-                            "{} {} by {} at {} force {}",
-                            seen.request_name(&r.id),
-                            r.job,
-                            r.by,
+                        (
                             r.requested_ms,
-                            r.force
+                            seen.requests.iter().position(|known| known.id == r.id),
+                            format!(
+                                "{} {} by {} at {} force {}",
+                                seen.request_name(&r.id),
+                                r.job,
+                                r.by,
+                                r.requested_ms,
+                                r.force
+                            ),
                         )
                     })
                     .collect();
+                same_instant_in_request_order(&mut listed);
+                let names: Vec<&String> = listed.iter().map(|(_, _, text)| text).collect();
                 format!("Ok({names:?})")
             }
             Err(e) => format!("Err({e})"),
@@ -619,6 +625,14 @@ fn server_us(us: Option<i64>) -> String {
         Some(us) => format!("{} ms", us.div_euclid(1000)),
         None => "none".to_string(),
     }
+}
+
+/// `manual_requests` answers oldest first; requests of the same millisecond come in an order
+/// of each backend's own (memory: by job, then by the random id; Redis: the sorted set's
+/// `job<TAB>id`; Postgres: as inserted), which the contract leaves open. Compared in the order
+/// they were asked for.
+fn same_instant_in_request_order(listed: &mut [(i64, Option<usize>, String)]) {
+    listed.sort_by_key(|(ms, index, _)| (*ms, *index));
 }
 
 /// Every other answer, by backend and operation.

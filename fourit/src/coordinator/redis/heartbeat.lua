@@ -47,11 +47,19 @@ if changed > 0 or not version then
   end
   -- A version never handed out before, even after Redis lost its data: Redis's time (µs),
   -- above the previous version.
+  -- A leave left a token of its own in place of the version (`left-<random>`): the first
+  -- version after it carries the token, so it differs from every version handed out before
+  -- the leave even when Redis's clock has not moved since (or went back).
   local fresh = us
-  if version and tonumber(version) and tonumber(version) >= fresh then
-    fresh = tonumber(version) + 1
+  local previous = version and tonumber(string.match(version, '^%d+'))
+  if previous and previous >= fresh then
+    fresh = previous + 1
   end
-  version = string.format('%.0f', fresh)
+  if version and string.sub(version, 1, 5) == 'left-' then
+    version = string.format('%.0f', fresh) .. ':' .. version
+  else
+    version = string.format('%.0f', fresh)
+  end
   redis.call('SET', KEYS[2], version)
 end
 local reply = {string.format('%.0f', us), version, tostring(redis.call('ZCARD', KEYS[3])), tostring(#silent)}
