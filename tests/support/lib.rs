@@ -15,8 +15,7 @@ use std::sync::Once;
 
 pub use fourit_testkit::{
     FakeClock, LinkMode, PgBouncer, PostgresServer, Proxy, RedisCluster, RedisServer,
-    RedisServerBuilder,
-    SentinelGroup, TlsFiles,
+    RedisServerBuilder, SentinelGroup, TlsFiles,
 };
 
 /// The PostgreSQL the tests use: `FOURIT_TEST_POSTGRES_URL` if set, else the `test`

@@ -13,6 +13,7 @@ local now = redis.call('TIME')
 local us = tonumber(now[1]) * 1000000 + tonumber(now[2])
 local ms = tonumber(now[1]) * 1000 + math.floor(tonumber(now[2]) / 1000)
 local changed = redis.call('ZADD', KEYS[1], ms, ARGV[1])
+local joined = changed == 1
 -- Members silent for too long went away without leaving: forgotten, and named in the answer.
 -- Oldest first, one at a time (ZRANGE and ZREM only: the minimal ACL's commands).
 local cutoff = ms - tonumber(ARGV[2])
@@ -40,7 +41,10 @@ if changed > 0 or not version then
     end
     redis.call('DEL', KEYS[4])
     for i = 1, #clocks, 2 do
-      if live[clocks[i]] then
+      -- A member joining (again: it may have left) without an offset has none yet: one
+      -- from before it left is not its current one.
+      local stale_own = joined and ARGV[4] == '' and clocks[i] == ARGV[1]
+      if live[clocks[i]] and not stale_own then
         redis.call('HSET', KEYS[4], clocks[i], clocks[i + 1])
       end
     end
