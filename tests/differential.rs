@@ -718,7 +718,7 @@ fn normalize(backend: &str, op: &Op, text: String) -> String {
 }
 
 /// Runs one sequence on every backend; `Err` names the first answer that differs.
-async fn run_sequence(ops: &[Op]) -> Result<(), String> {
+async fn run_sequence(ops: &[Op], manual_spacing_ms: i64) -> Result<(), String> {
     let servers = servers();
     let backends = backends(servers).await;
     // A fresh day of its own for the case (clocks only move forward).
@@ -752,7 +752,7 @@ async fn run_sequence(ops: &[Op]) -> Result<(), String> {
         if matches!(op, Op::RequestManual { .. }) {
             servers
                 .clock
-                .set(servers.clock.now_ms() + MANUAL_REQUEST_SPACING_MS);
+                .set(servers.clock.now_ms() + manual_spacing_ms);
         }
         let _ = writeln!(
             transcript,
@@ -785,6 +785,10 @@ async fn run_sequence(ops: &[Op]) -> Result<(), String> {
 }
 
 fn run(ops: &[Op]) -> Result<(), String> {
+    run_spaced(ops, MANUAL_REQUEST_SPACING_MS)
+}
+
+fn run_spaced(ops: &[Op], manual_spacing_ms: i64) -> Result<(), String> {
     // One clock for every backend: the tests of this binary take turns.
     static TURN: std::sync::Mutex<()> = std::sync::Mutex::new(());
     let _turn = TURN
@@ -792,9 +796,12 @@ fn run(ops: &[Op]) -> Result<(), String> {
         .unwrap_or_else(std::sync::PoisonError::into_inner);
     let servers = servers();
     servers.runtime.block_on(async {
-        tokio::time::timeout(Duration::from_secs(30), run_sequence(ops))
-            .await
-            .unwrap_or_else(|_| Err("the sequence did not finish within 30 s".to_string()))
+        tokio::time::timeout(
+            Duration::from_secs(30),
+            run_sequence(ops, manual_spacing_ms),
+        )
+        .await
+        .unwrap_or_else(|_| Err("the sequence did not finish within 30 s".to_string()))
     })
 }
 
@@ -945,20 +952,33 @@ fn a_member_that_left_joins_again_without_its_old_offset() {
 #[test]
 #[ignore = "drift: Redis, SQLite and Postgres name own leases by tick, memory by fence"]
 fn two_manual_runs_of_one_millisecond_share_a_lease_slot() {
-    servers();
-    // Without the spacing: both requests in the same millisecond.
-    check(&[
+    let manual = |request| Op::ClaimManual {
+        request,
+        node: 0,
+        ttl: 1,
+        allow: true,
+    };
+    let ops = [
         Op::RequestManual {
             job: 1,
             by: 0,
             force: true,
         },
-        Op::Advance { step: 0 },
-        Op::ClaimManual {
-            request: 0,
-            node: 0,
-            ttl: 0,
-            allow: true,
+        Op::RequestManual {
+            job: 1,
+            by: 0,
+            force: false,
         },
-    ]);
+        manual(0),
+        manual(1),
+        // The first run's release: memory `true`, the others `false`.
+        Op::Release {
+            lease: 0,
+            outcome: 0,
+            twice: false,
+        },
+    ];
+    if let Err(why) = run_spaced(&ops, 0) {
+        panic!("{why}");
+    }
 }
