@@ -23,9 +23,11 @@
 
 #![warn(missing_docs)]
 
+mod fake_clock;
 mod pgbouncer;
 mod postgres;
 mod proxy;
+pub use fake_clock::FakeClock;
 pub use pgbouncer::PgBouncer;
 pub use postgres::PostgresServer;
 pub use proxy::{LinkMode, Proxy};
@@ -67,6 +69,8 @@ pub struct RedisServer {
     password: Option<String>,
     tls: Option<TlsFiles>,
     tls_port: u16,
+    /// More environment variables for the process (e.g. a [`FakeClock`]'s).
+    env: Vec<(String, String)>,
     child: Option<Child>,
 }
 
@@ -89,6 +93,7 @@ pub struct RedisServerBuilder {
     extra_args: Vec<String>,
     appendonly: bool,
     tls: Option<TlsFiles>,
+    env: Vec<(String, String)>,
 }
 
 impl RedisServerBuilder {
@@ -108,6 +113,13 @@ impl RedisServerBuilder {
         self.arg("--replicaof")
             .arg("127.0.0.1")
             .arg(port.to_string())
+    }
+
+    /// Sets an environment variable for the server process (kept for restarts), e.g. a
+    /// [`FakeClock::redis_env`] pair.
+    pub fn env(mut self, key: impl Into<String>, value: impl Into<String>) -> Self {
+        self.env.push((key.into(), value.into()));
+        self
     }
 
     /// Turns the append-only file on (`--appendonly yes`, `appendfsync everysec`), so data
@@ -146,6 +158,7 @@ impl RedisServerBuilder {
             password,
             tls: self.tls,
             tls_port: 0,
+            env: self.env,
             child: None,
         };
         for _ in 0..START_ATTEMPTS {
@@ -403,7 +416,8 @@ impl RedisServer {
             .arg(&self.dir)
             .arg("--logfile")
             .arg(&log_path)
-            .args(&self.extra_args);
+            .args(&self.extra_args)
+            .envs(self.env.iter().map(|(k, v)| (k, v)));
         if let Some(tls) = &self.tls {
             command
                 .arg("--tls-port")
@@ -687,22 +701,35 @@ impl RedisCluster {
 
     /// [`start`](Self::start), answering why the cluster did not form instead of panicking.
     pub fn try_start(primaries: usize, replicas: usize) -> Result<RedisCluster, String> {
+        RedisCluster::try_start_with(primaries, replicas, |node| node)
+    }
+
+    /// [`try_start`](Self::try_start), each node's options passed through `configure` after
+    /// the cluster's own (so its arguments override them, e.g. a longer
+    /// `--cluster-node-timeout`, and it may add environment, e.g. a [`FakeClock`]'s).
+    pub fn try_start_with(
+        primaries: usize,
+        replicas: usize,
+        configure: impl Fn(RedisServerBuilder) -> RedisServerBuilder,
+    ) -> Result<RedisCluster, String> {
         let count = primaries * (1 + replicas);
         let mut nodes = Vec::with_capacity(count);
         for _ in 0..count {
             nodes.push(
-                RedisServer::builder()
-                    .arg("--cluster-enabled")
-                    .arg("yes")
-                    .arg("--cluster-config-file")
-                    .arg("nodes.conf")
-                    .arg("--cluster-node-timeout")
-                    .arg("1000")
-                    // Replicas sync at once (the default waits 5 s to batch them): a replica
-                    // that has not synced cannot be promoted.
-                    .arg("--repl-diskless-sync-delay")
-                    .arg("0")
-                    .try_start()?,
+                configure(
+                    RedisServer::builder()
+                        .arg("--cluster-enabled")
+                        .arg("yes")
+                        .arg("--cluster-config-file")
+                        .arg("nodes.conf")
+                        .arg("--cluster-node-timeout")
+                        .arg("1000")
+                        // Replicas sync at once (the default waits 5 s to batch them): a replica
+                        // that has not synced cannot be promoted.
+                        .arg("--repl-diskless-sync-delay")
+                        .arg("0"),
+                )
+                .try_start()?,
             );
         }
         let mut cluster = RedisCluster { nodes };

@@ -18,6 +18,8 @@ pub struct PostgresServer {
     port: u16,
     /// More `-c name=value` options for the server.
     options: String,
+    /// More environment variables for the server (e.g. a [`crate::FakeClock`]'s).
+    env: Vec<(String, String)>,
 }
 
 /// The directory of `initdb`, `pg_ctl` and `postgres`: Debian's `/usr/lib/postgresql/N/bin`
@@ -179,6 +181,15 @@ impl PostgresServer {
         Ok(server)
     }
 
+    /// [`try_start`](Self::try_start), the server run with these environment variables
+    /// added (e.g. [`crate::FakeClock::libfaketime_env`]), also when started again.
+    pub fn try_start_with_env(env: Vec<(String, String)>) -> Result<PostgresServer, String> {
+        let mut server = PostgresServer::init()?;
+        server.env = env;
+        server.start_again()?;
+        Ok(server)
+    }
+
     /// A server that offers TLS (and still takes plain connections) with the certificate
     /// chain `cert_pem` and its key `key_pem`.
     pub fn try_start_tls(cert_pem: &str, key_pem: &str) -> Result<PostgresServer, String> {
@@ -237,6 +248,7 @@ impl PostgresServer {
             dir,
             port,
             options: String::new(),
+            env: Vec::new(),
         })
     }
 
@@ -268,9 +280,8 @@ impl PostgresServer {
             self.options
         );
         let log = self.dir.join("server.log").display().to_string();
-        let started = run_as_server_user(
-            &self.bin.join("pg_ctl"),
-            &[
+        let started = as_server_user(&self.bin.join("pg_ctl"))
+            .args([
                 "-D",
                 &self.data(),
                 "-o",
@@ -279,9 +290,10 @@ impl PostgresServer {
                 &log,
                 "-w",
                 "start",
-            ],
-        )
-        .map_err(|e| format!("pg_ctl start: {e}"))?;
+            ])
+            .envs(self.env.iter().map(|(k, v)| (k, v)))
+            .output()
+            .map_err(|e| format!("pg_ctl start: {e}"))?;
         if !started.status.success() {
             return Err(format!(
                 "pg_ctl start: {}{}",

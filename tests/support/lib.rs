@@ -14,8 +14,8 @@ pub mod http;
 use std::sync::Once;
 
 pub use fourit_testkit::{
-    LinkMode, PgBouncer, PostgresServer, Proxy, RedisCluster, RedisServer, RedisServerBuilder,
-    SentinelGroup, TlsFiles,
+    FakeClock, LinkMode, PgBouncer, PostgresServer, Proxy, RedisCluster, RedisServer,
+    RedisServerBuilder, SentinelGroup, TlsFiles,
 };
 
 /// The PostgreSQL the tests use: `FOURIT_TEST_POSTGRES_URL` if set, else the `test`

@@ -42,7 +42,7 @@ pub struct JobDefinition {
 
 impl JobDefinition {
     /// One line of text (fields separated by tabs), as the catalog stores it.
-    pub fn to_line(&self) -> String {
+    pub(crate) fn to_line(&self) -> String {
         let clean = |text: &str| text.replace(['\t', '\n', '\r'], " ");
         let millis = |d: Option<Duration>| d.map_or("-".to_string(), |d| d.as_millis().to_string());
         format!(
@@ -65,7 +65,7 @@ impl JobDefinition {
 
     /// The definition of `name` from a [`to_line`](Self::to_line) line; `None` for a line
     /// this version cannot read.
-    pub fn from_line(name: &str, line: &str) -> Option<JobDefinition> {
+    pub(crate) fn from_line(name: &str, line: &str) -> Option<JobDefinition> {
         let fields: Vec<&str> = line.split('\t').collect();
         let [
             "v1",

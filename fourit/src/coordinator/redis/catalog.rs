@@ -51,14 +51,17 @@ impl RedisCoordinator {
                 let all: std::collections::HashMap<String, String> =
                     redis::from_redis_value(all.map_err(|err| self.error("register", err))?.value)
                         .unwrap_or_default();
-                answers.push(
-                    all.into_iter()
-                        .filter_map(|(node, line)| {
-                            crate::coordinator::JobDefinition::from_line(&job.name, &line)
-                                .map(|def| (node, def))
-                        })
-                        .collect(),
-                );
+                let mut registrations: crate::coordinator::Registrations = all
+                    .into_iter()
+                    .filter_map(|(node, line)| {
+                        crate::coordinator::JobDefinition::from_line(&job.name, &line)
+                            .map(|def| (node, def))
+                    })
+                    .collect();
+                // By node, as the rule book answers them (the hash's order is Redis's own,
+                // and the map's random).
+                registrations.sort_by(|a, b| a.0.cmp(&b.0));
+                answers.push(registrations);
             }
             Ok(answers)
         })

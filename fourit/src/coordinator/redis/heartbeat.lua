@@ -14,6 +14,7 @@ local now = redis.call('TIME')
 local us = tonumber(now[1]) * 1000000 + tonumber(now[2])
 local ms = tonumber(now[1]) * 1000 + math.floor(tonumber(now[2]) / 1000)
 local changed = redis.call('ZADD', KEYS[1], ms, ARGV[1])
+local joined = changed == 1
 -- Members silent for too long went away without leaving: forgotten, and named in the answer.
 -- Oldest first, one at a time (ZRANGE and ZREM only: the minimal ACL's commands).
 local cutoff = ms - tonumber(ARGV[2])
@@ -41,18 +42,29 @@ if changed > 0 or not version then
     end
     redis.call('DEL', KEYS[4])
     for i = 1, #clocks, 2 do
-      if live[clocks[i]] then
+      -- A member joining (again: it may have left) without an offset has none yet: one
+      -- from before it left is not its current one.
+      local stale_own = joined and ARGV[4] == '' and clocks[i] == ARGV[1]
+      if live[clocks[i]] and not stale_own then
         redis.call('HSET', KEYS[4], clocks[i], clocks[i + 1])
       end
     end
   end
   -- A version never handed out before, even after Redis lost its data: Redis's time (µs),
   -- above the previous version.
+  -- A leave left a token of its own in place of the version (`left-<random>`): the first
+  -- version after it carries the token, so it differs from every version handed out before
+  -- the leave even when Redis's clock has not moved since (or went back).
   local fresh = us
-  if version and tonumber(version) and tonumber(version) >= fresh then
-    fresh = tonumber(version) + 1
+  local previous = version and tonumber(string.match(version, '^%d+'))
+  if previous and previous >= fresh then
+    fresh = previous + 1
   end
-  version = string.format('%.0f', fresh)
+  if version and string.sub(version, 1, 5) == 'left-' then
+    version = string.format('%.0f', fresh) .. ':' .. version
+  else
+    version = string.format('%.0f', fresh)
+  end
   redis.call('SET', KEYS[2], version)
 end
 local reply = {string.format('%.0f', us), version, tostring(redis.call('ZCARD', KEYS[3])), tostring(#silent)}

@@ -4,13 +4,15 @@
 -- ARGV: run id, tick (ms), node, fence, outcome, error text, duration (ms), history cap,
 --       "1" if the outcome has an error text (which may itself be empty), start delay (ms)
 -- Returns 1 if the lease was ours and is deleted, 0 if it had expired or been taken.
--- A release sent again after its answer was lost (the latest run's, already recorded: the
--- hash has its fence, node and a finish time) changes nothing and answers 1.
+-- A release sent again after its answer was lost (the latest released run's, already
+-- recorded: `released` holds its run id, even once a later run has started; a hash written
+-- before `released` existed has its fence, node and a finish time) changes nothing and
+-- answers 1.
 -- Each key is read once.
-local latest = redis.call('HMGET', KEYS[1], 'fence', 'node', 'finished')
+local latest = redis.call('HMGET', KEYS[1], 'fence', 'node', 'finished', 'released')
 local holder = redis.call('GET', KEYS[2])
-if latest[1] == ARGV[4] and latest[2] == ARGV[3] and latest[3] and latest[3] ~= ''
-    and holder ~= ARGV[1] then
+if holder ~= ARGV[1] and (latest[4] == ARGV[1] or (latest[1] == ARGV[4]
+    and latest[2] == ARGV[3] and latest[3] and latest[3] ~= '')) then
   return 1
 end
 local held = 0
@@ -27,7 +29,7 @@ if latest[1] == ARGV[4] then
   end
   -- The claim's id goes: the run is over, so a late resend of its claim must not resume it.
   redis.call('HSET', KEYS[1], 'finished', string.format('%.0f', now[1] * 1000 + math.floor(now[2] / 1000)),
-    'outcome', ARGV[5], 'error', error_text, 'claim', '')
+    'outcome', ARGV[5], 'error', error_text, 'claim', '', 'released', ARGV[1])
 end
 local entry = {'tick', ARGV[2], 'node', ARGV[3], 'outcome', ARGV[5],
   'fence', ARGV[4], 'duration_ms', ARGV[7], 'delay_ms', ARGV[10]}

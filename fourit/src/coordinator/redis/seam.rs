@@ -158,16 +158,20 @@ impl Coordinator for RedisCoordinator {
 
     fn leave<'a>(&'a self, node: &'a str) -> BoxFuture<'a, Result<(), Error>> {
         Box::pin(async move {
-            // The version goes with the member, so the next heartbeat anywhere hands out a new
-            // one and every member fetches the list again. (Both keys share a slot.)
+            // The version goes with the member: a token of this leave's own replaces it, so
+            // every member fetches the list again, and the heartbeat script hands out versions
+            // that differ from every one before, even at the same instant. (Both keys share a
+            // slot.)
             let nodes = self.nodes_key();
+            let token = format!("left-{:016x}", crate::coordinator::new_claim_id());
             let mut pipe = redis::pipe();
             pipe.cmd("ZREM")
                 .arg(&nodes)
                 .arg(node)
                 .ignore()
-                .cmd("DEL")
+                .cmd("SET")
                 .arg(keys::version_key(&nodes))
+                .arg(token)
                 .ignore();
             let mut conn = self.link.get();
             let () = self.call("leave", pipe.query_async(&mut conn)).await?;

@@ -24,7 +24,13 @@
 //! - Redis keeps a lease alive until its expiry instant included (`PX`), the others until
 //!   just before it: at the exact millisecond a Redis lease is still held;
 //! - Redis and Postgres record missed ticks in a second round trip after the claim (the
-//!   schedule is evaluated in Rust, not in the server), memory and SQLite inside the claim.
+//!   schedule is evaluated in Rust, not in the server), memory and SQLite inside the claim;
+//! - Redis recognises a release sent again also from a job hash written before it kept the
+//!   released run id (the latest run's fence, node and end).
+//!
+//! A limitation every backend shares: a run with a lease of its own is keyed by its tick, so
+//! two manual runs of one job with leases of their own (forced, or `overlap = "allow"`)
+//! requested in the same millisecond share one lease slot: the second's replaces the first's.
 
 use std::time::Duration;
 
