@@ -702,14 +702,13 @@ fn missed_apart(history: Vec<HistoryEntry>) -> (Vec<HistoryEntry>, Vec<HistoryEn
         .partition(|entry| entry.outcome == "missed")
 }
 
-/// The clock moves on this much after each manual request, so no two manual runs of a job
-/// share a tick. Avoided, not normalized, and NOT legitimate: two manual runs of one job
-/// requested in the same millisecond, both with leases of their own (forced, or
-/// `overlap = allow`), get one lease slot in Redis, SQLite and Postgres (the slot is named
-/// by the tick: `ns:{job}:lease:<tick>`, `t:<tick>`), so the second replaces the first's
-/// lease and the first's release answers `false`; memory keys them by fence and answers
-/// `true`. See [`two_manual_runs_of_one_millisecond_share_a_lease_slot`].
-const MANUAL_REQUEST_SPACING_MS: i64 = 10;
+/// How far the clock moves after each manual request: not at all, so requests of one
+/// millisecond are generated. (The test once moved it 10 ms to avoid a drift: two manual
+/// runs of one job requested in one millisecond, with leases of their own, shared a lease
+/// slot, keyed by the tick, everywhere but in memory. The rule book now gives each request
+/// of a job a tick of its own; see
+/// [`two_manual_runs_of_one_millisecond_keep_leases_of_their_own`].)
+const MANUAL_REQUEST_SPACING_MS: i64 = 0;
 
 /// Every other answer, by backend and operation.
 fn normalize(backend: &str, op: &Op, text: String) -> String {
@@ -946,13 +945,12 @@ fn a_member_that_left_joins_again_without_its_old_offset() {
     ]);
 }
 
-/// Found as drift (memory named own leases by fence, the others by tick); the rule book
-/// names them by tick, so every backend now agrees: two manual runs of one job with leases
-/// of their own, requested in the same millisecond, share one lease slot (the second run's
-/// lease replaces the first's). A limitation the rule book states (`rules/mod.rs`); see
-/// also [`MANUAL_REQUEST_SPACING_MS`].
+/// Found as drift: memory keyed leases of their own by fence, the others by tick, so two
+/// manual runs of one job requested in one millisecond shared a lease slot everywhere but in
+/// memory (the second run's lease replaced the first's). The rule book gives each request of
+/// a job a tick of its own (one millisecond past the latest), so each run keeps its lease.
 #[test]
-fn two_manual_runs_of_one_millisecond_share_a_lease_slot() {
+fn two_manual_runs_of_one_millisecond_keep_leases_of_their_own() {
     let manual = |request| Op::ClaimManual {
         request,
         node: 0,
@@ -972,7 +970,7 @@ fn two_manual_runs_of_one_millisecond_share_a_lease_slot() {
         },
         manual(0),
         manual(1),
-        // The first run's release: `false` everywhere (its lease was replaced).
+        // The first run's release: `true` everywhere (its lease is still its own).
         Op::Release {
             lease: 0,
             outcome: 0,

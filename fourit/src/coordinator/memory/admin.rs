@@ -85,11 +85,19 @@ impl Admin for MemoryCoordinator {
     ) -> BoxFuture<'a, Result<ManualRequest, Error>> {
         Box::pin(async move {
             let id = format!("{:016x}", super::super::new_claim_id());
-            let request = rules::manual::request(job, id, by, force, self.now());
-            self.state().manual.insert(
+            let mut state = self.state();
+            let latest = state
+                .manual
+                .values()
+                .filter(|(request, _)| request.job == job)
+                .map(|(request, _)| request.requested_ms)
+                .max();
+            let request = rules::manual::request(job, id, by, force, latest, self.now());
+            state.manual.insert(
                 (job.to_string(), request.id.clone()),
                 (request.clone(), ManualState::Pending),
             );
+            drop(state);
             self.notices.send(ClaimNotice {
                 job: Arc::from(job),
                 tick_ms: request.requested_ms,

@@ -217,7 +217,9 @@ impl Admin for PostgresCoordinator {
             let row = self
                 .one(
                     "trigger",
-                    "WITH now AS (SELECT fourit_now() AS ms),
+                    "WITH now AS (
+                       SELECT GREATEST(fourit_now(), (SELECT max(requested) + 1
+                         FROM fourit_manual WHERE ns = $1 AND job = $2)) AS ms),
                      asked AS (
                        INSERT INTO fourit_manual (ns, job, id, record, requested)
                        SELECT $1, $2, $3, $4 || E'\\t' || ms || E'\\t' || $5 || E'\\tpending', ms

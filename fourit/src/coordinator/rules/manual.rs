@@ -14,14 +14,28 @@ use super::super::{Lease, ManualOutcome, ManualRequest, ManualState};
 use super::{Held, JobRecord, LastRun, Now, Writes, ms, texts};
 use crate::job::{FenceToken, Overlap};
 
-/// A new request of a manual run of `job` by `by`, with its id, at `now`: its tick. Who asked
-/// is kept on one line (tabs and line breaks become spaces).
-pub(crate) fn request(job: &str, id: String, by: &str, force: bool, now: Now) -> ManualRequest {
+/// A new request of a manual run of `job` by `by`, with its id. Its tick is `now`, or one
+/// millisecond past the job's latest request (`latest_ms`) when that is not earlier: each
+/// request of a job has a tick of its own, so two runs with leases of their own (keyed by
+/// their tick) never share one. Who asked is kept on one line (tabs and line breaks become
+/// spaces).
+pub(crate) fn request(
+    job: &str,
+    id: String,
+    by: &str,
+    force: bool,
+    latest_ms: Option<i64>,
+    now: Now,
+) -> ManualRequest {
+    let requested_ms = match latest_ms {
+        Some(latest) if latest >= now.ms => latest.saturating_add(1),
+        _ => now.ms,
+    };
     ManualRequest {
         job: job.to_string(),
         id,
         by: by.replace(['\t', '\n'], " "),
-        requested_ms: now.ms,
+        requested_ms,
         force,
     }
 }

@@ -28,9 +28,10 @@
 //! - Redis recognises a release sent again also from a job hash written before it kept the
 //!   released run id (the latest run's fence, node and end).
 //!
-//! A limitation every backend shares: a run with a lease of its own is keyed by its tick, so
-//! two manual runs of one job with leases of their own (forced, or `overlap = "allow"`)
-//! requested in the same millisecond share one lease slot: the second's replaces the first's.
+//! - a manual request's tick is one millisecond past the job's latest request when the clock
+//!   has not passed it (so two runs with leases of their own, keyed by their tick, never share
+//!   one); PostgreSQL reads the latest request in the same statement, so two requests of one
+//!   job sent in the same millisecond from two sessions at once may still get one tick.
 
 use std::time::Duration;
 

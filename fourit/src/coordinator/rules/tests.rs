@@ -89,7 +89,7 @@ fn a_resend_takes_its_expired_lease_again_unless_another_run_holds_it() {
     // Once a manual run took the expired lease, the resend is refused.
     let mut job = JobRecord::default();
     run(&claim::claim(&mut job, &request("a", T0, 7), Now::at(T0)).0);
-    let asked = manual::request("report", "m1".into(), "ops", false, Now::at(expired));
+    let asked = manual::request("report", "m1".into(), "ops", false, None, Now::at(expired));
     let mut stands = ManualState::Pending;
     let at = Now::at(expired);
     let (taken, _) = manual::claim(&mut job, &asked, &mut stands, "b", TTL, Overlap::Skip, at);
@@ -296,7 +296,7 @@ fn a_release_sent_again_is_recorded_once_and_a_stale_run_does_not_touch_the_late
 #[test]
 fn a_manual_run_is_taken_once_with_a_fence_of_its_own_and_never_moves_the_mark() {
     let mut job = JobRecord::default();
-    let asked = manual::request("report", "m1".into(), "o\tps", false, Now::at(T0));
+    let asked = manual::request("report", "m1".into(), "o\tps", false, None, Now::at(T0));
     assert_eq!(asked.by, "o ps");
     let mut stands = ManualState::Pending;
     let now = Now::at(T0 + 5);
@@ -316,7 +316,7 @@ fn a_manual_run_is_taken_once_with_a_fence_of_its_own_and_never_moves_the_mark()
     assert_eq!(again, ManualOutcome::Taken);
     // Not forced while the lease is held: skipped. Forced: a lease of its own.
     let holder = job.holder(now).map(str::to_string).unwrap_or_default();
-    let second = manual::request("report", "m2".into(), "ops", false, now);
+    let second = manual::request("report", "m2".into(), "ops", false, None, now);
     let mut stands = ManualState::Pending;
     let (skipped, _) = manual::claim(&mut job, &second, &mut stands, "b", TTL, Overlap::Skip, now);
     assert_eq!(
@@ -326,10 +326,38 @@ fn a_manual_run_is_taken_once_with_a_fence_of_its_own_and_never_moves_the_mark()
         }
     );
     assert_eq!(stands, ManualState::Skipped { holder });
-    let forced = manual::request("report", "m3".into(), "ops", true, now);
+    let forced = manual::request("report", "m3".into(), "ops", true, None, now);
     let mut stands = ManualState::Pending;
     let (own, _) = manual::claim(&mut job, &forced, &mut stands, "b", TTL, Overlap::Skip, now);
     assert!(matches!(own, ManualOutcome::Run(lease) if lease.overlap == Overlap::Allow));
+}
+
+#[test]
+fn each_manual_request_of_a_job_has_a_tick_of_its_own() {
+    let now = Now::at(T0);
+    let first = manual::request("report", "m1".into(), "ops", true, None, now);
+    assert_eq!(first.requested_ms, T0);
+    let second = manual::request("report", "m2".into(), "ops", true, Some(T0), now);
+    assert_eq!(second.requested_ms, T0 + 1);
+    // Two forced runs of one millisecond: each keeps its own lease.
+    let mut job = JobRecord::default();
+    let (mut one, mut two) = (ManualState::Pending, ManualState::Pending);
+    let (a, _) = manual::claim(&mut job, &first, &mut one, "a", TTL, Overlap::Skip, now);
+    let (b, _) = manual::claim(&mut job, &second, &mut two, "b", TTL, Overlap::Skip, now);
+    let (ManualOutcome::Run(a), ManualOutcome::Run(b)) = (a, b) else {
+        panic!("both forced runs start");
+    };
+    assert!(lease::keep_alive(&mut job, &a, TTL, now));
+    assert!(lease::keep_alive(&mut job, &b, TTL, now));
+    let later = manual::request(
+        "report",
+        "m3".into(),
+        "ops",
+        true,
+        Some(T0 + 1),
+        Now::at(T0 + 9),
+    );
+    assert_eq!(later.requested_ms, T0 + 9);
 }
 
 #[test]

@@ -109,7 +109,8 @@ impl Admin for SqliteCoordinator {
             let id = format!("{:016x}", super::super::new_claim_id());
             let request = self
                 .write("trigger", move |tx, now| {
-                    let request = rules::manual::request(&job, id, &by, force, now);
+                    let latest = tx.latest_manual(&job)?;
+                    let request = rules::manual::request(&job, id, &by, force, latest, now);
                     tx.put_manual(&request, &ManualState::Pending)?;
                     Ok(request)
                 })

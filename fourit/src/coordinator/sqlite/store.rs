@@ -304,6 +304,15 @@ impl Tx<'_> {
         Ok(())
     }
 
+    /// The tick of the job's latest manual request, if it has any.
+    pub(super) fn latest_manual(&self, job: &str) -> rusqlite::Result<Option<i64>> {
+        self.tx.query_row(
+            "SELECT MAX(requested) FROM fourit_manual WHERE ns = ?1 AND job = ?2",
+            params![self.ns, job],
+            |r| r.get(0),
+        )
+    }
+
     /// The manual requests no member took yet, oldest first.
     pub(super) fn pending_manual(&self) -> rusqlite::Result<Vec<ManualRequest>> {
         let mut statement = self.tx.prepare(
