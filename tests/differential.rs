@@ -981,3 +981,29 @@ fn two_manual_runs_of_one_millisecond_keep_leases_of_their_own() {
         panic!("{why}");
     }
 }
+
+/// Found by review: a claim sent again after a forced manual run had started (and the claim's
+/// lease had expired) was resumed under the manual run's fence. A manual claim now forgets the
+/// winning claim's id, so the resend is taken, on every backend.
+#[test]
+fn a_claim_sent_again_after_a_manual_run_started_is_taken() {
+    check(&[
+        Op::NearTick { tick: 0, near: 2 },
+        Op::Claim(vec![claim(0, 0, 0)]),
+        Op::RequestManual {
+            job: 0,
+            by: 3,
+            force: true,
+        },
+        Op::ClaimManual {
+            request: 0,
+            node: 1,
+            ttl: 2,
+            allow: false,
+        },
+        // Past the claim's lease (20 s), within the manual run's.
+        Op::Advance { step: 6 },
+        Op::Resend { claim: 0 },
+        Op::Observe,
+    ]);
+}

@@ -73,6 +73,22 @@ pub fn redact_url(url: &str) -> String {
         }
         None => out.push_str(after_userinfo),
     }
+    // The user-info read to an `@` that follows a `?` may be a query instead (a secret value
+    // holding `@`, `?application_name=a@b&password=@x/y`): hide that reading's secret values
+    // too, whole.
+    if userinfo.is_some_and(|userinfo| userinfo.contains('?'))
+        && let Some((_, query)) = rest.split_once('?')
+    {
+        for pair in query.split(['&', '#']) {
+            if let Some((key, value)) = pair.split_once('=')
+                && is_secret(key)
+                && !value.is_empty()
+            {
+                out = out.replace(value, "***");
+                out = out.replace(&percent_decoded(value), "***");
+            }
+        }
+    }
     out
 }
 
@@ -235,6 +251,16 @@ mod tests {
     use proptest::prelude::*;
 
     use super::redact_url;
+
+    /// Found by `no_password_shows_whatever_it_holds`: an `@` inside a secret query value,
+    /// after an `@` in another value, was read as the end of a user-info, and the value shown.
+    #[test]
+    fn a_secret_query_value_holding_an_at_sign_is_hidden() {
+        let url = "redis://cache:6379/0?application_name=ops@x&password=@A/A00";
+        let shown = redact_url(url);
+        assert!(!shown.contains("@A/A00"), "{shown}");
+        assert!(shown.starts_with("redis://cache:"), "{shown}");
+    }
 
     #[test]
     fn only_secrets_are_hidden() {

@@ -112,7 +112,11 @@ impl MemoryCoordinator {
         let ms = self.clock.now().timestamp_millis();
         let lease_ms = match &self.leases {
             LeaseClock::Tokio(since) => {
-                i64::try_from(since.elapsed().as_millis()).unwrap_or(i64::MAX)
+                // Rounded up: a lease granted within a millisecond expires at the end of its
+                // TTL or later, never earlier (as Redis keeps a key through its expiry
+                // millisecond).
+                let micros = since.elapsed().as_micros();
+                i64::try_from(micros.div_ceil(1_000)).unwrap_or(i64::MAX)
             }
             LeaseClock::Given(clock) => clock.now().timestamp_millis(),
         };

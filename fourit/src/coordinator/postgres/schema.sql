@@ -1,6 +1,7 @@
--- fourit's tables and functions, version 6 (2: fourit_claim_batch; 3: fourit_release_batch;
+-- fourit's tables and functions, version 7 (2: fourit_claim_batch; 3: fourit_release_batch;
 -- 6: the claim and the release written for the common case, the history trimmed on one
--- append in 8; 4 and 5 were steps towards it). Every operation of the coordinator is one
+-- append in 8; 4 and 5 were steps towards it; 7: a manual claim forgets the winning claim's
+-- id). Every operation of the coordinator is one
 -- statement (most call one of the functions below), so it is atomic on the server and works
 -- behind a transaction-pooling PgBouncer; no advisory lock anywhere. Times are the server's
 -- (clock_timestamp(), in UTC milliseconds). LOGGED tables: they survive a crash and replicate.
@@ -284,7 +285,7 @@ BEGIN
       code := 2; RETURN;
     END IF;
   END IF;
-  UPDATE fourit_jobs SET fence = fourit_jobs.fence + 1, node = p_node, started = v_now,
+  UPDATE fourit_jobs SET fence = fourit_jobs.fence + 1, claim = NULL, node = p_node, started = v_now,
     finished = NULL, outcome = 'running', error = NULL
     WHERE ns = p_ns AND job = p_job RETURNING fourit_jobs.fence INTO fence;
   v_run := p_node || ':' || fence || ':' || requested;

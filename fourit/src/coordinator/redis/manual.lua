@@ -34,8 +34,10 @@ if own then
   lease = KEYS[4]
 end
 redis.call('SET', lease, run_id, 'PX', ARGV[3])
+-- The winning claim's id goes: a scheduled claim sent again can no longer resume (the
+-- job's fence is this run's now).
 redis.call('HSET', KEYS[1], 'fence', fence, 'node', ARGV[2], 'started', now_ms,
-  'outcome', 'running', 'finished', '', 'error', '')
+  'outcome', 'running', 'finished', '', 'error', '', 'claim', '')
 redis.call('HSET', KEYS[5], ARGV[1], base .. 'started\t' .. ARGV[2] .. '\t' .. fence)
 redis.call('XADD', KEYS[3], 'MAXLEN', '~', ARGV[5], '*', 'tick', ms, 'node', ARGV[2],
   'outcome', 'manual', 'detail', 'asked by ' .. by, 'fence', fence)

@@ -49,7 +49,7 @@ pub(crate) fn claim(
     if let (Some(mark), Some(schedule)) = (mark, &request.schedule)
         && let Some(ticks) = MissedTicks::between(schedule, mark, request.tick_ms)
     {
-        writes.history.push(texts::missed(&ticks, &request.node));
+        writes.history.push(ticks.entry(&request.node));
         writes.missed = Some(ticks);
     }
     (outcome, writes)

@@ -28,7 +28,9 @@ pub(crate) fn keep_alive(job: &mut JobRecord, lease: &Lease, ttl: Duration, now:
 /// winning claim's id, so a late resend of that claim is not resumed).
 ///
 /// A release sent again after its answer was lost (the run released last, whose lease is no
-/// longer its own) changes nothing and answers `true`, even after a later run started.
+/// longer its own) changes nothing and answers `true`, even after a later run started. Only
+/// the job's latest run is remembered so: an earlier run released after a later one started
+/// (`overlap = "allow"`, a forced manual run) is recorded again if its release is sent twice.
 pub(crate) fn release(
     job: &mut JobRecord,
     lease: &Lease,

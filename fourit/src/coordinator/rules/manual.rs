@@ -64,6 +64,9 @@ pub(crate) fn claim(
         return (ManualOutcome::Overlap { holder }, Writes::entry(entry));
     }
     job.fence += 1;
+    // The latest run is now this one: a scheduled claim sent again after its answer was lost
+    // can no longer resume (its fence is not the job's any more), and is answered taken.
+    job.claim = None;
     let lease = Lease {
         job: Arc::from(request.job.as_str()),
         tick_ms: request.requested_ms,

@@ -63,7 +63,12 @@ impl MissedTicks {
 
     /// The history entry's text: `4 ticks missed, 2026-...Z to 2026-...Z`.
     pub(crate) fn detail(&self) -> String {
-        texts::missed(self, "").detail.unwrap_or_default()
+        self.entry("").detail.unwrap_or_default()
+    }
+
+    /// The history entry recording them, by `node`'s claim.
+    pub(crate) fn entry(&self, node: &str) -> crate::coordinator::HistoryEntry {
+        texts::missed(self.count, self.first_ms, self.last_ms, node)
     }
 }
 

@@ -99,6 +99,20 @@ fn a_resend_takes_its_expired_lease_again_unless_another_run_holds_it() {
 }
 
 #[test]
+fn a_resend_after_a_manual_run_started_is_taken_never_resumed_under_its_fence() {
+    let mut job = JobRecord::default();
+    run(&claim::claim(&mut job, &request("a", T0, 7), Now::at(T0)).0);
+    let asked = manual::request("report", "m1".into(), "ops", true, None, Now::at(T0 + 1));
+    let mut stands = ManualState::Pending;
+    let at = Now::at(T0 + 1);
+    let (taken, _) = manual::claim(&mut job, &asked, &mut stands, "b", TTL, Overlap::Skip, at);
+    assert!(matches!(taken, ManualOutcome::Run(lease) if lease.fence.get() == 2));
+    // The claim's lease expired; its resend is not resumed with the manual run's fence.
+    let (again, _) = claim::claim(&mut job, &request("a", T0, 7), Now::at(T0 + 31_000));
+    assert_eq!(again, ClaimOutcome::Taken);
+}
+
+#[test]
 fn a_tick_in_the_coordinators_future_is_refused_and_records_nothing() {
     let mut job = JobRecord::default();
     let (early, writes) = claim::claim(&mut job, &request("a", T0 + 6, 1), Now::at(T0));

@@ -3,7 +3,7 @@
 
 use chrono::DateTime;
 
-use super::super::{HistoryEntry, Lease, MissedTicks, PauseState, RunRecord};
+use super::super::{HistoryEntry, Lease, PauseState, RunRecord};
 
 /// An entry of a tick decided without a run (`overlap`, `paused`, `missed`, `resumed`).
 pub(crate) fn decided(tick_ms: i64, node: &str, outcome: &str, detail: String) -> HistoryEntry {
@@ -47,28 +47,28 @@ pub(crate) fn resumed(pause: &PauseState, by: &str) -> Option<HistoryEntry> {
     ))
 }
 
-/// Ticks nobody ran, at the last of them: `4 ticks missed, <first> to <last>` (RFC 3339, ms).
-pub(crate) fn missed(ticks: &MissedTicks, node: &str) -> HistoryEntry {
+/// `count` ticks nobody ran, from `first_ms` to `last_ms`, at the last of them: `4 ticks
+/// missed, <first> to <last>` (RFC 3339, ms; `at least` past the count's limit).
+pub(crate) fn missed(count: u32, first_ms: i64, last_ms: i64, node: &str) -> HistoryEntry {
     let at = |ms: i64| {
         DateTime::from_timestamp_millis(ms)
             .map(|at| at.format("%Y-%m-%dT%H:%M:%S%.3fZ").to_string())
             .unwrap_or_default()
     };
-    let bound = if ticks.count >= crate::MISSED_COUNT_LIMIT {
+    let bound = if count >= crate::MISSED_COUNT_LIMIT {
         "at least "
     } else {
         ""
     };
-    let noun = if ticks.count == 1 { "tick" } else { "ticks" };
+    let noun = if count == 1 { "tick" } else { "ticks" };
     decided(
-        ticks.last_ms,
+        last_ms,
         node,
         "missed",
         format!(
-            "{bound}{} {noun} missed, {} to {}",
-            ticks.count,
-            at(ticks.first_ms),
-            at(ticks.last_ms)
+            "{bound}{count} {noun} missed, {} to {}",
+            at(first_ms),
+            at(last_ms)
         ),
     )
 }

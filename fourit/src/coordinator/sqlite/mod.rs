@@ -229,7 +229,7 @@ impl Coordinator for SqliteCoordinator {
             for gone in &evicted {
                 tx.put_member(gone, None)?;
             }
-            let manual_pending = !tx.pending_manual()?.is_empty();
+            let manual_pending = tx.manual_pending()?;
             Ok(Heartbeat {
                 server_us: Some(clock.now().timestamp_micros()),
                 members: members.into_keys().collect(),

@@ -313,6 +313,17 @@ impl Tx<'_> {
         )
     }
 
+    /// Whether a manual request waits for a member (one query, whatever the number of
+    /// requests).
+    pub(super) fn manual_pending(&self) -> rusqlite::Result<bool> {
+        self.tx.query_row(
+            "SELECT EXISTS (SELECT 1 FROM fourit_manual WHERE ns = ?1
+               AND record LIKE '%' || char(9) || 'pending')",
+            params![self.ns],
+            |r| r.get(0),
+        )
+    }
+
     /// The manual requests no member took yet, oldest first.
     pub(super) fn pending_manual(&self) -> rusqlite::Result<Vec<ManualRequest>> {
         let mut statement = self.tx.prepare(
