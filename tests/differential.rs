@@ -1007,3 +1007,38 @@ fn a_claim_sent_again_after_a_manual_run_started_is_taken() {
         Op::Observe,
     ]);
 }
+
+/// Found by review: a forced manual run requested at the millisecond of a scheduled tick of
+/// an `overlap = "allow"` job shared that tick's lease slot, and the claim's lease replaced
+/// the manual run's (which then lost its lease). Manual runs' leases of their own are kept
+/// apart (`ns:{job}:lease:m:<tick>`, `m:<tick>`).
+#[test]
+fn a_forced_manual_run_keeps_its_lease_beside_a_scheduled_run_of_its_millisecond() {
+    let allow = |node| ClaimSpec {
+        allow: true,
+        ..claim(0, node, 0)
+    };
+    check(&[
+        Op::NearTick { tick: 0, near: 2 },
+        Op::RequestManual {
+            job: 0,
+            by: 3,
+            force: true,
+        },
+        Op::ClaimManual {
+            request: 0,
+            node: 1,
+            ttl: 1,
+            allow: true,
+        },
+        Op::Claim(vec![allow(0)]),
+        Op::KeepAlive { lease: 0, ttl: 1 },
+        Op::KeepAlive { lease: 1, ttl: 1 },
+        Op::Release {
+            lease: 0,
+            outcome: 0,
+            twice: false,
+        },
+        Op::Observe,
+    ]);
+}

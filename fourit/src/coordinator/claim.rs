@@ -137,4 +137,7 @@ pub struct Lease {
     pub node: Arc<str>,
     /// With [`Overlap::Allow`] each run has a lease of its own; with `Skip` a job has one.
     pub overlap: Overlap,
+    /// A manual run (`fourit trigger`): a lease of its own is kept apart from the scheduled
+    /// runs' (a manual run whose tick is a scheduled tick's never shares its lease).
+    pub manual: bool,
 }

@@ -187,6 +187,7 @@ impl Fixtures {
             fence: FenceToken(1),
             node: Arc::from("node"),
             overlap: Overlap::Skip,
+            manual: false,
         };
         let record = RunRecord {
             outcome: Outcome::Succeeded,

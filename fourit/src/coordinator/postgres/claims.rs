@@ -96,6 +96,7 @@ impl PostgresCoordinator {
                     fence: FenceToken(unsigned(fence).unwrap_or(0)),
                     node: request.node.clone(),
                     overlap: request.overlap,
+                    manual: false,
                 };
                 let outcome = match code {
                     1 => ClaimOutcome::Run(lease(fence)),
@@ -168,10 +169,7 @@ impl PostgresCoordinator {
         let order = by_job(runs.iter().map(|(lease, _)| &*lease.job));
         let sorted: Vec<&(Lease, RunRecord)> = order.iter().map(|&index| &runs[index]).collect();
         let jobs: Vec<&str> = sorted.iter().map(|(lease, _)| &*lease.job).collect();
-        let slots: Vec<String> = sorted
-            .iter()
-            .map(|(lease, _)| slot(lease.overlap, lease.tick_ms))
-            .collect();
+        let slots: Vec<String> = sorted.iter().map(|(lease, _)| slot(lease.slot())).collect();
         let run_ids: Vec<String> = sorted.iter().map(|(lease, _)| lease.run_id()).collect();
         let ticks: Vec<i64> = sorted.iter().map(|(lease, _)| lease.tick_ms).collect();
         let nodes: Vec<&str> = sorted.iter().map(|(lease, _)| &*lease.node).collect();

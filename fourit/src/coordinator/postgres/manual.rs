@@ -69,6 +69,7 @@ impl PostgresCoordinator {
                         fence: FenceToken(unsigned(row.get(1)).unwrap_or(0)),
                         node: Arc::from(node),
                         overlap: if own { Overlap::Allow } else { Overlap::Skip },
+                        manual: true,
                     })
                 }
                 2 => ManualOutcome::Overlap {

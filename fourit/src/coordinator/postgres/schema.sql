@@ -290,7 +290,7 @@ BEGIN
     WHERE ns = p_ns AND job = p_job RETURNING fourit_jobs.fence INTO fence;
   v_run := p_node || ':' || fence || ':' || requested;
   INSERT INTO fourit_leases VALUES (p_ns, p_job,
-      CASE WHEN v_own THEN 't:' || requested ELSE '' END, v_run, v_now + p_ttl)
+      CASE WHEN v_own THEN 'm:' || requested ELSE '' END, v_run, v_now + p_ttl)
     ON CONFLICT (ns, job, slot) DO UPDATE SET run_id = excluded.run_id,
       expires = excluded.expires;
   UPDATE fourit_manual SET record = v_base || 'started' || E'\t' || p_node || E'\t' || fence

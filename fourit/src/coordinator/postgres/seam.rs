@@ -50,7 +50,7 @@ impl Coordinator for PostgresCoordinator {
                     typed![
                         &self.namespace,
                         &&*lease.job,
-                        &slot(lease.overlap, lease.tick_ms),
+                        &slot(lease.slot()),
                         &lease.run_id(),
                         &millis(ttl).max(1),
                     ],

@@ -2,7 +2,7 @@
 //! beside the members key (the manual index, the clocks, the membership's version).
 
 use crate::coordinator::Lease;
-use crate::job::Overlap;
+use crate::coordinator::rules::Slot;
 
 /// The keys of one job: `ns:{job}`, `ns:{job}:lease`, `ns:{job}:runs`. One hash tag, so one
 /// Redis Cluster slot.
@@ -33,12 +33,21 @@ impl JobKeys {
         format!("{}:defs", self.state)
     }
 
-    /// The key of `lease`: the job's one lease, or the run's own with `overlap = "allow"`.
+    /// The key of `lease`: the job's one lease, or the run's own (`overlap = "allow"`, or a
+    /// forced manual run).
     pub(super) fn lease_of(&self, lease: &Lease) -> String {
-        match lease.overlap {
-            Overlap::Skip => self.lease.clone(),
-            Overlap::Allow => self.run_lease(lease.tick_ms),
+        match lease.slot() {
+            None => self.lease.clone(),
+            Some(Slot::Tick(tick_ms)) => self.run_lease(tick_ms),
+            Some(Slot::Manual(tick_ms)) => self.manual_lease(tick_ms),
         }
+    }
+
+    /// The lease of its own of the manual run of `tick_ms` (forced, or `overlap = "allow"`):
+    /// apart from the scheduled runs', and one per request (each request of a job has a tick
+    /// of its own).
+    pub(super) fn manual_lease(&self, tick_ms: i64) -> String {
+        format!("{}:m:{tick_ms}", self.lease)
     }
 
     /// With `overlap = "allow"`, the lease of the run of `tick_ms`: one per tick, since each

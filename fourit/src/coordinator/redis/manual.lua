@@ -1,8 +1,8 @@
 -- Translates the rule book's manual claim: coordinator/rules/manual.rs (`claim`).
 -- Takes a manual run (fourit trigger) for one member, once fleet-wide.
 -- KEYS[1] ns:{job}, KEYS[2] ns:{job}:lease, KEYS[3] ns:{job}:runs,
--- KEYS[4] ns:{job}:lease:<requested ms> (the run's own lease when forced or overlap is
--- allowed), KEYS[5] ns:{job}:manual (hash: request id -> "by\tms\tforce\tstate...")
+-- KEYS[4] ns:{job}:lease:m:<requested ms> (the run's own lease when forced or overlap is
+-- allowed: apart from the scheduled runs' leases), KEYS[5] ns:{job}:manual (hash: request id -> "by\tms\tforce\tstate...")
 -- ARGV: request id, node, lease TTL (ms), "1" if overlap is allowed, history cap
 -- Returns {0} if another member took it (or it is gone), {2, holder} if skipped as an overlap,
 -- {1, fence} to run it. The high-water mark does not move.

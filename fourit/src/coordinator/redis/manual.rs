@@ -122,6 +122,7 @@ impl RedisCoordinator {
                         } else {
                             crate::job::Overlap::Skip
                         },
+                        manual: true,
                     })
                 }
                 2 => ManualOutcome::Overlap {

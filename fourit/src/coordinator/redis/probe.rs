@@ -32,6 +32,7 @@ impl RedisCoordinator {
             fence: FenceToken(1),
             node: Arc::from(node),
             overlap: Overlap::Skip,
+            manual: false,
         };
         let run_id = probe_lease.run_id();
         let mut pipe = redis::pipe();

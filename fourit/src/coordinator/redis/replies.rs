@@ -76,6 +76,7 @@ fn decode_outcome(
                 fence: FenceToken(fence),
                 node: request.node.clone(),
                 overlap: request.overlap,
+                manual: false,
             };
             Ok(if code == reply::RUN {
                 ClaimOutcome::Run(lease)

@@ -84,7 +84,7 @@ impl Scripts {
         lease_ttl: Duration,
         allow_overlap: bool,
     ) -> Cmd {
-        let run_lease = keys.run_lease(requested_ms);
+        let run_lease = keys.manual_lease(requested_ms);
         let manual = keys.manual();
         let mut cmd = evalsha(
             &self.manual,

@@ -73,6 +73,7 @@ fn lease(request: &ClaimRequest, fence: u64) -> Lease {
         fence: FenceToken(fence),
         node: request.node.clone(),
         overlap: request.overlap,
+        manual: false,
     }
 }
 
@@ -84,7 +85,7 @@ fn resend(job: &mut JobRecord, request: &ClaimRequest, now: Now) -> (ClaimOutcom
     }
     let again = lease(request, job.fence);
     let id = again.run_id();
-    match job.slot_holder(request.overlap, request.tick_ms, now) {
+    match job.slot_holder(again.slot(), now) {
         Some(holder) if holder == id => (ClaimOutcome::Resumed(again), Writes::none()),
         Some(_) => (ClaimOutcome::Taken, Writes::none()),
         None => {
@@ -92,7 +93,7 @@ fn resend(job: &mut JobRecord, request: &ClaimRequest, now: Now) -> (ClaimOutcom
                 run_id: id,
                 expires_ms: now.lease_ms.saturating_add(ms(request.lease_ttl)),
             };
-            job.take_slot(request.overlap, request.tick_ms, held, now);
+            job.take_slot(again.slot(), held, now);
             (ClaimOutcome::Resumed(again), Writes::record())
         }
     }
@@ -131,6 +132,6 @@ fn decide(job: &mut JobRecord, request: &ClaimRequest, now: Now) -> (ClaimOutcom
         run_id: run.run_id(),
         expires_ms: now.lease_ms.saturating_add(ms(request.lease_ttl)),
     };
-    job.take_slot(request.overlap, request.tick_ms, held, now);
+    job.take_slot(run.slot(), held, now);
     (ClaimOutcome::Run(run), Writes::record())
 }

@@ -12,14 +12,14 @@ use super::{Held, JobRecord, Now, Writes, ms, texts};
 /// Extends `lease` by `ttl` from `now` if it is still this run's; whether it was.
 pub(crate) fn keep_alive(job: &mut JobRecord, lease: &Lease, ttl: Duration, now: Now) -> bool {
     let id = lease.run_id();
-    if job.slot_holder(lease.overlap, lease.tick_ms, now) != Some(id.as_str()) {
+    if job.slot_holder(lease.slot(), now) != Some(id.as_str()) {
         return false;
     }
     let held = Held {
         run_id: id,
         expires_ms: now.lease_ms.saturating_add(ms(ttl)),
     };
-    job.take_slot(lease.overlap, lease.tick_ms, held, now);
+    job.take_slot(lease.slot(), held, now);
     true
 }
 
@@ -38,18 +38,13 @@ pub(crate) fn release(
     now: Now,
 ) -> (bool, Writes) {
     let id = lease.run_id();
-    let held = job.slot_holder(lease.overlap, lease.tick_ms, now) == Some(id.as_str());
+    let held = job.slot_holder(lease.slot(), now) == Some(id.as_str());
     let latest = job.fence == lease.fence.get();
     if !held && job.released.as_deref() == Some(id.as_str()) {
         return (true, Writes::none());
     }
     if held {
-        match lease.overlap {
-            crate::job::Overlap::Skip => job.lease = None,
-            crate::job::Overlap::Allow => {
-                job.run_leases.remove(&lease.tick_ms);
-            }
-        }
+        job.free_slot(lease.slot());
     }
     if latest {
         job.claim = None;

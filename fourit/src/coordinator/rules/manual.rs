@@ -73,12 +73,13 @@ pub(crate) fn claim(
         fence: FenceToken(job.fence),
         node: Arc::from(node),
         overlap: if own { Overlap::Allow } else { Overlap::Skip },
+        manual: true,
     };
     let held = Held {
         run_id: lease.run_id(),
         expires_ms: now.lease_ms.saturating_add(ms(lease_ttl)),
     };
-    job.take_slot(lease.overlap, lease.tick_ms, held, now);
+    job.take_slot(lease.slot(), held, now);
     job.last = LastRun {
         node: Some(node.to_string()),
         started_ms: Some(now.ms),

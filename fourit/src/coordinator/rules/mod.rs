@@ -49,7 +49,7 @@ pub(crate) mod texts;
 #[cfg(test)]
 mod tests;
 
-pub(crate) use self::record::{Held, JobRecord, LastRun, MemberRecord, Writes};
+pub(crate) use self::record::{Held, JobRecord, LastRun, MemberRecord, Slot, Writes};
 
 /// How far ahead of the coordinator's clock a claimed tick may be.
 ///
@@ -100,6 +100,11 @@ impl Lease {
     /// itself, so the fields are taken from the right).
     pub(crate) fn parse_run_id(id: &str) -> Option<(&str, u64, i64)> {
         parse_run_id(id)
+    }
+
+    /// The lease slot this run holds: `None` for the job's lease.
+    pub(crate) fn slot(&self) -> Option<Slot> {
+        Slot::of(self.overlap, self.manual, self.tick_ms)
     }
 }
 

@@ -23,6 +23,28 @@ impl Held {
     }
 }
 
+/// Where a run with a lease of its own keeps it: by its tick, scheduled runs and manual runs
+/// apart (each tick of a job is claimed once, and each manual request of a job has a tick of
+/// its own).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub(crate) enum Slot {
+    /// A scheduled run's (`overlap = "allow"`).
+    Tick(i64),
+    /// A manual run's (forced, or `overlap = "allow"`).
+    Manual(i64),
+}
+
+impl Slot {
+    /// The slot of `lease`'s run, if it has a lease of its own.
+    pub(crate) fn of(overlap: Overlap, manual: bool, tick_ms: i64) -> Option<Slot> {
+        match (overlap, manual) {
+            (Overlap::Skip, _) => None,
+            (Overlap::Allow, false) => Some(Slot::Tick(tick_ms)),
+            (Overlap::Allow, true) => Some(Slot::Manual(tick_ms)),
+        }
+    }
+}
+
 /// The latest run, as status shows it.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub(crate) struct LastRun {
@@ -53,8 +75,8 @@ pub(crate) struct JobRecord {
     pub(crate) released: Option<String>,
     /// The job's lease (`overlap = "skip"`, and manual runs that are not forced).
     pub(crate) lease: Option<Held>,
-    /// The runs with a lease of their own (`overlap = "allow"`, forced manual runs), by tick.
-    pub(crate) run_leases: BTreeMap<i64, Held>,
+    /// The runs with a lease of their own (`overlap = "allow"`, forced manual runs).
+    pub(crate) run_leases: BTreeMap<Slot, Held>,
     /// The latest run.
     pub(crate) last: LastRun,
     /// The job's pause, fleet-wide.
@@ -70,26 +92,36 @@ impl JobRecord {
             .map(|held| held.run_id.as_str())
     }
 
-    /// The live holder of the lease slot a run of `tick` with `overlap` takes: the job's, or
-    /// the tick's own.
-    pub(crate) fn slot_holder(&self, overlap: Overlap, tick_ms: i64, now: Now) -> Option<&str> {
-        match overlap {
-            Overlap::Skip => self.holder(now),
-            Overlap::Allow => self
+    /// The live holder of the lease slot `slot` (`None`: the job's lease).
+    pub(crate) fn slot_holder(&self, slot: Option<Slot>, now: Now) -> Option<&str> {
+        match slot {
+            None => self.holder(now),
+            Some(slot) => self
                 .run_leases
-                .get(&tick_ms)
+                .get(&slot)
                 .filter(|held| held.live(now))
                 .map(|held| held.run_id.as_str()),
         }
     }
 
-    /// Puts `held` in the slot of a run of `tick` with `overlap` (forgetting expired leases).
-    pub(crate) fn take_slot(&mut self, overlap: Overlap, tick_ms: i64, held: Held, now: Now) {
+    /// Puts `held` in the lease slot `slot` (`None`: the job's lease), forgetting expired
+    /// leases.
+    pub(crate) fn take_slot(&mut self, slot: Option<Slot>, held: Held, now: Now) {
         self.drop_expired(now);
-        match overlap {
-            Overlap::Skip => self.lease = Some(held),
-            Overlap::Allow => {
-                self.run_leases.insert(tick_ms, held);
+        match slot {
+            None => self.lease = Some(held),
+            Some(slot) => {
+                self.run_leases.insert(slot, held);
+            }
+        }
+    }
+
+    /// Frees the lease slot `slot` (`None`: the job's lease).
+    pub(crate) fn free_slot(&mut self, slot: Option<Slot>) {
+        match slot {
+            None => self.lease = None,
+            Some(slot) => {
+                self.run_leases.remove(&slot);
             }
         }
     }

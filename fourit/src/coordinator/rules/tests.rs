@@ -172,7 +172,7 @@ fn a_held_lease_skips_the_next_tick_as_an_overlap_unless_overlap_is_allowed() {
     };
     let second = run(&claim::claim(&mut job, &allow, Now::at(T0 + 2_000)).0);
     assert_eq!(second.fence.get(), 2);
-    assert!(job.run_leases.contains_key(&(T0 + 2_000)));
+    assert!(job.run_leases.contains_key(&super::Slot::Tick(T0 + 2_000)));
     // Its own lease: the job's is still the first run's.
     assert_eq!(
         job.holder(Now::at(T0 + 2_000)),
@@ -372,6 +372,25 @@ fn each_manual_request_of_a_job_has_a_tick_of_its_own() {
         Now::at(T0 + 9),
     );
     assert_eq!(later.requested_ms, T0 + 9);
+}
+
+#[test]
+fn a_forced_manual_run_on_a_scheduled_ticks_millisecond_keeps_its_own_lease() {
+    let mut job = JobRecord::default();
+    let now = Now::at(T0);
+    let asked = manual::request("report", "m1".into(), "ops", true, None, now);
+    let mut stands = ManualState::Pending;
+    let (taken, _) = manual::claim(&mut job, &asked, &mut stands, "a", TTL, Overlap::Skip, now);
+    let ManualOutcome::Run(manual_run) = taken else {
+        panic!("the forced run starts");
+    };
+    let allow = ClaimRequest {
+        overlap: Overlap::Allow,
+        ..request("b", T0, 2)
+    };
+    let scheduled = run(&claim::claim(&mut job, &allow, now).0);
+    assert!(lease::keep_alive(&mut job, &manual_run, TTL, now));
+    assert!(lease::keep_alive(&mut job, &scheduled, TTL, now));
 }
 
 #[test]

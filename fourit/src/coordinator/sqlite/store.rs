@@ -7,11 +7,10 @@ use std::collections::BTreeMap;
 use rusqlite::{OptionalExtension, Transaction, params};
 
 use super::super::rules::{Held, JobRecord, LastRun, MemberRecord};
-use super::super::sql::{slot, unsigned};
+use super::super::sql::{parse_slot, slot, unsigned};
 use super::super::{
     HISTORY_LEN, HistoryEntry, JobDefinition, ManualRequest, ManualState, PauseState, Registrations,
 };
-use crate::job::Overlap;
 
 /// One transaction on the namespace's rows.
 pub(super) struct Tx<'a> {
@@ -80,13 +79,13 @@ impl Tx<'_> {
         for row in rows {
             let (slot, run_id, expires_ms) = row?;
             let held = Held { run_id, expires_ms };
-            match slot.strip_prefix("t:") {
-                None => record.lease = Some(held),
-                Some(tick) => {
-                    if let Ok(tick) = tick.parse() {
-                        record.run_leases.insert(tick, held);
-                    }
+            match parse_slot(&slot) {
+                Some(None) => record.lease = Some(held),
+                Some(Some(slot)) => {
+                    record.run_leases.insert(slot, held);
                 }
+                // A slot of a newer version's: not this version's to read or write.
+                None => {}
             }
         }
         Ok(record)
@@ -113,16 +112,16 @@ impl Tx<'_> {
             self.save(job, after)?;
         }
         if before.lease != after.lease {
-            self.put_lease(job, &slot(Overlap::Skip, 0), after.lease.as_ref())?;
+            self.put_lease(job, &slot(None), after.lease.as_ref())?;
         }
-        for tick in before.run_leases.keys() {
-            if !after.run_leases.contains_key(tick) {
-                self.put_lease(job, &slot(Overlap::Allow, *tick), None)?;
+        for run in before.run_leases.keys() {
+            if !after.run_leases.contains_key(run) {
+                self.put_lease(job, &slot(Some(*run)), None)?;
             }
         }
-        for (tick, held) in &after.run_leases {
-            if before.run_leases.get(tick) != Some(held) {
-                self.put_lease(job, &slot(Overlap::Allow, *tick), Some(held))?;
+        for (run, held) in &after.run_leases {
+            if before.run_leases.get(run) != Some(held) {
+                self.put_lease(job, &slot(Some(*run)), Some(held))?;
             }
         }
         Ok(())
