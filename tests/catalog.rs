@@ -230,6 +230,12 @@ async fn restarts_leave_one_registration_per_live_member_and_an_orphan_keeps_its
             "200",
         ],
     );
+    let restarted = now_ms();
+    fleet
+        .wait_until(Duration::from_secs(30), "a run of job-0", |events| {
+            distinct_ticks(events, "job-0", restarted, None) >= 1
+        })
+        .await;
     let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
     let mut now = [0, 0];
     while tokio::time::Instant::now() < deadline {
