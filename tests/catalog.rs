@@ -135,3 +135,143 @@ async fn a_rolling_schedule_change_disagrees_and_an_orphaned_job_can_be_removed(
     assert_eq!(names, ["job-0"], "{listed}");
     fleet.stop_all(Duration::from_secs(20)).await;
 }
+
+/// The registrations stored for `job` (`HLEN ns:{job}:defs`), read without the catalog (a
+/// catalog read prunes).
+async fn stored(conn: &mut redis::aio::MultiplexedConnection, namespace: &str, job: &str) -> usize {
+    redis::cmd("HLEN")
+        .arg(format!("{namespace}:{{{job}}}:defs"))
+        .query_async(conn)
+        .await
+        .unwrap_or_else(|e| panic!("HLEN: {e}"))
+}
+
+/// Registrations follow the members: a fleet of three restarted four times (node ids are new
+/// at each start, as `hostname:pid:random` is), twice gracefully and twice killed, keeps one
+/// registration per live member per job; a job no live member registers any more stays, with
+/// one registration, orphaned.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn restarts_leave_one_registration_per_live_member_and_an_orphan_keeps_its_last() {
+    let server = RedisServer::start();
+    let url = server.url();
+    let namespace = "restarts";
+    let admin = fourit::admin::connect(&url, namespace)
+        .await
+        .unwrap_or_else(|e| panic!("admin: {e}"));
+    let mut conn = redis::Client::open(url.as_str())
+        .unwrap_or_else(|e| panic!("client: {e}"))
+        .get_multiplexed_async_connection()
+        .await
+        .unwrap_or_else(|e| panic!("connect: {e}"));
+    // Heartbeats every 200 ms: a killed member is forgotten 600 ms after its last.
+    let flags = [
+        "--jobs",
+        "2",
+        "--schedule",
+        "* * * * * *",
+        "--heartbeat-ms",
+        "200",
+    ];
+    let mut counts = Vec::new();
+    for generation in 0..5 {
+        let mut fleet = Fleet::new(WORKER);
+        for member in ["a", "b", "c"] {
+            fleet.start_on(
+                &format!("gen{generation}-{member}"),
+                &url,
+                namespace,
+                &flags,
+            );
+        }
+        let started = now_ms();
+        fleet
+            .wait_until(Duration::from_secs(30), "a run of each job", |events| {
+                ["job-0", "job-1"]
+                    .iter()
+                    .all(|job| distinct_ticks(events, job, started, None) >= 1)
+            })
+            .await;
+        // The members killed before were forgotten (and pruned) by a heartbeat: wait for it.
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+        loop {
+            let now = [
+                stored(&mut conn, namespace, "job-0").await,
+                stored(&mut conn, namespace, "job-1").await,
+            ];
+            if now == [3, 3] || tokio::time::Instant::now() >= deadline {
+                counts.push(now);
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        if generation % 2 == 0 {
+            fleet.stop_all(Duration::from_secs(20)).await;
+        } else {
+            for worker in fleet.workers() {
+                worker.kill().await;
+            }
+        }
+    }
+    println!("registrations per job after each of 5 starts of 3 members: {counts:?}");
+    assert!(counts.iter().all(|c| *c == [3, 3]), "{counts:?}");
+
+    // The next version registers job-0 only; the last generation was killed.
+    let mut fleet = Fleet::new(WORKER);
+    fleet.start_on(
+        "next-a",
+        &url,
+        namespace,
+        &[
+            "--jobs",
+            "1",
+            "--schedule",
+            "* * * * * *",
+            "--heartbeat-ms",
+            "200",
+        ],
+    );
+    let restarted = now_ms();
+    fleet
+        .wait_until(Duration::from_secs(30), "a run of job-0", |events| {
+            distinct_ticks(events, "job-0", restarted, None) >= 1
+        })
+        .await;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    let mut now = [0, 0];
+    while tokio::time::Instant::now() < deadline {
+        now = [
+            stored(&mut conn, namespace, "job-0").await,
+            stored(&mut conn, namespace, "job-1").await,
+        ];
+        if now == [1, 1] {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(now, [1, 1], "job-0: next-a's; job-1: its last registrant's");
+    let status = admin
+        .status()
+        .await
+        .unwrap_or_else(|e| panic!("status: {e}"));
+    let job1 = status
+        .iter()
+        .find(|job| job.name == "job-1")
+        .expect("job-1");
+    assert!(job1.orphaned, "{job1:?}");
+    assert_eq!(
+        job1.definition.as_ref().map(|d| d.schedule.as_str()),
+        Some("* * * * * *"),
+        "its last definition: {job1:?}"
+    );
+    let job0 = status
+        .iter()
+        .find(|job| job.name == "job-0")
+        .expect("job-0");
+    assert_eq!(job0.members.len(), 1, "{job0:?}");
+    fleet.stop_all(Duration::from_secs(20)).await;
+    assert_eq!(
+        stored(&mut conn, namespace, "job-0").await,
+        1,
+        "the last registrant stays"
+    );
+}

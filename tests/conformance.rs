@@ -235,6 +235,7 @@ conformance! {
         a_late_or_repeated_claim_of_a_tick_is_refused,
         overlap_skip_reports_the_holder_and_records_the_overlap,
         overlap_allow_gives_each_run_its_own_lease,
+        registrations_follow_the_members_and_an_orphan_keeps_its_last,
         only_the_owner_extends_or_releases_a_lease,
         an_expired_lease_frees_the_job,
         keep_alive_extends_the_lease,
@@ -1064,6 +1065,80 @@ mod cases {
         assert_eq!(missed(&history(c, "gap", 20).await).len(), 2);
     }
 
+    /// Registrations follow the members: a member registering prunes the registrations of
+    /// gone members, one leaving takes its own along unless it is a job's last registrant,
+    /// one forgotten as silent too, and a job no live member registers keeps exactly one,
+    /// the last.
+    pub async fn registrations_follow_the_members_and_an_orphan_keeps_its_last(c: Arc<dyn Store>) {
+        let c = &*c;
+        let def = |name: &str, schedule: &str| fourit::coordinator::JobDefinition {
+            name: name.to_string(),
+            schedule: schedule.to_string(),
+            timezone: "UTC".to_string(),
+            overlap: Overlap::Skip,
+            timeout: None,
+            grace: None,
+            location: "src/jobs.rs:1".to_string(),
+            version: None,
+        };
+        let long = Duration::from_secs(60);
+        let nodes = |catalog: &[fourit::coordinator::CatalogEntry], job: &str| -> Vec<String> {
+            catalog
+                .iter()
+                .find(|entry| entry.name == job)
+                .map(|entry| entry.registrations.iter().map(|(n, _)| n.clone()).collect())
+                .unwrap_or_default()
+        };
+        // Three restarts of one member, each a new node id, each leaving gracefully.
+        for generation in 0..3 {
+            let node = format!("gen{generation}");
+            c.heartbeat(&node, long, None).await.unwrap();
+            let answer = c
+                .register(
+                    &node,
+                    &[def("kept", "* * * * *"), def("dropped", "0 * * * *")],
+                )
+                .await
+                .unwrap();
+            assert_eq!(answer[0].len(), 1, "only the live member's: {answer:?}");
+            c.leave(&node).await.unwrap();
+        }
+        let catalog = c.catalog().await.unwrap();
+        assert_eq!(nodes(&catalog, "kept"), ["gen2"], "{catalog:?}");
+        // Two members; one leaves: its registration goes (the other still registers it).
+        for node in ["x", "y"] {
+            c.heartbeat(node, long, None).await.unwrap();
+            c.register(node, &[def("kept", "*/5 * * * *")])
+                .await
+                .unwrap();
+        }
+        c.leave("y").await.unwrap();
+        let catalog = c.catalog().await.unwrap();
+        assert_eq!(nodes(&catalog, "kept"), ["x"], "{catalog:?}");
+        // "dropped" is registered by nobody live: its last registration stays, orphaned.
+        assert_eq!(nodes(&catalog, "dropped"), ["gen2"], "{catalog:?}");
+        // x goes silent and is forgotten by another member's heartbeat: it is the last
+        // registrant of "kept", so it stays; a new registrant then replaces it.
+        tokio::time::sleep(Duration::from_millis(30)).await;
+        let beat = c
+            .heartbeat("z", Duration::from_millis(10), None)
+            .await
+            .unwrap();
+        assert_eq!(beat.evicted, ["x"]);
+        let catalog = c.catalog().await.unwrap();
+        assert_eq!(nodes(&catalog, "kept"), ["x"], "{catalog:?}");
+        c.register("z", &[def("kept", "*/5 * * * *")])
+            .await
+            .unwrap();
+        let catalog = c.catalog().await.unwrap();
+        assert_eq!(nodes(&catalog, "kept"), ["z"], "{catalog:?}");
+        assert_eq!(nodes(&catalog, "dropped"), ["gen2"], "{catalog:?}");
+        c.leave("z").await.unwrap();
+        for job in ["kept", "dropped"] {
+            c.remove(job).await.unwrap();
+        }
+    }
+
     /// Each member's registration of a job is kept beside the job's state; a job is listed
     /// with every registration, its last run and the run in progress, until removed.
     pub async fn the_catalog_holds_each_members_definition_and_the_jobs_state_until_removed(
@@ -1080,6 +1155,13 @@ mod cases {
             location: "src/jobs.rs:12".to_string(),
             version: Some("1.4.0".to_string()),
         };
+        // Live members, as a scheduler beats before it registers (registrations follow the
+        // live members).
+        for node in ["node-a", "node-b"] {
+            c.heartbeat(node, Duration::from_secs(60), None)
+                .await
+                .unwrap();
+        }
         let mine = c
             .register("node-a", std::slice::from_ref(&every_minute))
             .await

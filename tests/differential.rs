@@ -360,8 +360,8 @@ fn op() -> impl Strategy<Value = Op> {
         1 => (0..8usize).prop_map(|request| Op::ManualState { request }),
         3 => (0..NODES.len(), 0..STALE_MS.len(), 0..OFFSETS.len())
             .prop_map(|(node, stale, offset)| Op::Heartbeat { node, stale, offset }),
-        1 => (0..NODES.len()).prop_map(|node| Op::Leave { node }),
-        1 => (0..NODES.len(), 1..4usize, 0..2usize)
+        2 => (0..NODES.len()).prop_map(|node| Op::Leave { node }),
+        2 => (0..NODES.len(), 1..4usize, 0..2usize)
             .prop_map(|(node, jobs, variant)| Op::Register { node, jobs, variant }),
         1 => Just(Op::ServerTime),
         1 => Just(Op::Observe),
@@ -903,6 +903,64 @@ fn registrations_are_answered_by_node() {
             jobs: 1,
             variant: 1,
         },
+    ]);
+}
+
+/// Registrations follow the members (`rules/members.rs`, `prune`): a member that leaves
+/// takes its registrations along but the last of a job; one forgotten as silent too; a
+/// registration by a member not live (it never beat) goes at the next catalog read when
+/// another registers the job; every backend keeps the same last registration.
+#[test]
+fn registrations_follow_the_members() {
+    let beat = |node| Op::Heartbeat {
+        node,
+        stale: 0,
+        offset: 0,
+    };
+    check(&[
+        beat(0),
+        Op::Register {
+            node: 0,
+            jobs: 3,
+            variant: 0,
+        },
+        beat(1),
+        Op::Register {
+            node: 1,
+            jobs: 3,
+            variant: 1,
+        },
+        Op::Register {
+            node: 2,
+            jobs: 1,
+            variant: 0,
+        },
+        Op::Observe,
+        Op::Leave { node: 1 },
+        Op::Observe,
+        Op::Advance { step: 2 },
+        beat(2),
+        Op::Register {
+            node: 2,
+            jobs: 1,
+            variant: 1,
+        },
+        Op::Advance { step: 4 },
+        // Forgets "a" as silent: alpha stays with "c", beta with its last, "a".
+        beat(2),
+        Op::Observe,
+        Op::Leave { node: 2 },
+        Op::Observe,
+        // Both gone at once: the later registration of the two stays.
+        beat(0),
+        Op::Register {
+            node: 0,
+            jobs: 2,
+            variant: 0,
+        },
+        Op::Advance { step: 4 },
+        beat(1),
+        Op::Observe,
     ]);
 }
 

@@ -41,12 +41,20 @@ pub struct JobDefinition {
 }
 
 impl JobDefinition {
-    /// One line of text (fields separated by tabs), as the catalog stores it.
-    pub(crate) fn to_line(&self) -> String {
+    /// One line of text (fields separated by tabs), as the catalog stores a registration
+    /// recorded at `registered_ms` (the coordinator's clock): `v2`, the time, then the
+    /// fields of a `v1` line (schedule, zone, overlap, timeout, grace, location, version).
+    pub(crate) fn to_line_at(&self, registered_ms: i64) -> String {
+        format!("v2\t{registered_ms}\t{}", self.fields())
+    }
+
+    /// The fields after a `v2` line's time, tab-separated (the Postgres statement puts the
+    /// server's time in front).
+    pub(crate) fn fields(&self) -> String {
         let clean = |text: &str| text.replace(['\t', '\n', '\r'], " ");
         let millis = |d: Option<Duration>| d.map_or("-".to_string(), |d| d.as_millis().to_string());
         format!(
-            "v1\t{}\t{}\t{}\t{}\t{}\t{}\t{}",
+            "{}\t{}\t{}\t{}\t{}\t{}\t{}",
             clean(&self.schedule),
             clean(&self.timezone),
             match self.overlap {
@@ -63,12 +71,18 @@ impl JobDefinition {
         )
     }
 
-    /// The definition of `name` from a [`to_line`](Self::to_line) line; `None` for a line
-    /// this version cannot read.
-    pub(crate) fn from_line(name: &str, line: &str) -> Option<JobDefinition> {
-        let fields: Vec<&str> = line.split('\t').collect();
+    /// The definition of `name` and when it was registered from a stored line: a `v2` line
+    /// ([`to_line_at`](Self::to_line_at)) carries the time, a `v1` line (written before
+    /// registrations had one) none; `None` for a line this version cannot read.
+    pub(crate) fn from_stored(name: &str, line: &str) -> Option<(JobDefinition, Option<i64>)> {
+        let (registered_ms, rest) = if let Some(rest) = line.strip_prefix("v2\t") {
+            let (at, rest) = rest.split_once('\t')?;
+            (Some(at.parse::<i64>().ok()?), rest)
+        } else {
+            (None, line.strip_prefix("v1\t")?)
+        };
+        let fields: Vec<&str> = rest.split('\t').collect();
         let [
-            "v1",
             schedule,
             timezone,
             overlap,
@@ -86,7 +100,7 @@ impl JobDefinition {
                 ms => ms.parse().ok().map(|ms| Some(Duration::from_millis(ms))),
             }
         };
-        Some(JobDefinition {
+        let def = JobDefinition {
             name: name.to_string(),
             schedule: (*schedule).to_string(),
             timezone: (*timezone).to_string(),
@@ -98,7 +112,8 @@ impl JobDefinition {
             grace: millis(grace)?,
             location: (*location).to_string(),
             version: (*version != "-").then(|| (*version).to_string()),
-        })
+        };
+        Some((def, registered_ms))
     }
 
     /// Whether two members run the job the same way: schedule, zone and options (the

@@ -318,21 +318,23 @@ async fn register(coordinator: &dyn Coordinator, node: &str, jobs: &[Job], optio
             version: options.app_version.clone(),
         })
         .collect();
-    let registrations = match coordinator.register(node, &definitions).await {
-        Ok(registrations) => registrations,
-        Err(err) => {
-            warn!(error = %err, "could not record this member's jobs in the catalog");
-            return;
-        }
-    };
-    // The live members, to tell a disagreement from a member long gone. (This heartbeat
-    // also announces this member a moment before its heartbeat task does.)
+    // The live members, to tell a disagreement from a member long gone. This heartbeat
+    // comes first: it announces this member before its registrations land, so that no
+    // other member's pruning (registrations follow the live members) takes them for a gone
+    // member's.
     let live = match coordinator
         .heartbeat(node, options.heartbeat_interval.saturating_mul(3), None)
         .await
     {
         Ok(beat) => beat.members,
         Err(_) => Vec::new(),
+    };
+    let registrations = match coordinator.register(node, &definitions).await {
+        Ok(registrations) => registrations,
+        Err(err) => {
+            warn!(error = %err, "could not record this member's jobs in the catalog");
+            return;
+        }
     };
     for (own, all) in definitions.iter().zip(registrations) {
         for (other, theirs) in all {

@@ -47,16 +47,14 @@ impl Admin for MemoryCoordinator {
     fn catalog(&self) -> BoxFuture<'_, Result<Vec<CatalogEntry>, Error>> {
         Box::pin(async move {
             let now = self.now();
-            let state = self.state();
+            let mut state = self.state();
+            state.prune_catalog();
             Ok(state
                 .catalog
                 .iter()
                 .map(|(name, defs)| CatalogEntry {
                     name: name.clone(),
-                    registrations: defs
-                        .iter()
-                        .map(|(node, def)| (node.clone(), def.clone()))
-                        .collect(),
+                    registrations: rules::members::answer(defs),
                     state: state
                         .jobs
                         .get(name)

@@ -57,8 +57,8 @@ struct State {
     members: BTreeMap<String, MemberRecord>,
     /// Manual run requests by (job, id), and where each stands.
     manual: BTreeMap<(String, String), (ManualRequest, ManualState)>,
-    /// The catalog: per job, each member's definition.
-    catalog: BTreeMap<String, BTreeMap<String, JobDefinition>>,
+    /// The catalog: per job, each member's registration.
+    catalog: BTreeMap<String, rules::members::JobRegistrations>,
 }
 
 /// A job: its record and its history, newest first.
@@ -66,6 +66,14 @@ struct State {
 struct Job {
     record: JobRecord,
     history: VecDeque<HistoryEntry>,
+}
+
+impl State {
+    /// Registrations follow the members ([`rules::members::prune`]), over every job.
+    fn prune_catalog(&mut self) {
+        let members = &self.members;
+        rules::members::prune_all(&mut self.catalog, &|node| members.contains_key(node));
+    }
 }
 
 impl Job {
@@ -236,6 +244,9 @@ impl Coordinator for MemoryCoordinator {
                 clock_offset_us,
                 now,
             );
+            if !evicted.is_empty() {
+                state.prune_catalog();
+            }
             let members = state.members.keys().cloned().collect();
             let manual_pending = state
                 .manual
@@ -256,7 +267,9 @@ impl Coordinator for MemoryCoordinator {
 
     fn leave<'a>(&'a self, node: &'a str) -> BoxFuture<'a, Result<(), Error>> {
         Box::pin(async move {
-            self.state().members.remove(node);
+            let mut state = self.state();
+            state.members.remove(node);
+            state.prune_catalog();
             Ok(())
         })
     }
@@ -311,12 +324,16 @@ impl Coordinator for MemoryCoordinator {
         jobs: &'a [JobDefinition],
     ) -> BoxFuture<'a, Result<Vec<Registrations>, Error>> {
         Box::pin(async move {
+            let now = self.now();
             let mut state = self.state();
+            let state = &mut *state;
+            let members = &state.members;
             Ok(jobs
                 .iter()
                 .map(|job| {
                     let registrations = state.catalog.entry(job.name.clone()).or_default();
-                    rules::members::register(registrations, node, job)
+                    let live = |node: &str| members.contains_key(node);
+                    rules::members::register(registrations, node, job, &live, now)
                 })
                 .collect())
         })

@@ -4,10 +4,11 @@
 use tokio_postgres::Row;
 
 use super::{PostgresCoordinator, cap};
+use crate::coordinator::rules;
 use crate::coordinator::sql::unsigned;
 use crate::coordinator::{
-    Admin, CatalogEntry, HISTORY_LEN, HistoryEntry, JobDefinition, JobState, Lease, ManualRequest,
-    ManualState, Member, PauseState,
+    Admin, CatalogEntry, HISTORY_LEN, HistoryEntry, JobState, Lease, ManualRequest, ManualState,
+    Member, PauseState,
 };
 use crate::error::Error;
 use crate::job::BoxFuture;
@@ -142,13 +143,8 @@ impl Admin for PostgresCoordinator {
 
     fn catalog(&self) -> BoxFuture<'_, Result<Vec<CatalogEntry>, Error>> {
         Box::pin(async move {
-            let defs = self
-                .rows(
-                    "catalog",
-                    "SELECT job, node, line FROM fourit_defs WHERE ns = $1 ORDER BY job, node",
-                    typed![&self.namespace],
-                )
-                .await?;
+            // Registrations follow the members (the rule book's `prune`) as it reads.
+            let catalog = self.prune_catalog("catalog").await?;
             let states = self
                 .rows(
                     "catalog",
@@ -161,23 +157,14 @@ impl Admin for PostgresCoordinator {
                     typed![&self.namespace],
                 )
                 .await?;
-            let mut entries: Vec<CatalogEntry> = Vec::new();
-            for row in &defs {
-                let name: String = row.get(0);
-                if entries.last().is_none_or(|entry| entry.name != name) {
-                    entries.push(CatalogEntry {
-                        name: name.clone(),
-                        registrations: Vec::new(),
-                        state: JobState::default(),
-                    });
-                }
-                if let (Some(entry), Some(def)) = (
-                    entries.last_mut(),
-                    JobDefinition::from_line(&name, row.get(2)),
-                ) {
-                    entry.registrations.push((row.get(1), def));
-                }
-            }
+            let mut entries: Vec<CatalogEntry> = catalog
+                .iter()
+                .map(|(name, registrations)| CatalogEntry {
+                    name: name.clone(),
+                    registrations: rules::members::answer(registrations),
+                    state: JobState::default(),
+                })
+                .collect();
             for row in &states {
                 let name: &str = row.get(0);
                 let Some(entry) = entries.iter_mut().find(|entry| entry.name == name) else {

@@ -167,6 +167,9 @@ impl Coordinator for PostgresCoordinator {
                 }
             };
             evicted.sort();
+            if !evicted.is_empty() {
+                self.prune_after("heartbeat").await;
+            }
             Ok(Heartbeat {
                 server_us: Some(row.get(0)),
                 members: row.get(1),
@@ -197,6 +200,7 @@ impl Coordinator for PostgresCoordinator {
                 typed![&self.namespace, &node],
             )
             .await?;
+            self.prune_after("leave").await;
             Ok(())
         })
     }

@@ -3,9 +3,8 @@
 use std::collections::HashMap;
 
 use super::{RedisCoordinator, keys, link, replies, scripts};
-use crate::coordinator::{
-    Admin, CatalogEntry, HistoryEntry, JobDefinition, JobState, Member, PauseState,
-};
+use crate::coordinator::rules;
+use crate::coordinator::{Admin, CatalogEntry, HistoryEntry, JobState, Member, PauseState};
 use crate::error::Error;
 use crate::job::BoxFuture;
 
@@ -73,6 +72,10 @@ impl Admin for RedisCoordinator {
             if names.is_empty() {
                 return Ok(Vec::new());
             }
+            // Registrations follow the members (the rule book's `prune`, rules/members.rs):
+            // the live members first, then per job what goes is deleted in the job's slot.
+            let live = self.live_members("catalog").await?;
+            let mut gone = Vec::new();
             // Per job, in one pipeline (per slot on a cluster): registrations, state, lease.
             let mut commands = Vec::with_capacity(names.len() * 3);
             for name in &names {
@@ -110,13 +113,12 @@ impl Admin for RedisCoordinator {
                 let fields: Vec<Option<String>> =
                     redis::from_redis_value(next()?).unwrap_or_default();
                 let running: Option<String> = redis::from_redis_value(next()?).unwrap_or_default();
-                let mut registrations: Vec<(String, JobDefinition)> = defs
-                    .into_iter()
-                    .filter_map(|(node, line)| {
-                        JobDefinition::from_line(&name, &line).map(|def| (node, def))
-                    })
-                    .collect();
-                registrations.sort_by(|a, b| a.0.cmp(&b.0));
+                let mut stored = super::catalog::parse_defs(&name, defs);
+                let live = |node: &str| live.contains(node);
+                for node in rules::members::prune(&mut stored, &live) {
+                    gone.push((name.clone(), node));
+                }
+                let registrations = rules::members::answer(&stored);
                 let state = job_state(&fields, running);
                 entries.push(CatalogEntry {
                     name,
@@ -124,6 +126,7 @@ impl Admin for RedisCoordinator {
                     state,
                 });
             }
+            self.forget_registrations("catalog", &gone).await?;
             Ok(entries)
         })
     }

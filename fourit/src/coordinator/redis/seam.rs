@@ -115,6 +115,15 @@ impl Coordinator for RedisCoordinator {
                     }
                 },
             };
+            // Members forgotten as silent: registrations follow the members (the rule
+            // book's `prune`, rules/members.rs, in the jobs' slots). Maintenance: the
+            // heartbeat's answer does not wait on it failing (the next catalog read or
+            // registration prunes them).
+            if !reply.evicted.is_empty()
+                && let Err(err) = self.prune_catalog("heartbeat").await
+            {
+                tracing::debug!(error = %err, "could not prune the registrations of silent members");
+            }
             Ok(Heartbeat {
                 server_us: reply.server_us,
                 members,
@@ -172,9 +181,20 @@ impl Coordinator for RedisCoordinator {
                 .cmd("SET")
                 .arg(keys::version_key(&nodes))
                 .arg(token)
+                .ignore()
+                // Its clock offset goes with it (the heartbeat prunes the offsets only when a
+                // heartbeat follows: not after the last member left).
+                .cmd("HDEL")
+                .arg(keys::clocks_key(&nodes))
+                .arg(node)
                 .ignore();
             let mut conn = self.link.get();
             let () = self.call("leave", pipe.query_async(&mut conn)).await?;
+            // Its registrations go, but the last of a job (the rule book's `prune`); left to
+            // the next registration or catalog read if this fails: the member has left.
+            if let Err(err) = self.prune_catalog("leave").await {
+                tracing::debug!(error = %err, "could not prune the registrations of a member that left");
+            }
             Ok(())
         })
     }

@@ -410,3 +410,185 @@ fn a_heartbeat_forgets_the_silent_members_and_keeps_the_last_clock_offset() {
     assert_eq!(evicted, ["a", "b"]);
     assert_eq!(fleet.keys().collect::<Vec<_>>(), ["c"]);
 }
+
+fn definition(schedule: &str) -> super::super::JobDefinition {
+    super::super::JobDefinition {
+        name: "report".into(),
+        schedule: schedule.into(),
+        timezone: "UTC".into(),
+        overlap: Overlap::Skip,
+        timeout: None,
+        grace: None,
+        location: "src/jobs.rs:1".into(),
+        version: None,
+    }
+}
+
+fn nodes(registrations: &members::JobRegistrations) -> Vec<&str> {
+    registrations.keys().map(String::as_str).collect()
+}
+
+#[test]
+fn registrations_of_members_gone_are_pruned_when_a_live_member_registers_the_job() {
+    let mut job = members::JobRegistrations::new();
+    let nobody = |_: &str| false;
+    // Three generations of processes, each restart a new node id.
+    members::register(
+        &mut job,
+        "a1",
+        &definition("* * * * * *"),
+        &nobody,
+        Now::at(T0),
+    );
+    members::register(
+        &mut job,
+        "a2",
+        &definition("* * * * * *"),
+        &nobody,
+        Now::at(T0 + 1),
+    );
+    let live = |node: &str| node == "b";
+    let answer = members::register(
+        &mut job,
+        "b",
+        &definition("*/2 * * * * *"),
+        &live,
+        Now::at(T0 + 2),
+    );
+    // a1 went at a2's registration (no live registrant: a2, the latest, was kept), a2 at b's.
+    assert_eq!(
+        answer
+            .iter()
+            .map(|(node, _)| node.as_str())
+            .collect::<Vec<_>>(),
+        ["b"]
+    );
+    assert_eq!(nodes(&job), ["b"]);
+    // The registering member counts as live before its first heartbeat.
+    let live = |node: &str| node == "b";
+    members::register(
+        &mut job,
+        "c",
+        &definition("* * * * * *"),
+        &live,
+        Now::at(T0 + 3),
+    );
+    assert_eq!(nodes(&job), ["b", "c"]);
+}
+
+#[test]
+fn a_job_no_live_member_registers_keeps_exactly_its_last_registration() {
+    let mut job = members::JobRegistrations::new();
+    let all = |_: &str| true;
+    members::register(
+        &mut job,
+        "b",
+        &definition("*/2 * * * * *"),
+        &all,
+        Now::at(T0 + 5),
+    );
+    members::register(
+        &mut job,
+        "a",
+        &definition("*/3 * * * * *"),
+        &all,
+        Now::at(T0 + 9),
+    );
+    members::register(
+        &mut job,
+        "c",
+        &definition("*/4 * * * * *"),
+        &all,
+        Now::at(T0 + 9),
+    );
+    // All gone at once (killed, forgotten by one heartbeat): the latest registration stays,
+    // equal times going to the greatest node id; its definition is the job's last.
+    let gone = members::prune(&mut job, &|_| false);
+    assert_eq!(gone, ["a", "b"]);
+    assert_eq!(nodes(&job), ["c"]);
+    assert_eq!(job["c"].def.schedule, "*/4 * * * * *");
+    // Pruning again changes nothing: one registration is left, and it stays.
+    assert!(members::prune(&mut job, &|_| false).is_empty());
+    assert_eq!(nodes(&job), ["c"]);
+}
+
+#[test]
+fn the_last_registrant_to_go_keeps_the_job() {
+    let mut job = members::JobRegistrations::new();
+    let all = |_: &str| true;
+    members::register(&mut job, "a", &definition("* * * * * *"), &all, Now::at(T0));
+    members::register(
+        &mut job,
+        "b",
+        &definition("* * * * * *"),
+        &all,
+        Now::at(T0 + 1),
+    );
+    // b leaves while a still runs the job: b's registration goes.
+    assert_eq!(members::prune(&mut job, &|node| node == "a"), ["b"]);
+    // Then a leaves: it is the job's last registrant, and stays though b registered later.
+    assert!(members::prune(&mut job, &|_| false).is_empty());
+    assert_eq!(nodes(&job), ["a"]);
+}
+
+#[test]
+fn a_registration_without_a_time_is_older_than_every_timed_one() {
+    let mut job = members::JobRegistrations::new();
+    for (node, at_ms) in [("z", None), ("a", Some(T0))] {
+        job.insert(
+            node.into(),
+            members::Registered {
+                def: definition("* * * * * *"),
+                at_ms,
+            },
+        );
+    }
+    assert_eq!(members::prune(&mut job, &|_| false), ["z"]);
+    assert_eq!(nodes(&job), ["a"]);
+    // A `v1` line (before registrations had a time) reads as one without a time; a `v2` line
+    // carries it.
+    let v1 = "v1\t* * * * * *\tUTC\tskip\t-\t-\tsrc/jobs.rs:1\t-";
+    assert_eq!(
+        members::Registered::parse("report", v1),
+        Some(members::Registered {
+            def: definition("* * * * * *"),
+            at_ms: None
+        })
+    );
+    let v2 = definition("*/5 * * * * *").to_line_at(T0);
+    assert_eq!(
+        members::Registered::parse("report", &v2),
+        Some(members::Registered {
+            def: definition("*/5 * * * * *"),
+            at_ms: Some(T0)
+        })
+    );
+}
+
+#[test]
+fn pruning_a_catalog_prunes_every_job_and_names_what_went() {
+    let mut catalog = std::collections::BTreeMap::new();
+    for job in ["j1", "j2"] {
+        let registrations: &mut members::JobRegistrations =
+            catalog.entry(job.to_string()).or_default();
+        for (node, at) in [("gone", 1), ("live", 2)] {
+            registrations.insert(
+                node.into(),
+                members::Registered {
+                    def: definition("* * * * * *"),
+                    at_ms: Some(T0 + at),
+                },
+            );
+        }
+    }
+    if let Some(j2) = catalog.get_mut("j2") {
+        j2.remove("live");
+    }
+    let gone = members::prune_all(&mut catalog, &|node| node == "live");
+    assert_eq!(gone, [("j1".to_string(), "gone".to_string())]);
+    assert_eq!(
+        nodes(&catalog["j2"]),
+        ["gone"],
+        "orphaned, with its one registration"
+    );
+}

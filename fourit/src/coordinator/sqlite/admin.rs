@@ -78,18 +78,14 @@ impl Admin for SqliteCoordinator {
     }
 
     fn catalog(&self) -> BoxFuture<'_, Result<Vec<CatalogEntry>, Error>> {
-        Box::pin(self.read("catalog", move |tx, now| {
-            let names: Vec<String> = {
-                let mut statement = tx
-                    .tx
-                    .prepare("SELECT DISTINCT job FROM fourit_defs WHERE ns = ?1 ORDER BY job")?;
-                let rows = statement.query_map(params![tx.ns], |r| r.get(0))?;
-                rows.collect::<rusqlite::Result<_>>()?
-            };
-            let mut entries = Vec::with_capacity(names.len());
-            for name in names {
+        // A write: registrations follow the members (`rules::members::prune`) as it reads.
+        Box::pin(self.write("catalog", move |tx, now| {
+            tx.prune_catalog()?;
+            let catalog = tx.registrations_of(None)?;
+            let mut entries = Vec::with_capacity(catalog.len());
+            for (name, registrations) in catalog {
                 entries.push(CatalogEntry {
-                    registrations: tx.registrations(&name)?,
+                    registrations: rules::members::answer(&registrations),
                     state: tx.load(&name)?.state(now),
                     name,
                 });

@@ -229,6 +229,9 @@ impl Coordinator for SqliteCoordinator {
             for gone in &evicted {
                 tx.put_member(gone, None)?;
             }
+            if !evicted.is_empty() {
+                tx.prune_catalog()?;
+            }
             let manual_pending = tx.manual_pending()?;
             Ok(Heartbeat {
                 server_us: Some(clock.now().timestamp_micros()),
@@ -246,7 +249,10 @@ impl Coordinator for SqliteCoordinator {
 
     fn leave<'a>(&'a self, node: &'a str) -> BoxFuture<'a, Result<(), Error>> {
         let node = node.to_string();
-        Box::pin(self.write("leave", move |tx, _| tx.put_member(&node, None)))
+        Box::pin(self.write("leave", move |tx, _| {
+            tx.put_member(&node, None)?;
+            tx.prune_catalog()
+        }))
     }
 
     fn manual_requests(&self) -> BoxFuture<'_, Result<Vec<ManualRequest>, Error>> {
@@ -291,12 +297,21 @@ impl Coordinator for SqliteCoordinator {
         jobs: &'a [JobDefinition],
     ) -> BoxFuture<'a, Result<Vec<Registrations>, Error>> {
         let (node, jobs) = (node.to_string(), jobs.to_vec());
-        Box::pin(self.write("register", move |tx, _| {
+        Box::pin(self.write("register", move |tx, now| {
+            let members = tx.members()?;
+            let live = |other: &str| members.contains_key(other);
             let mut answers = Vec::with_capacity(jobs.len());
             for job in &jobs {
-                let mut registrations = tx.registrations(&job.name)?.into_iter().collect();
-                let answer = rules::members::register(&mut registrations, &node, job);
-                tx.put_registration(&node, job)?;
+                let mut registrations = tx
+                    .registrations_of(Some(&job.name))?
+                    .remove(&job.name)
+                    .unwrap_or_default();
+                let before: Vec<String> = registrations.keys().cloned().collect();
+                let answer = rules::members::register(&mut registrations, &node, job, &live, now);
+                tx.put_registration(&node, job, now.ms)?;
+                for gone in before.iter().filter(|n| !registrations.contains_key(*n)) {
+                    tx.delete_registration(&job.name, gone)?;
+                }
                 answers.push(answer);
             }
             Ok(answers)

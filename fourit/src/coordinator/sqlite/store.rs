@@ -6,10 +6,11 @@ use std::collections::BTreeMap;
 
 use rusqlite::{OptionalExtension, Transaction, params};
 
+use super::super::rules::members::{JobRegistrations, Registered, prune_all};
 use super::super::rules::{Held, JobRecord, LastRun, MemberRecord};
 use super::super::sql::{parse_slot, slot, unsigned};
 use super::super::{
-    HISTORY_LEN, HistoryEntry, JobDefinition, ManualRequest, ManualState, PauseState, Registrations,
+    HISTORY_LEN, HistoryEntry, JobDefinition, ManualRequest, ManualState, PauseState,
 };
 
 /// One transaction on the namespace's rows.
@@ -345,30 +346,63 @@ impl Tx<'_> {
         Ok(pending)
     }
 
-    /// Writes `node`'s definition of `job`.
-    pub(super) fn put_registration(&self, node: &str, job: &JobDefinition) -> rusqlite::Result<()> {
+    /// Writes `node`'s definition of `job`, registered at `at_ms`.
+    pub(super) fn put_registration(
+        &self,
+        node: &str,
+        job: &JobDefinition,
+        at_ms: i64,
+    ) -> rusqlite::Result<()> {
         self.tx.execute(
             "INSERT OR REPLACE INTO fourit_defs (ns, job, node, line) VALUES (?1, ?2, ?3, ?4)",
-            params![self.ns, job.name, node, job.to_line()],
+            params![self.ns, job.name, node, job.to_line_at(at_ms)],
         )?;
         Ok(())
     }
 
-    /// Every member's definition of `job`, by node.
-    pub(super) fn registrations(&self, job: &str) -> rusqlite::Result<Registrations> {
+    /// Deletes `node`'s registration of `job`.
+    pub(super) fn delete_registration(&self, job: &str, node: &str) -> rusqlite::Result<()> {
+        self.tx.execute(
+            "DELETE FROM fourit_defs WHERE ns = ?1 AND job = ?2 AND node = ?3",
+            params![self.ns, job, node],
+        )?;
+        Ok(())
+    }
+
+    /// Every registration of the jobs `job` names (every job for `None`), by job then node.
+    pub(super) fn registrations_of(
+        &self,
+        job: Option<&str>,
+    ) -> rusqlite::Result<BTreeMap<String, JobRegistrations>> {
         let mut statement = self.tx.prepare(
-            "SELECT node, line FROM fourit_defs WHERE ns = ?1 AND job = ?2 ORDER BY node",
+            "SELECT job, node, line FROM fourit_defs WHERE ns = ?1 AND (?2 IS NULL OR job = ?2)",
         )?;
         let rows = statement.query_map(params![self.ns, job], |r| {
-            Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?))
+            Ok((
+                r.get::<_, String>(0)?,
+                r.get::<_, String>(1)?,
+                r.get::<_, String>(2)?,
+            ))
         })?;
-        let mut out = Vec::new();
+        let mut out: BTreeMap<String, JobRegistrations> = BTreeMap::new();
         for row in rows {
-            let (node, line) = row?;
-            if let Some(definition) = JobDefinition::from_line(job, &line) {
-                out.push((node, definition));
+            let (job, node, line) = row?;
+            let registrations = out.entry(job.clone()).or_default();
+            if let Some(registered) = Registered::parse(&job, &line) {
+                registrations.insert(node, registered);
             }
         }
         Ok(out)
+    }
+
+    /// Registrations follow the members ([`prune_all`]), over every job: the registrations
+    /// that go are deleted.
+    pub(super) fn prune_catalog(&self) -> rusqlite::Result<()> {
+        let members = self.members()?;
+        let mut catalog = self.registrations_of(None)?;
+        for (job, node) in prune_all(&mut catalog, &|node| members.contains_key(node)) {
+            self.delete_registration(&job, &node)?;
+        }
+        Ok(())
     }
 }
