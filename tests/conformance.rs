@@ -231,6 +231,7 @@ macro_rules! conformance {
 
 conformance! {
     cases: [
+        every_jobs_history_is_read_at_once,
         a_tick_is_claimed_once_among_concurrent_claimers,
         a_late_or_repeated_claim_of_a_tick_is_refused,
         overlap_skip_reports_the_holder_and_records_the_overlap,
@@ -779,6 +780,49 @@ mod cases {
 
     /// History keeps every finished or skipped tick, newest first, with its details, and
     /// about [`HISTORY_LEN`] of them.
+    pub async fn every_jobs_history_is_read_at_once(c: Arc<dyn Store>) {
+        let c = &*c;
+        let mut written: Vec<Vec<HistoryEntry>> = vec![Vec::new(), Vec::new()];
+        for (index, job) in ["many-a", "many-b"].into_iter().enumerate() {
+            for step in 0..(3 + index) {
+                let lease = expect_run(
+                    claim(c, request(job, tick(step as i64), "node-a")).await,
+                    "run",
+                );
+                let done = record(Outcome::Succeeded, step as u64);
+                assert!(release(c, &lease, &done).await);
+                written[index].insert(0, finished(&lease, &done));
+            }
+        }
+        let jobs = ["many-b", "none", "many-a"].map(str::to_string);
+        let read = c
+            .histories(&jobs, 2)
+            .await
+            .unwrap_or_else(|e| panic!("histories failed: {e}"));
+        assert_eq!(
+            read,
+            vec![
+                written[1][..2].to_vec(),
+                Vec::new(),
+                written[0][..2].to_vec()
+            ],
+            "each job's newest two, in the order asked"
+        );
+        for (job, entries) in jobs.iter().zip(&read) {
+            assert_eq!(
+                &history(c, job, 2).await,
+                entries,
+                "as history() answers {job}"
+            );
+        }
+        assert!(
+            c.histories(&[], 5)
+                .await
+                .unwrap_or_else(|e| panic!("histories failed: {e}"))
+                .is_empty()
+        );
+    }
+
     pub async fn history_is_newest_first_capped_and_complete(c: Arc<dyn Store>) {
         let c = &*c;
         assert_eq!(history(c, "written", 10).await, vec![], "no history yet");

@@ -177,15 +177,29 @@ impl FleetAdmin {
     /// Every job in the catalog, by name: definition, live members, disagreement, orphan,
     /// pause, run in progress, last run and next ticks.
     pub async fn status(&self) -> Result<Vec<JobStatus>, Error> {
+        Ok(self
+            .status_with_history()
+            .await?
+            .into_iter()
+            .map(|(job, _)| job)
+            .collect())
+    }
+
+    /// [`status`](Self::status), each job with its last [`RECENT_ENTRIES`] history entries
+    /// (newest first), as the dashboard shows them: the members, the catalog and every job's
+    /// history read in a bounded number of round trips, whatever the number of jobs.
+    pub async fn status_with_history(&self) -> Result<Vec<(JobStatus, Vec<HistoryEntry>)>, Error> {
         let mut jobs = self.statuses_of(None).await?;
-        for job in &mut jobs {
-            self.count_recent(job).await?;
+        let names: Vec<String> = jobs.iter().map(|job| job.name.clone()).collect();
+        let histories = self.store.histories(&names, RECENT_ENTRIES).await?;
+        for (job, history) in jobs.iter_mut().zip(&histories) {
+            count_recent(job, history);
         }
-        Ok(jobs)
+        Ok(jobs.into_iter().zip(histories).collect())
     }
 
     /// The catalog's entries (only `only`'s, if given), joined with the live members; the
-    /// recent counts are left to [`count_recent`](Self::count_recent).
+    /// recent counts are left to `count_recent`.
     async fn statuses_of(&self, only: Option<&str>) -> Result<Vec<JobStatus>, Error> {
         let live: Vec<String> = self
             .store
@@ -203,23 +217,6 @@ impl FleetAdmin {
             .filter(|entry| only.is_none_or(|name| entry.name == name))
             .map(|entry| status_of(entry, &live, now))
             .collect())
-    }
-
-    /// Fills `job.recent` from its last [`RECENT_ENTRIES`] history entries.
-    async fn count_recent(&self, job: &mut JobStatus) -> Result<(), Error> {
-        let mut counts: Vec<(String, usize)> = Vec::new();
-        for entry in self.store.history(&job.name, RECENT_ENTRIES).await? {
-            match counts
-                .iter_mut()
-                .find(|(outcome, _)| *outcome == entry.outcome)
-            {
-                Some((_, count)) => *count += 1,
-                None => counts.push((entry.outcome, 1)),
-            }
-        }
-        counts.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
-        job.recent = counts;
-        Ok(())
     }
 
     /// The live members with their last heartbeat, their clock offset, the version their
@@ -266,7 +263,8 @@ impl FleetAdmin {
                 .ok_or_else(|| Error::NoSuchJob {
                     job: job.to_string(),
                 })?;
-        self.count_recent(&mut status).await?;
+        let history = self.store.history(&status.name, RECENT_ENTRIES).await?;
+        count_recent(&mut status, &history);
         Ok(status)
     }
 
@@ -359,4 +357,20 @@ impl FleetAdmin {
     pub async fn members(&self) -> Result<Vec<Member>, Error> {
         self.store.members().await
     }
+}
+
+/// Fills `job.recent` from its last [`RECENT_ENTRIES`] history entries, `history`.
+fn count_recent(job: &mut JobStatus, history: &[HistoryEntry]) {
+    let mut counts: Vec<(String, usize)> = Vec::new();
+    for entry in history.iter().take(RECENT_ENTRIES) {
+        match counts
+            .iter_mut()
+            .find(|(outcome, _)| *outcome == entry.outcome)
+        {
+            Some((_, count)) => *count += 1,
+            None => counts.push((entry.outcome.clone(), 1)),
+        }
+    }
+    counts.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+    job.recent = counts;
 }

@@ -195,6 +195,15 @@ pub trait Admin: Send + Sync + fmt::Debug + 'static {
     /// The live members, their last heartbeat and clock offset, oldest heartbeat first.
     fn members(&self) -> BoxFuture<'_, Result<Vec<Member>, Error>>;
 
+    /// The most recent history entries of each of `jobs` (at most `limit` each, newest first),
+    /// in the order of `jobs`, in one round trip whatever their number (one pipeline, one
+    /// query): what a view of the whole fleet reads.
+    fn histories<'a>(
+        &'a self,
+        jobs: &'a [String],
+        limit: usize,
+    ) -> BoxFuture<'a, Result<Vec<Vec<HistoryEntry>>, Error>>;
+
     /// The job's most recent history entries, newest first.
     fn history<'a>(
         &'a self,

@@ -213,13 +213,12 @@ fn job_row(job: &JobStatus, history: &[HistoryEntry], now_ms: i64) -> JobRow {
 }
 
 pub(super) async fn jobs(dashboard: &Dashboard) -> Result<String, Error> {
-    let statuses = dashboard.admin.status().await?;
+    let statuses = dashboard.admin.status_with_history().await?;
     let now_ms = Utc::now().timestamp_millis();
-    let mut rows = Vec::with_capacity(statuses.len());
-    for job in &statuses {
-        let history = dashboard.admin.history(&job.name, RECENT_ENTRIES).await?;
-        rows.push(job_row(job, &history, now_ms));
-    }
+    let rows = statuses
+        .iter()
+        .map(|(job, history)| job_row(job, history, now_ms))
+        .collect();
     Ok(render(JobsPage {
         title: "jobs",
         fleet: &dashboard.fleet,
@@ -334,12 +333,12 @@ pub(super) async fn job(
 
 pub(super) async fn members(dashboard: &Dashboard) -> Result<String, Error> {
     let members = dashboard.admin.member_status().await?;
-    let statuses = dashboard.admin.status().await?;
+    let statuses = dashboard.admin.status_with_history().await?;
     // Each member's share of the runs in the jobs' recent history.
     let mut runs: BTreeMap<String, usize> = BTreeMap::new();
     let mut total = 0usize;
-    for job in &statuses {
-        for entry in dashboard.admin.history(&job.name, RECENT_ENTRIES).await? {
+    for (_, history) in statuses {
+        for entry in history {
             if entry.fence.is_some() && entry.duration_ms.is_some() {
                 *runs.entry(entry.node).or_default() += 1;
                 total += 1;

@@ -44,6 +44,26 @@ impl Admin for MemoryCoordinator {
         })
     }
 
+    fn histories<'a>(
+        &'a self,
+        jobs: &'a [String],
+        limit: usize,
+    ) -> BoxFuture<'a, Result<Vec<Vec<HistoryEntry>>, Error>> {
+        Box::pin(async move {
+            let state = self.state();
+            Ok(jobs
+                .iter()
+                .map(|name| {
+                    state
+                        .jobs
+                        .get(name)
+                        .map(|job| job.history.iter().take(limit).cloned().collect())
+                        .unwrap_or_default()
+                })
+                .collect())
+        })
+    }
+
     fn catalog(&self) -> BoxFuture<'_, Result<Vec<CatalogEntry>, Error>> {
         Box::pin(async move {
             let now = self.now();

@@ -48,6 +48,50 @@ impl Admin for PostgresCoordinator {
         })
     }
 
+    fn histories<'a>(
+        &'a self,
+        jobs: &'a [String],
+        limit: usize,
+    ) -> BoxFuture<'a, Result<Vec<Vec<HistoryEntry>>, Error>> {
+        Box::pin(async move {
+            if jobs.is_empty() {
+                return Ok(Vec::new());
+            }
+            // One query: each job's newest entries, numbered per job.
+            let rows = self
+                .rows(
+                    "history",
+                    "SELECT job, tick, node, outcome, detail, fence, duration_ms, delay_ms
+                     FROM (SELECT h.*, row_number() OVER (PARTITION BY job ORDER BY id DESC) AS n
+                           FROM fourit_history h WHERE ns = $1 AND job = ANY($2)) AS numbered
+                     WHERE n <= $3 ORDER BY job, id DESC",
+                    typed![
+                        &self.namespace,
+                        &jobs.to_vec(),
+                        &i64::try_from(limit.min(HISTORY_LEN)).unwrap_or(i64::MAX),
+                    ],
+                )
+                .await?;
+            let mut by_job: std::collections::HashMap<String, Vec<HistoryEntry>> =
+                std::collections::HashMap::new();
+            for row in &rows {
+                by_job.entry(row.get(0)).or_default().push(HistoryEntry {
+                    tick_ms: row.get(1),
+                    node: row.get(2),
+                    outcome: row.get(3),
+                    detail: row.get(4),
+                    fence: unsigned(row.get(5)),
+                    duration_ms: unsigned(row.get(6)),
+                    delay_ms: unsigned(row.get(7)),
+                });
+            }
+            Ok(jobs
+                .iter()
+                .map(|job| by_job.remove(job).unwrap_or_default())
+                .collect())
+        })
+    }
+
     fn history<'a>(
         &'a self,
         job: &'a str,

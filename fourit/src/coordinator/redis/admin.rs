@@ -32,6 +32,58 @@ impl Admin for RedisCoordinator {
         })
     }
 
+    fn histories<'a>(
+        &'a self,
+        jobs: &'a [String],
+        limit: usize,
+    ) -> BoxFuture<'a, Result<Vec<Vec<HistoryEntry>>, Error>> {
+        Box::pin(async move {
+            if jobs.is_empty() {
+                return Ok(Vec::new());
+            }
+            // Redis takes a signed 64-bit count.
+            let count = i64::try_from(limit).unwrap_or(i64::MAX);
+            let commands = jobs
+                .iter()
+                .map(|job| {
+                    let keys = self.job_keys(job);
+                    let mut cmd = redis::cmd("XREVRANGE");
+                    cmd.arg(&keys.runs)
+                        .arg("+")
+                        .arg("-")
+                        .arg("COUNT")
+                        .arg(count);
+                    (link::slot(&keys.state), cmd)
+                })
+                .collect();
+            // One pipeline (one per slot on a cluster, sent at once).
+            let replies = self
+                .call(
+                    "history",
+                    self.link.pipeline(scripts::CLAIM, commands, None),
+                )
+                .await?;
+            replies
+                .into_iter()
+                .map(|reply| {
+                    let value = reply.map_err(|err| self.error("history", err))?.value;
+                    let entries: Vec<(String, HashMap<String, String>)> =
+                        redis::from_redis_value(value).map_err(|err| {
+                            self.fail(
+                                "history",
+                                crate::error::ErrorKind::Protocol,
+                                err.to_string(),
+                            )
+                        })?;
+                    Ok(entries
+                        .into_iter()
+                        .map(|(_, fields)| entry(fields))
+                        .collect())
+                })
+                .collect()
+        })
+    }
+
     fn history<'a>(
         &'a self,
         job: &'a str,
@@ -48,15 +100,7 @@ impl Admin for RedisCoordinator {
                 self.call("history", cmd.query_async(&mut conn)).await?;
             Ok(entries
                 .into_iter()
-                .map(|(_, mut fields)| HistoryEntry {
-                    tick_ms: number(fields.remove("tick")).unwrap_or_default(),
-                    node: fields.remove("node").unwrap_or_default(),
-                    outcome: fields.remove("outcome").unwrap_or_default(),
-                    detail: fields.remove("detail"),
-                    fence: number(fields.remove("fence")),
-                    duration_ms: number(fields.remove("duration_ms")),
-                    delay_ms: number(fields.remove("delay_ms")),
-                })
+                .map(|(_, fields)| entry(fields))
                 .collect())
         })
     }
@@ -327,5 +371,18 @@ fn job_state(fields: &[Option<String>], running: Option<String>) -> JobState {
         last_error: text(6),
         running,
         pause,
+    }
+}
+
+/// A history entry from the fields of its stream entry.
+fn entry(mut fields: HashMap<String, String>) -> HistoryEntry {
+    HistoryEntry {
+        tick_ms: number(fields.remove("tick")).unwrap_or_default(),
+        node: fields.remove("node").unwrap_or_default(),
+        outcome: fields.remove("outcome").unwrap_or_default(),
+        detail: fields.remove("detail"),
+        fence: number(fields.remove("fence")),
+        duration_ms: number(fields.remove("duration_ms")),
+        delay_ms: number(fields.remove("delay_ms")),
     }
 }

@@ -39,6 +39,18 @@ impl Admin for SqliteCoordinator {
         Box::pin(self.read("history", move |tx, _| tx.history(&job, limit)))
     }
 
+    fn histories<'a>(
+        &'a self,
+        jobs: &'a [String],
+        limit: usize,
+    ) -> BoxFuture<'a, Result<Vec<Vec<HistoryEntry>>, Error>> {
+        let jobs = jobs.to_vec();
+        // One transaction on the file (a snapshot): no round trip to count.
+        Box::pin(self.read("history", move |tx, _| {
+            jobs.iter().map(|job| tx.history(job, limit)).collect()
+        }))
+    }
+
     fn pause<'a>(
         &'a self,
         job: &'a str,
