@@ -56,6 +56,8 @@ pub enum ManualState {
 impl ManualRequest {
     /// The stored form of the request where it stands as `state`:
     /// `by \t requested ms \t force \t state...`.
+    // Redis and Postgres write it in their own languages; SQLite in Rust.
+    #[cfg_attr(not(feature = "sqlite"), allow(dead_code))]
     pub(crate) fn stored(&self, state: &ManualState) -> String {
         let base = format!(
             "{}\t{}\t{}\t",
