@@ -84,10 +84,12 @@ async fn connections_cut_while_jobs_run_cost_no_tick_and_run_none_twice() {
         cut[1],
         last_cut - first_cut
     );
-    assert_eq!(
-        cut,
-        [3 * CUTS as i64; 2],
-        "every round cut every worker's connection and subscription"
+    // At least every worker's connection and subscription each round; a worker may hold a
+    // second connection for a moment (a reconnect attempt that overlapped the one that
+    // succeeded, before it is dropped), and cutting it too is part of the drill.
+    assert!(
+        cut.iter().all(|killed| *killed >= 3 * CUTS as i64),
+        "every round cut every worker's connection and subscription: {cut:?}"
     );
     fleet
         .wait_until(

@@ -76,6 +76,10 @@ impl RedisCoordinator {
             .arg(node)
             .arg("v1");
         pipe.cmd("HGETALL").arg(format!("{base}:defs"));
+        // Registrations of members that are gone are pruned (the job index read, a
+        // registration deleted).
+        pipe.cmd("SMEMBERS").arg(format!("{base}:jobs"));
+        pipe.cmd("HDEL").arg(format!("{base}:defs")).arg(node);
         // The heartbeat counts the manual runs waiting.
         pipe.cmd("ZCARD").arg(&nodes);
         pipe.cmd("ZADD").arg(&nodes).arg(0).arg(node);
