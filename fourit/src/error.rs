@@ -206,6 +206,36 @@ impl CoordinatorError {
     }
 }
 
+/// One failure answered for each of `count` calls of a batch that failed as a whole (one
+/// round trip, one transaction): the first gets `err` itself, the others its words.
+pub(crate) fn for_each_of_batch<T>(err: Error, count: usize) -> Vec<Result<T, Error>> {
+    let again = |err: &Error| match err {
+        Error::Coordinator(failure) => {
+            let copy = CoordinatorError::new(
+                failure.backend(),
+                failure.operation(),
+                failure.kind(),
+                failure.detail(),
+            );
+            Error::Coordinator(match failure.url() {
+                Some(url) => copy.at(url),
+                None => copy,
+            })
+        }
+        other => Error::Coordinator(CoordinatorError::new(
+            "coordinator",
+            "batch",
+            ErrorKind::Unavailable,
+            other.to_string(),
+        )),
+    };
+    let mut answers: Vec<Result<T, Error>> = (1..count).map(|_| Err(again(&err))).collect();
+    if count > 0 {
+        answers.insert(0, Err(err));
+    }
+    answers
+}
+
 impl fmt::Display for CoordinatorError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let backend = self.backend;

@@ -215,19 +215,6 @@ impl Coordinator for MemoryCoordinator {
         })
     }
 
-    fn release_all<'a>(
-        &'a self,
-        runs: &'a [(Lease, RunRecord)],
-    ) -> BoxFuture<'a, Vec<Result<bool, Error>>> {
-        Box::pin(async move {
-            let mut answers = Vec::with_capacity(runs.len());
-            for (lease, record) in runs {
-                answers.push(self.release(lease, record).await);
-            }
-            answers
-        })
-    }
-
     fn heartbeat<'a>(
         &'a self,
         node: &'a str,

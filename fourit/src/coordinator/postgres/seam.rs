@@ -89,23 +89,8 @@ impl Coordinator for PostgresCoordinator {
             }
             match self.release_runs(runs).await {
                 Ok(answers) => answers.into_iter().map(Ok).collect(),
-                Err(err) => {
-                    // One error for the batch: the first run gets it, the others its words.
-                    let (kind, detail) = match &err {
-                        Error::Coordinator(failure) => {
-                            (failure.kind(), failure.detail().to_string())
-                        }
-                        other => (ErrorKind::Unavailable, other.to_string()),
-                    };
-                    let mut answers = vec![Err(err)];
-                    answers.extend(runs[1..].iter().map(|_| {
-                        Err(Error::Coordinator(
-                            CoordinatorError::new("Postgres", "release", kind, detail.clone())
-                                .at(self.url.clone()),
-                        ))
-                    }));
-                    answers
-                }
+                // One error for the batch: the first run gets it, the others its words.
+                Err(err) => crate::error::for_each_of_batch(err, runs.len()),
             }
         })
     }

@@ -205,12 +205,29 @@ impl Coordinator for SqliteCoordinator {
         &'a self,
         runs: &'a [(Lease, RunRecord)],
     ) -> BoxFuture<'a, Vec<Result<bool, Error>>> {
+        // One transaction for the batch: one turn of the file's write lock.
+        let batch = runs.to_vec();
+        let count = runs.len();
         Box::pin(async move {
-            let mut answers = Vec::with_capacity(runs.len());
-            for (lease, record) in runs {
-                answers.push(self.release(lease, record).await);
+            let released = self
+                .write("release", move |tx, now| {
+                    let mut answers = Vec::with_capacity(batch.len());
+                    for (lease, run) in &batch {
+                        let before = tx.load(&lease.job)?;
+                        let mut record = before.clone();
+                        let (held, writes) = rules::lease::release(&mut record, lease, run, now);
+                        tx.store(&lease.job, &before, &record)?;
+                        tx.append(&lease.job, &writes.history)?;
+                        answers.push(held);
+                    }
+                    Ok(answers)
+                })
+                .await;
+            match released {
+                Ok(answers) => answers.into_iter().map(Ok).collect(),
+                // The transaction did not commit: no release of the batch took effect.
+                Err(err) => crate::error::for_each_of_batch(err, count),
             }
-            answers
         })
     }
 
