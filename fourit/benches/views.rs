@@ -1,5 +1,6 @@
 //! The fleet's views against a real Redis: `FleetAdmin::status()` (what `fourit status` and
-//! the dashboard's jobs page read) over 100 and 1,000 jobs, each registered by 3 members and
+//! the dashboard's jobs page read), and its parts (the catalog, every job's history), over 100
+//! and 1,000 jobs, each registered by 3 members and
 //! with 30 entries of history. Starts its own `redis-server` on a free loopback port through
 //! `fourit-testkit`; skips with a message if there is none on the PATH.
 //!
@@ -102,6 +103,18 @@ fn views(c: &mut Criterion) {
                 .expect("connecting to the benchmark's redis-server"),
         );
         runtime.block_on(fill(&store, jobs));
+        let names: Vec<String> = (0..jobs).map(|i| format!("job-{i}")).collect();
+        // What a status reads, one part at a time.
+        group.bench_function(BenchmarkId::new("catalog", jobs), |b| {
+            b.iter(|| runtime.block_on(store.catalog()).expect("catalog"))
+        });
+        group.bench_function(BenchmarkId::new("histories", jobs), |b| {
+            b.iter(|| {
+                runtime
+                    .block_on(store.histories(&names, 30))
+                    .expect("histories")
+            })
+        });
         let admin = FleetAdmin::new(store);
         group.bench_function(BenchmarkId::new("jobs", jobs), |b| {
             b.iter(|| {

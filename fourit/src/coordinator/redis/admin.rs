@@ -67,18 +67,13 @@ impl Admin for RedisCoordinator {
                 .into_iter()
                 .map(|reply| {
                     let value = reply.map_err(|err| self.error("history", err))?.value;
-                    let entries: Vec<(String, HashMap<String, String>)> =
-                        redis::from_redis_value(value).map_err(|err| {
-                            self.fail(
-                                "history",
-                                crate::error::ErrorKind::Protocol,
-                                err.to_string(),
-                            )
-                        })?;
-                    Ok(entries
-                        .into_iter()
-                        .map(|(_, fields)| entry(fields))
-                        .collect())
+                    stream_entries(value).ok_or_else(|| {
+                        self.fail(
+                            "history",
+                            crate::error::ErrorKind::Protocol,
+                            "a history stream's entries were not as XREVRANGE answers them",
+                        )
+                    })
                 })
                 .collect()
         })
@@ -385,4 +380,59 @@ fn entry(mut fields: HashMap<String, String>) -> HistoryEntry {
         duration_ms: number(fields.remove("duration_ms")),
         delay_ms: number(fields.remove("delay_ms")),
     }
+}
+
+/// The entries of an `XREVRANGE` answer, read straight from the reply (a fleet's view reads
+/// thousands: no map and no key string per field).
+fn stream_entries(value: redis::Value) -> Option<Vec<HistoryEntry>> {
+    use redis::Value;
+    let text = |value: &Value| match value {
+        Value::BulkString(bytes) => Some(String::from_utf8_lossy(bytes).into_owned()),
+        Value::SimpleString(text) => Some(text.clone()),
+        _ => None,
+    };
+    let Value::Array(items) = value else {
+        return None;
+    };
+    items
+        .into_iter()
+        .map(|item| {
+            let Value::Array(mut parts) = item else {
+                return None;
+            };
+            let fields = match parts.pop()? {
+                Value::Array(fields) => fields,
+                Value::Map(pairs) => pairs.into_iter().flat_map(|(k, v)| [k, v]).collect(),
+                _ => return None,
+            };
+            let mut entry = HistoryEntry {
+                tick_ms: 0,
+                node: String::new(),
+                outcome: String::new(),
+                detail: None,
+                fence: None,
+                duration_ms: None,
+                delay_ms: None,
+            };
+            for pair in fields.chunks(2) {
+                let [key, value] = pair else {
+                    return None;
+                };
+                let Value::BulkString(key) = key else {
+                    return None;
+                };
+                match key.as_slice() {
+                    b"tick" => entry.tick_ms = number(text(value)).unwrap_or_default(),
+                    b"node" => entry.node = text(value).unwrap_or_default(),
+                    b"outcome" => entry.outcome = text(value).unwrap_or_default(),
+                    b"detail" => entry.detail = text(value),
+                    b"fence" => entry.fence = number(text(value)),
+                    b"duration_ms" => entry.duration_ms = number(text(value)),
+                    b"delay_ms" => entry.delay_ms = number(text(value)),
+                    _ => {}
+                }
+            }
+            Some(entry)
+        })
+        .collect()
 }
