@@ -4,7 +4,7 @@
 //! terminated by the server (`pg_terminate_backend`) while jobs run costs no double run and
 //! the fleet goes on; the server killed and restarted costs none; behind a PgBouncer in
 //! transaction mode the fleet still runs each tick once; TLS (`sslmode`) against a server of
-//! the test's own. Runs are counted from the workers' own records (on a real
+//! the test's own; a database of schema version 7 migrated with a live lease. Runs are counted from the workers' own records (on a real
 //! `redis-server`, which is not the coordinator here).
 
 use std::time::Duration;
@@ -197,6 +197,130 @@ async fn a_role_that_owns_only_its_schema_is_enough() {
         .batch_execute(&format!("DROP SCHEMA {role} CASCADE; DROP ROLE {role};"))
         .await
         .unwrap_or_else(|e| panic!("cleaning up {role}: {e}"));
+}
+
+/// A database of schema version 7 (a skip job's lease a row of `fourit_leases`, the history
+/// with a primary key) migrated at connect: the live lease moves into the job's row and is
+/// still the run's (kept alive, held against the next tick, released as held).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_version_7_database_is_migrated_and_a_live_lease_kept() {
+    use fourit::coordinator::{ClaimOutcome, ClaimRequest, Coordinator, RunRecord};
+    let url = postgres_url();
+    let (admin, connection) = tokio_postgres::connect(&url, tokio_postgres::NoTls)
+        .await
+        .unwrap_or_else(|e| panic!("connecting to {url}: {e}"));
+    tokio::spawn(connection);
+    let schema = format!("fourit_mig_{}", std::process::id());
+    admin
+        .batch_execute(&format!(
+            "DROP SCHEMA IF EXISTS {schema} CASCADE; CREATE SCHEMA {schema};"
+        ))
+        .await
+        .unwrap_or_else(|e| panic!("creating {schema}: {e}"));
+    let separator = if url.contains('?') { '&' } else { '?' };
+    let own = format!("{url}{separator}options=-csearch_path%3D{schema}");
+    let ns = namespace("migrate");
+    let request = |tick_ms: i64| ClaimRequest {
+        job: "m".into(),
+        tick_ms,
+        node: "node-a".into(),
+        lease_ttl: Duration::from_secs(30),
+        overlap: fourit::Overlap::Skip,
+        preferred: None,
+        handoff: Duration::ZERO,
+        claim_id: fourit::coordinator::new_claim_id(),
+        schedule: None,
+    };
+    let first = fourit::coordinator::PostgresCoordinator::connect(&own, &ns)
+        .await
+        .unwrap_or_else(|e| panic!("connecting: {e}"));
+    let tick = now_ms() - 2_000;
+    let lease = match &first
+        .claim(&[request(tick)])
+        .await
+        .unwrap_or_else(|e| panic!("claim: {e}"))[..]
+    {
+        [ClaimOutcome::Run(lease)] => lease.clone(),
+        other => panic!("the first tick runs: {other:?}"),
+    };
+    drop(first);
+    // Back to version 7's layout, the run's lease with it.
+    admin
+        .batch_execute(&format!(
+            "SET search_path = {schema};
+             INSERT INTO fourit_leases SELECT ns, job, '', lease_run, lease_expires
+               FROM fourit_jobs WHERE lease_run IS NOT NULL;
+             ALTER TABLE fourit_jobs DROP COLUMN lease_run, DROP COLUMN lease_expires,
+               RESET (fillfactor);
+             ALTER TABLE fourit_history ADD PRIMARY KEY (id);
+             UPDATE fourit_meta SET version = 7;"
+        ))
+        .await
+        .unwrap_or_else(|e| panic!("rewriting {schema} as version 7: {e}"));
+    let second = fourit::coordinator::PostgresCoordinator::connect(&own, &ns)
+        .await
+        .unwrap_or_else(|e| panic!("connecting to the version 7 tables: {e}"));
+    let moved = admin
+        .query_one(
+            &format!(
+                "SELECT (SELECT max(version) FROM {schema}.fourit_meta),
+                   (SELECT count(*) FROM {schema}.fourit_leases),
+                   (SELECT lease_run FROM {schema}.fourit_jobs WHERE ns = $1 AND job = 'm'),
+                   (SELECT count(*) FROM pg_constraint
+                     WHERE conrelid = '{schema}.fourit_history'::regclass AND contype = 'p')"
+            ),
+            &[&ns],
+        )
+        .await
+        .unwrap_or_else(|e| panic!("reading the migrated tables: {e}"));
+    assert_eq!(
+        moved.get::<_, Option<i32>>(0),
+        Some(8),
+        "the schema's version"
+    );
+    assert_eq!(moved.get::<_, i64>(1), 0, "no lease left in fourit_leases");
+    assert_eq!(
+        moved.get::<_, Option<String>>(2),
+        Some(lease.run_id()),
+        "the lease in the job's row"
+    );
+    assert_eq!(
+        moved.get::<_, i64>(3),
+        0,
+        "the history's primary key dropped"
+    );
+    assert!(
+        second
+            .keep_alive(&lease, Duration::from_secs(30))
+            .await
+            .unwrap_or_else(|e| panic!("keep_alive: {e}")),
+        "the run's lease is kept alive after the migration"
+    );
+    match &second
+        .claim(&[request(tick + 1_000)])
+        .await
+        .unwrap_or_else(|e| panic!("claim: {e}"))[..]
+    {
+        [ClaimOutcome::Overlap { holder }] => assert_eq!(*holder, lease.run_id()),
+        other => panic!("the next tick overlaps the run: {other:?}"),
+    }
+    let record = RunRecord {
+        outcome: fourit::coordinator::Outcome::Succeeded,
+        started: chrono::Utc::now(),
+        duration: Duration::from_millis(5),
+    };
+    assert!(
+        second
+            .release(&lease, &record)
+            .await
+            .unwrap_or_else(|e| panic!("release: {e}")),
+        "the run's lease was still its own"
+    );
+    drop(second);
+    admin
+        .batch_execute(&format!("DROP SCHEMA {schema} CASCADE;"))
+        .await
+        .unwrap_or_else(|e| panic!("cleaning up {schema}: {e}"));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

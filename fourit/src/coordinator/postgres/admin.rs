@@ -193,11 +193,10 @@ impl Admin for PostgresCoordinator {
                 .rows(
                     "catalog",
                     "SELECT j.job, j.tick, j.node, j.fence, j.started, j.finished, j.outcome,
-                       j.error, l.run_id, j.paused, j.paused_by, j.paused_note, j.paused_at,
-                       j.paused_ticks, j.paused_first, j.paused_last
-                     FROM fourit_jobs j LEFT JOIN fourit_leases l
-                       ON l.ns = j.ns AND l.job = j.job AND l.slot = '' AND l.expires > fourit_now()
-                     WHERE j.ns = $1",
+                       j.error, CASE WHEN j.lease_expires > fourit_now() THEN j.lease_run END,
+                       j.paused, j.paused_by, j.paused_note, j.paused_at, j.paused_ticks,
+                       j.paused_first, j.paused_last
+                     FROM fourit_jobs j WHERE j.ns = $1",
                     typed![&self.namespace],
                 )
                 .await?;

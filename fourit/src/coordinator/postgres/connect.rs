@@ -17,7 +17,7 @@ use crate::coordinator::{NoticeSender, redact_url};
 use crate::error::{CoordinatorError, Error, ErrorKind};
 
 /// The schema's version, in `fourit_meta`.
-const SCHEMA_VERSION: i32 = 7;
+const SCHEMA_VERSION: i32 = 8;
 
 const SCHEMA: &str = include_str!("schema.sql");
 

@@ -1,10 +1,12 @@
--- fourit's tables and functions, version 7 (2: fourit_claim_batch; 3: fourit_release_batch;
+-- fourit's tables and functions, version 8 (2: fourit_claim_batch; 3: fourit_release_batch;
 -- 6: the claim and the release written for the common case, the history trimmed on one
 -- append in 8; 4 and 5 were steps towards it; 7: a manual claim forgets the winning claim's
--- id). Every operation of the coordinator is one
--- statement (most call one of the functions below), so it is atomic on the server and works
--- behind a transaction-pooling PgBouncer; no advisory lock anywhere. Times are the server's
--- (clock_timestamp(), in UTC milliseconds). LOGGED tables: they survive a crash and replicate.
+-- id; 8: the job's own lease, slot '', in its row, so a claim is one row write and a release
+-- one plus its history entry). Every operation of the coordinator is one statement (most
+-- call one of the functions below), so it is atomic on the server and works behind a
+-- transaction-pooling PgBouncer; no advisory lock anywhere. Times are the server's
+-- (clock_timestamp(), in UTC milliseconds). LOGGED tables: they survive a crash and
+-- replicate.
 
 CREATE TABLE IF NOT EXISTS fourit_jobs (
   ns text NOT NULL, job text NOT NULL,
@@ -14,17 +16,29 @@ CREATE TABLE IF NOT EXISTS fourit_jobs (
   paused_ticks bigint NOT NULL DEFAULT 0, paused_first bigint, paused_last bigint,
   PRIMARY KEY (ns, job)
 );
+-- 8: the job's own lease (slot '': a skip job's runs, a manual run that is not forced) in
+-- the job's row: lease_run holds it until lease_expires. No index covers these columns, and
+-- pages are filled to half, so a claim's and a release's update of the row stays on its page
+-- (a HOT update: no index entry written).
+ALTER TABLE fourit_jobs ADD COLUMN IF NOT EXISTS lease_run text,
+  ADD COLUMN IF NOT EXISTS lease_expires bigint;
+ALTER TABLE fourit_jobs SET (fillfactor = 50);
+-- The leases of runs with a lease of their own (slot 't:<tick>': a job that allows overlap;
+-- 'm:<tick>': a forced manual run, or any manual run of such a job).
 CREATE TABLE IF NOT EXISTS fourit_leases (
   ns text NOT NULL, job text NOT NULL, slot text NOT NULL,
   run_id text NOT NULL, expires bigint NOT NULL,
   PRIMARY KEY (ns, job, slot)
 );
 CREATE TABLE IF NOT EXISTS fourit_history (
-  id bigserial PRIMARY KEY, ns text NOT NULL, job text NOT NULL,
+  id bigserial NOT NULL, ns text NOT NULL, job text NOT NULL,
   tick bigint NOT NULL, node text NOT NULL, outcome text NOT NULL, detail text,
   fence bigint, duration_ms bigint, delay_ms bigint
 );
 CREATE INDEX IF NOT EXISTS fourit_history_job ON fourit_history (ns, job, id);
+-- 8: every read and trim of the history goes by (ns, job, id); the ids come from the
+-- sequence, so an append writes one index entry, not two.
+ALTER TABLE fourit_history DROP CONSTRAINT IF EXISTS fourit_history_pkey;
 CREATE TABLE IF NOT EXISTS fourit_members (
   ns text NOT NULL, node text NOT NULL, heartbeat bigint NOT NULL, clock_offset bigint,
   PRIMARY KEY (ns, node)
@@ -41,6 +55,13 @@ CREATE TABLE IF NOT EXISTS fourit_manual (
 
 CREATE OR REPLACE FUNCTION fourit_now() RETURNS bigint LANGUAGE sql VOLATILE AS
 $$ SELECT floor(extract(epoch FROM clock_timestamp()) * 1000)::bigint $$;
+
+-- 8: a live lease of slot '' moves into its job's row (an expired one holds nothing).
+INSERT INTO fourit_jobs (ns, job) SELECT ns, job FROM fourit_leases WHERE slot = ''
+  ON CONFLICT DO NOTHING;
+UPDATE fourit_jobs j SET lease_run = l.run_id, lease_expires = l.expires FROM fourit_leases l
+  WHERE l.ns = j.ns AND l.job = j.job AND l.slot = '' AND l.expires > fourit_now();
+DELETE FROM fourit_leases WHERE slot = '';
 
 -- Appends to a job's history. The oldest entries beyond the last p_cap are trimmed on one
 -- append in eight (by the new entry's id), so most appends are one insert: a job keeps p_cap
@@ -61,11 +82,14 @@ BEGIN
 END $$;
 
 -- The live holder of a lease slot (an expired lease holds nothing; the next lease of the
--- slot overwrites it).
+-- slot overwrites it): slot '' in the job's row, the others in fourit_leases.
 CREATE OR REPLACE FUNCTION fourit_holder(p_ns text, p_job text, p_slot text, p_now bigint)
 RETURNS text LANGUAGE sql STABLE AS $$
+  SELECT lease_run FROM fourit_jobs
+  WHERE p_slot = '' AND ns = p_ns AND job = p_job AND lease_expires > p_now
+  UNION ALL
   SELECT run_id FROM fourit_leases
-  WHERE ns = p_ns AND job = p_job AND slot = p_slot AND expires > p_now
+  WHERE p_slot <> '' AND ns = p_ns AND job = p_job AND slot = p_slot AND expires > p_now
 $$;
 
 -- Claims ticks, the rule book's claim (rules/claim.rs: claim, resend) for each, in one transaction (one commit for the batch),
@@ -73,8 +97,10 @@ $$;
 -- taken, 2 overlap (holder), 3 retry at at_ms, 4 early, 5 resumed (fence), 6 paused.
 -- old_mark: the mark before, when it is older than the schedule's previous tick (the caller
 -- records missed ticks). Decided ticks claimed under a handoff are announced with NOTIFY (on
--- commit). The statements are written for the common case (the job's row exists, no live
--- lease): a row lookup, a lease lookup, a lease upsert and an update.
+-- commit). Written for the common case: the job's row read without a lock (everything a skip
+-- job's claim decides on is in it), then, if the claim changes it, one update of the row on
+-- the condition that it is the version read (its xmin); a row changed meanwhile is read and
+-- decided again. A refused claim writes nothing (no WAL, no commit to flush).
 CREATE OR REPLACE FUNCTION fourit_claim_batch(p_ns text, p_jobs text[], p_ticks bigint[],
   p_nodes text[], p_ttls bigint[], p_allows boolean[], p_preferred text[], p_handoffs bigint[],
   p_tolerance bigint, p_claims text[], p_previous bigint[], p_cap integer)
@@ -82,19 +108,21 @@ RETURNS TABLE (code integer, fence bigint, holder text, at_ms bigint, now_ms big
   old_mark bigint) LANGUAGE plpgsql AS $$
 #variable_conflict use_column
 DECLARE
-  r fourit_jobs%ROWTYPE;
+  r record;
   v_job text; v_tick bigint; v_node text; v_claim text; v_slot text; v_run text;
   v_detail text;
+  i integer := 1;
 BEGIN
-  FOR i IN 1 .. coalesce(array_length(p_jobs, 1), 0) LOOP
+  WHILE i <= coalesce(array_length(p_jobs, 1), 0) LOOP
     v_job := p_jobs[i]; v_tick := p_ticks[i]; v_node := p_nodes[i]; v_claim := p_claims[i];
-    v_slot := CASE WHEN p_allows[i] THEN 't:' || v_tick ELSE '' END;
+    -- A run's own lease (fourit_leases), or NULL for the job's lease (its row).
+    v_slot := CASE WHEN p_allows[i] THEN 't:' || v_tick END;
     code := NULL; fence := NULL; holder := NULL; at_ms := NULL; old_mark := NULL;
     now_ms := fourit_now();
-    SELECT * INTO r FROM fourit_jobs WHERE ns = p_ns AND job = v_job FOR UPDATE;
+    SELECT j.*, j.xmin AS seen INTO r FROM fourit_jobs j WHERE ns = p_ns AND job = v_job;
     IF NOT FOUND THEN
       INSERT INTO fourit_jobs (ns, job) VALUES (p_ns, v_job) ON CONFLICT DO NOTHING;
-      SELECT * INTO r FROM fourit_jobs WHERE ns = p_ns AND job = v_job FOR UPDATE;
+      CONTINUE;
     END IF;
     IF r.tick IS NOT NULL AND r.tick >= v_tick THEN
       code := 0;
@@ -102,13 +130,26 @@ BEGIN
       -- taken again if it expired meanwhile.
       IF r.tick = v_tick AND r.claim = v_claim AND r.fence > 0 THEN
         v_run := v_node || ':' || r.fence || ':' || v_tick;
-        SELECT l.run_id INTO holder FROM fourit_leases l
-          WHERE l.ns = p_ns AND l.job = v_job AND l.slot = v_slot AND l.expires > now_ms;
-        IF holder IS NULL THEN
-          INSERT INTO fourit_leases VALUES (p_ns, v_job, v_slot, v_run, now_ms + p_ttls[i])
-            ON CONFLICT (ns, job, slot) DO UPDATE SET run_id = excluded.run_id,
-              expires = excluded.expires;
-          holder := v_run;
+        IF v_slot IS NULL THEN
+          holder := CASE WHEN r.lease_expires > now_ms THEN r.lease_run END;
+          IF holder IS NULL THEN
+            UPDATE fourit_jobs j SET lease_run = v_run, lease_expires = now_ms + p_ttls[i]
+              WHERE j.ns = p_ns AND j.job = v_job AND j.xmin = r.seen;
+            CONTINUE WHEN NOT FOUND;
+            holder := v_run;
+          END IF;
+        ELSE
+          PERFORM 1 FROM fourit_jobs j
+            WHERE j.ns = p_ns AND j.job = v_job AND j.xmin = r.seen FOR UPDATE;
+          CONTINUE WHEN NOT FOUND;
+          SELECT l.run_id INTO holder FROM fourit_leases l
+            WHERE l.ns = p_ns AND l.job = v_job AND l.slot = v_slot AND l.expires > now_ms;
+          IF holder IS NULL THEN
+            INSERT INTO fourit_leases VALUES (p_ns, v_job, v_slot, v_run, now_ms + p_ttls[i])
+              ON CONFLICT (ns, job, slot) DO UPDATE SET run_id = excluded.run_id,
+                expires = excluded.expires;
+            holder := v_run;
+          END IF;
         END IF;
         IF holder = v_run THEN
           code := 5; fence := r.fence;
@@ -130,7 +171,8 @@ BEGIN
         UPDATE fourit_jobs j SET tick = v_tick, paused_ticks = j.paused_ticks + 1,
           paused_last = v_tick,
           paused_first = CASE WHEN j.paused_ticks = 0 THEN v_tick ELSE j.paused_first END
-          WHERE j.ns = p_ns AND j.job = v_job;
+          WHERE j.ns = p_ns AND j.job = v_job AND j.xmin = r.seen;
+        CONTINUE WHEN NOT FOUND;
         IF r.paused_ticks = 0 THEN
           v_detail := 'paused by ' || coalesce(r.paused_by, '');
           IF coalesce(r.paused_note, '') <> '' THEN
@@ -141,25 +183,35 @@ BEGIN
         END IF;
         code := 6;
       ELSE
-        IF NOT p_allows[i] THEN
-          SELECT l.run_id INTO holder FROM fourit_leases l
-            WHERE l.ns = p_ns AND l.job = v_job AND l.slot = v_slot AND l.expires > now_ms;
+        IF v_slot IS NULL AND r.lease_expires > now_ms THEN
+          holder := r.lease_run;
         END IF;
         IF holder IS NOT NULL THEN
-          UPDATE fourit_jobs j SET tick = v_tick WHERE j.ns = p_ns AND j.job = v_job;
+          UPDATE fourit_jobs j SET tick = v_tick
+            WHERE j.ns = p_ns AND j.job = v_job AND j.xmin = r.seen;
+          CONTINUE WHEN NOT FOUND;
           PERFORM fourit_record(p_ns, v_job, v_tick, v_node, 'overlap', holder, NULL, NULL,
             NULL, p_cap);
           code := 2;
         ELSE
           fence := r.fence + 1;
           v_run := v_node || ':' || fence || ':' || v_tick;
-          INSERT INTO fourit_leases VALUES (p_ns, v_job, v_slot, v_run, now_ms + p_ttls[i])
-            ON CONFLICT (ns, job, slot) DO UPDATE SET run_id = excluded.run_id,
-              expires = excluded.expires;
-          UPDATE fourit_jobs j SET tick = v_tick, fence = r.fence + 1, node = v_node,
-            claim = v_claim, started = now_ms, finished = NULL, outcome = 'running',
-            error = NULL
-            WHERE j.ns = p_ns AND j.job = v_job;
+          IF v_slot IS NULL THEN
+            UPDATE fourit_jobs j SET tick = v_tick, fence = r.fence + 1, node = v_node,
+              claim = v_claim, started = now_ms, finished = NULL, outcome = 'running',
+              error = NULL, lease_run = v_run, lease_expires = now_ms + p_ttls[i]
+              WHERE j.ns = p_ns AND j.job = v_job AND j.xmin = r.seen;
+            CONTINUE WHEN NOT FOUND;
+          ELSE
+            UPDATE fourit_jobs j SET tick = v_tick, fence = r.fence + 1, node = v_node,
+              claim = v_claim, started = now_ms, finished = NULL, outcome = 'running',
+              error = NULL
+              WHERE j.ns = p_ns AND j.job = v_job AND j.xmin = r.seen;
+            CONTINUE WHEN NOT FOUND;
+            INSERT INTO fourit_leases VALUES (p_ns, v_job, v_slot, v_run, now_ms + p_ttls[i])
+              ON CONFLICT (ns, job, slot) DO UPDATE SET run_id = excluded.run_id,
+                expires = excluded.expires;
+          END IF;
           code := 1;
         END IF;
       END IF;
@@ -168,6 +220,7 @@ BEGIN
       END IF;
     END IF;
     RETURN NEXT;
+    i := i + 1;
   END LOOP;
 END $$;
 
@@ -183,32 +236,53 @@ CREATE OR REPLACE FUNCTION fourit_claim(p_ns text, p_job text, p_tick bigint, p_
 $$;
 
 -- Ends runs, the rule book's release (rules/lease.rs: release) for each, in one transaction (one commit), answered in
--- order: whether each lease was still the run's.
+-- order: whether each lease was still the run's. The job's lease (slot '') is in its row: the
+-- row read without a lock, then one update of it on the condition that it is the version read
+-- (else read and decided again), and the history entry. A run's own lease (fourit_leases) is
+-- deleted under the row's lock.
 CREATE OR REPLACE FUNCTION fourit_release_batch(p_ns text, p_jobs text[], p_slots text[],
   p_runs text[], p_ticks bigint[], p_nodes text[], p_fences bigint[], p_outcomes text[],
   p_errors text[], p_durations bigint[], p_delays bigint[], p_cap integer)
 RETURNS TABLE (held boolean) LANGUAGE plpgsql AS $$
 DECLARE
-  r fourit_jobs%ROWTYPE;
-  v_job text; v_run text; v_now bigint; v_expires bigint;
+  r record;
+  v_job text; v_run text; v_now bigint; v_expires bigint; v_mine boolean;
+  i integer := 1;
 BEGIN
-  FOR i IN 1 .. coalesce(array_length(p_jobs, 1), 0) LOOP
+  WHILE i <= coalesce(array_length(p_jobs, 1), 0) LOOP
     v_job := p_jobs[i]; v_run := p_runs[i];
     v_now := fourit_now();
-    SELECT * INTO r FROM fourit_jobs WHERE ns = p_ns AND job = v_job FOR UPDATE;
+    SELECT j.*, j.xmin AS seen INTO r FROM fourit_jobs j WHERE ns = p_ns AND job = v_job;
     IF NOT FOUND THEN
       INSERT INTO fourit_jobs (ns, job) VALUES (p_ns, v_job) ON CONFLICT DO NOTHING;
-      SELECT * INTO r FROM fourit_jobs WHERE ns = p_ns AND job = v_job FOR UPDATE;
+      CONTINUE;
     END IF;
     -- The run's own lease goes, live or expired; it was held if it was live.
-    DELETE FROM fourit_leases WHERE ns = p_ns AND job = v_job AND slot = p_slots[i]
-      AND run_id = v_run RETURNING expires INTO v_expires;
-    held := FOUND AND v_expires > v_now;
+    IF p_slots[i] = '' THEN
+      v_mine := r.lease_run IS NOT DISTINCT FROM v_run;
+      held := v_mine AND r.lease_expires > v_now;
+    ELSE
+      PERFORM 1 FROM fourit_jobs j
+        WHERE j.ns = p_ns AND j.job = v_job AND j.xmin = r.seen FOR UPDATE;
+      CONTINUE WHEN NOT FOUND;
+      v_mine := false;
+      DELETE FROM fourit_leases WHERE ns = p_ns AND job = v_job AND slot = p_slots[i]
+        AND run_id = v_run RETURNING expires INTO v_expires;
+      held := FOUND AND v_expires > v_now;
+    END IF;
     -- Sent again after a lost answer: already done.
     IF held OR r.released IS DISTINCT FROM v_run THEN
       IF r.fence = p_fences[i] THEN
-        UPDATE fourit_jobs SET claim = NULL, released = v_run, finished = v_now,
-          outcome = p_outcomes[i], error = p_errors[i] WHERE ns = p_ns AND job = v_job;
+        UPDATE fourit_jobs j SET claim = NULL, released = v_run, finished = v_now,
+          outcome = p_outcomes[i], error = p_errors[i],
+          lease_run = CASE WHEN v_mine THEN NULL ELSE j.lease_run END,
+          lease_expires = CASE WHEN v_mine THEN NULL ELSE j.lease_expires END
+          WHERE j.ns = p_ns AND j.job = v_job AND j.xmin = r.seen;
+        CONTINUE WHEN NOT FOUND;
+      ELSIF v_mine THEN
+        UPDATE fourit_jobs j SET lease_run = NULL, lease_expires = NULL
+          WHERE j.ns = p_ns AND j.job = v_job AND j.xmin = r.seen;
+        CONTINUE WHEN NOT FOUND;
       END IF;
       PERFORM fourit_record(p_ns, v_job, p_ticks[i], p_nodes[i], p_outcomes[i], p_errors[i],
         p_fences[i], p_durations[i], p_delays[i], p_cap);
@@ -216,6 +290,7 @@ BEGIN
       held := true;
     END IF;
     RETURN NEXT;
+    i := i + 1;
   END LOOP;
 END $$;
 
@@ -285,14 +360,19 @@ BEGIN
       code := 2; RETURN;
     END IF;
   END IF;
-  UPDATE fourit_jobs SET fence = fourit_jobs.fence + 1, claim = NULL, node = p_node, started = v_now,
-    finished = NULL, outcome = 'running', error = NULL
+  -- The job's lease in its row, a lease of its own in fourit_leases.
+  UPDATE fourit_jobs SET fence = fourit_jobs.fence + 1, claim = NULL, node = p_node,
+    started = v_now, finished = NULL, outcome = 'running', error = NULL,
+    lease_run = CASE WHEN v_own THEN fourit_jobs.lease_run
+      ELSE p_node || ':' || (fourit_jobs.fence + 1) || ':' || requested END,
+    lease_expires = CASE WHEN v_own THEN fourit_jobs.lease_expires ELSE v_now + p_ttl END
     WHERE ns = p_ns AND job = p_job RETURNING fourit_jobs.fence INTO fence;
   v_run := p_node || ':' || fence || ':' || requested;
-  INSERT INTO fourit_leases VALUES (p_ns, p_job,
-      CASE WHEN v_own THEN 'm:' || requested ELSE '' END, v_run, v_now + p_ttl)
-    ON CONFLICT (ns, job, slot) DO UPDATE SET run_id = excluded.run_id,
-      expires = excluded.expires;
+  IF v_own THEN
+    INSERT INTO fourit_leases VALUES (p_ns, p_job, 'm:' || requested, v_run, v_now + p_ttl)
+      ON CONFLICT (ns, job, slot) DO UPDATE SET run_id = excluded.run_id,
+        expires = excluded.expires;
+  END IF;
   UPDATE fourit_manual SET record = v_base || 'started' || E'\t' || p_node || E'\t' || fence
     WHERE ns = p_ns AND job = p_job AND id = p_id;
   PERFORM fourit_record(p_ns, p_job, requested, p_node, 'manual', 'asked by ' || v_parts[1],

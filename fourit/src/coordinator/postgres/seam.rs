@@ -22,6 +22,21 @@ const EVICT: &str = "WITH gone AS (DELETE FROM fourit_members WHERE ns = $1 AND 
     AND heartbeat < floor(extract(epoch FROM clock_timestamp()) * 1000)::bigint - $3 \
     RETURNING node) SELECT coalesce(array_agg(node), '{}') FROM gone";
 
+/// The rule book's keep-alive (`rules/lease.rs: keep_alive`) of the job's lease, in its row
+/// (`$3`, the slot, is `''`).
+const KEEP_ALIVE_JOB: &str = "WITH now AS (SELECT fourit_now() AS ms) \
+    UPDATE fourit_jobs SET lease_expires = (SELECT ms FROM now) + $5 \
+    WHERE ns = $1 AND job = $2 AND $3 = '' AND lease_run = $4 \
+      AND lease_expires > (SELECT ms FROM now) \
+    RETURNING true";
+
+/// The rule book's keep-alive (`rules/lease.rs: keep_alive`) of a run's own lease.
+const KEEP_ALIVE_OWN: &str = "WITH now AS (SELECT fourit_now() AS ms) \
+    UPDATE fourit_leases SET expires = (SELECT ms FROM now) + $5 \
+    WHERE ns = $1 AND job = $2 AND slot = $3 AND run_id = $4 \
+      AND expires > (SELECT ms FROM now) \
+    RETURNING true";
+
 const HEARTBEAT: &str =
     "SELECT now_us, members, manual_pending FROM fourit_heartbeat($1, $2, $3, $4)";
 
@@ -39,14 +54,15 @@ impl Coordinator for PostgresCoordinator {
         ttl: Duration,
     ) -> BoxFuture<'a, Result<bool, Error>> {
         Box::pin(async move {
+            // The job's lease is in its row, a lease of its own in `fourit_leases`.
+            let sql = match lease.slot() {
+                None => KEEP_ALIVE_JOB,
+                Some(_) => KEEP_ALIVE_OWN,
+            };
             let rows = self
                 .rows(
                     "keep_alive",
-                    "WITH now AS (SELECT fourit_now() AS ms)
-                     UPDATE fourit_leases SET expires = (SELECT ms FROM now) + $5
-                     WHERE ns = $1 AND job = $2 AND slot = $3 AND run_id = $4
-                       AND expires > (SELECT ms FROM now)
-                     RETURNING true",
+                    sql,
                     typed![
                         &self.namespace,
                         &&*lease.job,
