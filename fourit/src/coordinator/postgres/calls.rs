@@ -50,9 +50,12 @@ impl PostgresCoordinator {
                 Err(self.error(operation, &err))
             }
             Err(_) => {
-                // No answer: the connection may be stuck (a partition); the next call opens
-                // another.
+                // No answer: the link may be dropping traffic (a partition), and then every
+                // pooled connection to the server is as stuck as this one, even those idle
+                // now: all are forgotten, and the next calls open fresh ones (a release after
+                // the heal must not wait a deadline on a connection the partition killed).
                 forget(slot, &client).await;
+                self.forget_all().await;
                 Err(self.timeout(operation))
             }
         }

@@ -105,6 +105,14 @@ impl PostgresCoordinator {
         }
     }
 
+    /// Forgets every pooled connection: the next call on each slot opens a fresh one. Calls in
+    /// flight keep theirs until they end.
+    pub(super) async fn forget_all(&self) {
+        for slot in self.pool.iter() {
+            *slot.client.lock().await = None;
+        }
+    }
+
     /// The slot's connection, connecting (again, if it closed).
     pub(super) async fn client(
         &self,

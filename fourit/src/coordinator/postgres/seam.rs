@@ -156,7 +156,9 @@ impl Coordinator for PostgresCoordinator {
                     )
                 }
                 Err(_) => {
+                    // As any call with no answer: every pooled connection is suspect.
                     forget(slot, &client).await;
+                    self.forget_all().await;
                     return Err(self.timeout("heartbeat"));
                 }
             };
