@@ -75,15 +75,7 @@ impl Admin for PostgresCoordinator {
             let mut by_job: std::collections::HashMap<String, Vec<HistoryEntry>> =
                 std::collections::HashMap::new();
             for row in &rows {
-                by_job.entry(row.get(0)).or_default().push(HistoryEntry {
-                    tick_ms: row.get(1),
-                    node: row.get(2),
-                    outcome: row.get(3),
-                    detail: row.get(4),
-                    fence: unsigned(row.get(5)),
-                    duration_ms: unsigned(row.get(6)),
-                    delay_ms: unsigned(row.get(7)),
-                });
+                by_job.entry(row.get(0)).or_default().push(entry_of(row, 1));
             }
             Ok(jobs
                 .iter()
@@ -112,18 +104,7 @@ impl Admin for PostgresCoordinator {
                     ],
                 )
                 .await?;
-            Ok(rows
-                .iter()
-                .map(|row| HistoryEntry {
-                    tick_ms: row.get(0),
-                    node: row.get(1),
-                    outcome: row.get(2),
-                    detail: row.get(3),
-                    fence: unsigned(row.get(4)),
-                    duration_ms: unsigned(row.get(5)),
-                    delay_ms: unsigned(row.get(6)),
-                })
-                .collect())
+            Ok(rows.iter().map(|row| entry_of(row, 0)).collect())
         })
     }
 
@@ -304,5 +285,19 @@ impl Admin for PostgresCoordinator {
             .await?;
             Ok(())
         })
+    }
+}
+
+/// A history entry from a row whose columns, from `first` on, are `tick, node, outcome,
+/// detail, fence, duration_ms, delay_ms`.
+fn entry_of(row: &tokio_postgres::Row, first: usize) -> HistoryEntry {
+    HistoryEntry {
+        tick_ms: row.get(first),
+        node: row.get(first + 1),
+        outcome: row.get(first + 2),
+        detail: row.get(first + 3),
+        fence: unsigned(row.get(first + 4)),
+        duration_ms: unsigned(row.get(first + 5)),
+        delay_ms: unsigned(row.get(first + 6)),
     }
 }

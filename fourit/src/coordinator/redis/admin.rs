@@ -8,6 +8,17 @@ use crate::coordinator::{Admin, CatalogEntry, HistoryEntry, JobState, Member, Pa
 use crate::error::Error;
 use crate::job::BoxFuture;
 
+impl RedisCoordinator {
+    /// The error of a history reply that is not the entries `XREVRANGE` answers.
+    fn not_a_stream(&self) -> Error {
+        self.fail(
+            "history",
+            crate::error::ErrorKind::Protocol,
+            "a history stream's entries were not as XREVRANGE answers them",
+        )
+    }
+}
+
 impl Admin for RedisCoordinator {
     fn members(&self) -> BoxFuture<'_, Result<Vec<Member>, Error>> {
         Box::pin(async move {
@@ -67,13 +78,7 @@ impl Admin for RedisCoordinator {
                 .into_iter()
                 .map(|reply| {
                     let value = reply.map_err(|err| self.error("history", err))?.value;
-                    stream_entries(value).ok_or_else(|| {
-                        self.fail(
-                            "history",
-                            crate::error::ErrorKind::Protocol,
-                            "a history stream's entries were not as XREVRANGE answers them",
-                        )
-                    })
+                    stream_entries(value).ok_or_else(|| self.not_a_stream())
                 })
                 .collect()
         })
@@ -91,12 +96,8 @@ impl Admin for RedisCoordinator {
             // Redis takes a signed 64-bit count.
             let count = i64::try_from(limit).unwrap_or(i64::MAX);
             cmd.arg(runs).arg("+").arg("-").arg("COUNT").arg(count);
-            let entries: Vec<(String, HashMap<String, String>)> =
-                self.call("history", cmd.query_async(&mut conn)).await?;
-            Ok(entries
-                .into_iter()
-                .map(|(_, fields)| entry(fields))
-                .collect())
+            let reply: redis::Value = self.call("history", cmd.query_async(&mut conn)).await?;
+            stream_entries(reply).ok_or_else(|| self.not_a_stream())
         })
     }
 
@@ -369,19 +370,6 @@ fn job_state(fields: &[Option<String>], running: Option<String>) -> JobState {
     }
 }
 
-/// A history entry from the fields of its stream entry.
-fn entry(mut fields: HashMap<String, String>) -> HistoryEntry {
-    HistoryEntry {
-        tick_ms: number(fields.remove("tick")).unwrap_or_default(),
-        node: fields.remove("node").unwrap_or_default(),
-        outcome: fields.remove("outcome").unwrap_or_default(),
-        detail: fields.remove("detail"),
-        fence: number(fields.remove("fence")),
-        duration_ms: number(fields.remove("duration_ms")),
-        delay_ms: number(fields.remove("delay_ms")),
-    }
-}
-
 /// The entries of an `XREVRANGE` answer, read straight from the reply (a fleet's view reads
 /// thousands: no map and no key string per field).
 fn stream_entries(value: redis::Value) -> Option<Vec<HistoryEntry>> {
@@ -391,8 +379,11 @@ fn stream_entries(value: redis::Value) -> Option<Vec<HistoryEntry>> {
         Value::SimpleString(text) => Some(text.clone()),
         _ => None,
     };
-    let Value::Array(items) = value else {
-        return None;
+    let items = match value {
+        Value::Array(items) => items,
+        // `COUNT 0` is answered nil.
+        Value::Nil => return Some(Vec::new()),
+        _ => return None,
     };
     items
         .into_iter()
