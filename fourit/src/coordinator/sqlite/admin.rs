@@ -90,10 +90,13 @@ impl Admin for SqliteCoordinator {
     }
 
     fn catalog(&self) -> BoxFuture<'_, Result<Vec<CatalogEntry>, Error>> {
-        // A write: registrations follow the members (`rules::members::prune`) as it reads.
-        Box::pin(self.write("catalog", move |tx, now| {
-            tx.prune_catalog()?;
-            let catalog = tx.registrations_of(None)?;
+        // A read (it takes no write lock, so a view never holds up a claim): registrations
+        // follow the members (`rules::members::prune`) in what it answers; the file itself is
+        // pruned by registrations, leaves and evictions.
+        Box::pin(self.read("catalog", move |tx, now| {
+            let members = tx.members()?;
+            let mut catalog = tx.registrations_of(None)?;
+            rules::members::prune_all(&mut catalog, &|node| members.contains_key(node));
             let mut entries = Vec::with_capacity(catalog.len());
             for (name, registrations) in catalog {
                 entries.push(CatalogEntry {
