@@ -100,6 +100,23 @@ async fn text_of(client: &Client, css: &str) -> String {
         .unwrap_or_else(|e| panic!("{css} text: {e}"))
 }
 
+/// Clicks the button `id`, finding it again if the page refreshed itself between the find and
+/// the click (a stale element); any other error fails the test.
+async fn click_button(client: &Client, id: &str) {
+    for _ in 0..5 {
+        let button = client
+            .find(Locator::Id(id))
+            .await
+            .unwrap_or_else(|e| panic!("{id}: {e}"));
+        match button.click().await {
+            Ok(()) => return,
+            Err(e) if e.to_string().contains("stale element") => continue,
+            Err(e) => panic!("{id} click: {e}"),
+        }
+    }
+    panic!("{id}: the page kept replacing the button");
+}
+
 /// Waits for the page the last click led to: its notice says `needle`.
 async fn wait_notice(client: &Client, needle: &str) -> String {
     let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
@@ -236,13 +253,7 @@ async fn a_real_browser_sees_and_steers_a_live_fleet() {
     assert!(text_of(&client, "h1").await.contains("paused"));
 
     // Resume: it runs again.
-    client
-        .find(Locator::Id("resume"))
-        .await
-        .unwrap_or_else(|e| panic!("{e}"))
-        .click()
-        .await
-        .unwrap_or_else(|e| panic!("{e}"));
+    click_button(&client, "resume").await;
     wait_notice(&client, "resumed").await;
     let resumed_at = now_ms();
     fleet
@@ -252,13 +263,7 @@ async fn a_real_browser_sees_and_steers_a_live_fleet() {
         .await;
 
     // Trigger: one manual run.
-    client
-        .find(Locator::Id("trigger"))
-        .await
-        .unwrap_or_else(|e| panic!("{e}"))
-        .click()
-        .await
-        .unwrap_or_else(|e| panic!("{e}"));
+    click_button(&client, "trigger").await;
     let manual = |events: &[fourit_tests::faults::Event]| {
         events
             .iter()
